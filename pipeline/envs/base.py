@@ -1,0 +1,319 @@
+"""The tool framework every simulated environment is built on.
+
+An environment is a class whose public tools are typed methods marked with :func:`tool`.
+From each method's signature and docstring we derive both the argument validator (a strict
+pydantic model) and the OpenAI function schema, so the two can never disagree and nothing is
+written by hand. State lives in one strict pydantic model per environment; tools mutate it and
+nothing else. Misuse raises :class:`ToolError`, which callers show to the model as the result;
+any other exception is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
+
+
+class ToolError(Exception):
+    """A tool was used wrongly; the message is what the calling agent gets to see."""
+
+
+class ToolKind(StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+
+_TOOL_MARK = "__asynctool_tool__"
+
+
+@dataclass(frozen=True)
+class _ToolMark:
+    kind: ToolKind
+    latency: float
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tool(kind: ToolKind | str, latency: float) -> Callable[[F], F]:
+    """Mark a method as a tool: ``kind`` says whether it changes state, ``latency`` is its
+    default simulated response time in seconds (see docs/latency.md for the reasoning)."""
+
+    mark = _ToolMark(ToolKind(kind), float(latency))
+
+    def decorate(fn: F) -> F:
+        setattr(fn, _TOOL_MARK, mark)
+        return fn
+
+    return decorate
+
+
+class EnvState(BaseModel):
+    """Base of every environment's state: strict, closed, JSON-serialisable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", validate_default=False)
+
+
+class SeededState(EnvState):
+    """State of an environment that draws random ids or values.
+
+    The generator is rebuilt from ``random_seed`` and advanced by ``rng_words`` 32-bit words, so
+    a state snapshot taken mid-task resumes the exact same sequence of draws.
+    """
+
+    random_seed: int
+    rng_words: int = 0
+
+
+class _CountingRandom(random.Random):
+    """Mersenne Twister that counts the 32-bit words it consumes.
+
+    Overriding both ``random`` and ``getrandbits`` keeps CPython's draw algorithms
+    (``randint`` -> ``_randbelow_with_getrandbits``, ``uniform`` -> ``random``) identical to a
+    plain ``random.Random``, so seeded sequences match other simulators that use it.
+    """
+
+    def __init__(self, seed: int, state: SeededState) -> None:
+        self._state = state
+        super().__init__(seed)
+
+    def random(self) -> float:
+        self._state.rng_words += 2
+        return super().random()
+
+    def getrandbits(self, k: int) -> int:
+        if k > 0:
+            self._state.rng_words += (k - 1) // 32 + 1
+        return super().getrandbits(k)
+
+
+def _seeded_generator(state: SeededState) -> random.Random:
+    generator = random.Random(state.random_seed)
+    for _ in range(state.rng_words):
+        generator.getrandbits(32)
+    counting = _CountingRandom(state.random_seed, state)
+    counting.setstate(generator.getstate())
+    return counting
+
+
+_ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
+_SECTION_HEADER = re.compile(r"^\s*(Returns|Raises|Yields|Examples?|Notes?):\s*$")
+_ARG_LINE = re.compile(r"^\s{2,}(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+
+
+def _parse_docstring(doc: str) -> tuple[str, dict[str, str], str]:
+    """Split a Google-style docstring into (summary, per-argument text, returns text)."""
+    lines = inspect.cleandoc(doc).splitlines()
+    summary: list[str] = []
+    args: dict[str, str] = {}
+    returns: list[str] = []
+    section = "summary"
+    current: str | None = None
+    for line in lines:
+        if _ARGS_HEADER.match(line):
+            section, current = "args", None
+            continue
+        header = _SECTION_HEADER.match(line)
+        if header:
+            section = "returns" if header.group(1) == "Returns" else "other"
+            continue
+        if section == "summary":
+            summary.append(line.strip())
+        elif section == "args":
+            match = _ARG_LINE.match("  " + line if not line.startswith(" ") else line)
+            if match and not line.startswith("      "):
+                current = match.group(1)
+                args[current] = match.group(2).strip()
+            elif current and line.strip():
+                args[current] = f"{args[current]} {line.strip()}"
+        elif section == "returns" and line.strip():
+            returns.append(line.strip())
+    text = " ".join(part for part in summary if part).strip()
+    return text, args, " ".join(returns)
+
+
+def _strip_titles(schema: Any) -> Any:
+    """Drop pydantic's auto-generated ``title`` keys: they add tokens and carry nothing."""
+    if isinstance(schema, dict):
+        return {
+            key: _strip_titles(value)
+            for key, value in schema.items()
+            if not (key == "title" and isinstance(value, str))
+        }
+    if isinstance(schema, list):
+        return [_strip_titles(item) for item in schema]
+    return schema
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """Everything known about one tool, derived from its method."""
+
+    name: str
+    method: str
+    kind: ToolKind
+    latency: float
+    description: str
+    returns: str
+    parameters: dict[str, Any]
+    param_names: tuple[str, ...]
+    args_model: type[BaseModel]
+
+    def openai_schema(self, name: str | None = None) -> dict[str, Any]:
+        """The tool as an OpenAI function definition (``name`` overrides, e.g. qualified)."""
+        return {
+            "type": "function",
+            "function": {
+                "name": name or self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark) -> ToolSpec:
+    if not fn.__doc__:
+        raise TypeError(f"{owner.__name__}.{attr}: a tool needs a docstring")
+    summary, arg_docs, returns = _parse_docstring(fn.__doc__)
+    hints = get_type_hints(fn)
+    signature = inspect.signature(fn)
+    fields: dict[str, Any] = {}
+    names: list[str] = []
+    for pname, param in list(signature.parameters.items())[1:]:
+        if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+            raise TypeError(f"{owner.__name__}.{attr}: *args/**kwargs are not allowed in tools")
+        if pname not in hints:
+            raise TypeError(f"{owner.__name__}.{attr}: parameter {pname!r} needs a type")
+        if pname not in arg_docs:
+            raise TypeError(f"{owner.__name__}.{attr}: parameter {pname!r} is not documented")
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (hints[pname], Field(default, description=arg_docs[pname]))
+        names.append(pname)
+    model = create_model(  # type: ignore[call-overload]
+        f"{owner.__name__}_{attr}_args",
+        __config__=ConfigDict(strict=True, extra="forbid"),
+        **fields,
+    )
+    parameters = _strip_titles(model.model_json_schema())
+    parameters.setdefault("properties", {})
+    parameters.setdefault("required", [])
+    return ToolSpec(
+        name=attr,
+        method=attr,
+        kind=mark.kind,
+        latency=mark.latency,
+        description=summary,
+        returns=returns,
+        parameters=parameters,
+        param_names=tuple(names),
+        args_model=model,
+    )
+
+
+def _format_validation_error(tool_name: str, error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "(arguments)"
+        problems.append(f"{where}: {item['msg']}")
+    return f"invalid arguments for {tool_name}: " + "; ".join(problems)
+
+
+S = TypeVar("S", bound=EnvState)
+
+
+class Environment(Generic[S]):
+    """Base class of a simulated, stateful tool environment.
+
+    Subclasses set ``name`` (the category, used to qualify tools as ``name.tool``),
+    ``state_model`` and, where they reproduce a BFCL class, ``bfcl_class``.
+    """
+
+    name: ClassVar[str]
+    state_model: ClassVar[type[EnvState]]
+    bfcl_class: ClassVar[str | None] = None
+    #: state fields that exist only in this project (seeds, counters), left out of BFCL states
+    internal_fields: ClassVar[frozenset[str]] = frozenset({"random_seed", "rng_words"})
+    _specs: ClassVar[dict[str, ToolSpec]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        specs: dict[str, ToolSpec] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                mark = getattr(value, _TOOL_MARK, None)
+                if isinstance(mark, _ToolMark):
+                    specs[attr] = _derive_spec(cls, attr, value, mark)
+        cls._specs = specs
+
+    def __init__(self, state: S) -> None:
+        self.state: S = state
+        self._rng: random.Random | None = None
+
+    # ----- construction and snapshots -------------------------------------------------
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any] | None = None) -> Environment[S]:
+        """Build from a state in this project's format (missing fields take defaults)."""
+        try:
+            model = cls.state_model.model_validate(dict(state or {}))
+        except ValidationError as error:
+            raise ValueError(f"invalid initial state for {cls.name}: {error}") from error
+        return cls(model)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_bfcl_config(cls, config: Mapping[str, Any]) -> Environment[S]:
+        """Build from an upstream BFCL ``initial_config`` entry. Override to translate names."""
+        known = cls.state_model.model_fields
+        return cls.from_state({key: value for key, value in config.items() if key in known})
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain JSON values."""
+        return self.state.model_dump(mode="json")
+
+    def bfcl_state(self) -> dict[str, Any]:
+        """The state named as upstream BFCL names its attributes (for conformance checks)."""
+        data = self.snapshot()
+        for field in self.internal_fields:
+            data.pop(field, None)
+        return data
+
+    # ----- tools ----------------------------------------------------------------------
+    @classmethod
+    def tool_specs(cls) -> Mapping[str, ToolSpec]:
+        return cls._specs
+
+    @classmethod
+    def openai_tools(cls, qualified: bool = True) -> list[dict[str, Any]]:
+        return [
+            spec.openai_schema(f"{cls.name}.{name}" if qualified else name)
+            for name, spec in cls._specs.items()
+        ]
+
+    def invoke(self, tool_name: str, arguments: Mapping[str, Any]) -> JsonValue:
+        """Validate ``arguments`` strictly and run the tool; misuse raises ``ToolError``."""
+        spec = self._specs.get(tool_name)
+        if spec is None:
+            raise ToolError(f"{self.name} has no tool named {tool_name!r}")
+        try:
+            validated = spec.args_model.model_validate(dict(arguments))
+        except ValidationError as error:
+            raise ToolError(_format_validation_error(tool_name, error)) from None
+        kwargs = {name: getattr(validated, name) for name in spec.param_names}
+        result: JsonValue = getattr(self, spec.method)(**kwargs)
+        return result
+
+    # ----- helpers for subclasses -----------------------------------------------------
+    @property
+    def rng(self) -> random.Random:
+        """The environment's seeded generator; every draw is recorded in the state."""
+        if self._rng is None:
+            if not isinstance(self.state, SeededState):
+                raise TypeError(f"{self.name} state has no random seed")
+            self._rng = _seeded_generator(self.state)
+        return self._rng

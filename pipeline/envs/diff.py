@@ -1,0 +1,60 @@
+"""Readable differences between two JSON states (a hash says *that* they differ, this says how)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_MAX_SHOWN = 120
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def state_diff(before: Any, after: Any, path: str = "", limit: int = 200) -> list[str]:
+    """List changes as ``path: old -> new``, ``+ path: value`` and ``- path: value`` lines.
+
+    Dicts are compared key by key and lists element by element, so a single changed field deep
+    in a tree shows as one line. At most ``limit`` lines are returned.
+    """
+    out: list[str] = []
+    _walk(before, after, path, out, limit)
+    return out
+
+
+def _walk(before: Any, after: Any, path: str, out: list[str], limit: int) -> None:
+    if len(out) >= limit or before == after:
+        return
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in before:
+            if key not in after:
+                out.append(f"- {_join(path, key)}: {_show(before[key])}")
+            else:
+                _walk(before[key], after[key], _join(path, key), out, limit)
+            if len(out) >= limit:
+                return
+        for key in after:
+            if key not in before:
+                out.append(f"+ {_join(path, key)}: {_show(after[key])}")
+                if len(out) >= limit:
+                    return
+        return
+    if isinstance(before, list) and isinstance(after, list):
+        for index in range(max(len(before), len(after))):
+            where = f"{path}[{index}]"
+            if index >= len(after):
+                out.append(f"- {where}: {_show(before[index])}")
+            elif index >= len(before):
+                out.append(f"+ {where}: {_show(after[index])}")
+            else:
+                _walk(before[index], after[index], where, out, limit)
+            if len(out) >= limit:
+                return
+        return
+    out.append(f"{path or '(root)'}: {_show(before)} -> {_show(after)}")

@@ -1,0 +1,205 @@
+"""Data contracts between the pipeline's stages (DESIGN §3), as strict pydantic v2 models.
+
+Every model is closed (unknown fields are errors) and strict (no silent coercion). Files are read
+with ``model_validate_json`` so that JSON-only types such as timestamps parse in strict mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+QualifiedTool = Annotated[
+    str, Field(max_length=128, pattern=r"^[a-z][a-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+]
+EnvName = Annotated[str, Field(max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+#: ``step_id`` or ``step_id.json.path`` (dotted keys / list indices into that step's output)
+BindingSource = Annotated[str, Field(max_length=256, pattern=r"^[A-Za-z0-9_.-]+(\.[^.]+)*$")]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation used for hashing: sorted keys, no whitespace, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(value: Any, length: int = 16) -> str:
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
+
+
+class Call(Contract):
+    """One ground-truth step."""
+
+    id: StepId
+    tool: QualifiedTool
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+    depends_on: list[StepId] = Field(default_factory=list)
+    bindings: dict[str, BindingSource] = Field(default_factory=dict)
+
+    @property
+    def env(self) -> str:
+        return self.tool.split(".", 1)[0]
+
+    @property
+    def function(self) -> str:
+        return self.tool.split(".", 1)[1]
+
+
+class Expected(Contract):
+    """Filled by validation: what a correct execution must end with."""
+
+    state_digest: str
+    outputs: dict[StepId, JsonValue] = Field(default_factory=dict)
+
+
+class Lineage(Contract):
+    parents: list[str] = Field(default_factory=list)
+    operator: str = "seed"
+    round: int = 0
+    model: str | None = None
+    prompt_hash: str | None = None
+    #: where a seed came from, e.g. ``seeds/filesystem.jsonl`` or ``bfcl:multi_turn_base_3#turn1``
+    source: str | None = None
+
+
+class Task(Contract):
+    """A single task: a question, the start state of each environment, and its ground truth."""
+
+    id: str
+    category: EnvName
+    envs: list[EnvName] = Field(min_length=1)
+    question: str = Field(min_length=1)
+    initial_config: dict[EnvName, dict[str, JsonValue]] = Field(default_factory=dict)
+    calls: list[Call]
+    expected: Expected | None = None
+    lineage: Lineage = Field(default_factory=Lineage)
+
+    def content_id(self) -> str:
+        """Hash of what defines the task (not of its lineage or validation results)."""
+        return content_hash(
+            {
+                "category": self.category,
+                "envs": self.envs,
+                "question": self.question,
+                "initial_config": self.initial_config,
+                "calls": [call.model_dump(mode="json") for call in self.calls],
+            }
+        )
+
+    def with_content_id(self) -> Task:
+        return self.model_copy(update={"id": self.content_id()})
+
+
+class Composition(StrEnum):
+    SAME_CATEGORY = "same_category"
+    CROSS_CATEGORY = "cross_category"
+
+
+class Bounds(Contract):
+    optimal_makespan: float = Field(ge=0)
+    sequential_makespan: float = Field(ge=0)
+
+
+class Instance(Contract):
+    """A multi-task instance: 2–3 tasks the agent works on at once."""
+
+    id: str
+    tasks: list[Task] = Field(min_length=2, max_length=3)
+    composition: Composition
+    latency_profile: str
+    seed: int
+    latency: dict[QualifiedTool, float]
+    bounds: Bounds
+
+
+class Stage(StrEnum):
+    PARSE = "parse"
+    STATIC = "static"
+    EXECUTE = "execute"
+    DEPENDENCY = "dependency"
+    GROUNDING = "grounding"
+    MINIMALITY = "minimality"
+    JUDGE = "judge"
+    REVIEW = "review"
+
+
+class RejectionCode(StrEnum):
+    """The closed set of reasons a candidate can be rejected for; the prefix is its stage."""
+
+    PARSE_MALFORMED = "parse.malformed"
+    PARSE_UNSAFE = "parse.unsafe"
+    STATIC_UNKNOWN_TOOL = "static.unknown_tool"
+    STATIC_BAD_ARGUMENTS = "static.bad_arguments"
+    STATIC_TOO_FEW_CALLS = "static.too_few_calls"
+    STATIC_IDENTICAL_CONSECUTIVE = "static.identical_consecutive"
+    STATIC_API_NAME_IN_QUESTION = "static.api_name_in_question"
+    STATIC_BAD_DEPENDENCY = "static.bad_dependency"
+    EXECUTE_TOOL_ERROR = "execute.tool_error"
+    EXECUTE_NONDETERMINISTIC = "execute.nondeterministic"
+    DEPENDENCY_SPURIOUS = "dependency.spurious"
+    DEPENDENCY_UNDECLARED = "dependency.undeclared"
+    GROUNDING_UNGROUNDED_ARGUMENT = "grounding.ungrounded_argument"
+    MINIMALITY_REDUNDANT_CALL = "minimality.redundant_call"
+    JUDGE_MISMATCH = "judge.mismatch"
+    JUDGE_AMBIGUOUS = "judge.ambiguous"
+    REVIEW_REJECTED = "review.rejected"
+
+    @property
+    def stage(self) -> Stage:
+        return Stage(self.value.split(".", 1)[0])
+
+
+class Evidence(Contract):
+    step_id: str | None = None
+    output: JsonValue = None
+    diff: list[str] = Field(default_factory=list)
+    #: cheap evidence of later checks that also failed (code -> message)
+    also_failed: dict[str, str] = Field(default_factory=dict)
+
+
+class Rejection(Contract):
+    sample_id: str
+    stage: Stage
+    code: RejectionCode
+    message: str
+    evidence: Evidence = Field(default_factory=Evidence)
+    raw: str | None = None
+
+    @model_validator(mode="after")
+    def _stage_matches_code(self) -> Rejection:
+        if self.code.stage is not self.stage:
+            raise ValueError(f"code {self.code.value} does not belong to stage {self.stage.value}")
+        return self
+
+
+class Decision(StrEnum):
+    CONFIRM_REJECT = "confirm_reject"
+    OVERRIDE_ACCEPT = "override_accept"
+    REJECT = "reject"  # a spot-checked accepted sample that the reviewer rejects
+
+
+class Review(Contract):
+    sample_id: str
+    decision: Decision
+    reviewer: str = Field(min_length=1)
+    note: str = ""
+    at: datetime
+
+
+#: every contract, by the file name its JSON Schema is written to
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "call": Call,
+    "task": Task,
+    "instance": Instance,
+    "rejection": Rejection,
+    "review": Review,
+}

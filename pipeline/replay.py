@@ -1,0 +1,86 @@
+"""Replay a task's ground truth on fresh environments built from its ``initial_config``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import JsonValue
+
+from pipeline.envs import ENVIRONMENTS, Environment, ToolError, get_env_class
+from pipeline.models import Call, Task, content_hash
+
+Envs = dict[str, Environment[Any]]
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    call_id: str
+    tool: str
+    result: JsonValue = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class ReplayResult:
+    outcomes: list[CallOutcome]
+    final_state: dict[str, dict[str, Any]]
+    envs: Envs = field(repr=False)
+
+    @property
+    def errors(self) -> list[CallOutcome]:
+        return [outcome for outcome in self.outcomes if not outcome.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def state_digest(self) -> str:
+        return state_digest(self.final_state)
+
+
+def state_digest(states: Mapping[str, Any]) -> str:
+    return content_hash(states, length=32)
+
+
+def build_envs(env_names: Iterable[str], initial_config: Mapping[str, Mapping[str, Any]]) -> Envs:
+    """One fresh environment per name; a name without a config starts from defaults."""
+    envs: Envs = {}
+    for name in env_names:
+        envs[name] = get_env_class(name).from_state(initial_config.get(name))
+    unknown = set(initial_config) - set(envs)
+    if unknown:
+        raise ValueError(f"initial_config has environments the task does not use: {sorted(unknown)}")
+    return envs
+
+
+def run_call(envs: Envs, call: Call) -> CallOutcome:
+    """Run one call; a ``ToolError`` becomes the outcome's error, anything else propagates."""
+    env = envs.get(call.env)
+    if env is None:
+        if call.env in ENVIRONMENTS:
+            error = f"environment {call.env!r} is not part of this task"
+        else:
+            error = f"unknown environment {call.env!r}"
+        return CallOutcome(call.id, call.tool, error=error)
+    try:
+        result = env.invoke(call.function, call.arguments)
+    except ToolError as failure:
+        return CallOutcome(call.id, call.tool, error=str(failure))
+    return CallOutcome(call.id, call.tool, result=result)
+
+
+def replay_calls(envs: Envs, calls: Iterable[Call]) -> ReplayResult:
+    outcomes = [run_call(envs, call) for call in calls]
+    final = {name: env.snapshot() for name, env in envs.items()}
+    return ReplayResult(outcomes=outcomes, final_state=final, envs=envs)
+
+
+def replay(task: Task) -> ReplayResult:
+    """Run every call of ``task`` in order on fresh environments, keeping going after errors."""
+    return replay_calls(build_envs(task.envs, task.initial_config), task.calls)
