@@ -1,0 +1,56 @@
+# Every target sets up .venv itself when it is missing or older than pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SHARED ?= ../shared
+RUN_ID ?=
+RUN_ID_ARG := $(if $(RUN_ID),--run-id $(RUN_ID),)
+
+export HF_HUB_OFFLINE ?= 1
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
+
+.PHONY: help install dataset test lint typecheck schemas bench tools clean
+
+help:
+	@echo "make dataset   run the pipeline end to end on its offline default"
+	@echo "make test      run lint, type checks and the test suite"
+	@echo "make bench     run the benchmarks in bench/"
+	@echo "make schemas   regenerate schemas/ from the data contracts"
+	@echo "make tools     list every simulated tool with kind and latency"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+dataset: $(STAMP)
+	$(VENV)/bin/asynctool dataset $(RUN_ID_ARG) --bfcl $(SHARED)/peers/bfcl/v4
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check pipeline tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/asynctool schemas --check
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pipeline tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+schemas: $(STAMP)
+	$(VENV)/bin/asynctool schemas
+
+tools: $(STAMP)
+	@$(VENV)/bin/asynctool tools
+
+bench: $(STAMP)
+	$(PY) bench/replay.py
+
+clean:
+	rm -rf output .mypy_cache .ruff_cache .pytest_cache

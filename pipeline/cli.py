@@ -1,0 +1,129 @@
+"""``asynctool``: the command line of AsyncTool Forge."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
+from pipeline.dataset import DEFAULT_BFCL, build_dataset
+from pipeline.envs import ENVIRONMENTS
+from pipeline.jsonl import RecordError, read_records, write_records
+from pipeline.models import Task
+from pipeline.replay import replay
+from pipeline.schemas import SCHEMA_DIR, stale_schemas, write_schemas
+
+OUTPUT = Path("output")
+
+
+def _cmd_import_bfcl(args: argparse.Namespace) -> int:
+    folder: Path = args.folder
+    files = [folder] if folder.is_file() else multi_turn_files(folder)
+    if not files:
+        print(f"error: no BFCL multi-turn files with ground truth in {folder}", file=sys.stderr)
+        return 2
+    report = import_bfcl(files, Granularity(args.granularity))
+    out: Path = args.out or OUTPUT / "imports" / f"bfcl_{args.granularity}.jsonl"
+    write_records(out, report.tasks)
+    print(report.summary())
+    for source, reason in report.skipped[:10]:
+        print(f"  skipped {source}: {reason}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    failures: Counter[str] = Counter()
+    total = 0
+    for task in read_records(args.file, Task):
+        total += 1
+        result = replay(task)
+        for outcome in result.errors:
+            failures[outcome.tool] += 1
+            if args.verbose:
+                print(f"{task.id} {outcome.call_id} {outcome.tool}: {outcome.error}")
+    failed_calls = sum(failures.values())
+    print(f"replayed {total} tasks; {failed_calls} calls raised ToolError")
+    for tool, count in failures.most_common(10):
+        print(f"  {tool}: {count}")
+    return 0
+
+
+def _cmd_schemas(args: argparse.Namespace) -> int:
+    if args.check:
+        stale = stale_schemas()
+        if stale:
+            print(f"stale schemas: {', '.join(stale)} (run `make schemas`)", file=sys.stderr)
+            return 1
+        print("schemas are up to date")
+        return 0
+    for path in write_schemas():
+        print(f"wrote {path.relative_to(SCHEMA_DIR.parent)}")
+    return 0
+
+
+def _cmd_tools(args: argparse.Namespace) -> int:
+    print("| tool | kind | latency (s) | description |")
+    print("| --- | --- | --- | --- |")
+    for env_name, cls in ENVIRONMENTS.items():
+        for name, spec in cls.tool_specs().items():
+            print(f"| {env_name}.{name} | {spec.kind.value} | {spec.latency:g} | {spec.description} |")
+    return 0
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    bfcl = None if args.no_bfcl else args.bfcl
+    if bfcl is not None and not bfcl.is_dir():
+        print(f"note: BFCL data not found at {bfcl}; using the project's seeds only")
+    summary = build_dataset(args.output, args.run_id, bfcl)
+    print(f"candidates: {summary.sources}")
+    print(f"replayed cleanly: {summary.accepted}; failed replay: {summary.rejected}")
+    print(f"written to {summary.run_dir}/ (accepted.jsonl, rejected.jsonl, manifest.json)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asynctool", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    imp = sub.add_parser("import-bfcl", help="turn BFCL multi-turn files into tasks")
+    imp.add_argument("folder", type=Path, help="BFCL data folder (or one multi-turn file)")
+    imp.add_argument("--granularity", choices=[g.value for g in Granularity], default="turn")
+    imp.add_argument("--out", type=Path, help="output JSON-lines file")
+    imp.set_defaults(run=_cmd_import_bfcl)
+
+    rep = sub.add_parser("replay", help="replay every task of a JSON-lines file")
+    rep.add_argument("file", type=Path)
+    rep.add_argument("-v", "--verbose", action="store_true", help="print every failing call")
+    rep.set_defaults(run=_cmd_replay)
+
+    sch = sub.add_parser("schemas", help="write the contracts' JSON Schemas to schemas/")
+    sch.add_argument("--check", action="store_true", help="fail if schemas/ is stale")
+    sch.set_defaults(run=_cmd_schemas)
+
+    tls = sub.add_parser("tools", help="list every tool with its kind and default latency")
+    tls.set_defaults(run=_cmd_tools)
+
+    dat = sub.add_parser("dataset", help="run the pipeline's stages end to end (offline)")
+    dat.add_argument("--run-id", help="name of the run folder (default: a timestamp)")
+    dat.add_argument("--output", type=Path, default=OUTPUT, help="output root (default: output)")
+    dat.add_argument("--bfcl", type=Path, default=DEFAULT_BFCL, help="BFCL v4 data folder")
+    dat.add_argument("--no-bfcl", action="store_true", help="use the project's seeds only")
+    dat.set_defaults(run=_cmd_dataset)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except (RecordError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""Shared fixtures. Peer data is read from ../shared at test time and skipped where absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ASYNCTOOL_SHARED", REPO.parent / "shared"))
+BFCL_V4 = SHARED / "peers" / "bfcl" / "v4"
+
+
+@pytest.fixture(scope="session")
+def bfcl_dir() -> Path:
+    if not (BFCL_V4 / "BFCL_v4_multi_turn_base.json").exists():
+        pytest.skip(f"BFCL peer data not found at {BFCL_V4}")
+    return BFCL_V4
