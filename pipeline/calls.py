@@ -117,7 +117,8 @@ def parse_call(source: str) -> ParsedCall:
     try:
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
-        raise CallParseError(f"not valid call syntax ({error.__class__.__name__}: {error})", text)
+        reason = f"not valid call syntax ({error.__class__.__name__}: {error})"
+        raise CallParseError(reason, text) from None
     node = tree.body
     if not isinstance(node, ast.Call):
         raise CallParseError(f"expected a function call, found {type(node).__name__}", text)

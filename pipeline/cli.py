@@ -69,7 +69,9 @@ def _cmd_tools(args: argparse.Namespace) -> int:
     print("| --- | --- | --- | --- |")
     for env_name, cls in ENVIRONMENTS.items():
         for name, spec in cls.tool_specs().items():
-            print(f"| {env_name}.{name} | {spec.kind.value} | {spec.latency:g} | {spec.description} |")
+            print(
+                f"| {env_name}.{name} | {spec.kind.value} | {spec.latency:g} | {spec.description} |"
+            )
     return 0
 
 

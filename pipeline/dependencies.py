@@ -5,7 +5,8 @@ Two kinds of dependency are found:
 * **Data** — an argument value (or an element of a list argument) equals a value in an
   earlier call's output and does not appear in the question: the later call needs that
   output. It is declared in ``depends_on`` and recorded in ``bindings`` as
-  ``argument -> step_id.path`` (first producer in order, first path inside its output).
+  ``argument -> step_id.path`` (``argument.index`` for a list element; the first producer in
+  order and the first path inside its output).
   Trivial values (booleans, ``None``, 0, ±1, strings under 3 characters) never bind: they
   coincide too easily.
 * **State** — within one environment, call *j* depends on an earlier call *i* when replaying
@@ -79,14 +80,17 @@ def data_bindings(
     for call, output in zip(calls, outputs):
         bindings: dict[str, str] = {}
         for name, value in call.arguments.items():
-            candidates = value if isinstance(value, list) else [value]
-            for item in candidates:
+            slots = (
+                [(f"{name}.{index}", item) for index, item in enumerate(value)]
+                if isinstance(value, list)
+                else [(name, value)]
+            )
+            for slot, item in slots:
                 if not _bindable(item) or _mentioned(item, question):
                     continue
                 source = produced.get(_value_key(item))
                 if source is not None:
-                    bindings[name] = source
-                    break
+                    bindings[slot] = source
         result.append(bindings)
         for path, leaf in _leaves(output):
             if _bindable(leaf):
@@ -113,11 +117,17 @@ def _trace(
             rows.append((None, None, [], 0))
             continue
         before = env.snapshot() if env is not None else {}
-        words_before = env.state.rng_words if env is not None and isinstance(env.state, SeededState) else 0
+        words_before = (
+            env.state.rng_words if env is not None and isinstance(env.state, SeededState) else 0
+        )
         outcome = run_call(envs, call)
         after = env.snapshot() if env is not None else {}
-        words_after = env.state.rng_words if env is not None and isinstance(env.state, SeededState) else 0
-        rows.append((outcome.result, outcome.error, state_diff(before, after), words_after - words_before))
+        words_after = (
+            env.state.rng_words if env is not None and isinstance(env.state, SeededState) else 0
+        )
+        rows.append(
+            (outcome.result, outcome.error, state_diff(before, after), words_after - words_before)
+        )
     return rows
 
 

@@ -25,7 +25,9 @@ def read_records(path: Path, model: type[M]) -> Iterator[M]:
             try:
                 yield model.model_validate_json(line)
             except ValidationError as error:
-                raise RecordError(f"{path}:{number}: not a valid {model.__name__}: {error}") from None
+                raise RecordError(
+                    f"{path}:{number}: not a valid {model.__name__}: {error}"
+                ) from None
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -43,6 +43,7 @@ class Call(Contract):
     tool: QualifiedTool
     arguments: dict[str, JsonValue] = Field(default_factory=dict)
     depends_on: list[StepId] = Field(default_factory=list)
+    #: ``argument`` (or ``argument.index`` for a list element) -> where its value comes from
     bindings: dict[str, BindingSource] = Field(default_factory=dict)
 
     @property

@@ -55,7 +55,9 @@ def build_envs(env_names: Iterable[str], initial_config: Mapping[str, Mapping[st
         envs[name] = get_env_class(name).from_state(initial_config.get(name))
     unknown = set(initial_config) - set(envs)
     if unknown:
-        raise ValueError(f"initial_config has environments the task does not use: {sorted(unknown)}")
+        raise ValueError(
+            f"initial_config has environments the task does not use: {sorted(unknown)}"
+        )
     return envs
 
 

@@ -13,7 +13,8 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 def render_schemas() -> dict[str, str]:
     """File name -> schema text, deterministic so a stale ``schemas/`` shows as a diff."""
     return {
-        f"{name}.schema.json": json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
+        f"{name}.schema.json": json.dumps(model.model_json_schema(), indent=2, sort_keys=True)
+        + "\n"
         for name, model in CONTRACTS.items()
     }
 

@@ -12,8 +12,14 @@ from pipeline.replay import build_envs
 def test_parses_keywords_positionals_and_literals() -> None:
     parsed = parse_call("post(content='hi', tags=['#a', '#b'], n=-3, x=2.5, ok=True, none=None)")
     assert parsed.name == "post"
-    assert parsed.kwargs == {"content": "hi", "tags": ["#a", "#b"], "n": -3, "x": 2.5, "ok": True,
-                             "none": None}
+    assert parsed.kwargs == {
+        "content": "hi",
+        "tags": ["#a", "#b"],
+        "n": -3,
+        "x": 2.5,
+        "ok": True,
+        "none": None,
+    }
     assert parse_call("sort('final_report.pdf')").args == ["final_report.pdf"]
     assert parse_call("f(d={'k': (1, 2)})").kwargs == {"d": {"k": [1, 2]}}
 
@@ -28,7 +34,7 @@ def test_positionals_bind_to_parameter_names() -> None:
 
 
 def test_format_call_round_trips() -> None:
-    arguments = {"content": "it's \"quoted\"", "tags": ["#x"], "n": 3, "d": {"a": None}}
+    arguments = {"content": 'it\'s "quoted"', "tags": ["#x"], "n": 3, "d": {"a": None}}
     assert parse_call(format_call("post", arguments)).kwargs == arguments
 
 

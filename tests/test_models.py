@@ -17,8 +17,13 @@ def _task(**overrides: object) -> Task:
         "question": "Add 1.5 and 2, then double it.",
         "calls": [
             {"id": "s1", "tool": "maths.add", "arguments": {"a": 1.5, "b": 2}},
-            {"id": "s2", "tool": "maths.multiply", "arguments": {"a": 3.5, "b": 2},
-             "depends_on": ["s1"], "bindings": {"a": "s1.result"}},
+            {
+                "id": "s2",
+                "tool": "maths.multiply",
+                "arguments": {"a": 3.5, "b": 2},
+                "depends_on": ["s1"],
+                "bindings": {"a": "s1.result"},
+            },
         ],
     }
     data.update(overrides)
@@ -28,7 +33,9 @@ def _task(**overrides: object) -> Task:
 def test_content_id_ignores_lineage_but_not_content() -> None:
     task = _task().with_content_id()
     assert len(task.id) == 16
-    relabelled = task.model_copy(update={"lineage": task.lineage.model_copy(update={"operator": "x"})})
+    relabelled = task.model_copy(
+        update={"lineage": task.lineage.model_copy(update={"operator": "x"})}
+    )
     assert relabelled.content_id() == task.id
     assert _task(question="Something else entirely.").content_id() != task.id
 
@@ -51,22 +58,43 @@ def test_task_round_trips_through_json() -> None:
 
 
 def test_rejection_code_must_match_stage() -> None:
-    ok = Rejection(sample_id="t", stage=Stage.STATIC, code=RejectionCode.STATIC_UNKNOWN_TOOL,
-                   message="m", evidence=Evidence(step_id="s1"))
+    ok = Rejection(
+        sample_id="t",
+        stage=Stage.STATIC,
+        code=RejectionCode.STATIC_UNKNOWN_TOOL,
+        message="m",
+        evidence=Evidence(step_id="s1"),
+    )
     assert ok.code.stage is Stage.STATIC
     with pytest.raises(ValidationError, match="does not belong"):
-        Rejection(sample_id="t", stage=Stage.PARSE, code=RejectionCode.STATIC_UNKNOWN_TOOL, message="m")
+        Rejection(
+            sample_id="t", stage=Stage.PARSE, code=RejectionCode.STATIC_UNKNOWN_TOOL, message="m"
+        )
 
 
 def test_review_parses_timestamps_from_json() -> None:
-    review = Review.model_validate_json(json.dumps({
-        "sample_id": "t", "decision": "override_accept", "reviewer": "ana", "at": "2026-11-24T12:00:00Z",
-    }))
+    review = Review.model_validate_json(
+        json.dumps(
+            {
+                "sample_id": "t",
+                "decision": "override_accept",
+                "reviewer": "ana",
+                "at": "2026-11-24T12:00:00Z",
+            }
+        )
+    )
     assert review.at.year == 2026
     with pytest.raises(ValidationError):
-        Review.model_validate_json(json.dumps({
-            "sample_id": "t", "decision": "maybe", "reviewer": "ana", "at": "2026-11-24T12:00:00Z",
-        }))
+        Review.model_validate_json(
+            json.dumps(
+                {
+                    "sample_id": "t",
+                    "decision": "maybe",
+                    "reviewer": "ana",
+                    "at": "2026-11-24T12:00:00Z",
+                }
+            )
+        )
 
 
 def test_schemas_folder_is_fresh() -> None:

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.bfcl.data import BASE_FILE, REFERENCE_STATES, fresh_envs, load_tasks, read_jsonl, to_arguments
+from pipeline.bfcl.data import (
+    BASE_FILE,
+    REFERENCE_STATES,
+    fresh_envs,
+    load_tasks,
+    read_jsonl,
+    to_arguments,
+)
 from pipeline.calls import CallParseError
 from pipeline.envs import BFCL_CLASSES, ToolError
 from pipeline.envs.diff import state_diff
@@ -51,7 +58,10 @@ class ConformanceReport:
         return self.tasks_matched / self.tasks if self.tasks else 0.0
 
     def summary(self) -> str:
-        lines = [f"tasks matching upstream final state: {self.tasks_matched}/{self.tasks} ({self.rate:.1%})"]
+        lines = [
+            f"tasks matching upstream final state: {self.tasks_matched}/{self.tasks}"
+            f" ({self.rate:.1%})"
+        ]
         for name, result in sorted(self.per_class.items()):
             lines.append(f"  {name:20s} {result.matched}/{result.total}")
         if self.call_errors:

@@ -48,7 +48,9 @@ def env_name_for_class(bfcl_class: str) -> str:
 
 
 def _turn_text(turn: Sequence[Mapping[str, Any]]) -> str:
-    return "\n".join(str(message.get("content", "")) for message in turn if message.get("role") == "user")
+    return "\n".join(
+        str(message.get("content", "")) for message in turn if message.get("role") == "user"
+    )
 
 
 def answer_file_for(task_file: Path) -> Path:

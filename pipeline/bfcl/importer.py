@@ -88,7 +88,9 @@ def tasks_from_bfcl(upstream: BfclTask, granularity: Granularity) -> Iterator[Ta
         envs = fresh_envs(upstream)
         config = {name: env.snapshot() for name, env in envs.items()}
         question = "\n".join(text for text in upstream.turns if text.strip())
-        yield _make_task(question, env_names, config, _to_calls(sources, env_names, 1), f"bfcl:{upstream.id}")
+        yield _make_task(
+            question, env_names, config, _to_calls(sources, env_names, 1), f"bfcl:{upstream.id}"
+        )
         return
     envs = fresh_envs(upstream)
     for number, (text, sources) in enumerate(zip(upstream.turns, upstream.ground_truth)):

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from pipeline.envs.base import (
-    EnvState,
     Environment,
+    EnvState,
     SeededState,
     ToolError,
     ToolKind,

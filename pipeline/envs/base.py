@@ -196,7 +196,7 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (hints[pname], Field(default, description=arg_docs[pname]))
         names.append(pname)
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{owner.__name__}_{attr}_args",
         __config__=ConfigDict(strict=True, extra="forbid"),
         **fields,

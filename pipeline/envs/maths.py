@@ -7,7 +7,7 @@ import statistics
 
 from pydantic import JsonValue
 
-from pipeline.envs.base import EnvState, Environment, ToolError, ToolKind, tool
+from pipeline.envs.base import Environment, EnvState, ToolError, ToolKind, tool
 
 # Pure computation is fast in any real service; 0.2 s stands for one network round trip.
 _COMPUTE = 0.2
@@ -15,41 +15,93 @@ _MAX_NUMBERS = 100_000
 
 # Factor to the base unit of each dimension; SI prefixes cover the common cases.
 _SI_UNITS: dict[str, tuple[str, float]] = {
-    "km": ("length", 1e3), "m": ("length", 1.0), "cm": ("length", 1e-2),
-    "mm": ("length", 1e-3), "um": ("length", 1e-6), "nm": ("length", 1e-9),
-    "kg": ("mass", 1e3), "g": ("mass", 1.0), "mg": ("mass", 1e-3), "ug": ("mass", 1e-6),
+    "km": ("length", 1e3),
+    "m": ("length", 1.0),
+    "cm": ("length", 1e-2),
+    "mm": ("length", 1e-3),
+    "um": ("length", 1e-6),
+    "nm": ("length", 1e-9),
+    "kg": ("mass", 1e3),
+    "g": ("mass", 1.0),
+    "mg": ("mass", 1e-3),
+    "ug": ("mass", 1e-6),
     "t": ("mass", 1e6),
-    "l": ("volume", 1.0), "ml": ("volume", 1e-3), "cl": ("volume", 1e-2), "dl": ("volume", 1e-1),
-    "m3": ("volume", 1e3), "cm3": ("volume", 1e-3),
-    "s": ("time", 1.0), "ms": ("time", 1e-3), "us": ("time", 1e-6), "ns": ("time", 1e-9),
-    "min": ("time", 60.0), "h": ("time", 3600.0),
-    "j": ("energy", 1.0), "kj": ("energy", 1e3), "mj": ("energy", 1e6),
-    "w": ("power", 1.0), "kw": ("power", 1e3), "mw": ("power", 1e6),
-    "pa": ("pressure", 1.0), "kpa": ("pressure", 1e3), "mpa": ("pressure", 1e6),
-    "hz": ("frequency", 1.0), "khz": ("frequency", 1e3), "mhz": ("frequency", 1e6),
+    "l": ("volume", 1.0),
+    "ml": ("volume", 1e-3),
+    "cl": ("volume", 1e-2),
+    "dl": ("volume", 1e-1),
+    "m3": ("volume", 1e3),
+    "cm3": ("volume", 1e-3),
+    "s": ("time", 1.0),
+    "ms": ("time", 1e-3),
+    "us": ("time", 1e-6),
+    "ns": ("time", 1e-9),
+    "min": ("time", 60.0),
+    "h": ("time", 3600.0),
+    "j": ("energy", 1.0),
+    "kj": ("energy", 1e3),
+    "mj": ("energy", 1e6),
+    "w": ("power", 1.0),
+    "kw": ("power", 1e3),
+    "mw": ("power", 1e6),
+    "pa": ("pressure", 1.0),
+    "kpa": ("pressure", 1e3),
+    "mpa": ("pressure", 1e6),
+    "hz": ("frequency", 1.0),
+    "khz": ("frequency", 1e3),
+    "mhz": ("frequency", 1e6),
     "ghz": ("frequency", 1e9),
 }
 
 # Imperial and SI units as a factor to the SI base of their dimension.
 _MIXED_UNITS: dict[str, tuple[str, float]] = {
-    "in": ("length", 0.0254), "inch": ("length", 0.0254), "inches": ("length", 0.0254),
-    "ft": ("length", 0.3048), "foot": ("length", 0.3048), "feet": ("length", 0.3048),
-    "yd": ("length", 0.9144), "yard": ("length", 0.9144), "yards": ("length", 0.9144),
-    "mi": ("length", 1609.344), "mile": ("length", 1609.344), "miles": ("length", 1609.344),
-    "cm": ("length", 0.01), "m": ("length", 1.0), "km": ("length", 1000.0),
-    "mm": ("length", 0.001), "meter": ("length", 1.0), "meters": ("length", 1.0),
-    "kilometer": ("length", 1000.0), "kilometers": ("length", 1000.0),
-    "lb": ("mass", 0.45359237), "lbs": ("mass", 0.45359237), "pound": ("mass", 0.45359237),
-    "pounds": ("mass", 0.45359237), "oz": ("mass", 0.028349523125),
-    "ounce": ("mass", 0.028349523125), "ounces": ("mass", 0.028349523125),
-    "kg": ("mass", 1.0), "g": ("mass", 0.001), "kilogram": ("mass", 1.0),
-    "kilograms": ("mass", 1.0), "gram": ("mass", 0.001), "grams": ("mass", 0.001),
-    "gal": ("volume", 3.785411784), "gallon": ("volume", 3.785411784),
-    "gallons": ("volume", 3.785411784), "qt": ("volume", 0.946352946),
-    "pt": ("volume", 0.473176473), "l": ("volume", 1.0), "liter": ("volume", 1.0),
-    "liters": ("volume", 1.0), "litre": ("volume", 1.0), "litres": ("volume", 1.0),
+    "in": ("length", 0.0254),
+    "inch": ("length", 0.0254),
+    "inches": ("length", 0.0254),
+    "ft": ("length", 0.3048),
+    "foot": ("length", 0.3048),
+    "feet": ("length", 0.3048),
+    "yd": ("length", 0.9144),
+    "yard": ("length", 0.9144),
+    "yards": ("length", 0.9144),
+    "mi": ("length", 1609.344),
+    "mile": ("length", 1609.344),
+    "miles": ("length", 1609.344),
+    "cm": ("length", 0.01),
+    "m": ("length", 1.0),
+    "km": ("length", 1000.0),
+    "mm": ("length", 0.001),
+    "meter": ("length", 1.0),
+    "meters": ("length", 1.0),
+    "kilometer": ("length", 1000.0),
+    "kilometers": ("length", 1000.0),
+    "lb": ("mass", 0.45359237),
+    "lbs": ("mass", 0.45359237),
+    "pound": ("mass", 0.45359237),
+    "pounds": ("mass", 0.45359237),
+    "oz": ("mass", 0.028349523125),
+    "ounce": ("mass", 0.028349523125),
+    "ounces": ("mass", 0.028349523125),
+    "kg": ("mass", 1.0),
+    "g": ("mass", 0.001),
+    "kilogram": ("mass", 1.0),
+    "kilograms": ("mass", 1.0),
+    "gram": ("mass", 0.001),
+    "grams": ("mass", 0.001),
+    "gal": ("volume", 3.785411784),
+    "gallon": ("volume", 3.785411784),
+    "gallons": ("volume", 3.785411784),
+    "qt": ("volume", 0.946352946),
+    "pt": ("volume", 0.473176473),
+    "l": ("volume", 1.0),
+    "liter": ("volume", 1.0),
+    "liters": ("volume", 1.0),
+    "litre": ("volume", 1.0),
+    "litres": ("volume", 1.0),
     "ml": ("volume", 0.001),
-    "mph": ("speed", 0.44704), "kmh": ("speed", 1 / 3.6), "km/h": ("speed", 1 / 3.6),
+    "mph": ("speed", 0.44704),
+    "kmh": ("speed", 1 / 3.6),
+    "km/h": ("speed", 1 / 3.6),
     "m/s": ("speed", 1.0),
 }
 _TEMPERATURES = {"c", "celsius", "f", "fahrenheit", "k", "kelvin"}
@@ -71,7 +123,9 @@ def _from_kelvin(value: float, unit: str) -> float:
     return value
 
 
-def _convert(value: float, unit_in: str, unit_out: str, table: dict[str, tuple[str, float]]) -> float:
+def _convert(
+    value: float, unit_in: str, unit_out: str, table: dict[str, tuple[str, float]]
+) -> float:
     source, target = unit_in.strip().lower(), unit_out.strip().lower()
     if source in _TEMPERATURES and target in _TEMPERATURES:
         return _from_kelvin(_to_kelvin(value, source), target)

@@ -22,7 +22,9 @@ class CounterEnv(Environment[CounterState]):
     state_model = CounterState
 
     @tool(ToolKind.WRITE, 0.5)
-    def bump(self, by: int, mode: Literal["add", "sub"] = "add", note: str | None = None) -> dict[str, JsonValue]:
+    def bump(
+        self, by: int, mode: Literal["add", "sub"] = "add", note: str | None = None
+    ) -> dict[str, JsonValue]:
         """Change the counter.
 
         Args:
@@ -54,7 +56,10 @@ def test_schema_is_derived_from_signature_and_docstring() -> None:
     assert function["description"] == "Change the counter."
     params = function["parameters"]
     assert params["required"] == ["by"]
-    assert params["properties"]["by"] == {"type": "integer", "description": "How much to change it by."}
+    assert params["properties"]["by"] == {
+        "type": "integer",
+        "description": "How much to change it by.",
+    }
     assert params["properties"]["mode"]["enum"] == ["add", "sub"]
     assert params["properties"]["mode"]["default"] == "add"
     assert "title" not in params
@@ -103,7 +108,10 @@ def test_seeded_draws_match_plain_python_random() -> None:
 
     plain = random.Random(7)
     env = CounterEnv.from_state({})
-    assert env.invoke("draw", {}) == {"ticket": plain.randint(1000, 9999), "x": plain.uniform(0.0, 1.0)}
+    assert env.invoke("draw", {}) == {
+        "ticket": plain.randint(1000, 9999),
+        "x": plain.uniform(0.0, 1.0),
+    }
 
 
 def test_state_diff_is_readable() -> None:

@@ -1,0 +1,67 @@
+"""The command line as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.jsonl import read_records
+from pipeline.models import Rejection, Task
+from pipeline.seeds import load_seeds, seed_files
+
+
+def test_dataset_writes_accepted_rejected_and_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dataset", "--output", str(tmp_path), "--run-id", "r1", "--no-bfcl"]) == 0
+    run = tmp_path / "runs" / "r1"
+    accepted = list(read_records(run / "accepted.jsonl", Task))
+    rejected = list(read_records(run / "rejected.jsonl", Rejection))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert len(accepted) + len(rejected) == len(load_seeds()) == manifest["sources"]["seeds"]
+    assert manifest["counts"] == {"accepted": len(accepted), "rejected": len(rejected)}
+    assert "written to" in capsys.readouterr().out
+
+
+def test_dataset_includes_bfcl_when_present(bfcl_dir: Path, tmp_path: Path) -> None:
+    assert (
+        main(["dataset", "--output", str(tmp_path), "--run-id", "r2", "--bfcl", str(bfcl_dir)]) == 0
+    )
+    manifest = json.loads((tmp_path / "runs" / "r2" / "manifest.json").read_text())
+    assert manifest["sources"]["bfcl"] > 100
+    total = manifest["counts"]["accepted"] + manifest["counts"]["rejected"]
+    assert total == manifest["sources"]["bfcl"] + manifest["sources"]["seeds"]
+
+
+def test_replay_and_tools_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seeds = seed_files()
+    assert main(["replay", str(seeds[0])]) == 0
+    assert "0 calls raised ToolError" in capsys.readouterr().out
+    assert main(["tools"]) == 0
+    assert "| maths.add | read |" in capsys.readouterr().out
+
+
+def test_bad_input_file_gives_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x"}\n')
+    assert main(["replay", str(bad)]) == 2
+    assert "bad.jsonl:1: not a valid Task" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_console_script_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "schemas", "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "up to date" in done.stdout

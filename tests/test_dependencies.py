@@ -1,0 +1,35 @@
+"""Dependencies inferred by execution: data bindings and state effects."""
+
+from __future__ import annotations
+
+from pipeline.dependencies import data_bindings, infer_dependencies
+from pipeline.models import Call
+
+
+def test_value_copied_from_an_output_binds_to_its_producer() -> None:
+    calls = [
+        Call(id="s1", tool="maths.add", arguments={"a": 3.5, "b": 4.25}),
+        Call(id="s2", tool="maths.mean", arguments={"numbers": [10, 12]}),
+        Call(id="s3", tool="maths.multiply", arguments={"a": 7.75, "b": 2}),
+        Call(id="s4", tool="maths.max_value", arguments={"numbers": [7.75, 11, 1]}),
+    ]
+    inferred = infer_dependencies(["maths"], {}, calls, "Add 3.5 and 4.25, double it ...")
+    assert [c.depends_on for c in inferred] == [[], [], ["s1"], ["s1", "s2"]]
+    assert inferred[2].bindings == {"a": "s1.result"}
+    assert inferred[3].bindings == {"numbers.0": "s1.result", "numbers.1": "s2.result"}
+
+
+def test_values_in_the_question_or_trivial_values_do_not_bind() -> None:
+    calls = [
+        Call(id="s1", tool="maths.add", arguments={"a": 1, "b": 1}),
+        Call(id="s2", tool="maths.multiply", arguments={"a": 2, "b": 1}),
+        Call(id="s3", tool="maths.add", arguments={"a": 2.0, "b": 5}),
+    ]
+    outputs = [{"result": 2.0}, {"result": 2.0}, {"result": 7.0}]
+    # 2 is in the question, so s2 and s3 do not need s1's output
+    assert data_bindings(calls, outputs, "add 1 and 1, then times 2") == [{}, {}, {}]
+    assert data_bindings(calls, outputs, "add one and one") == [
+        {},
+        {"a": "s1.result"},
+        {"a": "s1.result"},
+    ]
