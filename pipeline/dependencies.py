@@ -25,10 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from pipeline.envs import SeededState
-from pipeline.envs.diff import state_diff
 from pipeline.models import Call
-from pipeline.replay import Envs, build_envs, run_call
+from pipeline.replay import StepTrace, trace_calls
 
 _MIN_STRING_BIND = 3
 
@@ -98,37 +96,25 @@ def data_bindings(
     return result
 
 
-def _trace(
+def state_effects(
     env_names: Sequence[str],
     initial_config: Mapping[str, Mapping[str, Any]],
     calls: Sequence[Call],
-    skip: int | None = None,
-    rng_words: Sequence[int] | None = None,
-) -> list[tuple[Any, str | None, list[str], int]]:
-    """Replay, recording per call (result, error, state change lines, rng words consumed)."""
-    envs: Envs = build_envs(env_names, initial_config)
-    rows: list[tuple[Any, str | None, list[str], int]] = []
-    for index, call in enumerate(calls):
-        env = envs.get(call.env)
-        if index == skip:
-            if env is not None and rng_words and isinstance(env.state, SeededState):
-                env.state.rng_words += rng_words[index]
-                env._rng = None  # rebuild the generator at the advanced position
-            rows.append((None, None, [], 0))
+    baseline: Sequence[StepTrace],
+) -> list[set[int]]:
+    """``affects[j]`` = indices of earlier same-environment calls whose removal changes call j."""
+    affects: list[set[int]] = [set() for _ in calls]
+    for i, producer in enumerate(calls):
+        later = [j for j in range(i + 1, len(calls)) if calls[j].env == producer.env]
+        if not later:
             continue
-        before = env.snapshot() if env is not None else {}
-        words_before = (
-            env.state.rng_words if env is not None and isinstance(env.state, SeededState) else 0
+        without, _ = trace_calls(
+            env_names, initial_config, calls, skip=i, skipped_rng_words=baseline[i].rng_words
         )
-        outcome = run_call(envs, call)
-        after = env.snapshot() if env is not None else {}
-        words_after = (
-            env.state.rng_words if env is not None and isinstance(env.state, SeededState) else 0
-        )
-        rows.append(
-            (outcome.result, outcome.error, state_diff(before, after), words_after - words_before)
-        )
-    return rows
+        for j in later:
+            if not baseline[j].same_behaviour(without[j]):
+                affects[j].add(i)
+    return affects
 
 
 def infer_dependencies(
@@ -138,19 +124,10 @@ def infer_dependencies(
     question: str,
 ) -> list[Call]:
     """Return ``calls`` with ``depends_on`` and ``bindings`` inferred from execution."""
-    baseline = _trace(env_names, initial_config, calls)
-    words = [row[3] for row in baseline]
-    affects: list[set[int]] = [set() for _ in calls]
-    for i, producer in enumerate(calls):
-        later = [j for j in range(i + 1, len(calls)) if calls[j].env == producer.env]
-        if not later:
-            continue
-        without = _trace(env_names, initial_config, calls, skip=i, rng_words=words)
-        for j in later:
-            if baseline[j][:3] != without[j][:3]:
-                affects[j].add(i)
+    baseline, _ = trace_calls(env_names, initial_config, calls)
+    affects = state_effects(env_names, initial_config, calls, baseline)
     state_deps = _transitive_reduction(affects)
-    bindings = data_bindings(calls, [row[0] for row in baseline], question)
+    bindings = data_bindings(calls, [step.result for step in baseline], question)
     inferred: list[Call] = []
     for j, call in enumerate(calls):
         sources = {calls[i].id for i in state_deps[j]}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import JsonValue
 
-from pipeline.envs import ENVIRONMENTS, Environment, ToolError, get_env_class
+from pipeline.envs import ENVIRONMENTS, Environment, SeededState, ToolError, get_env_class
+from pipeline.envs.diff import state_diff
 from pipeline.models import Call, Task, content_hash
 
 Envs = dict[str, Environment[Any]]
@@ -86,3 +87,61 @@ def replay_calls(envs: Envs, calls: Iterable[Call]) -> ReplayResult:
 def replay(task: Task) -> ReplayResult:
     """Run every call of ``task`` in order on fresh environments, keeping going after errors."""
     return replay_calls(build_envs(task.envs, task.initial_config), task.calls)
+
+
+@dataclass(frozen=True)
+class StepTrace:
+    """What one call did: its result or error, the state change it made, the draws it used."""
+
+    result: JsonValue
+    error: str | None
+    effect: tuple[str, ...]
+    rng_words: int
+    skipped: bool = False
+
+    def same_behaviour(self, other: StepTrace) -> bool:
+        return (self.result, self.error, self.effect) == (other.result, other.error, other.effect)
+
+
+def _rng_position(env: Environment[Any] | None) -> int:
+    if env is not None and isinstance(env.state, SeededState):
+        return env.state.rng_words
+    return 0
+
+
+def trace_calls(
+    env_names: Iterable[str],
+    initial_config: Mapping[str, Mapping[str, Any]],
+    calls: Sequence[Call],
+    skip: int | None = None,
+    skipped_rng_words: int = 0,
+) -> tuple[list[StepTrace], dict[str, dict[str, Any]]]:
+    """Replay recording each call's behaviour; optionally leave out call ``skip``.
+
+    A left-out call still consumes ``skipped_rng_words`` draws of its environment's generator,
+    so ids drawn by later calls do not shift merely because an unrelated call is missing.
+    Returns the per-call traces and the final state.
+    """
+    envs = build_envs(env_names, initial_config)
+    traces: list[StepTrace] = []
+    for index, call in enumerate(calls):
+        env = envs.get(call.env)
+        if index == skip:
+            if env is not None and skipped_rng_words and isinstance(env.state, SeededState):
+                env.state.rng_words += skipped_rng_words
+                env.reset_rng()
+            traces.append(StepTrace(None, None, (), 0, skipped=True))
+            continue
+        before = env.snapshot() if env is not None else {}
+        words = _rng_position(env)
+        outcome = run_call(envs, call)
+        after = env.snapshot() if env is not None else {}
+        traces.append(
+            StepTrace(
+                outcome.result,
+                outcome.error,
+                tuple(state_diff(before, after)),
+                _rng_position(env) - words,
+            )
+        )
+    return traces, {name: env.snapshot() for name, env in envs.items()}

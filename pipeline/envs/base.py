@@ -309,6 +309,10 @@ class Environment(Generic[S]):
         return result
 
     # ----- helpers for subclasses -----------------------------------------------------
+    def reset_rng(self) -> None:
+        """Forget the generator so the next draw rebuilds it from the state's position."""
+        self._rng = None
+
     @property
     def rng(self) -> random.Random:
         """The environment's seeded generator; every draw is recorded in the state."""
