@@ -80,8 +80,13 @@ def _make_task(
     return task.with_content_id()
 
 
-def tasks_from_bfcl(upstream: BfclTask, granularity: Granularity) -> Iterator[Task]:
-    """Yield our tasks for one upstream task (``CallParseError`` if a call cannot be read)."""
+def tasks_from_bfcl(
+    upstream: BfclTask, granularity: Granularity, skipped: list[tuple[str, str]] | None = None
+) -> Iterator[Task]:
+    """Yield our tasks for one upstream task (``CallParseError`` if a call cannot be read).
+
+    Turns that cannot become a task (no user text) are appended to ``skipped`` with the reason.
+    """
     env_names = upstream.env_names
     if granularity is Granularity.TASK:
         sources = [source for turn in upstream.ground_truth for source in turn]
@@ -95,10 +100,13 @@ def tasks_from_bfcl(upstream: BfclTask, granularity: Granularity) -> Iterator[Ta
     envs = fresh_envs(upstream)
     for number, (text, sources) in enumerate(zip(upstream.turns, upstream.ground_truth)):
         calls = _to_calls(sources, env_names, 1)
-        if len(calls) >= 2:
+        source = f"bfcl:{upstream.id}#turn{number}"
+        if len(calls) >= 2 and not text.strip() and skipped is not None:
+            skipped.append((source, "the turn has calls but no user text"))
+        elif len(calls) >= 2:
             used = [name for name in env_names if any(call.env == name for call in calls)]
             config = {name: envs[name].snapshot() for name in used}
-            yield _make_task(text, used, config, calls, f"bfcl:{upstream.id}#turn{number}")
+            yield _make_task(text, used, config, calls, source)
         for call in calls:  # advance the shared state to the start of the next turn
             run_call(envs, call)
 
@@ -109,7 +117,7 @@ def import_bfcl(files: Sequence[Path], granularity: Granularity) -> ImportReport
     for path in files:
         for upstream in load_tasks(path):
             try:
-                produced = list(tasks_from_bfcl(upstream, granularity))
+                produced = list(tasks_from_bfcl(upstream, granularity, report.skipped))
             except CallParseError as error:
                 report.skipped.append((f"{path.name}:{upstream.id}", str(error)))
                 continue
