@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
-from pipeline.dataset import DEFAULT_BFCL, build_dataset
+from pipeline.dataset import DEFAULT_BFCL, build_dataset, new_run_id
 from pipeline.envs import ENVIRONMENTS
 from pipeline.jsonl import RecordError, read_records, write_records
 from pipeline.models import Task
@@ -86,6 +86,42 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import os
+
+    from tqdm import tqdm
+
+    from pipeline.validate.runner import ShardStats, plan_shards, validate_file
+
+    source: Path = args.input
+    if not source.is_file():
+        print(f"error: no such input file: {source}", file=sys.stderr)
+        return 2
+    run_dir = args.output / "runs" / (args.run_id or new_run_id())
+    total = sum(shard.lines for shard in plan_shards(source, args.shard_size))
+    bar = tqdm(total=total, desc="validate", unit="task")
+
+    def advance(stats: ShardStats) -> None:
+        bar.update(stats.accepted + stats.rejected)
+
+    if args.inline:
+        manifest = validate_file(source, run_dir, args.shard_size, on_shard=advance)
+    else:
+        if not os.environ.get("PREFECT_API_URL"):
+            print("note: PREFECT_API_URL is not set, so Prefect starts a temporary server "
+                  "(10-20 s); `make validate` starts a shared local one", file=sys.stderr)
+        from pipeline.flows import run_validate_flow
+
+        manifest = run_validate_flow(source, run_dir, args.shard_size, on_shard=advance)
+    bar.close()
+    counts = manifest["counts"]
+    print(f"accepted {counts['accepted']} / rejected {counts['rejected']} of {counts['input']}")
+    for code, count in list(counts["rejected_by_code"].items())[:8]:
+        print(f"  {code}: {count}")
+    print(f"written to {run_dir}/ (accepted.jsonl, rejected.jsonl, manifest.json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asynctool", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     tls = sub.add_parser("tools", help="list every tool with its kind and default latency")
     tls.set_defaults(run=_cmd_tools)
+
+    val = sub.add_parser("validate", help="validate candidate tasks (a Prefect flow)")
+    val.add_argument("input", type=Path, help="JSON-lines file of candidate tasks")
+    val.add_argument("--run-id", help="name of the run folder (default: a timestamp)")
+    val.add_argument("--output", type=Path, default=OUTPUT, help="output root (default: output)")
+    val.add_argument("--shard-size", type=int, default=1000, help="candidates per Prefect task")
+    val.add_argument("--inline", action="store_true", help="run in this process without Prefect")
+    val.set_defaults(run=_cmd_validate)
 
     dat = sub.add_parser("dataset", help="run the pipeline's stages end to end (offline)")
     dat.add_argument("--run-id", help="name of the run folder (default: a timestamp)")

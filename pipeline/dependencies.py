@@ -31,7 +31,7 @@ from pipeline.replay import StepTrace, trace_calls
 _MIN_STRING_BIND = 3
 
 
-def _bindable(value: Any) -> bool:
+def bindable(value: Any) -> bool:
     if value is None or isinstance(value, bool):
         return False
     if isinstance(value, int | float):
@@ -84,14 +84,14 @@ def data_bindings(
                 else [(name, value)]
             )
             for slot, item in slots:
-                if not _bindable(item) or _mentioned(item, question):
+                if not bindable(item) or _mentioned(item, question):
                     continue
                 source = produced.get(_value_key(item))
                 if source is not None:
                     bindings[slot] = source
         result.append(bindings)
         for path, leaf in _leaves(output):
-            if _bindable(leaf):
+            if bindable(leaf):
                 produced.setdefault(_value_key(leaf), f"{call.id}.{path}" if path else call.id)
     return result
 

@@ -144,6 +144,7 @@ class RejectionCode(StrEnum):
     STATIC_IDENTICAL_CONSECUTIVE = "static.identical_consecutive"
     STATIC_API_NAME_IN_QUESTION = "static.api_name_in_question"
     STATIC_BAD_DEPENDENCY = "static.bad_dependency"
+    STATIC_BAD_INITIAL_STATE = "static.bad_initial_state"
     EXECUTE_TOOL_ERROR = "execute.tool_error"
     EXECUTE_NONDETERMINISTIC = "execute.nondeterministic"
     DEPENDENCY_SPURIOUS = "dependency.spurious"

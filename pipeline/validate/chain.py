@@ -1,0 +1,74 @@
+"""The validation chain: cheap checks first, each failure a ``Rejection`` with its evidence.
+
+Order (DESIGN §5): parse -> static -> execute -> dependency -> grounding -> minimality. The
+first failure is the verdict; when it is a static one, the remaining static checks still run
+(they are cheap) and what they find is added to the evidence as ``also_failed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.models import Expected, Rejection, Task
+from pipeline.replay import state_digest
+from pipeline.validate.context import Reject, ValidationContext
+from pipeline.validate.execution import (
+    check_declared_dependencies,
+    check_execution,
+    check_minimality,
+    check_undeclared_dependencies,
+    requested_outputs,
+)
+from pipeline.validate.grounding import check_grounding
+from pipeline.validate.static import STATIC_CHECKS, parse_candidate, raw_sample_id
+
+Check = Callable[[ValidationContext], None]
+
+EXECUTION_CHECKS: tuple[Check, ...] = (
+    check_execution,
+    check_declared_dependencies,
+    check_undeclared_dependencies,
+    check_grounding,
+    check_minimality,
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    task: Task | None
+    rejection: Rejection | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.rejection is None
+
+
+def validate_task(task: Task, raw: str | None = None) -> Verdict:
+    ctx = ValidationContext(task)
+    for position, check in enumerate(STATIC_CHECKS):
+        try:
+            check(ctx)
+        except Reject as verdict:
+            for remaining in STATIC_CHECKS[position + 1 :]:
+                try:
+                    remaining(ctx)
+                except Reject as extra:
+                    verdict.evidence.also_failed.setdefault(extra.code.value, extra.message)
+            return Verdict(None, verdict.to_rejection(task.id, raw))
+    for check in EXECUTION_CHECKS:
+        try:
+            check(ctx)
+        except Reject as verdict:
+            return Verdict(None, verdict.to_rejection(task.id, raw))
+    expected = Expected(state_digest=state_digest(ctx.final_state), outputs=requested_outputs(ctx))
+    return Verdict(task.model_copy(update={"expected": expected}), None)
+
+
+def validate_line(raw: str) -> Verdict:
+    """Validate one JSON line as it comes from a file or a model; never raises on bad input."""
+    try:
+        task = parse_candidate(raw)
+    except Reject as verdict:
+        return Verdict(None, verdict.to_rejection(raw_sample_id(raw), raw[:100_000]))
+    return validate_task(task)

@@ -1,0 +1,79 @@
+"""What the checks of one candidate share: its replays, computed once and only when needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from pipeline.models import Evidence, Rejection, RejectionCode, Task
+from pipeline.replay import StepTrace, trace_calls
+
+
+class Reject(Exception):  # noqa: N818 - it is a verdict, not an error
+    """Raised by a check to reject the candidate; carries the code, message and evidence."""
+
+    def __init__(self, code: RejectionCode, message: str, evidence: Evidence | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.evidence = evidence or Evidence()
+
+    def to_rejection(self, sample_id: str, raw: str | None = None) -> Rejection:
+        return Rejection(
+            sample_id=sample_id,
+            stage=self.code.stage,
+            code=self.code,
+            message=self.message,
+            evidence=self.evidence,
+            raw=raw,
+        )
+
+
+@dataclass
+class ValidationContext:
+    task: Task
+    _without: dict[int, tuple[list[StepTrace], dict[str, dict[str, Any]]]] = field(
+        default_factory=dict
+    )
+
+    @cached_property
+    def baseline(self) -> tuple[list[StepTrace], dict[str, dict[str, Any]]]:
+        return trace_calls(self.task.envs, self.task.initial_config, self.task.calls)
+
+    @property
+    def traces(self) -> list[StepTrace]:
+        return self.baseline[0]
+
+    @property
+    def final_state(self) -> dict[str, dict[str, Any]]:
+        return self.baseline[1]
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [step.result for step in self.traces]
+
+    def without(self, index: int) -> tuple[list[StepTrace], dict[str, dict[str, Any]]]:
+        """Replay with call ``index`` left out (its random draws still consumed)."""
+        if index not in self._without:
+            self._without[index] = trace_calls(
+                self.task.envs,
+                self.task.initial_config,
+                self.task.calls,
+                skip=index,
+                skipped_rng_words=self.traces[index].rng_words,
+            )
+        return self._without[index]
+
+    def ancestors(self) -> list[set[int]]:
+        """Declared ancestors of every call (indices), following ``depends_on`` transitively."""
+        position = {call.id: index for index, call in enumerate(self.task.calls)}
+        result: list[set[int]] = []
+        for call in self.task.calls:
+            found: set[int] = set()
+            for parent in call.depends_on:
+                index = position[parent]
+                found.add(index)
+                found |= result[index]
+            result.append(found)
+        return result

@@ -1,0 +1,207 @@
+"""Checks that run the calls: execution, determinism, dependencies and minimality."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.dependencies import bindable, data_bindings
+from pipeline.envs import ToolKind, resolve_tool
+from pipeline.envs.diff import state_diff
+from pipeline.models import Evidence, RejectionCode
+from pipeline.replay import trace_calls
+from pipeline.validate.context import Reject, ValidationContext
+
+
+def check_execution(ctx: ValidationContext) -> None:
+    """Every call runs without ``ToolError``; a second replay ends identically."""
+    for call, step in zip(ctx.task.calls, ctx.traces):
+        if step.error is not None:
+            raise Reject(
+                RejectionCode.EXECUTE_TOOL_ERROR,
+                f"step {call.id} ({call.tool}) failed: {step.error}",
+                Evidence(step_id=call.id, output=step.error),
+            )
+    again, final = trace_calls(ctx.task.envs, ctx.task.initial_config, ctx.task.calls)
+    for call, first, second in zip(ctx.task.calls, ctx.traces, again):
+        if first.result != second.result:
+            raise Reject(
+                RejectionCode.EXECUTE_NONDETERMINISTIC,
+                f"step {call.id} ({call.tool}) returned different results on two replays",
+                Evidence(step_id=call.id, output={"first": first.result, "second": second.result}),
+            )
+    if final != ctx.final_state:
+        raise Reject(
+            RejectionCode.EXECUTE_NONDETERMINISTIC,
+            "two replays of the same calls ended in different states",
+            Evidence(diff=state_diff(ctx.final_state, final, limit=50)),
+        )
+
+
+def _resolve(output: Any, path: str) -> Any:
+    value = output
+    for key in filter(None, path.split(".")):
+        if isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        elif isinstance(value, dict) and key in value:
+            value = value[key]
+        else:
+            raise KeyError(key)
+    return value
+
+
+def _argument_value(arguments: dict[str, Any], slot: str) -> Any:
+    name, _, index = slot.partition(".")
+    value = arguments[name]
+    return value[int(index)] if index else value
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool | str):
+        return float(a) == float(b)
+    return bool(a == b)
+
+
+def _scalars(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _scalars(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _scalars(item)]
+    return [value]
+
+
+def _feeds(output: Any, arguments: dict[str, Any]) -> bool:
+    """Whether some non-trivial value of ``output`` is passed as (part of) an argument."""
+    produced = [v for v in _scalars(output) if bindable(v)]
+    wanted = [v for v in _scalars(arguments) if bindable(v)]
+    return any(_same_value(p, w) for p in produced for w in wanted)
+
+
+def check_declared_dependencies(ctx: ValidationContext) -> None:
+    """A declared dependency is real: without the producer, the dependent call behaves differently;
+    a binding points at a value the producer really returned."""
+    position = {call.id: index for index, call in enumerate(ctx.task.calls)}
+    for j, call in enumerate(ctx.task.calls):
+        for slot, source in call.bindings.items():
+            producer, _, path = source.partition(".")
+            try:
+                produced = _resolve(ctx.traces[position[producer]].result, path)
+            except KeyError:
+                raise Reject(
+                    RejectionCode.DEPENDENCY_SPURIOUS,
+                    f"step {call.id} binds {slot!r} to {source!r}, which is not in that output",
+                    Evidence(step_id=call.id, output=ctx.traces[position[producer]].result),
+                ) from None
+            value = _argument_value(call.arguments, slot)
+            same = _same_value(produced, value) or (
+                isinstance(value, list) and any(_same_value(produced, v) for v in value)
+            )
+            if not same:
+                raise Reject(
+                    RejectionCode.DEPENDENCY_SPURIOUS,
+                    f"step {call.id} binds {slot!r} to {source!r} = {produced!r}, "
+                    f"but passes {value!r}",
+                    Evidence(step_id=call.id, output=produced),
+                )
+        bound = {source.split(".", 1)[0] for source in call.bindings.values()}
+        for parent in call.depends_on:
+            if parent in bound or _feeds(ctx.traces[position[parent]].result, call.arguments):
+                continue
+            i = position[parent]
+            without, _ = ctx.without(i)
+            if ctx.traces[j].same_behaviour(without[j]):
+                raise Reject(
+                    RejectionCode.DEPENDENCY_SPURIOUS,
+                    f"step {call.id} is declared to depend on {parent}, but behaves the same "
+                    f"without it (same result, same effect)",
+                    Evidence(step_id=call.id, output=ctx.traces[j].result),
+                )
+
+
+def check_undeclared_dependencies(ctx: ValidationContext) -> None:
+    """Values copied from earlier outputs, and earlier state changes a call needs, are declared
+    (directly or through a chain of declared dependencies)."""
+    ancestors = ctx.ancestors()
+    position = {call.id: index for index, call in enumerate(ctx.task.calls)}
+    inferred = data_bindings(ctx.task.calls, ctx.outputs, ctx.task.question)
+    for j, (call, bindings) in enumerate(zip(ctx.task.calls, inferred)):
+        for slot, source in bindings.items():
+            producer = source.split(".", 1)[0]
+            if slot in call.bindings or position[producer] in ancestors[j]:
+                continue
+            raise Reject(
+                RejectionCode.DEPENDENCY_UNDECLARED,
+                f"step {call.id} passes {slot!r} = {_argument_value(call.arguments, slot)!r}, "
+                f"a value only step {producer}'s output provides, but does not depend on it",
+                Evidence(step_id=call.id, output=ctx.traces[position[producer]].result),
+            )
+    for i, earlier in enumerate(ctx.task.calls):
+        later = [
+            j for j in range(i + 1, len(ctx.task.calls)) if ctx.task.calls[j].env == earlier.env
+        ]
+        if not later:
+            continue
+        without, _ = ctx.without(i)
+        for j in later:
+            if i in ancestors[j] or ctx.traces[j].same_behaviour(without[j]):
+                continue
+            raise Reject(
+                RejectionCode.DEPENDENCY_UNDECLARED,
+                f"step {ctx.task.calls[j].id} behaves differently without step {earlier.id} "
+                f"but does not depend on it, so a scheduler could reorder them",
+                Evidence(
+                    step_id=ctx.task.calls[j].id,
+                    output={"with": ctx.traces[j].result, "without": without[j].result},
+                    diff=list(ctx.traces[j].effect),
+                ),
+            )
+
+
+def check_minimality(ctx: ValidationContext) -> None:
+    """No call can be dropped: each changes the final state, feeds a later call, or is a read
+    whose answer is not already known from an identical earlier read."""
+    consumed = {
+        source.split(".", 1)[0] for call in ctx.task.calls for source in call.bindings.values()
+    }
+    for i, call in enumerate(ctx.task.calls):
+        _, spec = resolve_tool(call.tool)
+        if spec.kind is ToolKind.READ:
+            for earlier, step in zip(ctx.task.calls[:i], ctx.traces[:i]):
+                repeated = earlier.tool == call.tool and earlier.arguments == call.arguments
+                if repeated and step.result == ctx.traces[i].result:
+                    raise Reject(
+                        RejectionCode.MINIMALITY_REDUNDANT_CALL,
+                        f"step {call.id} repeats step {earlier.id} and returns the same answer",
+                        Evidence(step_id=call.id, output=ctx.traces[i].result),
+                    )
+            continue
+        if call.id in consumed:
+            continue
+        without, final = ctx.without(i)
+        later_same = all(
+            ctx.traces[j].result == without[j].result and ctx.traces[j].error == without[j].error
+            for j in range(i + 1, len(ctx.task.calls))
+        )
+        if later_same and final == ctx.final_state:
+            raise Reject(
+                RejectionCode.MINIMALITY_REDUNDANT_CALL,
+                f"step {call.id} ({call.tool}) can be dropped: the final state and every other "
+                "result stay the same without it",
+                Evidence(
+                    step_id=call.id, output=ctx.traces[i].result, diff=list(ctx.traces[i].effect)
+                ),
+            )
+
+
+def requested_outputs(ctx: ValidationContext) -> dict[str, Any]:
+    """Outputs the answer must report: reads whose result no later call consumes."""
+    consumed = {
+        source.split(".", 1)[0] for call in ctx.task.calls for source in call.bindings.values()
+    }
+    consumed |= {parent for call in ctx.task.calls for parent in call.depends_on}
+    outputs: dict[str, Any] = {}
+    for call, step in zip(ctx.task.calls, ctx.traces):
+        _, spec = resolve_tool(call.tool)
+        if spec.kind is ToolKind.READ and call.id not in consumed:
+            outputs[call.id] = step.result
+    return outputs

@@ -1,0 +1,231 @@
+"""Parse and static checks: everything that can be judged without running a tool."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.calls import CallParseError, parse_call
+from pipeline.envs import ENVIRONMENTS, ToolError, resolve_tool
+from pipeline.models import Call, Evidence, RejectionCode, Task
+from pipeline.validate.context import Reject, ValidationContext
+
+MIN_CALLS = 2
+
+
+def raw_sample_id(raw: str) -> str:
+    return "raw-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _calls_from_strings(data: dict[str, Any]) -> None:
+    """Let a candidate give calls as call strings (``"cd(folder='x')"``), as LLMs often do.
+
+    A bare name is qualified with the one environment of the task that has that tool.
+    """
+    calls = data.get("calls")
+    if not isinstance(calls, list):
+        return
+    env_names = [name for name in data.get("envs", []) if name in ENVIRONMENTS]
+    converted: list[Any] = []
+    for index, call in enumerate(calls, 1):
+        if not isinstance(call, str):
+            converted.append(call)
+            continue
+        parsed = parse_call(call)
+        owners = [n for n in env_names if parsed.name in ENVIRONMENTS[n].tool_specs()]
+        if len(owners) != 1:
+            where = "no environment of the task" if not owners else "several environments"
+            raise CallParseError(f"{where} has a tool named {parsed.name!r}", call)
+        spec = ENVIRONMENTS[owners[0]].tool_specs()[parsed.name]
+        converted.append(
+            {
+                "id": f"s{index}",
+                "tool": f"{owners[0]}.{parsed.name}",
+                "arguments": parsed.bind(spec.param_names),
+            }
+        )
+    data["calls"] = converted
+
+
+def parse_candidate(raw: str) -> Task:
+    """A JSON line -> Task; raises ``Reject`` with a ``parse.*`` code and keeps nothing silent."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise Reject(RejectionCode.PARSE_MALFORMED, f"not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise Reject(RejectionCode.PARSE_MALFORMED, "a candidate must be a JSON object")
+    try:
+        _calls_from_strings(data)
+    except CallParseError as error:
+        code = RejectionCode.PARSE_UNSAFE if error.unsafe else RejectionCode.PARSE_MALFORMED
+        raise Reject(code, str(error)) from None
+    data.setdefault("id", "pending")
+    try:
+        task = Task.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or '(task)'}: {item['msg']}"
+            for item in error.errors(include_url=False)[:5]
+        )
+        raise Reject(RejectionCode.PARSE_MALFORMED, f"not a valid task: {problems}") from None
+    return task if task.id != "pending" else task.with_content_id()
+
+
+def check_tools(ctx: ValidationContext) -> None:
+    for call in ctx.task.calls:
+        try:
+            resolve_tool(call.tool)
+        except ToolError as error:
+            raise Reject(
+                RejectionCode.STATIC_UNKNOWN_TOOL,
+                f"step {call.id}: {error}",
+                Evidence(step_id=call.id),
+            ) from None
+        if call.env not in ctx.task.envs:
+            raise Reject(
+                RejectionCode.STATIC_UNKNOWN_TOOL,
+                f"step {call.id} uses {call.tool}, but {call.env!r} is not among the task's "
+                f"environments {ctx.task.envs}",
+                Evidence(step_id=call.id),
+            )
+
+
+def check_arguments(ctx: ValidationContext) -> None:
+    for call in ctx.task.calls:
+        try:
+            _, spec = resolve_tool(call.tool)
+        except ToolError:
+            continue  # reported by check_tools
+        try:
+            spec.args_model.model_validate(call.arguments)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}"
+                for item in error.errors(include_url=False)
+            )
+            raise Reject(
+                RejectionCode.STATIC_BAD_ARGUMENTS,
+                f"step {call.id} ({call.tool}) has arguments that do not fit its schema: "
+                f"{problems}",
+                Evidence(step_id=call.id, output=call.arguments),
+            ) from None
+
+
+def check_initial_state(ctx: ValidationContext) -> None:
+    unknown = set(ctx.task.initial_config) - set(ctx.task.envs)
+    if unknown:
+        raise Reject(
+            RejectionCode.STATIC_BAD_INITIAL_STATE,
+            f"initial_config has environments the task does not use: {sorted(unknown)}",
+        )
+    for name in ctx.task.envs:
+        if name not in ENVIRONMENTS:
+            raise Reject(RejectionCode.STATIC_UNKNOWN_TOOL, f"unknown environment {name!r}")
+        try:
+            ENVIRONMENTS[name].from_state(ctx.task.initial_config.get(name))
+        except ValueError as error:
+            raise Reject(RejectionCode.STATIC_BAD_INITIAL_STATE, str(error)[:2000]) from None
+
+
+def check_call_count(ctx: ValidationContext) -> None:
+    if len(ctx.task.calls) < MIN_CALLS:
+        raise Reject(
+            RejectionCode.STATIC_TOO_FEW_CALLS,
+            f"a task needs at least {MIN_CALLS} calls; this one has {len(ctx.task.calls)}",
+        )
+
+
+def check_consecutive_duplicates(ctx: ValidationContext) -> None:
+    for before, after in zip(ctx.task.calls, ctx.task.calls[1:]):
+        if before.tool == after.tool and before.arguments == after.arguments:
+            raise Reject(
+                RejectionCode.STATIC_IDENTICAL_CONSECUTIVE,
+                f"steps {before.id} and {after.id} are the same call ({after.tool}) back to back",
+                Evidence(step_id=after.id, output=after.arguments),
+            )
+
+
+def _looks_like_identifier(name: str) -> bool:
+    return "_" in name or bool(re.search(r"[a-z][A-Z]", name))
+
+
+def api_names_in(question: str, env_names: list[str]) -> list[str]:
+    """Tool names the question spells out.
+
+    A compound identifier (``get_stock_info``, ``startEngine``) counts wherever it stands as a
+    word; a plain word that is also a tool (``sort``, ``add``, ``mean``) counts only when written
+    as code: followed by ``(``, in backticks, or qualified as ``env.tool``. Ordinary English
+    stays allowed.
+    """
+    found: list[str] = []
+    for env_name in env_names:
+        for name in ENVIRONMENTS[env_name].tool_specs():
+            escaped = re.escape(name)
+            patterns = [
+                rf"`{escaped}`",
+                rf"\b{escaped}\s*\(",
+                rf"\b{re.escape(env_name)}\.{escaped}\b",
+            ]
+            if _looks_like_identifier(name):
+                patterns.append(rf"(?<![\w.]){escaped}(?![\w])")
+            if any(re.search(pattern, question) for pattern in patterns):
+                found.append(name)
+    return found
+
+
+def check_question(ctx: ValidationContext) -> None:
+    names = api_names_in(ctx.task.question, [n for n in ctx.task.envs if n in ENVIRONMENTS])
+    if names:
+        raise Reject(
+            RejectionCode.STATIC_API_NAME_IN_QUESTION,
+            f"the question names tools directly: {', '.join(names)}; describe the goal instead",
+            Evidence(output=ctx.task.question),
+        )
+
+
+def check_dependency_references(ctx: ValidationContext) -> None:
+    seen: set[str] = set()
+    for call in ctx.task.calls:
+        if call.id in seen:
+            raise _bad_reference(call, f"step id {call.id!r} is used twice")
+        for parent in call.depends_on:
+            if parent == call.id:
+                raise _bad_reference(call, f"step {call.id} depends on itself")
+            if parent not in seen:
+                where = "a later step" if any(c.id == parent for c in ctx.task.calls) else "no step"
+                raise _bad_reference(
+                    call, f"step {call.id} depends on {parent!r}, which is {where}"
+                )
+        for argument, source in call.bindings.items():
+            name, _, index = argument.partition(".")
+            if name not in call.arguments:
+                raise _bad_reference(call, f"binding for {argument!r}, which is not an argument")
+            if index and not (index.isdigit() and isinstance(call.arguments[name], list)):
+                raise _bad_reference(call, f"binding {argument!r} indexes a non-list argument")
+            producer = source.split(".", 1)[0]
+            if producer not in call.depends_on:
+                raise _bad_reference(
+                    call, f"argument {argument!r} is bound to {source!r}, not in depends_on"
+                )
+        seen.add(call.id)
+
+
+def _bad_reference(call: Call, message: str) -> Reject:
+    return Reject(RejectionCode.STATIC_BAD_DEPENDENCY, message, Evidence(step_id=call.id))
+
+
+STATIC_CHECKS: tuple[Callable[[ValidationContext], None], ...] = (
+    check_tools,
+    check_arguments,
+    check_initial_state,
+    check_call_count,
+    check_consecutive_duplicates,
+    check_question,
+    check_dependency_references,
+)
