@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.futures import as_completed
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.validate.runner import (
@@ -33,7 +33,7 @@ def validate_shard_task(input_path: str, run_dir: str, shard: Shard) -> ShardSta
 
 @flow(
     name="validate",
-    task_runner=ThreadPoolTaskRunner(max_workers=2),
+    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
     validate_parameters=False,
 )
 def validate_flow(

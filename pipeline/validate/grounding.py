@@ -3,9 +3,10 @@
 Normalisations allowed when matching (and nothing else):
 - strings match case-insensitively with runs of whitespace collapsed, as a substring of the
   question, of any string or key in the initial state, or of any earlier output;
-- numbers match numerically (``3`` = ``3.0``, and a numeric string ``"6500"`` = ``6500.0``), written with thousands separators (``1,000``),
-  a currency sign, as a percentage (``15%`` grounds ``15`` and ``0.15``), or as an English word
-  from zero to twenty; numbers also ground when they appear inside state or output text;
+- numbers match numerically (``3`` = ``3.0``; a numeric string ``"6500"`` = ``6500.0``),
+  written with thousands separators (``1,000``), a currency sign, as a percentage (``15%``
+  grounds ``15`` and ``0.15``), or as an English word from zero to twenty; numbers also
+  ground when they appear inside state or output text;
 - booleans and ``None`` are flags, always grounded; a value the tool's schema itself offers
   (an enum choice, the parameter's default, or a value quoted in the parameter's description,
   such as ``'..'`` for the parent folder) is grounded by the API;
