@@ -11,10 +11,17 @@ export HF_HUB_OFFLINE ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: help install dataset test lint typecheck schemas bench tools clean
+PREFECT_PORT ?= 4200
+PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
+INPUT ?= output/candidates.jsonl
+
+.PHONY: help install dataset gather validate test lint typecheck schemas bench tools clean \
+	prefect-start prefect-stop
 
 help:
 	@echo "make dataset   run the pipeline end to end on its offline default"
+	@echo "make validate  validate INPUT (default: seeds + BFCL imports) with the Prefect flow"
+	@echo "make prefect-stop  stop the local Prefect server the targets start"
 	@echo "make test      run lint, type checks and the test suite"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make schemas   regenerate schemas/ from the data contracts"
@@ -28,8 +35,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-dataset: $(STAMP)
-	$(VENV)/bin/asynctool dataset $(RUN_ID_ARG) --bfcl $(SHARED)/peers/bfcl/v4
+dataset: prefect-start
+	PREFECT_API_URL=$(PREFECT_API) $(VENV)/bin/asynctool dataset $(RUN_ID_ARG) \
+		--bfcl $(SHARED)/peers/bfcl/v4
+
+gather: $(STAMP)
+	$(VENV)/bin/asynctool gather --out output/candidates.jsonl --bfcl $(SHARED)/peers/bfcl/v4
+
+output/candidates.jsonl:
+	$(MAKE) gather
+
+validate: prefect-start $(INPUT)
+	PREFECT_API_URL=$(PREFECT_API) $(VENV)/bin/asynctool validate $(INPUT) $(RUN_ID_ARG)
+
+prefect-start: $(STAMP)
+	@$(PY) -m pipeline.prefect_server start --port $(PREFECT_PORT)
+
+prefect-stop:
+	@test ! -x $(PY) || $(PY) -m pipeline.prefect_server stop
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check pipeline tests bench
@@ -51,6 +74,7 @@ tools: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/replay.py
+	$(PY) bench/validate.py
 
 clean:
 	rm -rf output .mypy_cache .ruff_cache .pytest_cache

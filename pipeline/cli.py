@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
-from pipeline.dataset import DEFAULT_BFCL, build_dataset, new_run_id
+from pipeline.dataset import DEFAULT_BFCL, build_dataset, gather_candidates, new_run_id
 from pipeline.envs import ENVIRONMENTS
 from pipeline.jsonl import RecordError, read_records, write_records
 from pipeline.models import Task
@@ -79,16 +80,34 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     bfcl = None if args.no_bfcl else args.bfcl
     if bfcl is not None and not bfcl.is_dir():
         print(f"note: BFCL data not found at {bfcl}; using the project's seeds only")
-    summary = build_dataset(args.output, args.run_id, bfcl)
+    _prefect_note(args.inline)
+    summary = build_dataset(args.output, args.run_id, bfcl, use_prefect=not args.inline)
+    counts = summary.manifest["counts"]
     print(f"candidates: {summary.sources}")
-    print(f"replayed cleanly: {summary.accepted}; failed replay: {summary.rejected}")
+    print(f"accepted {counts['accepted']} / rejected {counts['rejected']} of {counts['input']}")
+    for code, count in list(counts["rejected_by_code"].items())[:8]:
+        print(f"  {code}: {count}")
     print(f"written to {summary.run_dir}/ (accepted.jsonl, rejected.jsonl, manifest.json)")
     return 0
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    import os
+def _cmd_gather(args: argparse.Namespace) -> int:
+    bfcl = None if args.no_bfcl else args.bfcl
+    sources = gather_candidates(args.out, bfcl)
+    print(f"wrote {sum(sources.values())} candidates {sources} to {args.out}")
+    return 0
 
+
+def _prefect_note(inline: bool) -> None:
+    if not inline and not os.environ.get("PREFECT_API_URL"):
+        print(
+            "note: PREFECT_API_URL is not set, so Prefect starts a temporary server (10-20 s); "
+            "the make targets start a shared local one",
+            file=sys.stderr,
+        )
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from pipeline.validate.runner import ShardStats, plan_shards, validate_file
@@ -104,12 +123,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     def advance(stats: ShardStats) -> None:
         bar.update(stats.accepted + stats.rejected)
 
+    _prefect_note(args.inline)
     if args.inline:
         manifest = validate_file(source, run_dir, args.shard_size, on_shard=advance)
     else:
-        if not os.environ.get("PREFECT_API_URL"):
-            print("note: PREFECT_API_URL is not set, so Prefect starts a temporary server "
-                  "(10-20 s); `make validate` starts a shared local one", file=sys.stderr)
         from pipeline.flows import run_validate_flow
 
         manifest = run_validate_flow(source, run_dir, args.shard_size, on_shard=advance)
@@ -157,7 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     dat.add_argument("--output", type=Path, default=OUTPUT, help="output root (default: output)")
     dat.add_argument("--bfcl", type=Path, default=DEFAULT_BFCL, help="BFCL v4 data folder")
     dat.add_argument("--no-bfcl", action="store_true", help="use the project's seeds only")
+    dat.add_argument("--inline", action="store_true", help="validate without Prefect")
     dat.set_defaults(run=_cmd_dataset)
+
+    gat = sub.add_parser("gather", help="write seeds plus BFCL imports as one candidates file")
+    gat.add_argument("--out", type=Path, default=OUTPUT / "candidates.jsonl")
+    gat.add_argument("--bfcl", type=Path, default=DEFAULT_BFCL, help="BFCL v4 data folder")
+    gat.add_argument("--no-bfcl", action="store_true", help="use the project's seeds only")
+    gat.set_defaults(run=_cmd_gather)
     return parser
 
 

@@ -56,7 +56,7 @@ def parse_candidate(raw: str) -> Task:
     """A JSON line -> Task; raises ``Reject`` with a ``parse.*`` code and keeps nothing silent."""
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, int-digit limits
         raise Reject(RejectionCode.PARSE_MALFORMED, f"not JSON: {error}") from None
     if not isinstance(data, dict):
         raise Reject(RejectionCode.PARSE_MALFORMED, "a candidate must be a JSON object")
