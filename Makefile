@@ -56,12 +56,14 @@ prefect-stop:
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check pipeline tests bench
+	$(VENV)/bin/ruff format --check pipeline tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/asynctool schemas --check
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipeline tests bench
+	$(VENV)/bin/ruff format --check pipeline tests bench
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -1,4 +1,4 @@
-"""Start or stop one local Prefect server for the make targets (``python -m pipeline.prefect_server``).
+"""Start or stop the one local Prefect server the make targets share.
 
 Without a server every process that runs a flow starts a temporary one (10–20 s here), so the
 make targets share one on 127.0.0.1. Starting is idempotent: a healthy server is reused.

@@ -36,8 +36,12 @@ def test_defaults_match_upstream() -> None:
 
 def test_upstream_free_form_queues_are_accepted() -> None:
     env = Tickets.from_bfcl_config(
-        {"ticket_queue": [{"ticket_001": {"title": "Odd shape", "status": "open"}},
-                          {"id": "ticket_002", "issue": "string id", "status": "Open"}]}
+        {
+            "ticket_queue": [
+                {"ticket_001": {"title": "Odd shape", "status": "open"}},
+                {"id": "ticket_002", "issue": "string id", "status": "Open"},
+            ]
+        }
     )
     assert env.invoke("close_ticket", {"ticket_id": "ticket_002"}) == {
         "status": "Ticket ticket_002 has been closed successfully."
@@ -63,8 +67,12 @@ def test_create_needs_login_and_uses_counter() -> None:
     env.invoke("ticket_login", {"username": "ana", "password": "pw"})
     first = env.invoke("create_ticket", {"title": "Broken chair", "priority": 3})
     assert first == {
-        "id": 7, "title": "Broken chair", "description": "", "status": "Open",
-        "priority": 3, "created_by": "ana",
+        "id": 7,
+        "title": "Broken chair",
+        "description": "",
+        "status": "Open",
+        "priority": 3,
+        "created_by": "ana",
     }
     second = env.invoke("create_ticket", {"title": "Loud fan"})
     assert isinstance(second, dict) and second["id"] == 8 and second["priority"] == 1
@@ -92,8 +100,16 @@ def test_ids_continue_after_snapshot() -> None:
 
 
 def test_get_close_resolve_edit() -> None:
-    queue = [{"id": 10, "title": "A", "description": "d", "status": "Open", "priority": 2,
-              "created_by": "bo"}]
+    queue = [
+        {
+            "id": 10,
+            "title": "A",
+            "description": "d",
+            "status": "Open",
+            "priority": 2,
+            "created_by": "bo",
+        }
+    ]
     env = make(ticket_queue=queue)
     assert env.invoke("get_ticket", {"ticket_id": 10}) == queue[0]
     assert_error_leaves_state(env, "get_ticket", {"ticket_id": 11}, "not found")

@@ -55,8 +55,12 @@ def test_from_bfcl_config_renames_and_derives() -> None:
     env = Vehicle.from_bfcl_config(
         {
             "engineState": "running",
-            "doorStatus": {"driver": "locked", "passenger": "unlocked",
-                           "rear_left": "locked", "rear_right": "unlocked"},
+            "doorStatus": {
+                "driver": "locked",
+                "passenger": "unlocked",
+                "rear_left": "locked",
+                "rear_right": "unlocked",
+            },
             "remainingUnlockedDoors": 0,  # upstream recomputes this from the locks
             "parkingBrakeForce": 15.3,
             "slopeAngle": 10.0,
@@ -65,7 +69,9 @@ def test_from_bfcl_config_renames_and_derives() -> None:
     assert env.state.engine_state == "running"
     assert env.state.remainingUnlockedDoors == 2
     assert env.invoke("displayCarStatus", {"option": "parkingBrake"}) == {
-        "parkingBrakeStatus": "released", "parkingBrakeForce": 15.3, "slopeAngle": 10.0,
+        "parkingBrakeStatus": "released",
+        "parkingBrakeForce": 15.3,
+        "slopeAngle": 10.0,
     }
     with pytest.raises(ValueError, match="unknown"):
         Vehicle.from_bfcl_config({"warpDrive": True})
@@ -81,16 +87,20 @@ def test_start_engine_needs_locked_doors_and_full_brake() -> None:
     env = make(fuelLevel=20.0)
     assert_error_leaves_state(env, "startEngine", {"ignitionMode": "START"}, "rear_right")
     assert env.invoke("lockDoors", {"unlock": False, "door": ALL_DOORS}) == {
-        "lockStatus": "locked", "remainingUnlockedDoors": 0,
+        "lockStatus": "locked",
+        "remainingUnlockedDoors": 0,
     }
     assert_error_leaves_state(env, "startEngine", {"ignitionMode": "START"}, "brake pedal")
     env.invoke("pressBrakePedal", {"pedalPosition": 0.4})
     assert_error_leaves_state(env, "startEngine", {"ignitionMode": "START"}, "fully")
     assert env.invoke("pressBrakePedal", {"pedalPosition": 1.0}) == {
-        "brakePedalStatus": "pressed", "brakePedalForce": 1000.0,
+        "brakePedalStatus": "pressed",
+        "brakePedalForce": 1000.0,
     }
     assert env.invoke("startEngine", {"ignitionMode": "START"}) == {
-        "engineState": "running", "fuelLevel": 20.0, "batteryVoltage": 12.6,
+        "engineState": "running",
+        "fuelLevel": 20.0,
+        "batteryVoltage": 12.6,
     }
     assert_error_leaves_state(env, "startEngine", {"ignitionMode": "START"}, "already running")
     assert env.invoke("startEngine", {"ignitionMode": "STOP"})["engineState"] == "stopped"
@@ -123,14 +133,18 @@ def test_brakes_and_parking_brake() -> None:
     env = make()
     assert_error_leaves_state(env, "pressBrakePedal", {"pedalPosition": 1.5}, "between 0 and 1")
     assert env.invoke("activateParkingBrake", {"mode": "engage"}) == {
-        "parkingBrakeStatus": "engaged", "_parkingBrakeForce": 500.0, "_slopeAngle": 10.0,
+        "parkingBrakeStatus": "engaged",
+        "_parkingBrakeForce": 500.0,
+        "_slopeAngle": 10.0,
     }
     env.invoke("pressBrakePedal", {"pedalPosition": 0.5})
     assert env.invoke("displayCarStatus", {"option": "brakePedal"}) == {
-        "brakePedalStatus": "pressed", "brakePedalForce": 500.0,
+        "brakePedalStatus": "pressed",
+        "brakePedalForce": 500.0,
     }
     assert env.invoke("releaseBrakePedal", {}) == {
-        "brakePedalStatus": "released", "brakePedalForce": 0.0,
+        "brakePedalStatus": "released",
+        "brakePedalForce": 0.0,
     }
     assert env.invoke("activateParkingBrake", {"mode": "release"})["parkingBrakeStatus"] == (
         "released"
@@ -146,7 +160,9 @@ def test_cruise_control_needs_running_engine_and_valid_speed() -> None:
     bad = {**args, "speed": 62.0}
     assert_error_leaves_state(env, "setCruiseControl", bad, "multiple of 5")
     assert env.invoke("setCruiseControl", args) == {
-        "cruiseStatus": "active", "currentSpeed": 65.0, "distanceToNextVehicle": 40.0,
+        "cruiseStatus": "active",
+        "currentSpeed": 65.0,
+        "distanceToNextVehicle": 40.0,
     }
     assert env.state.distanceToNextVehicle == 40.0
 
@@ -175,7 +191,10 @@ def test_headlights_and_status() -> None:
     assert env.invoke("setHeadlights", {"mode": "auto"}) == {"headlightStatus": "off"}
     assert env.invoke("displayCarStatus", {"option": "fuel"}) == {"fuelLevel": 12.5}
     assert env.invoke("displayCarStatus", {"option": "climate"}) == {
-        "currentACTemperature": 25.0, "fanSpeed": 50, "climateMode": "auto", "humidityLevel": 50.0,
+        "currentACTemperature": 25.0,
+        "fanSpeed": 50,
+        "climateMode": "auto",
+        "humidityLevel": 50.0,
     }
     with pytest.raises(ToolError, match="option"):
         env.invoke("displayCarStatus", {"option": "radio"})
@@ -184,9 +203,12 @@ def test_headlights_and_status() -> None:
 def test_tire_pressure_health() -> None:
     healthy = make().invoke("check_tire_pressure", {})
     assert healthy == {
-        "frontLeftTirePressure": 32.0, "frontRightTirePressure": 32.0,
-        "rearLeftTirePressure": 30.0, "rearRightTirePressure": 30.0,
-        "healthy_tire_pressure": True, "car_info": {},
+        "frontLeftTirePressure": 32.0,
+        "frontRightTirePressure": 32.0,
+        "rearLeftTirePressure": 30.0,
+        "rearRightTirePressure": 30.0,
+        "healthy_tire_pressure": True,
+        "car_info": {},
     }
     low = make(frontRightTirePressure=22.0).invoke("check_tire_pressure", {})
     assert isinstance(low, dict) and low["healthy_tire_pressure"] is False

@@ -61,7 +61,9 @@ def test_every_input_ends_in_exactly_one_file(candidates: Path, tmp_path: Path) 
     assert all(task.expected is not None for task in accepted_tasks)
 
 
-def test_rerun_resumes_finished_shards_and_gives_the_same_files(candidates: Path, tmp_path: Path) -> None:
+def test_rerun_resumes_finished_shards_and_gives_the_same_files(
+    candidates: Path, tmp_path: Path
+) -> None:
     whole = tmp_path / "whole"
     validate_file(candidates, whole, shard_size=10)
     interrupted = tmp_path / "interrupted"
@@ -119,7 +121,9 @@ def test_validate_flow_matches_the_inline_runner(
     assert "accepted" in capsys.readouterr().out
 
 
-def test_bfcl_turn_tasks_through_the_flow(prefect_harness: None, bfcl_dir: Path, tmp_path: Path) -> None:
+def test_bfcl_turn_tasks_through_the_flow(
+    prefect_harness: None, bfcl_dir: Path, tmp_path: Path
+) -> None:
     from pipeline.dataset import gather_candidates
     from pipeline.flows import run_validate_flow
 
@@ -129,6 +133,7 @@ def test_bfcl_turn_tasks_through_the_flow(prefect_harness: None, bfcl_dir: Path,
     counts = manifest["counts"]
     total = sources["seeds"] + sources["bfcl"]
     assert counts["accepted"] + counts["rejected"] == total
-    print(f"\nBFCL turn-level + seeds: accepted {counts['accepted']}/{total} "
-          f"({counts['accepted'] / total:.0%}); top rejection codes: {counts['rejected_by_code']}")  # fmt: skip
+    rate = counts["accepted"] / total
+    print(f"\nBFCL turn-level + seeds: accepted {counts['accepted']}/{total} ({rate:.0%}); "
+          f"top rejection codes: {counts['rejected_by_code']}")  # fmt: skip
     assert counts["accepted"] >= sources["seeds"]
