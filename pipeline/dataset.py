@@ -7,6 +7,7 @@ the peer data is present) and validate them with the validation flow into
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
-from pipeline.jsonl import write_records
+from pipeline.jsonl import write_atomic, write_records
 from pipeline.models import Task
 from pipeline.seeds import SEED_DIR, load_seeds
 
@@ -61,4 +62,6 @@ def build_dataset(
         manifest = run_validate_flow(candidates, run_dir)
     else:
         manifest = validate_file(candidates, run_dir)
+    manifest["sources"] = sources
+    write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return DatasetSummary(run_dir, sources, manifest)

@@ -18,19 +18,34 @@ from pipeline.seeds import load_seeds, seed_files
 def test_dataset_writes_accepted_rejected_and_manifest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["dataset", "--output", str(tmp_path), "--run-id", "r1", "--no-bfcl"]) == 0
+    assert (
+        main(["dataset", "--output", str(tmp_path), "--run-id", "r1", "--no-bfcl", "--inline"]) == 0
+    )
     run = tmp_path / "runs" / "r1"
     accepted = list(read_records(run / "accepted.jsonl", Task))
     rejected = list(read_records(run / "rejected.jsonl", Rejection))
     manifest = json.loads((run / "manifest.json").read_text())
     assert len(accepted) + len(rejected) == len(load_seeds()) == manifest["sources"]["seeds"]
-    assert manifest["counts"] == {"accepted": len(accepted), "rejected": len(rejected)}
+    assert manifest["counts"]["accepted"] == len(accepted)
+    assert manifest["counts"]["rejected"] == len(rejected)
     assert "written to" in capsys.readouterr().out
 
 
 def test_dataset_includes_bfcl_when_present(bfcl_dir: Path, tmp_path: Path) -> None:
     assert (
-        main(["dataset", "--output", str(tmp_path), "--run-id", "r2", "--bfcl", str(bfcl_dir)]) == 0
+        main(
+            [
+                "dataset",
+                "--output",
+                str(tmp_path),
+                "--run-id",
+                "r2",
+                "--bfcl",
+                str(bfcl_dir),
+                "--inline",
+            ]
+        )
+        == 0
     )
     manifest = json.loads((tmp_path / "runs" / "r2" / "manifest.json").read_text())
     assert manifest["sources"]["bfcl"] > 100
