@@ -74,9 +74,9 @@ schemas: $(STAMP)
 tools: $(STAMP)
 	@$(VENV)/bin/asynctool tools
 
-bench: $(STAMP)
+bench: prefect-start
 	$(PY) bench/replay.py
-	$(PY) bench/validate.py
+	PREFECT_API_URL=$(PREFECT_API) $(PY) bench/validate.py
 
 clean:
 	rm -rf output .mypy_cache .ruff_cache .pytest_cache

@@ -29,6 +29,7 @@ _WORDS = [
     "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
     "nineteen", "twenty",
 ]  # fmt: skip
+_WORD_NUMBER = re.compile(rf"\b(?:{'|'.join(_WORDS)})\b", re.IGNORECASE)
 
 
 def _normal(text: str) -> str:
@@ -48,10 +49,8 @@ def numbers_in(text: str) -> set[float]:
         found.add(value)
         if percent:
             found.add(value / 100)
-    lowered = text.lower()
-    for number, word in enumerate(_WORDS):
-        if re.search(rf"\b{word}\b", lowered):
-            found.add(float(number))
+    for match in _WORD_NUMBER.finditer(text):
+        found.add(float(_WORDS.index(match.group().lower())))
     return found
 
 
