@@ -14,12 +14,17 @@ from pipeline.validate.context import Reject, ValidationContext
 
 def check_execution(ctx: ValidationContext) -> None:
     """Every call runs without ``ToolError``; a second replay ends identically."""
-    for call, step in zip(ctx.task.calls, ctx.traces):
+    for index, (call, step) in enumerate(zip(ctx.task.calls, ctx.traces)):
         if step.error is not None:
+            before = [
+                f"{done.id}: {line}"
+                for done, trace in zip(ctx.task.calls[:index], ctx.traces[:index])
+                for line in trace.effect
+            ]
             raise Reject(
                 RejectionCode.EXECUTE_TOOL_ERROR,
                 f"step {call.id} ({call.tool}) failed: {step.error}",
-                Evidence(step_id=call.id, output=step.error),
+                Evidence(step_id=call.id, output=step.error, diff=before[:50]),
             )
     again, final = trace_calls(ctx.task.envs, ctx.task.initial_config, ctx.task.calls)
     for call, first, second in zip(ctx.task.calls, ctx.traces, again):
