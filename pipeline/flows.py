@@ -16,6 +16,11 @@ from prefect.futures import as_completed
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from pipeline.evolve.engine import EvolveSettings, ShardJob, evolve, run_shard
+from pipeline.evolve.engine import ShardStats as EvolveShardStats
+from pipeline.jsonl import read_records
+from pipeline.llm import LLMConfig
+from pipeline.models import Task
 from pipeline.validate.runner import (
     DEFAULT_SHARD_SIZE,
     Shard,
@@ -68,4 +73,61 @@ def run_validate_flow(
     """Run :func:`validate_flow` without the per-flow heartbeat that costs about a second."""
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         result: dict[str, Any] = validate_flow(str(input_path), str(run_dir), shard_size, on_shard)
+    return result
+
+
+@task(name="evolve-shard", retries=1, retry_delay_seconds=[2])
+def evolve_shard_task(
+    job: ShardJob, settings: EvolveSettings, llm: LLMConfig | None
+) -> EvolveShardStats:
+    return run_shard(job, settings, llm)
+
+
+def _prefect_shards(
+    jobs: list[ShardJob], settings: EvolveSettings, llm: LLMConfig | None
+) -> list[EvolveShardStats]:
+    futures = [evolve_shard_task.submit(job, settings, llm) for job in jobs]
+    return [future.result() for future in futures]
+
+
+@flow(
+    name="evolve",
+    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    validate_parameters=False,
+)
+def evolve_flow(
+    seeds_path: str,
+    run_dir: str,
+    settings: EvolveSettings,
+    llm_settings: dict[str, Any] | None = None,
+    llm_config_file: str | None = None,
+    on_round: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Rounds of operators over the pool; one Prefect task per shard of parents.
+
+    The LLM settings arrive without the API key (flow parameters are stored by Prefect); the key
+    is read again here from the environment or the config file.
+    """
+    llm = None
+    if llm_settings is not None:
+        file = Path(llm_config_file) if llm_config_file else None
+        llm = LLMConfig.load(overrides=llm_settings, config_file=file)
+    seeds = list(read_records(Path(seeds_path), Task))
+    return evolve(seeds, Path(run_dir), settings, llm, runner=_prefect_shards, on_round=on_round)
+
+
+def run_evolve_flow(
+    seeds_path: Path,
+    run_dir: Path,
+    settings: EvolveSettings,
+    llm: LLMConfig | None = None,
+    llm_config_file: Path | None = None,
+    on_round: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    public = llm.public_dict() if llm is not None and llm.configured else None
+    file = str(llm_config_file) if llm_config_file else None
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        result: dict[str, Any] = evolve_flow(
+            str(seeds_path), str(run_dir), settings, public, file, on_round
+        )
     return result

@@ -15,42 +15,36 @@ from pipeline.models import Rejection, Task
 from pipeline.seeds import load_seeds, seed_files
 
 
-def test_dataset_writes_accepted_rejected_and_manifest(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert (
-        main(["dataset", "--output", str(tmp_path), "--run-id", "r1", "--no-bfcl", "--inline"]) == 0
-    )
+def test_dataset_evolves_the_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["dataset", "--output", str(tmp_path), "--run-id", "r1", "--no-bfcl", "--inline"]
+    assert main(argv) == 0
     run = tmp_path / "runs" / "r1"
-    accepted = list(read_records(run / "accepted.jsonl", Task))
-    rejected = list(read_records(run / "rejected.jsonl", Rejection))
+    evolved = list(read_records(run / "evolved.jsonl", Task))
+    rejected = list(read_records(run / "evolve_rejected.jsonl", Rejection))
     manifest = json.loads((run / "manifest.json").read_text())
-    assert len(accepted) + len(rejected) == len(load_seeds()) == manifest["sources"]["seeds"]
-    assert manifest["counts"]["accepted"] == len(accepted)
+    assert manifest["sources"] == {"seeds": len(load_seeds())}
+    assert manifest["counts"]["evolved"] == len(evolved) >= 1000
     assert manifest["counts"]["rejected"] == len(rejected)
     assert "written to" in capsys.readouterr().out
 
 
-def test_dataset_includes_bfcl_when_present(bfcl_dir: Path, tmp_path: Path) -> None:
-    assert (
-        main(
-            [
-                "dataset",
-                "--output",
-                str(tmp_path),
-                "--run-id",
-                "r2",
-                "--bfcl",
-                str(bfcl_dir),
-                "--inline",
-            ]
-        )
-        == 0
-    )
+def test_dataset_takes_bfcl_turns_as_seeds(bfcl_dir: Path, tmp_path: Path) -> None:
+    argv = [
+        "dataset",
+        "--output",
+        str(tmp_path),
+        "--run-id",
+        "r2",
+        "--bfcl",
+        str(bfcl_dir),
+        "--inline",
+    ]
+    assert main(argv) == 0
     manifest = json.loads((tmp_path / "runs" / "r2" / "manifest.json").read_text())
     assert manifest["sources"]["bfcl"] > 100
-    total = manifest["counts"]["accepted"] + manifest["counts"]["rejected"]
-    assert total == manifest["sources"]["bfcl"] + manifest["sources"]["seeds"]
+    counts = manifest["counts"]
+    assert counts["seeds"] == manifest["sources"]["bfcl"] + manifest["sources"]["seeds"]
+    assert counts["seeds_accepted"] + counts["seeds_rejected"] == counts["seeds"]
 
 
 def test_replay_and_tools_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,14 +95,6 @@ def test_first_failure_is_reported_with_cheap_evidence_of_the_rest() -> None:
     assert verdict.rejection.code is RejectionCode.STATIC_UNKNOWN_TOOL
     assert "static.too_few_calls" in verdict.rejection.evidence.also_failed
     assert verdict.rejection.evidence.step_id == "s1"
-
-
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def test_validate_flow_matches_the_inline_runner(

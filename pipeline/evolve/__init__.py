@@ -1,0 +1,1 @@
+"""Evolution: programmatic and LLM operators that grow the pool of validated tasks."""

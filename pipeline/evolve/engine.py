@@ -1,0 +1,399 @@
+"""Rounds of evolution over a pool of validated tasks, resumable shard by shard.
+
+Round 0 validates the seeds; only accepted seeds become parents. Each later round applies the
+chosen operators to the previous round's newly accepted tasks (the frontier), validates every
+candidate with the validation chain, optionally sends rejects to the LLM ``repair`` operator
+once, and optionally asks the LLM judge about what passed. The run stops after ``rounds`` rounds
+or once ``target`` new tasks are accepted.
+
+Layout of ``<run_dir>/evolve/``::
+
+    round_00/ accepted.jsonl rejected.jsonl stats.json      (the seeds, validated)
+    round_01/shards/00000.{accepted,rejected}.jsonl 00000.stats.json ...
+    round_01/ accepted.jsonl rejected.jsonl stats.json
+    ...
+and in ``<run_dir>/``: ``evolved.jsonl`` (every accepted task, seeds included),
+``evolve_rejected.jsonl`` and ``manifest.json``. A shard or round with its stats file is done;
+a rerun after a crash skips it, and the LLM cache answers any request already made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pipeline.evolve.candidate import Candidate
+from pipeline.evolve.extend import extend
+from pipeline.evolve.rename import rename
+from pipeline.evolve.verbalise import Verbaliser, verbalise
+from pipeline.jsonl import read_records, write_atomic
+from pipeline.llm import LLMClient, LLMConfig, UsageLedger
+from pipeline.models import Rejection, Task
+from pipeline.validate.chain import validate_task
+
+
+class Operator(StrEnum):
+    EXTEND = "extend"
+    RENAME = "rename"
+    VERBALISE = "verbalise"
+    DEEPEN = "deepen"
+    BROADEN = "broaden"
+    PARAPHRASE = "paraphrase"
+
+    @property
+    def needs_llm(self) -> bool:
+        return self in (Operator.DEEPEN, Operator.BROADEN, Operator.PARAPHRASE)
+
+
+PROGRAMMATIC = [Operator.RENAME, Operator.EXTEND, Operator.VERBALISE]
+
+
+@dataclass
+class EvolveSettings:
+    rounds: int = 3
+    target: int = 1000
+    operators: list[Operator] = field(default_factory=lambda: list(PROGRAMMATIC))
+    seed: int = 0
+    shard_size: int = 50
+    variants: int = 2  # candidates per parent and programmatic operator
+    repair: bool = True
+    judge: bool = False
+
+
+@dataclass
+class OperatorStats:
+    generated: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    skipped: int = 0  # the operator found nothing to do for a parent
+
+
+@dataclass
+class ShardStats:
+    index: int
+    operators: dict[str, OperatorStats] = field(default_factory=dict)
+    codes: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @classmethod
+    def from_json(cls, text: str) -> ShardStats:
+        data = json.loads(text)
+        data["operators"] = {k: OperatorStats(**v) for k, v in data["operators"].items()}
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    round_no: int
+    index: int
+    parents_file: str
+    start: int
+    stop: int
+    folder: str
+
+
+def _programmatic(
+    operator: Operator, parent: Task, rng: random.Random, verbaliser: Verbaliser
+) -> Task | None:
+    if operator is Operator.RENAME:
+        return rename(parent, rng)
+    if operator is Operator.EXTEND:
+        return extend(parent, rng, verbaliser)
+    if operator is Operator.VERBALISE:
+        return verbalise(parent, verbaliser)
+    raise ValueError(f"{operator} is not a programmatic operator")
+
+
+async def _llm_candidates(
+    parents: Sequence[Task], operators: Sequence[Operator], client: LLMClient
+) -> list[Candidate]:
+    from pipeline.evolve.llm_ops import evolve_with_llm, paraphrase
+
+    jobs = []
+    for parent in parents:
+        for operator in operators:
+            if operator is Operator.PARAPHRASE:
+                jobs.append(paraphrase(parent, client))
+            else:
+                jobs.append(evolve_with_llm(operator.value, parent, client))
+    return list(await asyncio.gather(*jobs))
+
+
+def _with_round(task: Task, round_no: int) -> Task:
+    lineage = task.lineage.model_copy(update={"round": round_no})
+    return task.model_copy(update={"lineage": lineage})
+
+
+def run_shard(job: ShardJob, settings: EvolveSettings, llm: LLMConfig | None) -> ShardStats:
+    """Apply the operators to one shard of parents, validate, repair, judge; write outputs."""
+    folder = Path(job.folder)
+    stats_file = folder / f"{job.index:05d}.stats.json"
+    if stats_file.exists():
+        return ShardStats.from_json(stats_file.read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    parents = list(read_records(Path(job.parents_file), Task))[job.start : job.stop]
+    rng = random.Random(f"{settings.seed}:{job.round_no}:{job.index}")
+    verbaliser = Verbaliser()
+    stats = ShardStats(job.index)
+    candidates: list[Candidate] = []
+    for parent in parents:
+        for operator in settings.operators:
+            if operator.needs_llm:
+                continue
+            repeats = 1 if operator is Operator.VERBALISE else settings.variants
+            for _ in range(repeats):
+                made = _programmatic(operator, parent, rng, verbaliser)
+                if made is None:
+                    stats.operators.setdefault(operator.value, OperatorStats()).skipped += 1
+                else:
+                    candidates.append(Candidate(operator.value, parent.id, task=made))
+    ledger = UsageLedger()
+    llm_ops = [op for op in settings.operators if op.needs_llm]
+    accepted, rejected = asyncio.run(
+        _validate_all(candidates, parents, llm_ops, settings, llm, ledger)
+    )
+    for candidate, outcome in accepted + rejected:
+        record = stats.operators.setdefault(candidate.operator, OperatorStats())
+        record.generated += 1
+        if isinstance(outcome, Task):
+            record.accepted += 1
+        else:
+            record.rejected += 1
+            stats.codes[outcome.code.value] = stats.codes.get(outcome.code.value, 0) + 1
+    stats.usage = ledger.as_dict()
+    stats.seconds = round(time.perf_counter() - started, 3)
+    good = [_with_round(t, job.round_no) for _, t in accepted if isinstance(t, Task)]
+    bad = [r for _, r in rejected if isinstance(r, Rejection)]
+    write_atomic(folder / f"{job.index:05d}.accepted.jsonl", _jsonl(good))
+    write_atomic(folder / f"{job.index:05d}.rejected.jsonl", _jsonl(bad))
+    write_atomic(stats_file, json.dumps(asdict(stats)))
+    return stats
+
+
+Outcome = tuple[Candidate, Task | Rejection]
+
+
+async def _validate_all(
+    candidates: list[Candidate],
+    parents: Sequence[Task],
+    llm_ops: Sequence[Operator],
+    settings: EvolveSettings,
+    llm: LLMConfig | None,
+    ledger: UsageLedger,
+) -> tuple[list[Outcome], list[Outcome]]:
+    client = LLMClient(llm, ledger) if llm is not None and llm.configured else None
+    try:
+        if client is not None and llm_ops:
+            candidates = candidates + await _llm_candidates(parents, llm_ops, client)
+        accepted: list[Outcome] = []
+        rejected: list[Outcome] = []
+        to_repair: list[tuple[Candidate, Task, Rejection]] = []
+        for candidate in candidates:
+            outcome = _check(candidate)
+            if (
+                isinstance(outcome, Rejection)
+                and candidate.task is not None
+                and client
+                and settings.repair
+            ):
+                to_repair.append((candidate, candidate.task, outcome))
+            (accepted if isinstance(outcome, Task) else rejected).append((candidate, outcome))
+        if to_repair and client is not None:
+            from pipeline.evolve.llm_ops import repair
+
+            repaired = await asyncio.gather(*(repair(t, r, client) for _, t, r in to_repair))
+            for fixed in repaired:
+                outcome = _check(fixed)
+                (accepted if isinstance(outcome, Task) else rejected).append((fixed, outcome))
+        if settings.judge and client is not None:
+            accepted, rejected = await _judge(accepted, rejected, client)
+        return accepted, rejected
+    finally:
+        if client is not None:
+            await client.aclose()
+
+
+def _check(candidate: Candidate) -> Task | Rejection:
+    if candidate.task is None:
+        assert candidate.rejection is not None
+        return candidate.rejection
+    verdict = validate_task(candidate.task, raw=candidate.raw)
+    if verdict.task is not None:
+        return verdict.task
+    assert verdict.rejection is not None
+    return verdict.rejection
+
+
+async def _judge(
+    accepted: list[Outcome], rejected: list[Outcome], client: LLMClient
+) -> tuple[list[Outcome], list[Outcome]]:
+    from pipeline.evolve.llm_ops import judge
+
+    tasks = [outcome for _, outcome in accepted if isinstance(outcome, Task)]
+    verdicts = await asyncio.gather(*(judge(task, client) for task in tasks))
+    kept: list[Outcome] = []
+    for (candidate, outcome), verdict in zip(accepted, verdicts):
+        (kept if verdict is None else rejected).append((candidate, verdict or outcome))
+    return kept, rejected
+
+
+def _jsonl(records: Sequence[Task | Rejection]) -> str:
+    return "".join(record.model_dump_json() + "\n" for record in records)
+
+
+ShardRunner = Callable[[list[ShardJob], EvolveSettings, LLMConfig | None], list[ShardStats]]
+
+
+def run_inline(
+    jobs: list[ShardJob], settings: EvolveSettings, llm: LLMConfig | None
+) -> list[ShardStats]:
+    return [run_shard(job, settings, llm) for job in jobs]
+
+
+def _concatenate(parts: Sequence[Path], target: Path) -> None:
+    write_atomic(target, "".join(part.read_text(encoding="utf-8") for part in parts))
+
+
+def _validate_seeds(seeds: Sequence[Task], folder: Path) -> tuple[int, int]:
+    if (folder / "stats.json").exists():
+        stats = json.loads((folder / "stats.json").read_text())
+        return int(stats["accepted"]), int(stats["rejected"])
+    good: list[Task] = []
+    bad: list[Rejection] = []
+    for seed in seeds:
+        verdict = validate_task(seed)
+        if verdict.task is not None:
+            good.append(verdict.task)
+        elif verdict.rejection is not None:
+            bad.append(verdict.rejection)
+    write_atomic(folder / "accepted.jsonl", _jsonl(good))
+    write_atomic(folder / "rejected.jsonl", _jsonl(bad))
+    write_atomic(folder / "stats.json", json.dumps({"accepted": len(good), "rejected": len(bad)}))
+    return len(good), len(bad)
+
+
+def _dedupe(paths: Sequence[Path]) -> tuple[list[str], int]:
+    seen: set[str] = set()
+    lines: list[str] = []
+    duplicates = 0
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            task_id = json.loads(line)["id"]
+            if task_id in seen:
+                duplicates += 1
+                continue
+            seen.add(task_id)
+            lines.append(line)
+    return lines, duplicates
+
+
+def evolve(
+    seeds: Sequence[Task],
+    run_dir: Path,
+    settings: EvolveSettings,
+    llm: LLMConfig | None = None,
+    runner: ShardRunner = run_inline,
+    on_round: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the rounds; returns the manifest (also written to ``run_dir/manifest.json``)."""
+    started = time.perf_counter()
+    base = run_dir / "evolve"
+    seeds_ok, seeds_bad = _validate_seeds(seeds, base / "round_00")
+    accepted_files = [base / "round_00" / "accepted.jsonl"]
+    rejected_files = [base / "round_00" / "rejected.jsonl"]
+    frontier = base / "round_00" / "accepted.jsonl"
+    per_operator: dict[str, OperatorStats] = {}
+    codes: Counter[str] = Counter()
+    usage: dict[str, Counter[str]] = {}
+    new_total = 0
+    rounds_done = 0
+    merged = 0
+    for round_no in range(1, settings.rounds + 1):
+        if new_total >= settings.target:
+            break
+        folder = base / f"round_{round_no:02d}"
+        parents = frontier.read_text(encoding="utf-8").count("\n")
+        if parents == 0:
+            break
+        jobs = [
+            ShardJob(
+                round_no,
+                index,
+                str(frontier),
+                start,
+                min(start + settings.shard_size, parents),
+                str(folder / "shards"),
+            )
+            for index, start in enumerate(range(0, parents, settings.shard_size))
+        ]
+        shard_stats = runner(jobs, settings, llm)
+        for stats in shard_stats:
+            for name, record in stats.operators.items():
+                total = per_operator.setdefault(name, OperatorStats())
+                for key, value in asdict(record).items():
+                    setattr(total, key, getattr(total, key) + value)
+            codes.update(stats.codes)
+            for stage, counters in stats.usage.items():
+                usage.setdefault(stage, Counter()).update(counters)
+        shard_dir = folder / "shards"
+        lines, repeated = _dedupe([shard_dir / f"{job.index:05d}.accepted.jsonl" for job in jobs])
+        known, _ = _dedupe(accepted_files)
+        known_ids = {json.loads(line)["id"] for line in known}
+        fresh = [line for line in lines if json.loads(line)["id"] not in known_ids]
+        merged += repeated + len(lines) - len(fresh)
+        write_atomic(folder / "accepted.jsonl", "".join(line + "\n" for line in fresh))
+        _concatenate(
+            [shard_dir / f"{job.index:05d}.rejected.jsonl" for job in jobs],
+            folder / "rejected.jsonl",
+        )
+        accepted_files.append(folder / "accepted.jsonl")
+        rejected_files.append(folder / "rejected.jsonl")
+        frontier = folder / "accepted.jsonl"
+        new_total += len(fresh)
+        rounds_done = round_no
+        if on_round is not None:
+            on_round(round_no, new_total)
+    evolved, _ = _dedupe(accepted_files)
+    write_atomic(run_dir / "evolved.jsonl", "".join(line + "\n" for line in evolved))
+    _concatenate(rejected_files, run_dir / "evolve_rejected.jsonl")
+    rejected_total = sum(1 for p in rejected_files for _ in p.open(encoding="utf-8"))
+    manifest = {
+        "run_id": run_dir.name,
+        "stage": "evolve",
+        "settings": {**asdict(settings), "operators": [op.value for op in settings.operators]},
+        "llm": llm.public_dict() if llm is not None and llm.configured else None,
+        "counts": {
+            "seeds": len(seeds),
+            "seeds_accepted": seeds_ok,
+            "seeds_rejected": seeds_bad,
+            "rounds": rounds_done,
+            "new_accepted": new_total,
+            "evolved": len(evolved),
+            "rejected": rejected_total,
+            # accepted candidates identical to a task already in the pool (kept once)
+            "duplicates_merged": merged,
+            "rejected_by_code": dict(codes.most_common()),
+        },
+        "operators": {
+            name: {
+                **asdict(record),
+                "acceptance_rate": round(record.accepted / record.generated, 3)
+                if record.generated
+                else None,
+            }
+            for name, record in sorted(per_operator.items())
+        },
+        "token_usage": {stage: dict(counter) for stage, counter in sorted(usage.items())},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest

