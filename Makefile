@@ -98,6 +98,8 @@ tools: $(STAMP)
 bench: prefect-start
 	$(PY) bench/replay.py
 	PREFECT_API_URL=$(PREFECT_API) $(PY) bench/validate.py
+	$(PY) bench/evolve_offline.py
+	$(PY) bench/evolve.py
 
 clean:
 	rm -rf output .mypy_cache .ruff_cache .pytest_cache
