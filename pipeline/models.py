@@ -106,8 +106,11 @@ class Composition(StrEnum):
 
 
 class Bounds(Contract):
+    """Makespans in seconds under the scheduling model of ``pipeline.schedule``."""
+
     optimal_makespan: float = Field(ge=0)
     sequential_makespan: float = Field(ge=0)
+    turn_cost: float = Field(ge=0)
 
 
 class Instance(Contract):
