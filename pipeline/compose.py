@@ -1,0 +1,176 @@
+"""Composition: multi-task instances of 2–3 validated tasks, with latency tables and bounds.
+
+Each instance draws, from one split (``pipeline.splits``), tasks of distinct seed ancestors —
+so their questions are different tasks, not rewordings of one — either all of one category
+(``same_category``) or all of different categories (``cross_category``). Every task keeps its
+own ``initial_config``: the harness builds separate environments per task, so no two tasks
+share state even when they use the same tools. The latency table covers every tool the
+instance's tasks call and is drawn from a named profile with the instance's seed; the bounds
+follow the scheduling model of ``pipeline.schedule``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pipeline.envs import resolve_tool
+from pipeline.models import Bounds, Composition, Instance, Task, content_hash
+from pipeline.schedule import TaskDag, optimal_schedule, sequential_makespan
+from pipeline.splits import DEFAULT_TEST_FRACTION, Split, root_ancestors, split_of
+
+DEFAULT_TURN_COST = 1.0
+
+
+class LatencyProfile(StrEnum):
+    DEFAULTS = "defaults"  # each tool's documented default
+    UNIFORM = "uniform"  # default x U(0.5, 1.5)
+    LOGNORMAL = "lognormal"  # default x exp(N(0, 0.5)): a long tail of slow answers
+    PAPER_ROUNDS = "paper-rounds"  # every call takes one turn, the paper's fixed delay
+
+
+def latency_table(
+    tools: Sequence[str], profile: LatencyProfile, rng: random.Random, turn_cost: float
+) -> dict[str, float]:
+    table: dict[str, float] = {}
+    for tool in sorted(set(tools)):
+        _, spec = resolve_tool(tool)
+        if profile is LatencyProfile.DEFAULTS:
+            seconds = spec.latency
+        elif profile is LatencyProfile.UNIFORM:
+            seconds = spec.latency * rng.uniform(0.5, 1.5)
+        elif profile is LatencyProfile.LOGNORMAL:
+            seconds = spec.latency * math.exp(rng.gauss(0.0, 0.5))
+        else:
+            seconds = turn_cost
+        table[tool] = round(seconds, 3)
+    return table
+
+
+def task_dag(task: Task, latency: Mapping[str, float]) -> TaskDag:
+    position = {call.id: index for index, call in enumerate(task.calls)}
+    return TaskDag(
+        tuple(latency[call.tool] for call in task.calls),
+        tuple(frozenset(position[parent] for parent in call.depends_on) for call in task.calls),
+    )
+
+
+def bounds_for(tasks: Sequence[Task], latency: Mapping[str, float], turn_cost: float) -> Bounds:
+    dags = [task_dag(task, latency) for task in tasks]
+    return Bounds(
+        optimal_makespan=optimal_schedule(dags, turn_cost).makespan,
+        sequential_makespan=round(sequential_makespan(dags, turn_cost), 9),
+        turn_cost=turn_cost,
+    )
+
+
+@dataclass
+class ComposeSettings:
+    count: int = 1200
+    seed: int = 0
+    three_task_share: float = 0.5
+    cross_category_share: float = 0.5
+    profiles: dict[str, float] = field(
+        default_factory=lambda: {"uniform": 0.4, "lognormal": 0.4, "paper-rounds": 0.2}
+    )
+    turn_cost: float = DEFAULT_TURN_COST
+    test_fraction: float = DEFAULT_TEST_FRACTION
+
+    def __post_init__(self) -> None:
+        for name in self.profiles:
+            LatencyProfile(name)  # a clear ValueError for an unknown profile
+        for share in (self.three_task_share, self.cross_category_share, self.test_fraction):
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"shares must be between 0 and 1, got {share}")
+
+
+@dataclass
+class ComposeReport:
+    instances: list[Instance]
+    attempts: int
+    per_split: dict[str, int]
+
+
+def _pools(
+    tasks: Sequence[Task], test_fraction: float
+) -> dict[Split, dict[str, list[tuple[str, Task]]]]:
+    """Split -> category -> [(root, task)]."""
+    roots = root_ancestors(tasks)
+    pools: dict[Split, dict[str, list[tuple[str, Task]]]] = {s: defaultdict(list) for s in Split}
+    for task in tasks:
+        root = roots[task.id]
+        pools[split_of(root, test_fraction)][task.category].append((root, task))
+    return pools
+
+
+def _pick(
+    rng: random.Random, pool: Mapping[str, list[tuple[str, Task]]], size: int, cross: bool
+) -> list[Task] | None:
+    if cross:
+        categories = [c for c, members in pool.items() if members]
+        if len(categories) < size:
+            return None
+        chosen = [rng.choice(pool[c]) for c in rng.sample(sorted(categories), size)]
+    else:
+        categories = [c for c, members in pool.items() if len({r for r, _ in members}) >= size]
+        if not categories:
+            return None
+        members = pool[rng.choice(sorted(categories))]
+        chosen = rng.sample(members, size)
+    if len({root for root, _ in chosen}) < size:
+        return None  # two descendants of one seed are not two different tasks
+    picked = [task for _, task in chosen]
+    if len({task.question.strip().lower() for task in picked}) < size:
+        return None
+    return picked
+
+
+def compose(tasks: Sequence[Task], settings: ComposeSettings) -> ComposeReport:
+    """Draw ``settings.count`` distinct instances (fewer only if the pool runs out)."""
+    pools = _pools(tasks, settings.test_fraction)
+    sizes = {split: sum(len(m) for m in pools[split].values()) for split in Split}
+    profiles = list(settings.profiles)
+    weights = list(settings.profiles.values())
+    instances: list[Instance] = []
+    seen: set[str] = set()
+    attempts = 0
+    while len(instances) < settings.count and attempts < settings.count * 20:
+        attempts += 1
+        rng = random.Random(f"{settings.seed}:{attempts}")
+        split = Split.TEST if rng.random() < settings.test_fraction else Split.TRAIN
+        if not sizes[split]:
+            continue
+        size = 3 if rng.random() < settings.three_task_share else 2
+        cross = rng.random() < settings.cross_category_share
+        picked = _pick(rng, pools[split], size, cross)
+        if picked is None:
+            continue
+        profile = LatencyProfile(rng.choices(profiles, weights)[0])
+        instance_seed = rng.getrandbits(32)
+        key = content_hash([[t.id for t in picked], cross, profile.value, instance_seed])
+        identity = content_hash([sorted(t.id for t in picked), profile.value])
+        if identity in seen:
+            continue
+        seen.add(identity)
+        tools = [call.tool for task in picked for call in task.calls]
+        latency = latency_table(tools, profile, random.Random(instance_seed), settings.turn_cost)
+        instances.append(
+            Instance(
+                id=key,
+                tasks=picked,
+                composition=Composition.CROSS_CATEGORY if cross else Composition.SAME_CATEGORY,
+                latency_profile=profile.value,
+                seed=instance_seed,
+                latency=latency,
+                bounds=bounds_for(picked, latency, settings.turn_cost),
+            )
+        )
+    per_split: dict[str, int] = defaultdict(int)
+    roots = root_ancestors(tasks)
+    for instance in instances:
+        per_split[split_of(roots[instance.tasks[0].id], settings.test_fraction).value] += 1
+    return ComposeReport(instances, attempts, dict(per_split))
