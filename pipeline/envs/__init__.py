@@ -14,10 +14,14 @@ from pipeline.envs.base import (
     ToolSpec,
     tool,
 )
+from pipeline.envs.data_format import DataFormat
+from pipeline.envs.data_generation import DataGeneration
+from pipeline.envs.data_management import DataManagement
 from pipeline.envs.filesystem import Filesystem
 from pipeline.envs.maths import Maths
 from pipeline.envs.messaging import Messaging
 from pipeline.envs.posting import Posting
+from pipeline.envs.string_manipulation import StringManipulation
 from pipeline.envs.tickets import Tickets
 from pipeline.envs.trading import Trading
 from pipeline.envs.travel import Travel
@@ -27,7 +31,20 @@ EnvClass = type[Environment]  # type: ignore[type-arg]
 
 ENVIRONMENTS: dict[str, EnvClass] = {
     cls.name: cls
-    for cls in (Filesystem, Maths, Messaging, Posting, Tickets, Trading, Travel, Vehicle)
+    for cls in (
+        Filesystem,
+        Maths,
+        Messaging,
+        Posting,
+        Tickets,
+        Trading,
+        Travel,
+        Vehicle,
+        DataManagement,
+        DataGeneration,
+        StringManipulation,
+        DataFormat,
+    )
 }
 
 #: upstream BFCL class name -> our environment class
