@@ -16,8 +16,13 @@ Two kinds of dependency are found:
   draws are still consumed, so two independent calls that both draw ids (two messages sent)
   do not look dependent merely because the second id would shift.
 
-The state relation is reduced transitively (an edge implied by a chain of other edges is
-dropped): ordering is preserved, and schedulers keep the most parallelism.
+* **Order** — two calls of one environment that neither relation orders are tried the other way
+  round; if that changes any result or the final state (a write after a read of the same
+  thing, two calls drawing random ids), the later call depends on the earlier. So any order
+  that respects the dependencies reproduces the ground truth's results and final state.
+
+The relation is reduced transitively (an edge implied by a chain of other edges is dropped):
+ordering is preserved, and schedulers keep the most parallelism.
 """
 
 from __future__ import annotations
@@ -117,6 +122,69 @@ def state_effects(
     return affects
 
 
+def ancestor_sets(edges: Sequence[set[int]]) -> list[set[int]]:
+    """Every ancestor of each call, following ``edges`` (parents per call) transitively."""
+    found: list[set[int]] = []
+    for parents in edges:
+        closure = set(parents)
+        for parent in parents:
+            closure |= found[parent]
+        found.append(closure)
+    return found
+
+
+def reorder_changes_outcome(
+    env_names: Sequence[str],
+    initial_config: Mapping[str, Mapping[str, Any]],
+    calls: Sequence[Call],
+    baseline: Sequence[StepTrace],
+    final: Mapping[str, Any],
+    i: int,
+    j: int,
+    ancestors_of_j: set[int],
+) -> bool:
+    """Whether running call ``j`` (with its ancestors that sit after ``i``) before call ``i``
+    changes any call's result or error, or the final state."""
+    moved = [k for k in range(i + 1, j) if k in ancestors_of_j] + [j]
+    order = [
+        *range(i),
+        *moved,
+        *(k for k in range(i, j) if k not in moved),
+        *range(j + 1, len(calls)),
+    ]
+    traces, reordered_final = trace_calls(env_names, initial_config, [calls[k] for k in order])
+    if reordered_final != final:
+        return True
+    return any(
+        (traces[spot].result, traces[spot].error) != (baseline[k].result, baseline[k].error)
+        for spot, k in enumerate(order)
+    )
+
+
+def ordering_edges(
+    env_names: Sequence[str],
+    initial_config: Mapping[str, Mapping[str, Any]],
+    calls: Sequence[Call],
+    baseline: Sequence[StepTrace],
+    final: Mapping[str, Any],
+    edges: Sequence[set[int]],
+) -> list[set[int]]:
+    """Add ``i -> j`` wherever two calls of one environment left unordered by ``edges`` give
+    other results when ``j`` runs first (a write after a read, two calls drawing random ids):
+    then every order a scheduler may pick reproduces the same results and final state."""
+    result = [set(parents) for parents in edges]
+    for j in range(len(calls)):
+        for i in range(j - 1, -1, -1):
+            ancestors = ancestor_sets(result)
+            if calls[i].env != calls[j].env or i in ancestors[j]:
+                continue
+            if reorder_changes_outcome(
+                env_names, initial_config, calls, baseline, final, i, j, ancestors[j]
+            ):
+                result[j].add(i)
+    return result
+
+
 def infer_dependencies(
     env_names: Sequence[str],
     initial_config: Mapping[str, Mapping[str, Any]],
@@ -124,14 +192,19 @@ def infer_dependencies(
     question: str,
 ) -> list[Call]:
     """Return ``calls`` with ``depends_on`` and ``bindings`` inferred from execution."""
-    baseline, _ = trace_calls(env_names, initial_config, calls)
+    baseline, final = trace_calls(env_names, initial_config, calls)
     affects = state_effects(env_names, initial_config, calls, baseline)
-    state_deps = _transitive_reduction(affects)
     bindings = data_bindings(calls, [step.result for step in baseline], question)
+    position = {call.id: index for index, call in enumerate(calls)}
+    producers = [
+        {position[s.split(".", 1)[0]] for s in bindings[j].values()} for j in range(len(calls))
+    ]
+    edges = [affects[j] | producers[j] for j in range(len(calls))]
+    edges = ordering_edges(env_names, initial_config, calls, baseline, final, edges)
+    reduced = _transitive_reduction(edges)
     inferred: list[Call] = []
     for j, call in enumerate(calls):
-        sources = {calls[i].id for i in state_deps[j]}
-        sources |= {source.split(".", 1)[0] for source in bindings[j].values()}
+        sources = {calls[i].id for i in reduced[j] | producers[j]}
         ordered = [c.id for c in calls[:j] if c.id in sources]
         inferred.append(call.model_copy(update={"depends_on": ordered, "bindings": bindings[j]}))
     return inferred

@@ -18,6 +18,7 @@ from pipeline.validate.execution import (
     check_execution,
     check_minimality,
     check_undeclared_dependencies,
+    check_unordered_calls,
     requested_outputs,
 )
 from pipeline.validate.grounding import check_grounding
@@ -29,6 +30,7 @@ EXECUTION_CHECKS: tuple[Check, ...] = (
     check_execution,
     check_declared_dependencies,
     check_undeclared_dependencies,
+    check_unordered_calls,
     check_grounding,
     check_minimality,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.dependencies import bindable, data_bindings
+from pipeline.dependencies import bindable, data_bindings, reorder_changes_outcome
 from pipeline.envs import ToolKind, resolve_tool
 from pipeline.envs.diff import state_diff
 from pipeline.models import Evidence, RejectionCode
@@ -82,6 +82,16 @@ def _feeds(output: Any, arguments: dict[str, Any]) -> bool:
     return any(_same_value(p, w) for p in produced for w in wanted)
 
 
+def _orders(ctx: ValidationContext, i: int, j: int) -> bool:
+    """Whether the edge ``i -> j`` is an ordering dependency: ``j`` first changes the outcome."""
+    ancestors = ctx.ancestors()
+    between = {k for k in ancestors[j] if i < k < j and i not in ancestors[k]}
+    return reorder_changes_outcome(
+        ctx.task.envs, ctx.task.initial_config, ctx.task.calls, ctx.traces, ctx.final_state,
+        i, j, between,
+    )  # fmt: skip
+
+
 def check_declared_dependencies(ctx: ValidationContext) -> None:
     """A declared dependency is real: without the producer, the dependent call behaves differently;
     a binding points at a value the producer really returned."""
@@ -114,11 +124,11 @@ def check_declared_dependencies(ctx: ValidationContext) -> None:
                 continue
             i = position[parent]
             without, _ = ctx.without(i)
-            if ctx.traces[j].same_behaviour(without[j]):
+            if ctx.traces[j].same_behaviour(without[j]) and not _orders(ctx, i, j):
                 raise Reject(
                     RejectionCode.DEPENDENCY_SPURIOUS,
                     f"step {call.id} is declared to depend on {parent}, but behaves the same "
-                    f"without it (same result, same effect)",
+                    f"without it (same result, same effect) and may run before it",
                     Evidence(step_id=call.id, output=ctx.traces[j].result),
                 )
 
@@ -160,6 +170,33 @@ def check_undeclared_dependencies(ctx: ValidationContext) -> None:
                     diff=list(ctx.traces[j].effect),
                 ),
             )
+
+
+def check_unordered_calls(ctx: ValidationContext) -> None:
+    """Calls of one environment that ``depends_on`` leaves unordered give the same results and
+    final state in either order — otherwise a scheduler's choice would change the outcome."""
+    ancestors = ctx.ancestors()
+    calls = ctx.task.calls
+    for j in range(len(calls)):
+        for i in range(j):
+            if calls[i].env != calls[j].env or i in ancestors[j]:
+                continue
+            if reorder_changes_outcome(
+                ctx.task.envs,
+                ctx.task.initial_config,
+                calls,
+                ctx.traces,
+                ctx.final_state,
+                i,
+                j,
+                ancestors[j],
+            ):
+                raise Reject(
+                    RejectionCode.DEPENDENCY_UNDECLARED,
+                    f"steps {calls[i].id} and {calls[j].id} are not ordered by depends_on, but "
+                    f"running {calls[j].id} first changes a result or the final state",
+                    Evidence(step_id=calls[j].id),
+                )
 
 
 def check_minimality(ctx: ValidationContext) -> None:

@@ -144,10 +144,11 @@ def single_call(task: Task) -> Task | None:
 def spurious_dependency(task: Task) -> Task | None:
     """Declare a dependency on an earlier call that does not influence this one."""
     traces, _ = trace_calls(task.envs, task.initial_config, task.calls)
+    ancestors = ValidationContext(task).ancestors()
     for j in range(1, len(task.calls)):
         for i in range(j):
-            if task.calls[i].id in task.calls[j].depends_on:
-                continue
+            if i in ancestors[j]:
+                continue  # already ordered before j: declaring it again is redundant, not wrong
             without, _ = trace_calls(
                 task.envs, task.initial_config, task.calls, skip=i,
                 skipped_rng_words=traces[i].rng_words,
