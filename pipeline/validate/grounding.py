@@ -117,7 +117,7 @@ def _literals(value: Any) -> Iterator[Any]:
         yield value
 
 
-def _schema_offers(schema: dict[str, Any], value: Any) -> bool:
+def schema_offers(schema: dict[str, Any], value: Any) -> bool:
     if "default" in schema and schema["default"] == value:
         return True
     description = str(schema.get("description", ""))
@@ -146,7 +146,7 @@ def check_grounding(ctx: ValidationContext) -> None:
                 continue
             schema = spec.parameters.get("properties", {}).get(name, {})
             for index, literal in enumerate(_literals(value)):
-                if f"{name}.{index}" in call.bindings or _schema_offers(schema, literal):
+                if f"{name}.{index}" in call.bindings or schema_offers(schema, literal):
                     continue
                 if not sources.grounds(literal):
                     raise Reject(

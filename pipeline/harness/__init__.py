@@ -1,0 +1,1 @@
+"""The latency-simulating harness: run agents on multi-task instances and score them."""
