@@ -163,16 +163,19 @@ def score_episode(
                 arg_e[(task_id, step.tool, arg, _key(value))] += 1
         matched = _match(task, calls)
         matched_total += len(matched)
-        _dependency_and_grounding(task, calls, matched, label)
+        confused = {call.call_id for call in calls if call.delivered_at is None}
         for call in calls:
             if call.call_id in matched or call.delivered_at is None:
                 continue
             for other_id, other in tasks.items():
                 if other_id != task_id and _match(other, [call]):
+                    confused.add(call.call_id)
                     label(
                         "tool_confusion",
                         f"{call.call_id} for {task_id} matches task {other_id}'s steps",
                     )
+        # a call sent to the wrong task is judged as confusion only, not against that task's data
+        _dependency_and_grounding(task, calls, matched, confused, label)
         success[task_id] = _subtask_success(task, trace, calls)
         if task_id not in trace.finished:
             label("task_neglect", f"task {task_id} was never finished")
@@ -201,7 +204,7 @@ def score_episode(
 
 
 def _dependency_and_grounding(
-    task: Task, calls: list[IssuedCall], matched: dict[str, str], label: Any
+    task: Task, calls: list[IssuedCall], matched: dict[str, str], confused: set[str], label: Any
 ) -> None:
     step_to_call = {step: call_id for call_id, step in matched.items()}
     steps = {step.id: step for step in task.calls}
@@ -213,6 +216,8 @@ def _dependency_and_grounding(
             if seen in results_by_call:
                 sources.add(results_by_call[seen])
                 added.add(seen)
+        if call.call_id in confused:
+            continue
         step_id = matched.get(call.call_id)
         if step_id is not None:
             for parent in steps[step_id].depends_on:
