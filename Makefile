@@ -19,13 +19,17 @@ PREFECT_PORT ?= 4200
 PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
 INPUT ?= output/candidates.jsonl
 
-.PHONY: help install dataset gather validate evolve llm-local llm-stop test lint typecheck schemas bench tools clean \
-	prefect-start prefect-stop
+.PHONY: help install dataset gather validate evolve compose eval llm-local llm-stop test lint typecheck schemas bench tools clean \
+	prefect-start prefect-stop publish push
 
 help:
 	@echo "make dataset   run the pipeline end to end on its offline default"
 	@echo "make validate  validate INPUT (default: seeds + BFCL imports) with the Prefect flow"
 	@echo "make evolve    grow validated tasks from the seeds (programmatic operators offline)"
+	@echo "make compose   compose multi-task instances from a run's tasks (RUN=name)"
+	@echo "make publish   build a run's Hugging Face dataset folder (RUN=name VERSION=x.y.z)"
+	@echo "make push      push it as one commit plus a tag (REPO=user/name VERSION=x.y.z [DRY_RUN=1])"
+	@echo "make eval      run an agent on a split (MODEL=oracle-async|oracle-sync|openai MODE=clock)"
 	@echo "make llm-local start a real local OpenAI-compatible endpoint (llama.cpp, SmolLM2-135M)"
 	@echo "make prefect-stop  stop the local Prefect server the targets start"
 	@echo "make test      run lint, type checks and the test suite"
@@ -69,6 +73,31 @@ output/candidates.jsonl:
 validate: prefect-start $(INPUT)
 	PREFECT_API_URL=$(PREFECT_API) $(VENV)/bin/asynctool validate $(INPUT) $(RUN_ID_ARG)
 
+# RUN picks the run folder (default: the newest with evolved.jsonl); VERSION is x.y.z.
+PUBLISH_RUN = $(if $(RUN),--run $(RUN),)
+compose: $(STAMP)
+	$(VENV)/bin/asynctool compose $(PUBLISH_RUN)
+
+MODEL ?= oracle-async
+MODE ?= clock
+SPLIT ?= test
+EVAL_ARGS ?=
+eval: $(STAMP)
+	$(VENV)/bin/asynctool eval $(PUBLISH_RUN) --agent $(MODEL) --mode $(MODE) --split $(SPLIT) \
+		$(EVAL_ARGS)
+
+publish: $(STAMP)
+	$(VENV)/bin/asynctool publish $(PUBLISH_RUN) $(if $(VERSION),--version $(VERSION),) \
+		$(if $(REPO),--repo $(REPO),)
+
+# One commit of the published folder plus the tag v$(VERSION); DRY_RUN=1 only lists the files.
+# The Hub is reached here only, so HF_HUB_OFFLINE (exported above for every target) is lifted.
+push: $(STAMP)
+	@test -n "$(REPO)" || { echo "make push: set REPO=user/name (the Hub dataset repo)" >&2; exit 2; }
+	@test -n "$(VERSION)" || { echo "make push: set VERSION=x.y.z (as published)" >&2; exit 2; }
+	HF_HUB_OFFLINE=0 $(VENV)/bin/asynctool push --repo $(REPO) --version $(VERSION) $(PUBLISH_RUN) \
+		$(if $(DRY_RUN),--dry-run,) $(if $(ENDPOINT),--endpoint $(ENDPOINT),)
+
 prefect-start: $(STAMP)
 	@$(PY) -m pipeline.prefect_server start --port $(PREFECT_PORT)
 
@@ -100,6 +129,8 @@ bench: prefect-start
 	PREFECT_API_URL=$(PREFECT_API) $(PY) bench/validate.py
 	$(PY) bench/evolve_offline.py
 	$(PY) bench/evolve.py
+	$(PY) bench/harness.py
+	$(PY) bench/publish.py
 
 clean:
 	rm -rf output .mypy_cache .ruff_cache .pytest_cache

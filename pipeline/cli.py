@@ -96,7 +96,15 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     )
     for code, count in list(counts["rejected_by_code"].items())[:8]:
         print(f"  {code}: {count}")
-    print(f"written to {summary.run_dir}/ (evolved.jsonl, evolve_rejected.jsonl, manifest.json)")
+    composed = summary.manifest["compose"]
+    print(f"multi-task instances: {composed['instances']} {composed['per_split']}")
+    print(
+        f"dataset folder: {summary.folder}/ (load it with datasets.load_dataset(folder, 'multi'))"
+    )
+    print(
+        f"push it: make push REPO=user/name VERSION=0.1.0 RUN={summary.run_dir.name}"
+        "  (add DRY_RUN=1 to list the files first)"
+    )
     return 0
 
 
@@ -221,6 +229,147 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish_run_dir(args: argparse.Namespace) -> Path:
+    from pipeline.publish import newest_run
+
+    if args.run_dir is not None:
+        run_dir: Path = args.run_dir
+    elif args.run_id is not None:
+        run_dir = args.output / "runs" / args.run_id
+    else:
+        return newest_run(args.output)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no run folder {run_dir}")
+    return run_dir
+
+
+def _cmd_compose(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.compose import ComposeSettings, compose
+    from pipeline.jsonl import write_atomic, write_records
+
+    run_dir = _publish_run_dir(args)
+    profiles = dict(
+        (name.strip(), float(weight))
+        for name, _, weight in (item.partition("=") for item in args.profiles.split(","))
+    )
+    settings = ComposeSettings(
+        count=args.count,
+        seed=args.seed,
+        three_task_share=args.three_share,
+        cross_category_share=args.cross_share,
+        profiles=profiles,
+        turn_cost=args.turn_cost,
+    )
+    tasks = list(read_records(run_dir / "evolved.jsonl", Task))
+    report = compose(tasks, settings)
+    write_records(run_dir / "instances.jsonl", report.instances)
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest["compose"] = {
+        "settings": {**settings.__dict__},
+        "instances": len(report.instances),
+        "per_split": report.per_split,
+        "attempts": report.attempts,
+    }
+    write_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    print(f"composed {len(report.instances)} instances {report.per_split} from {len(tasks)} tasks")
+    if len(report.instances) < args.count:
+        print(f"note: the pool allowed only {len(report.instances)} of {args.count} instances")
+    print(f"written to {run_dir}/instances.jsonl")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from pipeline.harness.evaluate import evaluate, load_split
+    from pipeline.harness.sim import Mode
+    from pipeline.llm import LLMConfig
+
+    run_dir = _publish_run_dir(args)
+    instances = load_split(run_dir, args.split)
+    if args.limit:
+        instances = instances[: args.limit]
+    if not instances:
+        print(f"error: no instances in split {args.split!r} of {run_dir}", file=sys.stderr)
+        return 2
+    llm = None
+    if args.agent == "openai":
+        llm = LLMConfig.load(
+            overrides={"base_url": args.llm_base_url, "model": args.llm_model},
+            config_file=args.llm_config,
+        )
+        if not llm.configured:
+            print("error: the openai agent needs --llm-base-url and --llm-model", file=sys.stderr)
+            return 2
+    mode = Mode(args.mode)
+    out = run_dir / "eval" / f"{args.agent}-{mode.value}"
+    summary = evaluate(
+        instances, args.agent, mode, out, args.concurrency, args.plots,
+        args.turn_cost, args.measure_turns, llm,
+    )  # fmt: skip
+    print(f"{args.agent} / {mode.value} on {len(instances)} {args.split} instances:")
+    for key in ("task_success", "subtask_success", "name_f1", "argument_f1", "efficiency"):
+        print(f"  {key:16s} {summary[key]}")
+    labels = {k[6:]: v for k, v in summary.items() if k.startswith("label_")}
+    print(f"  failure labels   {labels or 'none'}")
+    print(f"written to {out}/ (episodes/, summary.csv, summary.md, plots/)")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from pipeline.publish import build_dataset_folder
+    from pipeline.splits import DEFAULT_TEST_FRACTION
+
+    run_dir = _publish_run_dir(args)
+    fraction = DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction
+    folder = build_dataset_folder(run_dir, args.version, fraction, repo_id=args.repo)
+    print(f"wrote the dataset folder {folder}/ (version {args.version}, run {run_dir.name})")
+    repo = args.repo or "user/name"
+    print(f"push it: asynctool push --repo {repo} --version {args.version} --run-dir {run_dir}")
+    if run_dir.parent.resolve() == (args.output / "runs").resolve():
+        print(f"    or: make push REPO={repo} VERSION={args.version} RUN={run_dir.name}")
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    import httpx2  # huggingface_hub's HTTP client
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from pipeline.publish import push_folder
+    from pipeline.publish.folder import DATASET_DIR
+
+    folder = _publish_run_dir(args) / DATASET_DIR
+    try:
+        result = push_folder(
+            folder, args.repo, args.version, endpoint=args.endpoint, dry_run=args.dry_run
+        )
+    except HfHubHTTPError as error:
+        print(f"error: the Hub refused the push: {error}", file=sys.stderr)
+        return 1
+    except httpx2.TransportError as error:
+        print(f"error: could not reach the Hub: {error}", file=sys.stderr)
+        return 1
+    verb = "would upload" if result.dry_run else "uploaded"
+    print(f"{verb} {len(result.files)} files ({result.total_bytes} bytes) from {folder}/")
+    for item in result.files:
+        print(f"  {item.size:>10}  {item.path}")
+    if result.dry_run:
+        print(f"dry run: nothing sent; a push makes one commit to {args.repo} tagged {result.tag}")
+    else:
+        print(f"committed {result.commit_url} and tagged it {result.tag}")
+        print(f'load it: datasets.load_dataset("{args.repo}", revision="{result.tag}")')
+    return 0
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run", dest="run_id", metavar="RUN", help="run under output/runs (default: newest)"
+    )
+    parser.add_argument("--run-dir", type=Path, help="the run folder itself")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="output root (default: output)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asynctool", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -287,6 +436,50 @@ def build_parser() -> argparse.ArgumentParser:
     gat.add_argument("--bfcl", type=Path, default=DEFAULT_BFCL, help="BFCL v4 data folder")
     gat.add_argument("--no-bfcl", action="store_true", help="use the project's seeds only")
     gat.set_defaults(run=_cmd_gather)
+
+    com = sub.add_parser("compose", help="compose multi-task instances from a run's tasks")
+    _run_arguments(com)
+    com.add_argument("--count", type=int, default=1200, help="instances to compose")
+    com.add_argument("--seed", type=int, default=0)
+    com.add_argument("--three-share", type=float, default=0.5, help="share of 3-task instances")
+    com.add_argument("--cross-share", type=float, default=0.5, help="share of cross-category")
+    com.add_argument(
+        "--profiles",
+        default="uniform=0.4,lognormal=0.4,paper-rounds=0.2",
+        help="latency profiles with weights (defaults, uniform, lognormal, paper-rounds)",
+    )
+    com.add_argument("--turn-cost", type=float, default=1.0, help="seconds per agent turn")
+    com.set_defaults(run=_cmd_compose)
+
+    evl = sub.add_parser("eval", help="run an agent over a split in the latency simulator")
+    _run_arguments(evl)
+    evl.add_argument("--agent", default="oracle-async", help="oracle-async, oracle-sync, openai")
+    evl.add_argument("--mode", default="clock", choices=["sync", "rounds", "clock"])
+    evl.add_argument("--split", default="test", choices=["train", "test", "all"])
+    evl.add_argument("--limit", type=int, help="only the first N instances")
+    evl.add_argument("--concurrency", type=int, default=8, help="episodes at once")
+    evl.add_argument("--plots", type=int, default=3, help="timeline plots to draw")
+    evl.add_argument("--turn-cost", type=float, help="seconds per turn (default: the instance's)")
+    evl.add_argument("--measure-turns", action="store_true", help="turn cost = model wall time")
+    evl.add_argument("--llm-base-url", help="endpoint for the openai agent")
+    evl.add_argument("--llm-model", help="model for the openai agent")
+    evl.add_argument("--llm-config", type=Path, help="TOML file with LLM settings")
+    evl.set_defaults(run=_cmd_eval)
+
+    pub = sub.add_parser("publish", help="build a run's Hugging Face dataset folder")
+    _run_arguments(pub)
+    pub.add_argument("--version", default="0.1.0", help="dataset version x.y.z (default 0.1.0)")
+    pub.add_argument("--test-fraction", type=float, help="share of seeds in test (default 0.2)")
+    pub.add_argument("--repo", help="Hub repo user/name, shown in the card's loading example")
+    pub.set_defaults(run=_cmd_publish)
+
+    psh = sub.add_parser("push", help="push a run's dataset folder as one commit plus a tag")
+    psh.add_argument("--repo", required=True, help="Hub dataset repo, user/name")
+    psh.add_argument("--version", required=True, help="the folder's version x.y.z (tag vx.y.z)")
+    _run_arguments(psh)
+    psh.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
+    psh.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
+    psh.set_defaults(run=_cmd_push)
     return parser
 
 

@@ -1,9 +1,10 @@
 """The end-to-end job behind ``make dataset``, running the stages that exist so far.
 
-Today: gather seeds (the project's seeds, plus BFCL tasks imported at turn granularity when the
-peer data is present), then evolve them — round 0 validates every seed with the validation
-chain, later rounds grow validated tasks with the operators (the programmatic ones offline) —
-into ``output/runs/<run_id>/``. Later stages (compose, publish) plug in here.
+Stages: gather seeds (the project's seeds, plus BFCL tasks imported at turn granularity when
+the peer data is present); evolve them — round 0 validates every seed with the validation
+chain, later rounds grow validated tasks with the operators (the programmatic ones offline);
+compose multi-task instances; publish the Hugging Face dataset folder. Everything lands in
+``output/runs/<run_id>/``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
+from pipeline.compose import ComposeSettings, compose
 from pipeline.evolve.engine import EvolveSettings, evolve
 from pipeline.jsonl import read_records, write_atomic, write_records
 from pipeline.llm import LLMConfig
 from pipeline.models import Task
+from pipeline.publish import build_dataset_folder
 from pipeline.seeds import SEED_DIR, load_seeds
 
 DEFAULT_BFCL = Path(__file__).resolve().parent.parent.parent / "shared" / "peers" / "bfcl" / "v4"
@@ -30,6 +33,7 @@ class DatasetSummary:
     run_dir: Path
     sources: dict[str, int]
     manifest: dict[str, Any]
+    folder: Path
 
 
 def new_run_id() -> str:
@@ -55,6 +59,8 @@ def build_dataset(
     use_prefect: bool = True,
     settings: EvolveSettings | None = None,
     llm: LLMConfig | None = None,
+    compose_settings: ComposeSettings | None = None,
+    version: str = "0.1.0",
 ) -> DatasetSummary:
     run_dir = output_root / "runs" / (run_id or new_run_id())
     candidates = run_dir / "seeds.jsonl"
@@ -68,5 +74,14 @@ def build_dataset(
         seeds = list(read_records(candidates, Task))
         manifest = evolve(seeds, run_dir, settings, llm)
     manifest["sources"] = sources
+    tasks = list(read_records(run_dir / "evolved.jsonl", Task))
+    report = compose(tasks, compose_settings or ComposeSettings())
+    write_records(run_dir / "instances.jsonl", report.instances)
+    manifest["compose"] = {
+        "instances": len(report.instances),
+        "per_split": report.per_split,
+        "settings": dict((compose_settings or ComposeSettings()).__dict__),
+    }
     write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    return DatasetSummary(run_dir, sources, manifest)
+    folder = build_dataset_folder(run_dir, version)
+    return DatasetSummary(run_dir, sources, manifest, folder)

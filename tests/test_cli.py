@@ -25,7 +25,13 @@ def test_dataset_evolves_the_seeds(tmp_path: Path, capsys: pytest.CaptureFixture
     assert manifest["sources"] == {"seeds": len(load_seeds())}
     assert manifest["counts"]["evolved"] == len(evolved) >= 1000
     assert manifest["counts"]["rejected"] == len(rejected)
-    assert "written to" in capsys.readouterr().out
+    assert manifest["compose"]["instances"] >= 1000
+    out = capsys.readouterr().out
+    assert "dataset folder" in out and "make push REPO=" in out
+    from datasets import load_dataset
+
+    multi = load_dataset(str(run / "dataset"), "multi", split="train")
+    assert len(multi) >= 700
 
 
 def test_dataset_takes_bfcl_turns_as_seeds(bfcl_dir: Path, tmp_path: Path) -> None:

@@ -1,0 +1,296 @@
+"""The dataset folder: every config and split loads with ``datasets``, rows round-trip into the
+contracts, train and test share no seed ancestor, and the card describes what is there."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pytest
+from huggingface_hub.repocard import metadata_load
+
+from pipeline.cli import main
+from pipeline.evolve.rename import rename
+from pipeline.jsonl import write_records
+from pipeline.models import (
+    Bounds,
+    Composition,
+    Decision,
+    Evidence,
+    Expected,
+    Instance,
+    Rejection,
+    RejectionCode,
+    Review,
+    Stage,
+    Task,
+)
+from pipeline.publish import PublishError, build_dataset_folder
+from pipeline.publish.rows import row_to_instance, row_to_rejection, row_to_task
+from pipeline.seeds import load_seeds
+from pipeline.splits import Split, root_ancestors, split_of
+
+MANIFEST = {"run_id": "t", "stage": "evolve", "counts": {"evolved": 0}, "note": "ünïcode"}
+
+
+def _evolved() -> list[Task]:
+    seeds = load_seeds()
+    tasks = list(seeds)
+    for number, seed in enumerate(seeds[::4]):
+        child = rename(seed, random.Random(number))
+        if child is None:
+            continue
+        child = child.with_content_id().model_copy(
+            update={"expected": Expected(state_digest=f"d{number}", outputs={"s1": [number]})}
+        )
+        tasks.append(child)
+        grandchild = rename(child, random.Random(number + 100))
+        if grandchild is not None:
+            tasks.append(grandchild.with_content_id())
+    return tasks
+
+
+def _instances(tasks: list[Task]) -> list[Instance]:
+    roots = root_ancestors(tasks)
+    by_split: dict[Split, list[Task]] = {split: [] for split in Split}
+    for task in sorted(tasks, key=lambda t: t.id):
+        by_split[split_of(roots[task.id])].append(task)
+    instances = []
+    for split, pool in by_split.items():
+        for index in range(4):
+            size = 2 + index % 2
+            picked = pool[index * 3 : index * 3 + size]
+            tools = sorted({call.tool for task in picked for call in task.calls})
+            instances.append(
+                Instance(
+                    id=f"{split.value}-{index}",
+                    tasks=picked,
+                    composition=Composition.CROSS_CATEGORY
+                    if index % 2
+                    else Composition.SAME_CATEGORY,
+                    latency_profile="uniform" if index % 2 else "paper-rounds",
+                    seed=index,
+                    latency={tool: 0.5 + i / 7 for i, tool in enumerate(tools)},
+                    bounds=Bounds(optimal_makespan=2.5, sequential_makespan=7.0, turn_cost=1.0),
+                )
+            )
+    return instances
+
+
+REJECTIONS = [
+    Rejection(
+        sample_id="z1",
+        stage=Stage.EXECUTE,
+        code=RejectionCode.EXECUTE_TOOL_ERROR,
+        message="step s1 raised",
+        evidence=Evidence(step_id="s1", output={"error": "no such file"}, diff=["-a", "+b"]),
+    ),
+    Rejection(
+        sample_id="a2",
+        stage=Stage.PARSE,
+        code=RejectionCode.PARSE_MALFORMED,
+        message="bad",
+        raw="{",
+    ),
+    Rejection(
+        sample_id="z1",
+        stage=Stage.EXECUTE,
+        code=RejectionCode.EXECUTE_TOOL_ERROR,
+        message="step s2 raised",
+    ),
+]
+REVIEWS = [
+    Review(sample_id=sample, decision=decision, reviewer=who, at=datetime(2026, 1, day, tzinfo=UTC))
+    for sample, decision, who, day in (
+        ("z1", Decision.CONFIRM_REJECT, "ann", 1),
+        ("a2", Decision.OVERRIDE_ACCEPT, "bo", 2),
+        ("a2", Decision.OVERRIDE_ACCEPT, "cy", 3),
+    )
+]
+
+
+def make_run(run_dir: Path, instances: bool = True) -> tuple[list[Task], list[Instance]]:
+    tasks = _evolved()
+    composed = _instances(tasks) if instances else []
+    write_records(run_dir / "evolved.jsonl", tasks)
+    if instances:
+        write_records(run_dir / "instances.jsonl", composed)
+    write_records(run_dir / "evolve_rejected.jsonl", REJECTIONS)
+    write_records(run_dir / "reviews.jsonl", REVIEWS)
+    (run_dir / "manifest.json").write_text(json.dumps(MANIFEST), encoding="utf-8")
+    return tasks, composed
+
+
+def _load(folder: Path, config: str, split: str, cache: Path) -> list[dict[str, Any]]:
+    return list(datasets.load_dataset(str(folder), config, split=split, cache_dir=str(cache)))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Task], list[Instance]]:
+    run_dir = tmp_path_factory.mktemp("run")
+    tasks, instances = make_run(run_dir)
+    return build_dataset_folder(run_dir, version="1.2.3"), tasks, instances
+
+
+def _configs(folder: Path) -> dict[str, list[str]]:
+    meta = metadata_load(folder / "README.md") or {}
+    return {c["config_name"]: [f["split"] for f in c["data_files"]] for c in meta["configs"]}
+
+
+def test_every_config_and_split_loads_and_round_trips(
+    built: tuple[Path, list[Task], list[Instance]], tmp_path: Path
+) -> None:
+    folder, tasks, instances = built
+    assert _configs(folder) == {
+        "multi": ["train", "test"],
+        "single": ["train", "test"],
+        "rejected": ["full"],
+    }
+    roots = root_ancestors(tasks)
+    read_tasks: dict[str, Task] = {}
+    for split in ("train", "test"):
+        rows = _load(folder, "single", split, tmp_path)
+        assert [row["id"] for row in rows] == sorted(row["id"] for row in rows)
+        for row in rows:
+            assert row["split"] == split == split_of(roots[row["id"]]).value
+            read_tasks[row["id"]] = row_to_task(row)
+    assert read_tasks == {task.id: task for task in tasks}
+    read_instances = {
+        row["id"]: row_to_instance(row)
+        for split in ("train", "test")
+        for row in _load(folder, "multi", split, tmp_path)
+    }
+    assert read_instances == {instance.id: instance for instance in instances}
+    rejected = [row_to_rejection(row) for row in _load(folder, "rejected", "full", tmp_path)]
+    key = Rejection.model_dump_json
+    assert sorted(rejected, key=key) == sorted(REJECTIONS, key=key)
+    assert [r.sample_id for r in rejected] == ["a2", "z1", "z1"]  # sorted by sample id
+    assert json.loads((folder / "manifest.json").read_text("utf-8")) == MANIFEST
+
+
+def test_train_and_test_share_no_seed_ancestor(
+    built: tuple[Path, list[Task], list[Instance]], tmp_path: Path
+) -> None:
+    folder = built[0]
+    roots: dict[str, set[str]] = {}
+    single = {s: _load(folder, "single", s, tmp_path) for s in ("train", "test")}
+    lineage_roots = root_ancestors(row_to_task(r) for rows in single.values() for r in rows)
+    for split in ("train", "test"):
+        found = roots.setdefault(split, set())
+        for row in single[split]:
+            assert row["root_id"] == lineage_roots[row["id"]]
+            found.add(row["root_id"])
+        for row in _load(folder, "multi", split, tmp_path):
+            instance_roots = json.loads(row["root_ids"])
+            assert instance_roots == [lineage_roots[t.id] for t in row_to_instance(row).tasks]
+            found.update(instance_roots)
+    assert roots["train"] and roots["test"]
+    assert not roots["train"] & roots["test"]
+
+
+def test_card_metadata_and_counts(built: tuple[Path, list[Task], list[Instance]]) -> None:
+    folder, tasks, instances = built
+    meta = metadata_load(folder / "README.md") or {}
+    assert meta["version"] == "1.2.3" and meta["license"] == "apache-2.0"
+    assert meta["size_categories"] == ["n<1K"] and "tool-calling" in meta["tags"]
+    assert [c.get("default", False) for c in meta["configs"]] == [True, False, False]
+    for config in meta["configs"]:
+        for entry in config["data_files"]:
+            assert (folder / entry["path"]).is_file()
+    body = (folder / "README.md").read_text("utf-8")
+    roots = root_ancestors(tasks)
+    per_split = Counter(split_of(roots[t.id]).value for t in tasks)
+    totals = re.findall(r"\| \*\*total\*\* \| (\d+) \| (\d+) \| (\d+) \|", body)
+    assert totals[0] == (str(per_split["train"]), str(per_split["test"]), str(len(tasks)))
+    assert totals[1] == ("4", "4", "8")  # instances: four per split
+    category = tasks[0].category
+    train_n = sum(
+        1 for t in tasks if t.category == category and split_of(roots[t.id]) is Split.TRAIN
+    )
+    test_n = sum(1 for t in tasks if t.category == category) - train_n
+    assert f"| {category} | {train_n} | {test_n} | {train_n + test_n} |" in body
+    assert "| execute.tool_error | 2 |" in body and "| parse.malformed | 1 |" in body
+    assert "| execute | 2 |" in body and "3 rejected candidates" in body
+    assert "3 review decisions on 2 samples" in body and "| override_accept | 2 |" in body
+    assert 'load_dataset("user/asynctool-forge", "multi", split="test", revision="v1.2.3")' in body
+    assert '"note": "ünïcode"' in body  # the manifest, as a JSON block
+    digest = hashlib.sha256(
+        "".join(
+            f"{path} {hashlib.sha256((folder / path).read_bytes()).hexdigest()}\n"
+            for path in sorted(e["path"] for c in meta["configs"] for e in c["data_files"])
+        ).encode()
+    ).hexdigest()
+    assert meta["data_sha256"] == digest and digest in body
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_rebuild_is_byte_identical_and_replaces_atomically(tmp_path: Path) -> None:
+    make_run(tmp_path)
+    first = _snapshot(build_dataset_folder(tmp_path))
+    (tmp_path / "dataset" / "stale.txt").write_text("from an older build")
+    second = _snapshot(build_dataset_folder(tmp_path))
+    assert first == second and "stale.txt" not in second
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_without_instances_there_is_no_multi_config(tmp_path: Path) -> None:
+    make_run(tmp_path, instances=False)
+    folder = build_dataset_folder(tmp_path)
+    assert set(_configs(folder)) == {"single", "rejected"}
+    assert not (folder / "data" / "multi").exists()
+    assert "no multi-task instances" in (folder / "README.md").read_text("utf-8")
+    assert len(_load(folder, "single", "test", tmp_path / "cache")) > 0
+
+
+def test_instance_mixing_splits_is_an_error_naming_it(tmp_path: Path) -> None:
+    tasks, instances = make_run(tmp_path)
+    train = next(i for i in instances if i.id.startswith("train")).tasks[0]
+    test = next(i for i in instances if i.id.startswith("test")).tasks[0]
+    mixed = instances[0].model_copy(update={"id": "mixed-1", "tasks": [train, test]})
+    write_records(tmp_path / "instances.jsonl", [*instances, mixed])
+    with pytest.raises(PublishError, match="instance mixed-1 mixes splits"):
+        build_dataset_folder(tmp_path)
+    assert not (tmp_path / "dataset").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_bad_inputs_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="evolved.jsonl"):
+        build_dataset_folder(tmp_path)
+    make_run(tmp_path, instances=False)
+    for version in ("1.0", "v1.0.0", "1.0.0-rc1", "01.2.3"):
+        with pytest.raises(ValueError, match="MAJOR.MINOR.PATCH"):
+            build_dataset_folder(tmp_path, version=version)
+    with pytest.raises(PublishError, match="test fraction"):
+        build_dataset_folder(tmp_path, test_fraction=1.5)
+
+
+def test_cli_publish_picks_the_newest_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    older, newer = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
+    for run_dir in (older, newer):
+        run_dir.mkdir(parents=True)
+        make_run(run_dir, instances=False)
+    assert main(["publish", "--output", str(tmp_path), "--version", "2.0.0"]) == 0
+    out = capsys.readouterr().out
+    assert str(newer / "dataset") in out and "asynctool push" in out
+    assert (metadata_load(newer / "dataset" / "README.md") or {})["version"] == "2.0.0"
+    assert not (older / "dataset").exists()
+    assert main(["publish", "--output", str(tmp_path), "--run", "a", "--repo", "me/forge"]) == 0
+    assert 'load_dataset("me/forge"' in (older / "dataset" / "README.md").read_text("utf-8")
+    assert main(["publish", "--output", str(tmp_path), "--run", "nope"]) == 2
