@@ -13,8 +13,10 @@ Layout of ``<run_dir>/evolve/``::
     round_01/ accepted.jsonl rejected.jsonl stats.json
     ...
 and in ``<run_dir>/``: ``evolved.jsonl`` (every accepted task, seeds included),
-``evolve_rejected.jsonl`` and ``manifest.json``. A shard or round with its stats file is done;
-a rerun after a crash skips it, and the LLM cache answers any request already made.
+``evolve_rejected.jsonl``, ``rejected_tasks.jsonl`` (the candidate task of every rejection that
+had one, ``Task.id == Rejection.sample_id``, for reviewers) and ``manifest.json``. A shard or
+round with its stats file is done; a rerun after a crash skips it, and the LLM cache answers
+any request already made.
 """
 
 from __future__ import annotations
@@ -173,8 +175,15 @@ def run_shard(job: ShardJob, settings: EvolveSettings, llm: LLMConfig | None) ->
     stats.seconds = round(time.perf_counter() - started, 3)
     good = [_with_round(t, job.round_no) for _, t in accepted if isinstance(t, Task)]
     bad = [r for _, r in rejected if isinstance(r, Rejection)]
+    # the audit app shows a rejected sample's question, state and calls from its candidate
+    bad_tasks = [
+        c.task
+        for c, r in rejected
+        if c.task is not None and isinstance(r, Rejection) and c.task.id == r.sample_id
+    ]
     write_atomic(folder / f"{job.index:05d}.accepted.jsonl", _jsonl(good))
     write_atomic(folder / f"{job.index:05d}.rejected.jsonl", _jsonl(bad))
+    write_atomic(folder / f"{job.index:05d}.rejected_tasks.jsonl", _jsonl(_unique(bad_tasks)))
     write_atomic(stats_file, json.dumps(asdict(stats)))
     return stats
 
@@ -246,6 +255,16 @@ async def _judge(
     return kept, rejected
 
 
+def _unique(tasks: Sequence[Task]) -> list[Task]:
+    seen: set[str] = set()
+    out = []
+    for task in tasks:
+        if task.id not in seen:
+            seen.add(task.id)
+            out.append(task)
+    return out
+
+
 def _jsonl(records: Sequence[Task | Rejection]) -> str:
     return "".join(record.model_dump_json() + "\n" for record in records)
 
@@ -269,14 +288,17 @@ def _validate_seeds(seeds: Sequence[Task], folder: Path) -> tuple[int, int]:
         return int(stats["accepted"]), int(stats["rejected"])
     good: list[Task] = []
     bad: list[Rejection] = []
+    bad_tasks: list[Task] = []
     for seed in seeds:
         verdict = validate_task(seed)
         if verdict.task is not None:
             good.append(verdict.task)
         elif verdict.rejection is not None:
             bad.append(verdict.rejection)
+            bad_tasks.append(seed)
     write_atomic(folder / "accepted.jsonl", _jsonl(good))
     write_atomic(folder / "rejected.jsonl", _jsonl(bad))
+    write_atomic(folder / "rejected_tasks.jsonl", _jsonl(_unique(bad_tasks)))
     write_atomic(folder / "stats.json", json.dumps({"accepted": len(good), "rejected": len(bad)}))
     return len(good), len(bad)
 
@@ -310,6 +332,7 @@ def evolve(
     seeds_ok, seeds_bad = _validate_seeds(seeds, base / "round_00")
     accepted_files = [base / "round_00" / "accepted.jsonl"]
     rejected_files = [base / "round_00" / "rejected.jsonl"]
+    rejected_task_files = [base / "round_00" / "rejected_tasks.jsonl"]
     frontier = base / "round_00" / "accepted.jsonl"
     per_operator: dict[str, OperatorStats] = {}
     codes: Counter[str] = Counter()
@@ -356,7 +379,12 @@ def evolve(
             folder / "rejected.jsonl",
         )
         accepted_files.append(folder / "accepted.jsonl")
+        _concatenate(
+            [shard_dir / f"{job.index:05d}.rejected_tasks.jsonl" for job in jobs],
+            folder / "rejected_tasks.jsonl",
+        )
         rejected_files.append(folder / "rejected.jsonl")
+        rejected_task_files.append(folder / "rejected_tasks.jsonl")
         frontier = folder / "accepted.jsonl"
         new_total += len(fresh)
         rounds_done = round_no
@@ -365,6 +393,8 @@ def evolve(
     evolved, _ = _dedupe(accepted_files)
     write_atomic(run_dir / "evolved.jsonl", "".join(line + "\n" for line in evolved))
     _concatenate(rejected_files, run_dir / "evolve_rejected.jsonl")
+    rejected_tasks, _ = _dedupe(rejected_task_files)
+    write_atomic(run_dir / "rejected_tasks.jsonl", "".join(line + "\n" for line in rejected_tasks))
     rejected_total = sum(1 for p in rejected_files for _ in p.open(encoding="utf-8"))
     manifest = {
         "run_id": run_dir.name,
