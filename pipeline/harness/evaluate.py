@@ -9,7 +9,6 @@ in ``<run_dir>/eval/summary.*``), and timeline plots for the first few episodes.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -51,9 +50,10 @@ def agent_factory(name: str, llm: Any = None) -> AgentFactory:
     if name in ORACLES:
         return ORACLES[name]
     if name == "openai":
-        module = importlib.import_module("pipeline.harness.openai_agent")
-        factory: AgentFactory = module.make_openai_agent(llm)
-        return factory
+        from pipeline.harness.openai_agent import openai_agent_factory
+        from pipeline.llm import LLMClient
+
+        return openai_agent_factory(LLMClient(llm), None)
     raise ValueError(f"unknown agent {name!r}; known: {', '.join([*ORACLES, 'openai'])}")
 
 

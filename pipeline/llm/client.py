@@ -22,11 +22,12 @@ import random
 import re
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import openai
 from pydantic import BaseModel, ValidationError
@@ -71,6 +72,22 @@ class LLMResult(Generic[T]):
     error: str | None  # why value is None
     cached: bool  # answered entirely from the cache
     requests: int  # HTTP requests actually sent for this call
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """One free-form chat turn (``LLMClient.chat``): the assistant message, or why there is none."""
+
+    content: str  # the message's text ("" when it only made tool calls, or on failure)
+    #: as the server sent them, as plain dicts:
+    #: ``{"id": str, "type": "function", "function": {"name": str, "arguments": str}}``
+    #: (``id`` is "" when the server gave none; ``arguments`` is the JSON text, unparsed)
+    tool_calls: list[dict[str, Any]]
+    raw: str | None  # the message as JSON, ``{"content", "tool_calls"}`` (what the cache keeps)
+    error: str | None  # why the request failed; None when a message came back
+    cached: bool  # answered from the cache
+    requests: int  # HTTP requests actually sent
+    status: int | None = None  # the HTTP status of a failed request, when it got one
 
 
 # --- parsing the model's text ------------------------------------------------------------------
@@ -310,6 +327,59 @@ def _read_completion(text: str) -> _Answer:
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
     )
+
+
+#: cache keys of ``chat`` turns: told apart from ``structured`` ones by this template hash
+_CHAT_TEMPLATE = "chat-with-tools/v1"
+
+
+def _plain_tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The message's tool calls in the OpenAI shape, tolerating servers that send the
+    arguments as an object or only the legacy ``function_call``."""
+    calls = message.get("tool_calls")
+    legacy = message.get("function_call")
+    if not calls and isinstance(legacy, dict):
+        calls = [{"type": "function", "function": legacy}]
+    plain: list[dict[str, Any]] = []
+    for call in calls if isinstance(calls, list) else []:
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps({} if arguments is None else arguments)
+        plain.append(
+            {
+                "id": str(call.get("id") or ""),
+                "type": "function",
+                "function": {"name": str(function.get("name") or ""), "arguments": arguments},
+            }
+        )
+    return plain
+
+
+def _read_chat(text: str) -> _Answer:
+    """A completion's assistant message, re-serialised as ``{"content", "tool_calls"}``."""
+    try:
+        data = json.loads(text)
+        message = data["choices"][0]["message"]
+        content = message.get("content")
+        tool_calls = _plain_tool_calls(message)
+        usage = data.get("usage") or {}
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
+        raise _Unusable(f"not a chat completion: {error!r}; body starts {text[:200]!r}") from None
+    stored = {"content": content if isinstance(content, str) else "", "tool_calls": tool_calls}
+    return _Answer(
+        text=json.dumps(stored, ensure_ascii=False),
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+    )
+
+
+def _chat_result(raw: str, cached: bool, requests: int) -> ChatResult:
+    stored = json.loads(raw)
+    return ChatResult(stored["content"], stored["tool_calls"], raw, None, cached, requests)
 
 
 class LLMClient:
@@ -630,3 +700,113 @@ class LLMClient:
             cached=counts.requests == 0,
             requests=counts.requests,
         )
+
+    # -- free-form chat with tools --
+
+    async def _post_chat(self, stage: str, body: dict[str, Any], counts: _Counts) -> _Answer:
+        async with self._slots:
+            if self._spacing is not None:
+                await self._spacing.wait()
+            counts.requests += 1
+            self.usage.record(stage, requests=1)
+            shard = min(self._shards(), key=_load)
+            shard.in_flight += 1
+            try:
+                text = await shard.api.post("/chat/completions", cast_to=str, body=body)
+            finally:
+                shard.in_flight -= 1
+        return _read_chat(text)
+
+    async def _retrying(
+        self, stage: str, counts: _Counts, attempt: Callable[[], Awaitable[_Answer]]
+    ) -> _Answer:
+        """``attempt`` retried on transient failures exactly as ``_exchange`` retries."""
+        try:
+            return await attempt()
+        except (openai.OpenAIError, _Unusable) as error:
+            if not is_transient(error) or self.config.max_retries == 0:
+                raise
+            first_failure: BaseException = error
+
+        def note_retry() -> None:
+            counts.retries += 1
+            self.usage.record(stage, retries=1)
+
+        note_retry()
+        await asyncio.sleep(backoff_delay(first_failure, 1))
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome is not None else None
+            return backoff_delay(error, state.attempt_number + 1)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.config.max_retries),
+            wait=wait,
+            retry=retry_if_exception(is_transient),
+            before_sleep=lambda state: note_retry(),
+            reraise=True,
+        )
+        async for retry in retrying:
+            with retry:
+                return await attempt()
+        raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
+
+    async def chat(
+        self,
+        *,
+        stage: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
+    ) -> ChatResult:
+        """One assistant turn for ``messages`` (any OpenAI chat messages, tool calls and tool
+        results included), offering ``tools``; no output validation and no re-asks.
+
+        Shares the limits, retries, usage ledger and cache of ``structured``; the cache key
+        also covers the tools and tool choice. Never raises on transport failure: the result
+        then carries ``error``.
+        """
+        parameters = dict(self._parameters)
+        key = cache_key(
+            model=self._model,
+            # canonical_json hashes any JSON; the annotation predates tool-call messages
+            messages=cast("list[dict[str, str]]", messages),
+            parameters=parameters,
+            template_hash=_CHAT_TEMPLATE,
+            schema_digest=content_hash({"tools": tools or [], "tool_choice": tool_choice}, 64),
+        )
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.usage.record(stage, cache_hits=1)
+            return _chat_result(hit.raw, True, 0)
+        body: dict[str, Any] = {"model": self._model, "messages": messages, **parameters}
+        if tools:
+            body["tools"] = tools
+            if tool_choice is not None:
+                body["tool_choice"] = tool_choice
+        counts = _Counts()
+        try:
+            answer = await self._retrying(
+                stage, counts, lambda: self._post_chat(stage, body, counts)
+            )
+        except (openai.OpenAIError, _Unusable) as error:
+            self.usage.record(stage, failures=1)
+            return ChatResult(
+                content="",
+                tool_calls=[],
+                raw=None,
+                error=f"request failed after {counts.retries} retries:"
+                f" {_describe_transport(error)}",
+                cached=False,
+                requests=counts.requests,
+                status=_status(error),
+            )
+        self.cache.put(
+            key,
+            CachedAnswer(answer.text, answer.prompt_tokens, answer.completion_tokens),
+            self._model,
+        )
+        self.usage.record(
+            stage, prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens
+        )
+        return _chat_result(answer.text, False, counts.requests)
