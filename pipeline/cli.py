@@ -362,6 +362,29 @@ def _cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_serve(args: argparse.Namespace) -> int:
+    from pipeline.audit.app import is_loopback, serve
+
+    if not is_loopback(args.host):
+        print(
+            f"error: refusing host {args.host!r}: the audit app binds loopback only",
+            file=sys.stderr,
+        )
+        return 2
+    serve(_publish_run_dir(args), args.host, args.port)
+    return 0
+
+
+def _cmd_audit_export(args: argparse.Namespace) -> int:
+    from pipeline.audit.export import export_report
+
+    run_dir = _publish_run_dir(args)
+    out: Path = args.out or run_dir / "audit_report.html"
+    count = export_report(run_dir, out)
+    print(f"wrote {out} ({count} rejected samples, one self-contained HTML file)")
+    return 0
+
+
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run", dest="run_id", metavar="RUN", help="run under output/runs (default: newest)"
@@ -480,6 +503,18 @@ def build_parser() -> argparse.ArgumentParser:
     psh.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
     psh.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
     psh.set_defaults(run=_cmd_push)
+
+    aud = sub.add_parser("audit", help="review a run's rejected (and spot-check accepted) samples")
+    aud_sub = aud.add_subparsers(dest="audit_command", required=True)
+    srv = aud_sub.add_parser("serve", help="start the review app on a loopback address")
+    _run_arguments(srv)
+    srv.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    srv.set_defaults(run=_cmd_audit_serve)
+    exp = aud_sub.add_parser("export", help="write one self-contained HTML report of the rejects")
+    _run_arguments(exp)
+    exp.add_argument("--out", type=Path, help="HTML file (default: <run>/audit_report.html)")
+    exp.set_defaults(run=_cmd_audit_export)
     return parser
 
 

@@ -6,8 +6,10 @@ milliseconds; the work inside a shard is plain Python.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.evolve.engine import EvolveSettings, ShardJob, evolve, run_shard
 from pipeline.evolve.engine import ShardStats as EvolveShardStats
-from pipeline.jsonl import read_records
+from pipeline.jsonl import read_records, write_atomic
 from pipeline.llm import LLMConfig
 from pipeline.models import Task
 from pipeline.validate.runner import (
@@ -64,15 +66,53 @@ def validate_flow(
     )
 
 
+@dataclass(frozen=True)
+class Runner:
+    """Where a flow's shard tasks run: threads here, or a Dask cluster.
+
+    ``dask`` with an ``address`` (``tcp://host:8786``) uses that cluster; without one a
+    ``LocalCluster`` of ``workers`` single-threaded processes is started on 127.0.0.1 for the
+    flow. Shards travel as small descriptions (a file path and byte range, a job record) and
+    results as files plus small stats, so nothing large crosses the wire.
+    """
+
+    kind: str = "threads"
+    address: str | None = None
+    workers: int = 2
+
+    def task_runner(self) -> Any:
+        if self.kind == "threads":
+            return ThreadPoolTaskRunner(max_workers=2)
+        if self.kind != "dask":
+            raise ValueError(f"unknown runner {self.kind!r}; use threads or dask")
+        from prefect_dask.task_runners import DaskTaskRunner
+
+        if self.address:
+            return DaskTaskRunner(address=self.address)
+        cluster = {
+            "n_workers": self.workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "host": "127.0.0.1",
+            "dashboard_address": None,
+        }
+        return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
+
+
 def run_validate_flow(
     input_path: Path,
     run_dir: Path,
     shard_size: int = DEFAULT_SHARD_SIZE,
     on_shard: Callable[[ShardStats], None] | None = None,
+    runner: Runner | None = None,
 ) -> dict[str, Any]:
     """Run :func:`validate_flow` without the per-flow heartbeat that costs about a second."""
+    runner = runner or Runner()
+    chosen = validate_flow.with_options(task_runner=runner.task_runner())
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        result: dict[str, Any] = validate_flow(str(input_path), str(run_dir), shard_size, on_shard)
+        result: dict[str, Any] = chosen(str(input_path), str(run_dir), shard_size, on_shard)
+    result["config"]["runner"] = f"prefect-{runner.kind}"
+    write_atomic(run_dir / "manifest.json", json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -123,11 +163,13 @@ def run_evolve_flow(
     llm: LLMConfig | None = None,
     llm_config_file: Path | None = None,
     on_round: Callable[[int, int], None] | None = None,
+    runner: Runner | None = None,
 ) -> dict[str, Any]:
     public = llm.public_dict() if llm is not None and llm.configured else None
     file = str(llm_config_file) if llm_config_file else None
+    chosen = evolve_flow.with_options(task_runner=(runner or Runner()).task_runner())
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        result: dict[str, Any] = evolve_flow(
+        result: dict[str, Any] = chosen(
             str(seeds_path), str(run_dir), settings, public, file, on_round
         )
     return result

@@ -157,8 +157,8 @@ def _body(info: CardInfo) -> str:
     reviews = (
         f"{sum(info.reviews.values())} review decisions on {info.reviewed_samples} samples.\n\n"
         + _counts(info.reviews, "decision")
-        + "\n\n`override_accept` decisions mark rejected samples a reviewer judged correct; "
-        "this version only counts them, they are not yet merged into the accepted data."
+        + "\n\n`override_accept` decisions whose task still replays are published in `single`; "
+        "a spot-check `reject` removes an accepted task and every instance holding it."
         if info.reviews
         else "No human review decisions were recorded for this run."
     )

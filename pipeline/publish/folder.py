@@ -9,12 +9,13 @@ import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from pipeline.audit.overrides import accepted_overrides, rejected_by_review
 from pipeline.jsonl import read_records
 from pipeline.models import Instance, Rejection, Review, Task
 from pipeline.publish.assign import PublishError, SplitPlan, check_disjoint, plan_splits
@@ -211,6 +212,23 @@ def _swap_in(built: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
+def _reviewed(run_dir: Path, inputs: RunInputs) -> tuple[list[Task], RunInputs]:
+    """Apply reviewers' latest decisions (``pipeline.audit``): overrides that still replay join
+    the tasks; spot-check rejects leave them, with every instance holding one.
+
+    Also returns the lineage pool (rejected tasks kept) the splits are planned on, so a dropped
+    parent never moves its descendants to another split.
+    """
+    known = {task.id for task in inputs.tasks}
+    pool = inputs.tasks + [task for task in accepted_overrides(run_dir) if task.id not in known]
+    dropped = rejected_by_review(run_dir)
+    if not dropped and len(pool) == len(inputs.tasks):
+        return pool, inputs
+    tasks = [task for task in pool if task.id not in dropped]
+    instances = [i for i in inputs.instances if not any(t.id in dropped for t in i.tasks)]
+    return pool, replace(inputs, tasks=tasks, instances=instances)
+
+
 def build_dataset_folder(
     run_dir: Path,
     version: str = "0.1.0",
@@ -223,8 +241,8 @@ def build_dataset_folder(
     ``repo_id`` only fills the loading example of the card.
     """
     check_version(version)
-    inputs = load_run(run_dir)
-    plan = plan_splits(inputs.tasks, inputs.instances, test_fraction)
+    lineage, inputs = _reviewed(run_dir, load_run(run_dir))
+    plan = plan_splits(lineage, inputs.instances, test_fraction)
     target = run_dir / DATASET_DIR
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{DATASET_DIR}-new-"))
     try:

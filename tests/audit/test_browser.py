@@ -1,0 +1,124 @@
+"""The review app in a real browser: Playwright for Python driving Debian's ``/usr/bin/chromium``.
+
+A reviewer filters the list, opens a reject, overrides it, and publishing then includes it; a
+sample full of script payloads renders as text and no dialog ever opens.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import datasets
+import pytest
+from fastapi import FastAPI
+
+from pipeline.audit.app import create_app
+from pipeline.audit.store import read_reviews
+from pipeline.cli import main
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+    from tests.audit.conftest import AuditRun
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+Served = Callable[[FastAPI], AbstractContextManager[str]]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (make test installs it)"
+    )
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
+    """A fresh page and the messages of every dialog (alert, confirm, ...) it opened."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    opened = context.new_page()
+    dialogs: list[str] = []
+
+    def record(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    opened.on("dialog", record)
+    opened.set_default_timeout(15_000)
+    yield opened, dialogs
+    context.close()
+
+
+def test_filter_open_override_then_publish(
+    audit_run: AuditRun, serve_app: Served, page: tuple[Page, list[str]], tmp_path: Path
+) -> None:
+    tab, dialogs = page
+    good = audit_run.good
+    with serve_app(create_app(audit_run.run_dir)) as base:
+        tab.goto(f"{base}/rejects")
+        tab.select_option("select[name=category]", "filesystem")
+        tab.select_option("select[name=operator]", "paraphrase")
+        tab.get_by_role("button", name="filter").click()
+        tab.wait_for_url("**/rejects?*operator=paraphrase*")
+        rows = tab.locator("table.rejects tr")
+        assert rows.count() == 2  # the header and the one match
+        tab.get_by_role("link", name=good.id).click()
+        tab.wait_for_url(f"**/sample/{good.id}")
+        assert tab.locator("tr.failing").count() == 1
+        assert good.calls[-1].id in tab.locator("tr.failing").inner_text()
+        shot = tmp_path / "sample_page.png"
+        tab.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the sample page: {shot}")
+        assert shot.stat().st_size > 10_000
+        tab.get_by_label("reviewer").fill("Ann Reviewer")
+        tab.get_by_label("note").fill("the argument is in the initial state; grounding missed it")
+        tab.get_by_role("button", name="override accept").click()
+        tab.wait_for_url(f"**/sample/{good.id}?saved=1")
+        assert tab.get_by_text("Decision saved.").is_visible()
+        assert "override_accept" in tab.locator("h2").inner_text()
+    reviews = read_reviews(audit_run.run_dir)
+    assert [(r.sample_id, r.decision.value, r.reviewer) for r in reviews] == [
+        (good.id, "override_accept", "Ann Reviewer")
+    ]
+    assert main(["publish", "--run-dir", str(audit_run.run_dir)]) == 0  # what `make publish` runs
+    folder = audit_run.run_dir / "dataset"
+    single: Any = datasets.load_dataset(str(folder), "single", cache_dir=str(tmp_path / "cache"))
+    published = {row["id"] for split in single.values() for row in split}
+    assert good.id in published
+    assert published == {task.id for task in audit_run.accepted} | {good.id}
+    assert not dialogs
+
+
+def test_payloads_render_as_text(
+    audit_run: AuditRun, serve_app: Served, page: tuple[Page, list[str]]
+) -> None:
+    tab, dialogs = page
+    with serve_app(create_app(audit_run.run_dir)) as base:
+        tab.goto(f"{base}/sample/{audit_run.payload.id}")
+        question = tab.locator(".question")
+        assert question.is_visible()
+        text = question.inner_text()
+        assert audit_run.SCRIPT in text and audit_run.IMG in text
+        state = tab.locator("details.state pre")
+        assert not state.is_visible()  # collapsed until asked for
+        tab.get_by_text("initial state").click()
+        assert state.is_visible() and audit_run.SCRIPT + audit_run.IMG in state.inner_text()
+        # nothing from the sample became an element
+        assert tab.locator("script").count() == 0
+        assert tab.locator("img").count() == 0
+        tab.goto(f"{base}/rejects?category=filesystem")
+        assert tab.get_by_text(audit_run.IMG).first.is_visible()
+        tab.wait_for_timeout(300)  # give a stray onerror handler time to fire
+    assert dialogs == []
