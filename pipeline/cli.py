@@ -7,6 +7,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
 from pipeline.dataset import DEFAULT_BFCL, build_dataset, gather_candidates, new_run_id
@@ -16,6 +17,9 @@ from pipeline.models import Task
 from pipeline.replay import replay
 from pipeline.schemas import SCHEMA_DIR, stale_schemas, write_schemas
 from pipeline.seeds import seed_files
+
+if TYPE_CHECKING:
+    from pipeline.flows import Runner
 
 OUTPUT = Path("output")
 
@@ -146,7 +150,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     else:
         from pipeline.flows import run_validate_flow
 
-        manifest = run_validate_flow(source, run_dir, args.shard_size, on_shard=advance)
+        manifest = run_validate_flow(
+            source, run_dir, args.shard_size, on_shard=advance, runner=_runner(args)
+        )
     bar.close()
     counts = manifest["counts"]
     print(f"accepted {counts['accepted']} / rejected {counts['rejected']} of {counts['input']}")
@@ -214,7 +220,9 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
         from pipeline.flows import run_evolve_flow
 
         _prefect_note(False)
-        manifest = run_evolve_flow(seeds_path, run_dir, settings, llm, args.llm_config, progress)
+        manifest = run_evolve_flow(
+            seeds_path, run_dir, settings, llm, args.llm_config, progress, runner=_runner(args)
+        )
     counts = manifest["counts"]
     print(
         f"evolved {counts['evolved']} validated tasks ({counts['seeds_accepted']} seeds + "
@@ -385,6 +393,20 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runner_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runner", choices=["threads", "dask"], default="threads", help="where shard tasks run"
+    )
+    parser.add_argument("--dask-address", help="tcp://host:8786 of an existing Dask scheduler")
+    parser.add_argument("--dask-workers", type=int, default=2, help="LocalCluster workers")
+
+
+def _runner(args: argparse.Namespace) -> Runner:
+    from pipeline.flows import Runner
+
+    return Runner(args.runner, args.dask_address, args.dask_workers)
+
+
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run", dest="run_id", metavar="RUN", help="run under output/runs (default: newest)"
@@ -421,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--output", type=Path, default=OUTPUT, help="output root (default: output)")
     val.add_argument("--shard-size", type=int, default=1000, help="candidates per Prefect task")
     val.add_argument("--inline", action="store_true", help="run in this process without Prefect")
+    _runner_arguments(val)
     val.set_defaults(run=_cmd_validate)
 
     evo = sub.add_parser("evolve", help="grow validated tasks from seeds with operators")
@@ -444,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     evo.add_argument("--no-repair", action="store_true", help="do not send rejects to repair")
     evo.add_argument("--judge", action="store_true", help="ask the LLM judge about accepted tasks")
     evo.add_argument("--inline", action="store_true", help="run in this process without Prefect")
+    _runner_arguments(evo)
     evo.set_defaults(run=_cmd_evolve)
 
     dat = sub.add_parser("dataset", help="run the pipeline's stages end to end (offline)")

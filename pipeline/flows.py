@@ -7,8 +7,10 @@ milliseconds; the work inside a shard is plain Python.
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,7 @@ def validate_shard_task(input_path: str, run_dir: str, shard: Shard) -> ShardSta
     validate_parameters=False,
 )
 def validate_flow(
-    input_path: str,
-    run_dir: str,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    on_shard: Callable[[ShardStats], None] | None = None,
+    input_path: str, run_dir: str, shard_size: int = DEFAULT_SHARD_SIZE
 ) -> dict[str, Any]:
     """Validate a JSON-lines file of candidates into ``run_dir`` (one task per shard)."""
     started = time.perf_counter()
@@ -57,8 +56,6 @@ def validate_flow(
     for future in as_completed(futures):
         stats = future.result()
         by_index[stats.index] = stats
-        if on_shard is not None:
-            on_shard(stats)
     ordered = [by_index[shard.index] for shard in shards]
     config = {"shard_size": shard_size, "runner": "prefect-threads"}
     return finish_run(
@@ -109,8 +106,17 @@ def run_validate_flow(
     """Run :func:`validate_flow` without the per-flow heartbeat that costs about a second."""
     runner = runner or Runner()
     chosen = validate_flow.with_options(task_runner=runner.task_runner())
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        result: dict[str, Any] = chosen(str(input_path), str(run_dir), shard_size, on_shard)
+    report = None
+    if on_shard is not None:
+
+        def report(path: Path) -> None:
+            on_shard(ShardStats(**json.loads(path.read_text(encoding="utf-8"))))
+
+    with (
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        _watch(run_dir / "shards", "*.stats.json", report),
+    ):
+        result: dict[str, Any] = chosen(str(input_path), str(run_dir), shard_size)
     result["config"]["runner"] = f"prefect-{runner.kind}"
     write_atomic(run_dir / "manifest.json", json.dumps(result, indent=2) + "\n")
     return result
@@ -141,7 +147,6 @@ def evolve_flow(
     settings: EvolveSettings,
     llm_settings: dict[str, Any] | None = None,
     llm_config_file: str | None = None,
-    on_round: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Rounds of operators over the pool; one Prefect task per shard of parents.
 
@@ -153,7 +158,7 @@ def evolve_flow(
         file = Path(llm_config_file) if llm_config_file else None
         llm = LLMConfig.load(overrides=llm_settings, config_file=file)
     seeds = list(read_records(Path(seeds_path), Task))
-    return evolve(seeds, Path(run_dir), settings, llm, runner=_prefect_shards, on_round=on_round)
+    return evolve(seeds, Path(run_dir), settings, llm, runner=_prefect_shards)
 
 
 def run_evolve_flow(
@@ -168,8 +173,52 @@ def run_evolve_flow(
     public = llm.public_dict() if llm is not None and llm.configured else None
     file = str(llm_config_file) if llm_config_file else None
     chosen = evolve_flow.with_options(task_runner=(runner or Runner()).task_runner())
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        result: dict[str, Any] = chosen(
-            str(seeds_path), str(run_dir), settings, public, file, on_round
-        )
+    report = None
+    if on_round is not None:
+        rounds_dir = run_dir / "evolve"
+
+        def report(path: Path) -> None:
+            number = int(path.parent.name.split("_")[1])
+            if number == 0:
+                return
+            done = sorted(rounds_dir.glob("round_*/accepted.jsonl"))[1 : number + 1]
+            on_round(number, sum(part.read_text(encoding="utf-8").count("\n") for part in done))
+
+    with (
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        _watch(run_dir / "evolve", "round_*/accepted.jsonl", report),
+    ):
+        result: dict[str, Any] = chosen(str(seeds_path), str(run_dir), settings, public, file)
     return result
+
+
+@contextmanager
+def _watch(folder: Path, pattern: str, callback: Callable[[Path], None] | None) -> Iterator[None]:
+    """Call ``callback`` once for each file matching ``pattern`` that appears while the block
+    runs. Progress is read from the files the tasks write, so no callable has to travel with
+    the flow's parameters (they must pickle for Dask workers and are stored by Prefect)."""
+    if callback is None:
+        yield
+        return
+    seen: set[Path] = set(folder.glob(pattern))
+
+    def poll() -> None:
+        for path in sorted(folder.glob(pattern)):
+            if path not in seen:
+                seen.add(path)
+                callback(path)
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.2):
+            poll()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        poll()

@@ -128,3 +128,16 @@ def test_bfcl_turn_tasks_through_the_flow(
     print(f"\nBFCL turn-level + seeds: accepted {counts['accepted']}/{total} ({rate:.0%}); "
           f"top rejection codes: {counts['rejected_by_code']}")  # fmt: skip
     assert counts["accepted"] >= sources["seeds"]
+
+
+def test_validate_on_a_two_worker_dask_cluster_matches_threads(
+    prefect_harness: None, candidates: Path, tmp_path: Path
+) -> None:
+    argv = ["validate", str(candidates), "--output", str(tmp_path), "--shard-size", "20"]
+    assert main([*argv, "--run-id", "threads"]) == 0
+    assert main([*argv, "--run-id", "dask", "--runner", "dask", "--dask-workers", "2"]) == 0
+    for name in ("accepted.jsonl", "rejected.jsonl"):
+        dask_bytes = (tmp_path / "runs" / "dask" / name).read_bytes()
+        assert dask_bytes == (tmp_path / "runs" / "threads" / name).read_bytes()
+    manifest = json.loads((tmp_path / "runs" / "dask" / "manifest.json").read_text())
+    assert manifest["config"]["runner"] == "prefect-dask"
