@@ -147,6 +147,7 @@ bench: prefect-start
 	$(PY) bench/evolve_offline.py
 	$(PY) bench/evolve.py
 	$(PY) bench/harness.py
+	$(PY) bench/compose.py
 	$(PY) bench/publish.py
 
 clean:

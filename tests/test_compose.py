@@ -77,3 +77,14 @@ def test_latency_profiles() -> None:
     assert latency_table(tools, LatencyProfile.LOGNORMAL, random.Random(1), 1.0) == latency_table(
         tools, LatencyProfile.LOGNORMAL, random.Random(1), 1.0
     )
+
+
+def test_new_categories_mix_with_the_bfcl_ones(pool: list[Task]) -> None:
+    own = {"data_management", "data_generation", "string_manipulation", "data_format"}
+    report = compose(pool, ComposeSettings(count=300, seed=2, cross_category_share=1.0))
+    mixed = [
+        i
+        for i in report.instances
+        if {t.category for t in i.tasks} & own and {t.category for t in i.tasks} - own
+    ]
+    assert len(mixed) > 30
