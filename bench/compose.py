@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,10 +31,20 @@ def main() -> None:
         seconds = time.perf_counter() - started
         write_records(run / "instances.jsonl", report.instances)
         written = time.perf_counter() - started
-    print(
-        f"compose {len(report.instances)} instances from {len(tasks)} tasks: {seconds:.1f} s"
-        f" ({len(report.instances) / seconds:.0f}/s), {written:.1f} s with writing"
-    )
+        print(
+            f"compose {len(report.instances)} instances from {len(tasks)} tasks: {seconds:.1f} s"
+            f" ({len(report.instances) / seconds:.0f}/s), {written:.1f} s with writing"
+        )
+        started = time.perf_counter()
+        command = [sys.executable, "-m", "pipeline.cli", "compose", "--run-dir", str(run)]
+        subprocess.run([*command, "--count", "100000"], check=True, capture_output=True)  # noqa: S603
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        size = (run / "instances.jsonl").stat().st_size / 1e6
+        print(
+            f"compose 100,000 instances streamed to disk ({size:.0f} MB): {seconds:.0f} s,"
+            f" peak RSS {peak:.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

@@ -254,7 +254,7 @@ def _publish_run_dir(args: argparse.Namespace) -> Path:
 def _cmd_compose(args: argparse.Namespace) -> int:
     import json
 
-    from pipeline.compose import ComposeSettings, compose
+    from pipeline.compose import ComposeSettings, ComposeTally, iter_instances
     from pipeline.jsonl import write_atomic, write_records
 
     run_dir = _publish_run_dir(args)
@@ -271,20 +271,20 @@ def _cmd_compose(args: argparse.Namespace) -> int:
         turn_cost=args.turn_cost,
     )
     tasks = list(read_records(run_dir / "evolved.jsonl", Task))
-    report = compose(tasks, settings)
-    write_records(run_dir / "instances.jsonl", report.instances)
+    tally = ComposeTally()
+    count = write_records(run_dir / "instances.jsonl", iter_instances(tasks, settings, tally))
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest["compose"] = {
         "settings": {**settings.__dict__},
-        "instances": len(report.instances),
-        "per_split": report.per_split,
-        "attempts": report.attempts,
+        "instances": count,
+        "per_split": dict(tally.per_split),
+        "attempts": tally.attempts,
     }
     write_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
-    print(f"composed {len(report.instances)} instances {report.per_split} from {len(tasks)} tasks")
-    if len(report.instances) < args.count:
-        print(f"note: the pool allowed only {len(report.instances)} of {args.count} instances")
+    print(f"composed {count} instances {dict(tally.per_split)} from {len(tasks)} tasks")
+    if count < args.count:
+        print(f"note: the pool allowed only {count} of {args.count} instances")
     print(f"written to {run_dir}/instances.jsonl")
     return 0
 

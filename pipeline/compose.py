@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -131,15 +131,32 @@ def _pick(
 
 def compose(tasks: Sequence[Task], settings: ComposeSettings) -> ComposeReport:
     """Draw ``settings.count`` distinct instances (fewer only if the pool runs out)."""
+    tally = ComposeTally()
+    instances = list(iter_instances(tasks, settings, tally))
+    return ComposeReport(instances, tally.attempts, dict(tally.per_split))
+
+
+@dataclass
+class ComposeTally:
+    attempts: int = 0
+    per_split: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def iter_instances(
+    tasks: Sequence[Task], settings: ComposeSettings, tally: ComposeTally | None = None
+) -> Iterator[Instance]:
+    """The instances one at a time, so a caller can stream any number of them to disk."""
+    tally = tally if tally is not None else ComposeTally()
     pools = _pools(tasks, settings.test_fraction)
     sizes = {split: sum(len(m) for m in pools[split].values()) for split in Split}
     profiles = list(settings.profiles)
     weights = list(settings.profiles.values())
-    instances: list[Instance] = []
+    made = 0
     seen: set[str] = set()
     attempts = 0
-    while len(instances) < settings.count and attempts < settings.count * 20:
+    while made < settings.count and attempts < settings.count * 20:
         attempts += 1
+        tally.attempts = attempts
         rng = random.Random(f"{settings.seed}:{attempts}")
         split = Split.TEST if rng.random() < settings.test_fraction else Split.TRAIN
         if not sizes[split]:
@@ -158,19 +175,14 @@ def compose(tasks: Sequence[Task], settings: ComposeSettings) -> ComposeReport:
         seen.add(identity)
         tools = [call.tool for task in picked for call in task.calls]
         latency = latency_table(tools, profile, random.Random(instance_seed), settings.turn_cost)
-        instances.append(
-            Instance(
-                id=key,
-                tasks=picked,
-                composition=Composition.CROSS_CATEGORY if cross else Composition.SAME_CATEGORY,
-                latency_profile=profile.value,
-                seed=instance_seed,
-                latency=latency,
-                bounds=bounds_for(picked, latency, settings.turn_cost),
-            )
+        made += 1
+        tally.per_split[split.value] += 1
+        yield Instance(
+            id=key,
+            tasks=picked,
+            composition=Composition.CROSS_CATEGORY if cross else Composition.SAME_CATEGORY,
+            latency_profile=profile.value,
+            seed=instance_seed,
+            latency=latency,
+            bounds=bounds_for(picked, latency, settings.turn_cost),
         )
-    per_split: dict[str, int] = defaultdict(int)
-    roots = root_ancestors(tasks)
-    for instance in instances:
-        per_split[split_of(roots[instance.tasks[0].id], settings.test_fraction).value] += 1
-    return ComposeReport(instances, attempts, dict(per_split))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
-from pipeline.compose import ComposeSettings, compose
+from pipeline.compose import ComposeSettings, ComposeTally, iter_instances
 from pipeline.evolve.engine import EvolveSettings, evolve
 from pipeline.jsonl import read_records, write_atomic, write_records
 from pipeline.llm import LLMConfig
@@ -75,11 +75,12 @@ def build_dataset(
         manifest = evolve(seeds, run_dir, settings, llm)
     manifest["sources"] = sources
     tasks = list(read_records(run_dir / "evolved.jsonl", Task))
-    report = compose(tasks, compose_settings or ComposeSettings())
-    write_records(run_dir / "instances.jsonl", report.instances)
+    tally = ComposeTally()
+    chosen = compose_settings or ComposeSettings()
+    count = write_records(run_dir / "instances.jsonl", iter_instances(tasks, chosen, tally))
     manifest["compose"] = {
-        "instances": len(report.instances),
-        "per_split": report.per_split,
+        "instances": count,
+        "per_split": dict(tally.per_split),
         "settings": dict((compose_settings or ComposeSettings()).__dict__),
     }
     write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")

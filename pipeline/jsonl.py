@@ -46,6 +46,19 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_records(path: Path, records: Iterable[BaseModel]) -> int:
-    lines = [record.model_dump_json() + "\n" for record in records]
-    write_atomic(path, "".join(lines))
-    return len(lines)
+    """Stream records to a temporary file, then rename: memory stays flat for any count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(record.model_dump_json() + "\n")
+                count += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return count
