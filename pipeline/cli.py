@@ -312,9 +312,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             return 2
     mode = Mode(args.mode)
     out = run_dir / "eval" / f"{args.agent}-{mode.value}"
+    scores = None
+    if args.runner != "inline":
+        from pipeline.flows import Runner, run_eval_flow
+
+        if args.limit:
+            print("note: --limit applies to the inline runner only", file=sys.stderr)
+        instances = load_split(run_dir, args.split)
+        runner = Runner(args.runner, args.dask_address, args.dask_workers)
+        scores = run_eval_flow(
+            run_dir, args.split, len(instances), args.agent, mode.value, out, runner, llm
+        )
     summary = evaluate(
         instances, args.agent, mode, out, args.concurrency, args.plots,
-        args.turn_cost, args.measure_turns, llm,
+        args.turn_cost, args.measure_turns, llm, scores,
     )  # fmt: skip
     print(f"{args.agent} / {mode.value} on {len(instances)} {args.split} instances:")
     for key in ("task_success", "subtask_success", "name_f1", "argument_f1", "efficiency"):
@@ -511,6 +522,12 @@ def build_parser() -> argparse.ArgumentParser:
     evl.add_argument("--llm-base-url", help="endpoint for the openai agent")
     evl.add_argument("--llm-model", help="model for the openai agent")
     evl.add_argument("--llm-config", type=Path, help="TOML file with LLM settings")
+    evl.add_argument(
+        "--runner", choices=["inline", "threads", "dask"], default="inline",
+        help="inline (default), or a Prefect flow on threads or Dask",
+    )  # fmt: skip
+    evl.add_argument("--dask-address", help="tcp://host:8786 of an existing Dask scheduler")
+    evl.add_argument("--dask-workers", type=int, default=2, help="LocalCluster workers")
     evl.set_defaults(run=_cmd_eval)
 
     pub = sub.add_parser("publish", help="build a run's Hugging Face dataset folder")

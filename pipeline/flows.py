@@ -6,6 +6,7 @@ milliseconds; the work inside a shard is plain Python.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -22,6 +23,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.evolve.engine import EvolveSettings, ShardJob, evolve, run_shard
 from pipeline.evolve.engine import ShardStats as EvolveShardStats
+from pipeline.harness.runner import run_many
+from pipeline.harness.scoring import EpisodeScore
+from pipeline.harness.sim import Mode
 from pipeline.jsonl import read_records, write_atomic
 from pipeline.llm import LLMConfig
 from pipeline.models import Task
@@ -222,3 +226,56 @@ def _watch(folder: Path, pattern: str, callback: Callable[[Path], None] | None) 
         stop.set()
         thread.join()
         poll()
+
+
+@task(name="eval-shard", retries=1, retry_delay_seconds=[2])
+def eval_shard_task(
+    run_dir: str, split: str, start: int, stop: int, agent: str, mode: str, out_dir: str,
+    llm_settings: dict[str, Any] | None,
+) -> list[EpisodeScore]:  # fmt: skip
+    from pipeline.harness.evaluate import agent_factory, load_split
+
+    instances = load_split(Path(run_dir), split)[start:stop]
+    llm = LLMConfig.load(overrides=llm_settings) if llm_settings is not None else None
+    return asyncio.run(
+        run_many(instances, agent_factory(agent, llm), agent, Mode(mode), Path(out_dir))
+    )
+
+
+@flow(
+    name="eval",
+    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    validate_parameters=False,
+)
+def eval_flow(
+    run_dir: str, split: str, count: int, agent: str, mode: str, out_dir: str,
+    shard_size: int = 100, llm_settings: dict[str, Any] | None = None,
+) -> list[EpisodeScore]:  # fmt: skip
+    """Episodes in shards of instances (by position in the split), one task per shard."""
+    futures = [
+        eval_shard_task.submit(
+            run_dir,
+            split,
+            start,
+            min(start + shard_size, count),
+            agent,
+            mode,
+            out_dir,
+            llm_settings,
+        )
+        for start in range(0, count, shard_size)
+    ]
+    return [score for future in futures for score in future.result()]
+
+
+def run_eval_flow(
+    run_dir: Path, split: str, count: int, agent: str, mode: str, out_dir: Path,
+    runner: Runner, llm: LLMConfig | None = None,
+) -> list[EpisodeScore]:  # fmt: skip
+    public = llm.public_dict() if llm is not None and llm.configured else None
+    chosen = eval_flow.with_options(task_runner=runner.task_runner())
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        scores: list[EpisodeScore] = chosen(
+            str(run_dir), split, count, agent, mode, str(out_dir), 100, public
+        )
+    return scores

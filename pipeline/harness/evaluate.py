@@ -24,6 +24,7 @@ from pipeline.harness.runner import (
     summarise,
     write_reports,
 )
+from pipeline.harness.scoring import EpisodeScore
 from pipeline.harness.sim import Mode
 from pipeline.jsonl import read_records, write_atomic
 from pipeline.models import Instance, Task
@@ -67,11 +68,16 @@ def evaluate(
     turn_cost: float | None = None,
     measure_turns: bool = False,
     llm: Any = None,
+    scores: list[EpisodeScore] | None = None,
 ) -> dict[str, Any]:
+    """Run (or, given ``scores`` from a distributed run, only report) the episodes."""
     make_agent = agent_factory(agent, llm)
-    scores = asyncio.run(
-        run_many(instances, make_agent, agent, mode, out_dir, concurrency, turn_cost, measure_turns)
-    )
+    if scores is None:
+        scores = asyncio.run(
+            run_many(
+                instances, make_agent, agent, mode, out_dir, concurrency, turn_cost, measure_turns
+            )
+        )
     summary = summarise(scores, agent, mode)
     write_reports(out_dir, scores, [summary])
     for instance in instances[:plots]:

@@ -66,3 +66,14 @@ def test_evaluate_writes_logs_reports_and_plots(built_run: Path, instances: list
     )
     overall = (built_run / "eval" / "summary.md").read_text()
     assert "oracle-async" in overall and "oracle-sync" in overall
+
+
+def test_eval_on_dask_matches_inline(built_run: Path, prefect_harness: None) -> None:
+    from pipeline.cli import main
+
+    base = ["eval", "--run-dir", str(built_run), "--agent", "oracle-sync", "--mode", "clock"]
+    assert main([*base, "--plots", "0"]) == 0
+    inline = (built_run / "eval" / "oracle-sync-clock" / "episodes.csv").read_text()
+    assert main([*base, "--plots", "0", "--runner", "dask"]) == 0
+    dask = (built_run / "eval" / "oracle-sync-clock" / "episodes.csv").read_text()
+    assert sorted(dask.splitlines()) == sorted(inline.splitlines())
