@@ -272,7 +272,16 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     )
     tasks = list(read_records(run_dir / "evolved.jsonl", Task))
     tally = ComposeTally()
-    count = write_records(run_dir / "instances.jsonl", iter_instances(tasks, settings, tally))
+    if args.runner == "inline":
+        count = write_records(run_dir / "instances.jsonl", iter_instances(tasks, settings, tally))
+    else:
+        from pipeline.flows import Runner, run_compose_flow
+
+        _prefect_note(False)
+        runner = Runner(args.runner, args.dask_address, args.dask_workers)
+        result = run_compose_flow(run_dir, settings, runner)
+        count, tally.attempts = result["instances"], result["attempts"]
+        tally.per_split.update(result["per_split"])
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest["compose"] = {
@@ -507,6 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="latency profiles with weights (defaults, uniform, lognormal, paper-rounds)",
     )
     com.add_argument("--turn-cost", type=float, default=1.0, help="seconds per agent turn")
+    com.add_argument(
+        "--runner", choices=["inline", "threads", "dask"], default="inline",
+        help="inline (default), or a Prefect flow on threads or Dask",
+    )  # fmt: skip
+    com.add_argument("--dask-address", help="tcp://host:8786 of an existing Dask scheduler")
+    com.add_argument("--dask-workers", type=int, default=2, help="LocalCluster workers")
     com.set_defaults(run=_cmd_compose)
 
     evl = sub.add_parser("eval", help="run an agent over a split in the latency simulator")

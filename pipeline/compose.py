@@ -142,10 +142,22 @@ class ComposeTally:
     per_split: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def iter_instances(
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything drawn for an instance except the work: latency table and bounds."""
+
+    id: str
+    task_ids: tuple[str, ...]
+    cross: bool
+    profile: str
+    seed: int
+    split: str
+
+
+def iter_specs(
     tasks: Sequence[Task], settings: ComposeSettings, tally: ComposeTally | None = None
-) -> Iterator[Instance]:
-    """The instances one at a time, so a caller can stream any number of them to disk."""
+) -> Iterator[InstanceSpec]:
+    """The draws, cheap and sequential (they depend on what was drawn before)."""
     tally = tally if tally is not None else ComposeTally()
     pools = _pools(tasks, settings.test_fraction)
     sizes = {split: sum(len(m) for m in pools[split].values()) for split in Split}
@@ -173,16 +185,34 @@ def iter_instances(
         if identity in seen:
             continue
         seen.add(identity)
-        tools = [call.tool for task in picked for call in task.calls]
-        latency = latency_table(tools, profile, random.Random(instance_seed), settings.turn_cost)
         made += 1
         tally.per_split[split.value] += 1
-        yield Instance(
-            id=key,
-            tasks=picked,
-            composition=Composition.CROSS_CATEGORY if cross else Composition.SAME_CATEGORY,
-            latency_profile=profile.value,
-            seed=instance_seed,
-            latency=latency,
-            bounds=bounds_for(picked, latency, settings.turn_cost),
+        yield InstanceSpec(
+            key, tuple(t.id for t in picked), cross, profile.value, instance_seed, split.value
         )
+
+
+def build_instance(spec: InstanceSpec, tasks: Mapping[str, Task], turn_cost: float) -> Instance:
+    """The expensive part of a draw: the latency table and the exact bounds."""
+    picked = [tasks[task_id] for task_id in spec.task_ids]
+    tools = [call.tool for task in picked for call in task.calls]
+    profile = LatencyProfile(spec.profile)
+    latency = latency_table(tools, profile, random.Random(spec.seed), turn_cost)
+    return Instance(
+        id=spec.id,
+        tasks=picked,
+        composition=Composition.CROSS_CATEGORY if spec.cross else Composition.SAME_CATEGORY,
+        latency_profile=profile.value,
+        seed=spec.seed,
+        latency=latency,
+        bounds=bounds_for(picked, latency, turn_cost),
+    )
+
+
+def iter_instances(
+    tasks: Sequence[Task], settings: ComposeSettings, tally: ComposeTally | None = None
+) -> Iterator[Instance]:
+    """The instances one at a time, so a caller can stream any number of them to disk."""
+    by_id = {task.id: task for task in tasks}
+    for spec in iter_specs(tasks, settings, tally):
+        yield build_instance(spec, by_id, settings.turn_cost)

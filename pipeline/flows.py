@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,13 @@ from prefect.futures import as_completed
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from pipeline.compose import ComposeSettings, ComposeTally, InstanceSpec, build_instance, iter_specs
 from pipeline.evolve.engine import EvolveSettings, ShardJob, evolve, run_shard
 from pipeline.evolve.engine import ShardStats as EvolveShardStats
 from pipeline.harness.runner import run_many
 from pipeline.harness.scoring import EpisodeScore
 from pipeline.harness.sim import Mode
-from pipeline.jsonl import read_records, write_atomic
+from pipeline.jsonl import read_records, write_atomic, write_records
 from pipeline.llm import LLMConfig
 from pipeline.models import Task
 from pipeline.validate.runner import (
@@ -279,3 +280,62 @@ def run_eval_flow(
             str(run_dir), split, count, agent, mode, str(out_dir), 100, public
         )
     return scores
+
+
+@task(name="compose-shard", retries=1, retry_delay_seconds=[2])
+def compose_shard_task(run_dir: str, start: int, stop: int, turn_cost: float, out_file: str) -> int:
+    """Build instances ``start:stop`` of the drawn specs into ``out_file`` (skip if done)."""
+    target = Path(out_file)
+    if target.exists():
+        return target.read_text(encoding="utf-8").count("\n")
+    lines = (Path(run_dir) / "compose" / "specs.jsonl").read_text(encoding="utf-8").splitlines()
+    specs = [_spec(json.loads(line)) for line in lines[start:stop]]
+    tasks = {task.id: task for task in read_records(Path(run_dir) / "evolved.jsonl", Task)}
+    return write_records(target, (build_instance(spec, tasks, turn_cost) for spec in specs))
+
+
+def _spec(data: dict[str, Any]) -> InstanceSpec:
+    data["task_ids"] = tuple(data["task_ids"])
+    return InstanceSpec(**data)
+
+
+@flow(
+    name="compose",
+    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    validate_parameters=False,
+)
+def compose_flow(run_dir: str, settings: ComposeSettings, shard_size: int = 1000) -> dict[str, Any]:
+    """Draw the instance specs here (sequential and cheap), build them in shard tasks (latency
+    tables and exact bounds), then join the shards in order into ``instances.jsonl``."""
+    folder = Path(run_dir)
+    tasks = list(read_records(folder / "evolved.jsonl", Task))
+    tally = ComposeTally()
+    specs = [json.dumps(asdict(spec)) + "\n" for spec in iter_specs(tasks, settings, tally)]
+    specs_file = folder / "compose" / "specs.jsonl"
+    if not specs_file.exists() or specs_file.read_text(encoding="utf-8") != "".join(specs):
+        # other draws than last time: built shards belong to those, so start them afresh
+        for stale in (folder / "compose" / "shards").glob("*.jsonl"):
+            stale.unlink()
+        write_atomic(specs_file, "".join(specs))
+    parts = []
+    futures = []
+    for index, start in enumerate(range(0, len(specs), shard_size)):
+        part = folder / "compose" / "shards" / f"{index:05d}.jsonl"
+        parts.append(part)
+        stop = min(start + shard_size, len(specs))
+        futures.append(
+            compose_shard_task.submit(run_dir, start, stop, settings.turn_cost, str(part))
+        )
+    count = sum(future.result() for future in futures)
+    with (folder / ".instances.jsonl.tmp").open("wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    (folder / ".instances.jsonl.tmp").replace(folder / "instances.jsonl")
+    return {"instances": count, "per_split": dict(tally.per_split), "attempts": tally.attempts}
+
+
+def run_compose_flow(run_dir: Path, settings: ComposeSettings, runner: Runner) -> dict[str, Any]:
+    chosen = compose_flow.with_options(task_runner=runner.task_runner())
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        result: dict[str, Any] = chosen(str(run_dir), settings)
+    return result

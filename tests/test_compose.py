@@ -88,3 +88,18 @@ def test_new_categories_mix_with_the_bfcl_ones(pool: list[Task]) -> None:
         if {t.category for t in i.tasks} & own and {t.category for t in i.tasks} - own
     ]
     assert len(mixed) > 30
+
+
+def test_compose_on_dask_matches_inline(
+    pool: list[Task], tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
+) -> None:
+    from pipeline.cli import main
+    from pipeline.jsonl import write_records
+
+    run = tmp_path_factory.mktemp("compose-run")
+    write_records(run / "evolved.jsonl", pool)
+    base = ["compose", "--run-dir", str(run), "--count", "150", "--seed", "4"]
+    assert main(base) == 0
+    inline = (run / "instances.jsonl").read_bytes()
+    assert main([*base, "--runner", "dask"]) == 0
+    assert (run / "instances.jsonl").read_bytes() == inline
