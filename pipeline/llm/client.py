@@ -593,35 +593,9 @@ class LLMClient:
         retry state costs about 20 us to set up, a third of a call's own set-up, and nearly
         every call succeeds at once.
         """
-        try:
-            return await self._probe_chain(stage, conversation, schema, refused, counts)
-        except (openai.OpenAIError, _Unusable) as error:
-            if not is_transient(error) or self.config.max_retries == 0:
-                raise
-            first_failure: BaseException = error
-
-        def note_retry() -> None:
-            counts.retries += 1
-            self.usage.record(stage, retries=1)
-
-        note_retry()
-        await asyncio.sleep(backoff_delay(first_failure, 1))
-
-        def wait(state: RetryCallState) -> float:  # attempt 1 was the bare one
-            error = state.outcome.exception() if state.outcome is not None else None
-            return backoff_delay(error, state.attempt_number + 1)
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.config.max_retries),
-            wait=wait,
-            retry=retry_if_exception(is_transient),
-            before_sleep=lambda state: note_retry(),
-            reraise=True,
+        return await self._retrying(
+            stage, counts, lambda: self._probe_chain(stage, conversation, schema, refused, counts)
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._probe_chain(stage, conversation, schema, refused, counts)
-        raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
 
     # -- the public call --
 
