@@ -10,6 +10,7 @@ Sizes are bounded before and during parsing so hostile input cannot exhaust memo
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +59,11 @@ def _literal(node: ast.AST, source: str, depth: int) -> JsonValue:
         raise CallParseError(f"literal nested deeper than {MAX_DEPTH}", source)
     if isinstance(node, ast.Constant):
         value = node.value
-        if value is None or isinstance(value, bool | float):
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):  # 1e999: JSON has no infinity
+                raise CallParseError("number literal is not finite", source)
             return value
         if isinstance(value, int):
             if len(str(abs(value))) > MAX_INT_DIGITS:
@@ -67,6 +72,11 @@ def _literal(node: ast.AST, source: str, depth: int) -> JsonValue:
         if isinstance(value, str):
             if len(value) > MAX_STRING_CHARS:
                 raise CallParseError(f"string literal longer than {MAX_STRING_CHARS}", source)
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:  # an escape such as '\ud800': no JSON can carry it
+                    raise CallParseError("string literal is not valid Unicode", source) from None
             return value
         raise CallParseError(f"unsupported constant of type {type(value).__name__}", source)
     if (

@@ -61,7 +61,8 @@ def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 def _value_key(value: Any) -> tuple[str, Any]:
     # 3 and 3.0 are the same value to a user; strings keep their type apart from numbers.
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return ("number", float(value))
+        # an int too large for a float stays an int (it can equal no float anyway)
+        return ("number", float(value) if abs(value) < 2**1023 else value)
     return (type(value).__name__, value)
 
 
@@ -70,7 +71,8 @@ def _mentioned(value: Any, question: str) -> bool:
         return value in question
     if isinstance(value, int | float):
         text = repr(value)
-        return text in question or (float(value).is_integer() and str(int(value)) in question)
+        whole = isinstance(value, int) or value.is_integer()  # no float(): ints may be huge
+        return text in question or (whole and str(int(value)) in question)
     return False
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 QualifiedTool = Annotated[
@@ -178,6 +178,15 @@ class Rejection(Contract):
     message: str
     evidence: Evidence = Field(default_factory=Evidence)
     raw: str | None = None
+
+    @field_validator("message", "raw")
+    @classmethod
+    def _writable_text(cls, text: str | None) -> str | None:
+        """Model replies can hold lone surrogates (a JSON ``\\ud800`` escape), which UTF-8 and
+        so the rejection's JSON line cannot carry: they are kept as visible escapes."""
+        if text is None or text.isascii():
+            return text
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
     @model_validator(mode="after")
     def _stage_matches_code(self) -> Rejection:

@@ -41,6 +41,9 @@ class _ToolMark:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: largest generator position a state may hold (rebuilding it replays every word)
+MAX_RNG_WORDS = 2_000_000
+
 
 def tool(kind: ToolKind | str, latency: float) -> Callable[[F], F]:
     """Mark a method as a tool: ``kind`` says whether it changes state, ``latency`` is its
@@ -69,7 +72,8 @@ class SeededState(EnvState):
     """
 
     random_seed: int
-    rng_words: int = 0
+    #: bounded: the generator is rebuilt word by word, so a hostile state could stall a replay
+    rng_words: int = Field(0, ge=0, le=MAX_RNG_WORDS)
 
 
 class _CountingRandom(random.Random):

@@ -303,7 +303,10 @@ class Maths(Environment[MathState]):
         Args:
             numbers: List of numbers to calculate the standard deviation of.
         """
-        return _checked(statistics.pstdev(_non_empty(numbers)))
+        values = _non_empty(numbers)
+        if not all(math.isfinite(value) for value in values):  # pstdev fails on them
+            raise ToolError("the numbers must be finite")
+        return _checked(statistics.pstdev(values))
 
     @tool(ToolKind.READ, _COMPUTE)
     def max_value(self, numbers: list[float]) -> dict[str, JsonValue]:
@@ -332,7 +335,10 @@ class Maths(Environment[MathState]):
         """
         if len(numbers) > _MAX_NUMBERS:
             raise ToolError(f"at most {_MAX_NUMBERS} numbers are accepted")
-        return _checked(math.fsum(numbers))
+        try:
+            return _checked(math.fsum(numbers))
+        except OverflowError:  # fsum raises on an intermediate overflow
+            raise ToolError("result is not a finite number") from None
 
     @tool(ToolKind.READ, _COMPUTE)
     def si_unit_conversion(self, value: float, unit_in: str, unit_out: str) -> dict[str, JsonValue]:

@@ -342,7 +342,7 @@ class StringManipulation(Environment[StringManipulationState]):
         replaced = found if count is None else min(found, count)
         if len(text) + replaced * (len(new) - len(old)) > _MAX_OUTPUT:
             raise ToolError(f"the result would be too long (at most {_MAX_OUTPUT} characters)")
-        result = text.replace(old, new, -1 if count is None else count)
+        result = text.replace(old, new, replaced)  # a count past the matches is all of them
         return {"result": result, "replacements": replaced}
 
     @tool(ToolKind.READ, _REGEX_OP)

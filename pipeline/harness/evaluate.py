@@ -19,6 +19,7 @@ from pipeline.harness.plot import plot_timeline
 from pipeline.harness.runner import (
     ORACLES,
     AgentFactory,
+    file_stem,
     run_episode,
     run_many,
     summarise,
@@ -82,7 +83,8 @@ def evaluate(
     write_reports(out_dir, scores, [summary])
     for instance in instances[:plots]:
         trace, _ = asyncio.run(run_episode(instance, make_agent, mode, turn_cost, measure_turns))
-        plot_timeline(trace, [t.id for t in instance.tasks], out_dir / "plots" / instance.id)
+        stem = out_dir / "plots" / file_stem(instance.id)
+        plot_timeline(trace, [t.id for t in instance.tasks], stem)
     _update_overall(out_dir.parent, summary)
     return summary
 

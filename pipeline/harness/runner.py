@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +41,20 @@ async def run_episode(
     return trace, score_episode(instance, trace, optimal, sequential)
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def file_stem(instance_id: str) -> str:
+    """The name of an instance's log and plots: its id when that is a plain file name (as the
+    composed content hashes are), else a cleaned prefix and a hash of the id, so that an id from
+    an edited instances file can never point outside the folder (``../x``, ``/etc/x``)."""
+    if _PLAIN_NAME.fullmatch(instance_id):
+        return instance_id
+    digest = hashlib.sha256(instance_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", instance_id)[:40].strip("_")
+    return f"{cleaned}-{digest}" if cleaned else digest
+
+
 def write_log(path: Path, trace: EpisodeTrace, score: EpisodeScore) -> None:
     lines = [json.dumps(event, default=str) for event in trace.events]
     summary = {"event": "score", **score.row(), "label_details": score.label_details}
@@ -62,7 +78,7 @@ async def run_many(
         async with limit:
             trace, score = await run_episode(instance, make_agent, mode, turn_cost, measure_turns)
         if out_dir is not None:
-            write_log(out_dir / "episodes" / f"{instance.id}.jsonl", trace, score)
+            write_log(out_dir / "episodes" / f"{file_stem(instance.id)}.jsonl", trace, score)
         return score
 
     return list(await asyncio.gather(*(one(instance) for instance in instances)))

@@ -63,7 +63,10 @@ def _argument_value(arguments: dict[str, Any], slot: str) -> Any:
 def _same_value(a: Any, b: Any) -> bool:
     numbers = (int, float)
     if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool | str):
-        return float(a) == float(b)
+        try:
+            return float(a) == float(b)
+        except OverflowError:  # an int too large for a float: compare exactly
+            return bool(a == b)
     return bool(a == b)
 
 

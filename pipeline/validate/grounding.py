@@ -15,6 +15,7 @@ Normalisations allowed when matching (and nothing else):
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -66,6 +67,14 @@ def _strings_and_numbers(value: Any) -> Iterator[Any]:
         yield value
 
 
+def _float(value: int | float) -> float:
+    """As a float; an integer too large for one is infinite, as its digits in text would be."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 class Sources:
     """Everything a literal may come from, indexed once per task for fast lookups."""
 
@@ -80,7 +89,7 @@ class Sources:
             if isinstance(leaf, bool) or leaf is None:
                 continue
             if isinstance(leaf, int | float):
-                self._numbers.add(float(leaf))
+                self._numbers.add(_float(leaf))
             elif isinstance(leaf, str):
                 self._texts.append(_normal(leaf))
                 self._numbers |= numbers_in(leaf)
@@ -89,7 +98,7 @@ class Sources:
         if value is None or isinstance(value, bool):
             return True
         if isinstance(value, int | float):
-            return float(value) in self._numbers
+            return _float(value) in self._numbers
         if isinstance(value, str):
             needle = _normal(value)
             if not needle or any(needle in text for text in self._texts):

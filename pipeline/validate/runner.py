@@ -81,9 +81,8 @@ def _shard_lines(path: Path, shard: Shard) -> Iterator[str]:
             if not line:
                 break
             remaining -= len(line)
-            text = line.decode("utf-8", errors="replace").rstrip("\r\n")
-            if text.strip():
-                yield text
+            if line.strip():  # bytes, as in plan_shards: a line of Unicode spaces still counts
+                yield line.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
 def _shard_dir(run_dir: Path) -> Path:

@@ -30,7 +30,9 @@ def _calls_from_strings(data: dict[str, Any]) -> None:
     calls = data.get("calls")
     if not isinstance(calls, list):
         return
-    env_names = [name for name in data.get("envs", []) if name in ENVIRONMENTS]
+    envs = data.get("envs")
+    names = envs if isinstance(envs, list) else []  # a wrong "envs" is reported by Task
+    env_names = [name for name in names if isinstance(name, str) and name in ENVIRONMENTS]
     converted: list[Any] = []
     for index, call in enumerate(calls, 1):
         if not isinstance(call, str):
@@ -65,6 +67,17 @@ def parse_candidate(raw: str) -> Task:
     except CallParseError as error:
         code = RejectionCode.PARSE_UNSAFE if error.unsafe else RejectionCode.PARSE_MALFORMED
         raise Reject(code, str(error)) from None
+    try:  # what json.loads accepts but no output line can hold
+        json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:  # a "\ud800" escape
+        raise Reject(
+            RejectionCode.PARSE_MALFORMED,
+            "the candidate holds a lone surrogate (such as a \\ud800 escape): not valid Unicode",
+        ) from None
+    except (ValueError, RecursionError) as error:  # NaN, Infinity, 1e999
+        raise Reject(
+            RejectionCode.PARSE_MALFORMED, f"the candidate holds a non-JSON value ({error})"
+        ) from None
     data.setdefault("id", "pending")
     try:
         task = Task.model_validate(data)
