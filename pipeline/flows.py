@@ -288,7 +288,8 @@ def compose_shard_task(run_dir: str, start: int, stop: int, turn_cost: float, ou
     target = Path(out_file)
     if target.exists():
         return target.read_text(encoding="utf-8").count("\n")
-    lines = (Path(run_dir) / "compose" / "specs.jsonl").read_text(encoding="utf-8").splitlines()
+    text = (Path(run_dir) / "compose" / "specs.jsonl").read_text(encoding="utf-8")
+    lines = [line for line in text.split("\n") if line]  # not splitlines(): see engine._dedupe
     specs = [_spec(json.loads(line)) for line in lines[start:stop]]
     tasks = {task.id: task for task in read_records(Path(run_dir) / "evolved.jsonl", Task)}
     return write_records(target, (build_instance(spec, tasks, turn_cost) for spec in specs))

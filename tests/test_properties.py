@@ -498,8 +498,7 @@ def _mutate(data: st.DataObject, task: dict[str, Any]) -> dict[str, Any]:
         path = data.draw(st.sampled_from(list(_leaf_paths(config))[1:] or [()]))
         task["initial_config"] = _replace_at(config, path, data.draw(json_values))
     elif kind == "state":
-        listed = task["envs"] if isinstance(task["envs"], list) else []
-        envs = [env for env in listed if isinstance(env, str)] or ["maths"]
+        envs = [env for env in task["envs"] if isinstance(env, str)] or ["maths"]
         task["initial_config"] = data.draw(
             st.one_of(json_values, st.dictionaries(st.sampled_from(envs), json_values))
         )
@@ -550,19 +549,30 @@ def _mutate(data: st.DataObject, task: dict[str, Any]) -> dict[str, Any]:
     return task
 
 
+def _still_a_task(task: Any) -> bool:
+    return (
+        isinstance(task, dict)
+        and isinstance(task.get("question"), str)
+        and isinstance(task.get("envs"), list)
+        and isinstance(task.get("initial_config"), dict)
+        and isinstance(task.get("calls"), list)
+        and all(
+            isinstance(call, dict)
+            and isinstance(call.get("id"), str)
+            and isinstance(call.get("tool"), str)
+            and isinstance(call.get("arguments"), dict)
+            for call in task["calls"]
+        )
+    )
+
+
 @_settings(400)
 @given(st.data())
 def test_validate_line_on_mutated_seeds(data: st.DataObject) -> None:
     seed = data.draw(_pick(_seeds()), label="seed")
     task: Any = json.loads(seed.model_dump_json())
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
-        if not isinstance(task, dict) or not isinstance(task.get("calls"), list):
-            break
-        task["calls"] = [c if isinstance(c, dict) else {} for c in task["calls"]]
-        if not all(
-            isinstance(c.get("arguments"), dict) and isinstance(c.get("tool"), str)
-            for c in task["calls"]
-        ) or not isinstance(task.get("initial_config"), dict):
+        if not _still_a_task(task):  # an earlier mutation broke the shape the next ones use
             break
         task = _mutate(data, task)
     line = _json_line(task)
@@ -995,6 +1005,7 @@ class WriteLog:
 
     events: list[tuple[str, str]] = field(default_factory=list)
     active: bool = False
+    hooked: bool = False
 
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
         if not self.active:
@@ -1035,9 +1046,9 @@ _WRITE_LOG = WriteLog()
 
 @pytest.fixture(scope="module")
 def write_log() -> Iterator[WriteLog]:
-    if not getattr(sys, "_asynctool_write_hook", False):
+    if not _WRITE_LOG.hooked:
         sys.addaudithook(_WRITE_LOG.hook)  # hooks cannot be removed; an inactive one returns
-        sys._asynctool_write_hook = True  # type: ignore[attr-defined]
+        _WRITE_LOG.hooked = True
     yield _WRITE_LOG
     _WRITE_LOG.active = False
 
@@ -1102,6 +1113,9 @@ def _readable(text: str) -> str:
     ),
     hostile_text.map(_readable),
 )
+@example(
+    seeds=_seeds()[:2], changes=["id", "question"], text="\u2028\x85"
+)  # splitlines() breaks there
 def test_evolve_writes_only_inside_its_run_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_log: WriteLog, seeds: list[Task],
     changes: list[str], text: str,

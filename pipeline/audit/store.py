@@ -171,7 +171,8 @@ def read_reviews(run_dir: Path) -> list[Review]:
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
         text = handle.read().decode("utf-8")
     reviews = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # split on "\n" only: splitlines() also breaks at U+2028 inside a reviewer's note
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

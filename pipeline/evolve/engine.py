@@ -308,7 +308,10 @@ def _dedupe(paths: Sequence[Path]) -> tuple[list[str], int]:
     lines: list[str] = []
     duplicates = 0
     for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
+        # split on "\n" only: splitlines() also breaks at U+2028 or U+0085 inside a JSON string
+        for line in path.read_text(encoding="utf-8").split("\n"):
+            if not line:
+                continue
             task_id = json.loads(line)["id"]
             if task_id in seen:
                 duplicates += 1
