@@ -182,7 +182,10 @@ def score_episode(
     finish_times = [t for t, _ in trace.finished.values()]
     all_done = len(trace.finished) == len(tasks)
     makespan = max(finish_times) if all_done else trace.end_time
-    efficiency = optimal / makespan if all_done and makespan > 0 else 0.0
+    solved = all(success.values())
+    # only a solved episode has an efficiency: finishing every task at once without doing them
+    # must not look faster than the optimum
+    efficiency = optimal / makespan if solved and all_done and makespan > 0 else 0.0
     return EpisodeScore(
         instance_id=instance.id,
         success=all(success.values()),
