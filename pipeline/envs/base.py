@@ -14,11 +14,13 @@ import inspect
 import random
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
+
+from pipeline.semantics import Sem
 
 
 class ToolError(Exception):
@@ -37,6 +39,7 @@ _TOOL_MARK = "__asynctool_tool__"
 class _ToolMark:
     kind: ToolKind
     latency: float
+    returns: tuple[tuple[str, Sem], ...] = ()
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,11 +48,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_RNG_WORDS = 2_000_000
 
 
-def tool(kind: ToolKind | str, latency: float) -> Callable[[F], F]:
+def tool(
+    kind: ToolKind | str, latency: float, returns: Mapping[str, Sem] | None = None
+) -> Callable[[F], F]:
     """Mark a method as a tool: ``kind`` says whether it changes state, ``latency`` is its
-    default simulated response time in seconds (see docs/latency.md for the reasoning)."""
+    default simulated response time in seconds (see docs/latency.md for the reasoning), and
+    ``returns`` gives the semantic type of each result field by path pattern (see
+    :mod:`pipeline.semantics`)."""
 
-    mark = _ToolMark(ToolKind(kind), float(latency))
+    mark = _ToolMark(ToolKind(kind), float(latency), tuple((returns or {}).items()))
 
     def decorate(fn: F) -> F:
         setattr(fn, _TOOL_MARK, mark)
@@ -156,6 +163,12 @@ def _strip_titles(schema: Any) -> Any:
     return schema
 
 
+def _pattern_matches(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
+    return len(pattern) == len(path) and all(
+        want == "*" or want == got for want, got in zip(pattern, path)
+    )
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """Everything known about one tool, derived from its method."""
@@ -169,6 +182,18 @@ class ToolSpec:
     parameters: dict[str, Any]
     param_names: tuple[str, ...]
     args_model: type[BaseModel]
+    #: semantic type of each parameter that declares one (of each element for a list)
+    param_types: Mapping[str, Sem] = field(default_factory=dict)
+    #: (dotted path pattern, type) of each declared result field, ``*`` matching any key/index
+    result_types: tuple[tuple[str, Sem], ...] = ()
+
+    def result_type(self, path: str) -> Sem | None:
+        """The semantic type of the result value at ``path`` (``messages.0.sender_id``)."""
+        parts = tuple(path.split(".")) if path else ()
+        for pattern, sem in self.result_types:
+            if _pattern_matches(tuple(pattern.split(".")) if pattern else (), parts):
+                return sem
+        return None
 
     def openai_schema(self, name: str | None = None) -> dict[str, Any]:
         """The tool as an OpenAI function definition (``name`` overrides, e.g. qualified)."""
@@ -187,6 +212,8 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         raise TypeError(f"{owner.__name__}.{attr}: a tool needs a docstring")
     summary, arg_docs, returns = _parse_docstring(fn.__doc__)
     hints = get_type_hints(fn)
+    extras = get_type_hints(fn, include_extras=True)
+    param_types: dict[str, Sem] = {}
     signature = inspect.signature(fn)
     fields: dict[str, Any] = {}
     names: list[str] = []
@@ -198,7 +225,14 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         if pname not in arg_docs:
             raise TypeError(f"{owner.__name__}.{attr}: parameter {pname!r} is not documented")
         default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[pname] = (hints[pname], Field(default, description=arg_docs[pname]))
+        sem = next((m for m in getattr(extras[pname], "__metadata__", ()) if isinstance(m, Sem)), None)
+        extra_schema = {"x-semantic-type": sem.value} if sem is not None else None
+        if sem is not None:
+            param_types[pname] = sem
+        fields[pname] = (
+            hints[pname],
+            Field(default, description=arg_docs[pname], json_schema_extra=extra_schema),
+        )
         names.append(pname)
     model = create_model(
         f"{owner.__name__}_{attr}_args",
@@ -218,6 +252,8 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         parameters=parameters,
         param_names=tuple(names),
         args_model=model,
+        param_types=param_types,
+        result_types=mark.returns,
     )
 
 
