@@ -225,7 +225,8 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         if pname not in arg_docs:
             raise TypeError(f"{owner.__name__}.{attr}: parameter {pname!r} is not documented")
         default = ... if param.default is inspect.Parameter.empty else param.default
-        sem = next((m for m in getattr(extras[pname], "__metadata__", ()) if isinstance(m, Sem)), None)
+        metadata = getattr(extras[pname], "__metadata__", ())
+        sem = next((item for item in metadata if isinstance(item, Sem)), None)
         extra_schema = {"x-semantic-type": sem.value} if sem is not None else None
         if sem is not None:
             param_types[pname] = sem
@@ -319,8 +320,8 @@ class Environment(Generic[S]):
     def bfcl_state(self) -> dict[str, Any]:
         """The state named as upstream BFCL names its attributes (for conformance checks)."""
         data = self.snapshot()
-        for field in self.internal_fields:
-            data.pop(field, None)
+        for name in self.internal_fields:
+            data.pop(name, None)
         return data
 
     # ----- tools ----------------------------------------------------------------------
