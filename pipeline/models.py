@@ -131,6 +131,7 @@ class Stage(StrEnum):
     EXECUTE = "execute"
     DEPENDENCY = "dependency"
     GROUNDING = "grounding"
+    QUESTION = "question"
     MINIMALITY = "minimality"
     JUDGE = "judge"
     REVIEW = "review"
@@ -152,7 +153,21 @@ class RejectionCode(StrEnum):
     EXECUTE_NONDETERMINISTIC = "execute.nondeterministic"
     DEPENDENCY_SPURIOUS = "dependency.spurious"
     DEPENDENCY_UNDECLARED = "dependency.undeclared"
+    #: a binding joins a result field and a parameter of different semantic types
+    DEPENDENCY_TYPE_MISMATCH = "dependency.type_mismatch"
+    #: the question makes a step conditional on a result the step does not depend on
+    DEPENDENCY_CONDITION_UNLINKED = "dependency.condition_unlinked"
     GROUNDING_UNGROUNDED_ARGUMENT = "grounding.ungrounded_argument"
+    #: a value sits only in the hidden initial state: no call reveals it, the question omits it
+    GROUNDING_HIDDEN_STATE = "grounding.hidden_state"
+    #: the question presumes an earlier conversation ("Furthermore,", "that file")
+    QUESTION_CONTEXT_DEPENDENT = "question.context_dependent"
+    #: the question states things but asks for nothing
+    QUESTION_NO_REQUEST = "question.no_request"
+    #: generator artefacts: repeated phrases, unfilled slots, doubled quotes
+    QUESTION_TEMPLATE_ARTEFACT = "question.template_artefact"
+    #: a literal argument appears in the question without its format (``@``, ``#``, extension)
+    QUESTION_FORMAT_LOST = "question.format_lost"
     MINIMALITY_REDUNDANT_CALL = "minimality.redundant_call"
     JUDGE_MISMATCH = "judge.mismatch"
     JUDGE_AMBIGUOUS = "judge.ambiguous"

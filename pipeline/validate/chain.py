@@ -1,6 +1,7 @@
 """The validation chain: cheap checks first, each failure a ``Rejection`` with its evidence.
 
-Order (DESIGN §5): parse -> static -> execute -> dependency -> grounding -> minimality. The
+Order (DESIGN §5): parse -> static -> execute -> dependency -> grounding -> question ->
+minimality. The
 first failure is the verdict; when it is a static one, the remaining static checks still run
 (they are cheap) and what they find is added to the evidence as ``also_failed``.
 """
@@ -22,6 +23,7 @@ from pipeline.validate.execution import (
     requested_outputs,
 )
 from pipeline.validate.grounding import check_grounding
+from pipeline.validate.question import check_question
 from pipeline.validate.static import STATIC_CHECKS, parse_candidate, raw_sample_id
 
 Check = Callable[[ValidationContext], None]
@@ -32,6 +34,7 @@ EXECUTION_CHECKS: tuple[Check, ...] = (
     check_undeclared_dependencies,
     check_unordered_calls,
     check_grounding,
+    check_question,
     check_minimality,
 )
 
