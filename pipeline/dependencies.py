@@ -30,8 +30,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from pipeline.envs import ToolError, ToolSpec, resolve_tool
 from pipeline.models import Call
 from pipeline.replay import StepTrace, trace_calls
+from pipeline.semantics import Sem, feeds
 
 _MIN_STRING_BIND = 3
 
@@ -76,15 +78,28 @@ def _mentioned(value: Any, question: str) -> bool:
     return False
 
 
+def _spec(call: Call) -> ToolSpec | None:
+    try:
+        return resolve_tool(call.tool)[1]
+    except ToolError:
+        return None
+
+
 def data_bindings(
     calls: Sequence[Call], outputs: Sequence[Any], question: str
 ) -> list[dict[str, str]]:
-    """For each call, ``argument -> step_id.path`` for values copied from an earlier output."""
-    produced: dict[tuple[str, Any], str] = {}
+    """For each call, ``argument -> step_id.path`` for values copied from an earlier output.
+
+    A value binds only to an output field whose semantic type may fill the parameter
+    (:func:`pipeline.semantics.feeds`): a tyre pressure of 30 that equals a count of 30 is a
+    coincidence, not a data flow. Among fitting fields the first in call order wins."""
+    produced: dict[tuple[str, Any], list[tuple[str, Sem | None]]] = {}
     result: list[dict[str, str]] = []
     for call, output in zip(calls, outputs):
+        spec = _spec(call)
         bindings: dict[str, str] = {}
         for name, value in call.arguments.items():
+            wanted = spec.param_types.get(name) if spec is not None else None
             slots = (
                 [(f"{name}.{index}", item) for index, item in enumerate(value)]
                 if isinstance(value, list)
@@ -93,13 +108,17 @@ def data_bindings(
             for slot, item in slots:
                 if not bindable(item) or _mentioned(item, question):
                     continue
-                source = produced.get(_value_key(item))
-                if source is not None:
-                    bindings[slot] = source
+                for source, sem in produced.get(_value_key(item), ()):
+                    if feeds(sem, wanted):
+                        bindings[slot] = source
+                        break
         result.append(bindings)
         for path, leaf in _leaves(output):
             if bindable(leaf):
-                produced.setdefault(_value_key(leaf), f"{call.id}.{path}" if path else call.id)
+                sem = spec.result_type(path) if spec is not None else None
+                produced.setdefault(_value_key(leaf), []).append(
+                    (f"{call.id}.{path}" if path else call.id, sem)
+                )
     return result
 
 

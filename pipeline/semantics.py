@@ -47,6 +47,7 @@ class Sem(StrEnum):
     WEIGHT_LB = "weight.lb"
     VOLTAGE = "voltage"
     FORCE = "force"  # a brake force in newtons
+    ANGLE_DEGREES = "angle.degrees"  # an angle in degrees (a slope)
     RATIO = "ratio"  # a position or share between 0 and 1 (pedal position, fan speed share)
     LEVEL = "level"  # a setting on an arbitrary scale (fan speed 0-100, humidity)
     NUMBER = "number"  # a pure number with no unit (an operand of arithmetic)
@@ -58,6 +59,7 @@ class Sem(StrEnum):
     TIME = "time"  # a time of day ("14:30")
     DATETIME = "datetime"  # a date with a time
     DURATION = "duration"  # a length of time (seconds, days ...)
+    YEAR = "year"  # a calendar or fiscal year ("2024")
     # --- files and text --------------------------------------------------------------------
     FILE_NAME = "file_name"
     FOLDER_NAME = "folder_name"
@@ -84,12 +86,17 @@ class Sem(StrEnum):
     COMMENT_ID = "comment_id"
     MESSAGE_ID = "message_id"
     CARD_ID = "card_id"  # a payment card's id
+    CARD_NUMBER = "card_number"  # the number printed on a payment card ("4111 1111 ...")
+    CARD_EXPIRY = "card_expiry"  # a payment card's expiry month ("08/2027")
+    ACCOUNT_ID = "account_id"  # a bank or brokerage account's id
+    PASSPORT_NUMBER = "passport_number"
     INSURANCE_ID = "insurance_id"
     TRANSACTION_ID = "transaction_id"
     RECORD_ID = "record_id"  # a row or record id in a table
     DOCUMENT_ID = "document_id"  # a stored document's id
     BUFFER_ID = "buffer_id"  # a named text buffer
     GENERATED_ID = "generated_id"  # an id made up by a generator (uuid, code)
+    ID_PREFIX = "id_prefix"  # the fixed text that generated ids start with ("INV-")
     # --- markets and places ----------------------------------------------------------------
     STOCK_SYMBOL = "stock_symbol"  # a ticker ("AAPL")
     COMPANY_NAME = "company_name"
@@ -110,6 +117,7 @@ class Sem(StrEnum):
     CSV_TEXT = "csv_text"
     KV_TEXT = "kv_text"  # key=value lines as text
     MARKDOWN_TEXT = "markdown_text"
+    DATA_TEXT = "data_text"  # a data document as text, in a format named elsewhere in the call
     FORMAT = "format"  # the name of a data format ("json", "csv")
     SCHEMA = "schema"  # a description of fields and their types
     # --- states and choices ----------------------------------------------------------------
@@ -179,3 +187,55 @@ _NOUNS: dict[Sem, str] = {
     Sem.AIRPORT: "airport code",
     Sem.ZIP_CODE: "zip code",
 }
+
+
+#: (source, target) pairs besides equality where a value of ``source`` may fill a parameter of
+#: ``target``: a name is a (relative) path, a piece of text can be sent or written as text, any
+#: measured quantity is also a plain number for arithmetic
+_ALSO_FEEDS: frozenset[tuple[Sem, Sem]] = frozenset(
+    {
+        (Sem.FILE_NAME, Sem.PATH), (Sem.FOLDER_NAME, Sem.PATH),
+        (Sem.LINE, Sem.TEXT), (Sem.FILE_CONTENT, Sem.TEXT), (Sem.TITLE, Sem.TEXT),
+        (Sem.LINE, Sem.FILE_CONTENT), (Sem.TEXT, Sem.FILE_CONTENT),
+        (Sem.KEYWORD, Sem.PATTERN),
+        # an amount in a currency the call names may be dollars, and dollars are an amount
+        (Sem.MONEY, Sem.MONEY_USD), (Sem.MONEY_USD, Sem.MONEY),
+        # a document in a format the call names accepts (and is) any concrete format's text
+        (Sem.JSON_TEXT, Sem.DATA_TEXT), (Sem.CSV_TEXT, Sem.DATA_TEXT),
+        (Sem.KV_TEXT, Sem.DATA_TEXT), (Sem.MARKDOWN_TEXT, Sem.DATA_TEXT),
+        (Sem.DATA_TEXT, Sem.JSON_TEXT), (Sem.DATA_TEXT, Sem.CSV_TEXT),
+        (Sem.DATA_TEXT, Sem.KV_TEXT), (Sem.DATA_TEXT, Sem.MARKDOWN_TEXT),
+    }
+)  # fmt: skip
+
+#: kinds of measured quantity: a value of one may be used where a plain number is wanted
+_QUANTITY_KINDS = frozenset(
+    {
+        "money", "percent", "count", "distance", "pressure", "volume", "temperature", "speed",
+        "weight", "voltage", "force", "ratio", "level", "index", "size", "exchange_rate",
+        "duration",
+    }
+)  # fmt: skip
+
+
+def kind(sem: Sem) -> str:
+    """``volume.gallons`` -> ``volume``."""
+    return sem.value.split(".", 1)[0]
+
+
+#: free-form sinks: any value may be written into a message, a file or a stored cell when the
+#: question asks for it ("save the figure in usage.txt", "sample three of those dates")
+FREE_FORM_TARGETS: frozenset[Sem] = frozenset({Sem.TEXT, Sem.FILE_CONTENT, Sem.FIELD_VALUE})
+
+
+def feeds(source: Sem | None, target: Sem | None) -> bool:
+    """Whether a value of type ``source`` may sensibly fill a parameter of type ``target``.
+
+    Unknown types (``None``) are not judged here; the coverage tests make sure none remain."""
+    if source is None or target is None or source is target:
+        return True
+    if (source, target) in _ALSO_FEEDS or target in FREE_FORM_TARGETS:
+        return True
+    if target is Sem.NUMBER:
+        return kind(source) in _QUANTITY_KINDS or source is Sem.FIELD_VALUE
+    return False

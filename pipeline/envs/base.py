@@ -227,7 +227,9 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         default = ... if param.default is inspect.Parameter.empty else param.default
         metadata = getattr(extras[pname], "__metadata__", ())
         sem = next((item for item in metadata if isinstance(item, Sem)), None)
-        extra_schema = {"x-semantic-type": sem.value} if sem is not None else None
+        extra_schema: dict[str, JsonValue] | None = (
+            {"x-semantic-type": sem.value} if sem is not None else None
+        )
         if sem is not None:
             param_types[pname] = sem
         fields[pname] = (

@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, JsonValue, model_validator
 
 from pipeline.envs.base import Environment, EnvState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 _NAV = 0.05
 _READ = 0.08
@@ -272,13 +273,13 @@ class Filesystem(Environment[FilesystemState]):
         return target, source, f"{destination}/{source}"
 
     # ----- navigation and listing -----------------------------------------------------
-    @tool(ToolKind.READ, _NAV)
+    @tool(ToolKind.READ, _NAV, returns={"current_working_directory": Sem.PATH})
     def pwd(self) -> dict[str, JsonValue]:
         """Show the absolute path of the current directory."""
         return {"current_working_directory": self._path_text(self.state.cwd)}
 
-    @tool(ToolKind.READ, _NAV)
-    def ls(self, a: bool = False) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _NAV, returns={"current_directory_content.*": Sem.FILE_NAME})
+    def ls(self, a: Annotated[bool, Sem.FLAG] = False) -> dict[str, JsonValue]:
         """List the entries of the current directory.
 
         Args:
@@ -287,8 +288,8 @@ class Filesystem(Environment[FilesystemState]):
         names = [name for name in self._here.contents if a or not name.startswith(".")]
         return {"current_directory_content": list(names)}
 
-    @tool(ToolKind.WRITE, _NAV)
-    def cd(self, folder: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _NAV, returns={"current_working_directory": Sem.FOLDER_NAME})
+    def cd(self, folder: Annotated[str, Sem.FOLDER_NAME]) -> dict[str, JsonValue]:
         """Change the current directory, normally one level at a time ('..' goes up one level).
 
         Args:
@@ -301,8 +302,8 @@ class Filesystem(Environment[FilesystemState]):
         return {"current_working_directory": target[-1] if target else self._top_name}
 
     # ----- creating and writing -------------------------------------------------------
-    @tool(ToolKind.WRITE, _WRITE)
-    def mkdir(self, dir_name: str) -> None:
+    @tool(ToolKind.WRITE, _WRITE, returns={"": Sem.MESSAGE})
+    def mkdir(self, dir_name: Annotated[str, Sem.FOLDER_NAME]) -> None:
         """Create an empty directory inside the current directory.
 
         Args:
@@ -313,8 +314,8 @@ class Filesystem(Environment[FilesystemState]):
         self._check_budget("mkdir", 1, 0)
         self._here.contents[dir_name] = DirNode()
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def touch(self, file_name: str) -> None:
+    @tool(ToolKind.WRITE, _WRITE, returns={"": Sem.MESSAGE})
+    def touch(self, file_name: Annotated[str, Sem.FILE_NAME]) -> None:
         """Create an empty file in the current directory.
 
         Args:
@@ -324,8 +325,12 @@ class Filesystem(Environment[FilesystemState]):
         self._check_budget("touch", 1, 0)
         self._here.contents[file_name] = FileNode()
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def echo(self, content: str, file_name: str | None = None) -> dict[str, JsonValue] | None:
+    @tool(ToolKind.WRITE, _WRITE, returns={"terminal_output": Sem.FILE_CONTENT})
+    def echo(
+        self,
+        content: Annotated[str, Sem.FILE_CONTENT],
+        file_name: Annotated[str | None, Sem.FILE_NAME] = None,
+    ) -> dict[str, JsonValue] | None:
         """Print text, or write it to a file of the current directory (replacing its content).
 
         Args:
@@ -349,8 +354,8 @@ class Filesystem(Environment[FilesystemState]):
         return None
 
     # ----- reading files --------------------------------------------------------------
-    @tool(ToolKind.READ, _READ)
-    def cat(self, file_name: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _READ, returns={"file_content": Sem.FILE_CONTENT})
+    def cat(self, file_name: Annotated[str, Sem.FILE_NAME]) -> dict[str, JsonValue]:
         """Show the whole content of a file in the current directory.
 
         Args:
@@ -358,8 +363,10 @@ class Filesystem(Environment[FilesystemState]):
         """
         return {"file_content": self._file("cat", file_name).content}
 
-    @tool(ToolKind.READ, _READ)
-    def tail(self, file_name: str, lines: int = 10) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _READ, returns={"last_lines": Sem.FILE_CONTENT})
+    def tail(
+        self, file_name: Annotated[str, Sem.FILE_NAME], lines: Annotated[int, Sem.COUNT] = 10
+    ) -> dict[str, JsonValue]:
         """Show the last lines of a file in the current directory.
 
         Args:
@@ -371,8 +378,10 @@ class Filesystem(Environment[FilesystemState]):
         content = _lines(self._file("tail", file_name).content)
         return {"last_lines": "\n".join(content[-lines:] if lines else [])}
 
-    @tool(ToolKind.READ, _READ)
-    def grep(self, file_name: str, pattern: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _READ, returns={"matching_lines.*": Sem.LINE})
+    def grep(
+        self, file_name: Annotated[str, Sem.FILE_NAME], pattern: Annotated[str, Sem.KEYWORD]
+    ) -> dict[str, JsonValue]:
         """Find the lines of a file in the current directory that contain some text.
 
         Args:
@@ -382,8 +391,12 @@ class Filesystem(Environment[FilesystemState]):
         content = self._file("grep", file_name).content
         return {"matching_lines": [line for line in _lines(content) if pattern in line]}
 
-    @tool(ToolKind.READ, _READ)
-    def wc(self, file_name: str, mode: Literal["l", "w", "c"] = "l") -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _READ, returns={"count": Sem.COUNT, "type": Sem.OPTION})
+    def wc(
+        self,
+        file_name: Annotated[str, Sem.FILE_NAME],
+        mode: Annotated[Literal["l", "w", "c"], Sem.OPTION] = "l",
+    ) -> dict[str, JsonValue]:
         """Count the lines, words or characters of a file in the current directory.
 
         Args:
@@ -397,8 +410,8 @@ class Filesystem(Environment[FilesystemState]):
             return {"count": len(content.split()), "type": "words"}
         return {"count": len(content), "type": "characters"}
 
-    @tool(ToolKind.READ, _READ)
-    def sort(self, file_name: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _READ, returns={"sorted_content": Sem.FILE_CONTENT})
+    def sort(self, file_name: Annotated[str, Sem.FILE_NAME]) -> dict[str, JsonValue]:
         """Show the lines of a file in the current directory in sorted order (file unchanged).
 
         Args:
@@ -407,8 +420,12 @@ class Filesystem(Environment[FilesystemState]):
         content = self._file("sort", file_name).content
         return {"sorted_content": "\n".join(sorted(_lines(content)))}
 
-    @tool(ToolKind.READ, _READ)
-    def diff(self, file_name1: str, file_name2: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _READ, returns={"diff_lines": Sem.FILE_CONTENT})
+    def diff(
+        self,
+        file_name1: Annotated[str, Sem.FILE_NAME],
+        file_name2: Annotated[str, Sem.FILE_NAME],
+    ) -> dict[str, JsonValue]:
         """Compare two files of the current directory line by line.
 
         Args:
@@ -421,8 +438,12 @@ class Filesystem(Environment[FilesystemState]):
         return {"diff_lines": "\n".join(changed)}
 
     # ----- walking the tree -----------------------------------------------------------
-    @tool(ToolKind.READ, _WALK)
-    def find(self, path: str = ".", name: str | None = None) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _WALK, returns={"matches.*": Sem.PATH})
+    def find(
+        self,
+        path: Annotated[str, Sem.PATH] = ".",
+        name: Annotated[str | None, Sem.FILE_NAME] = None,
+    ) -> dict[str, JsonValue]:
         """Search a directory and all its subdirectories for entries whose name contains a text.
 
         Args:
@@ -445,8 +466,8 @@ class Filesystem(Environment[FilesystemState]):
                 found.extend(self._preorder(shown, child, name))
         return found
 
-    @tool(ToolKind.READ, _WALK)
-    def du(self, human_readable: bool = False) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _WALK, returns={"disk_usage": Sem.SIZE_BYTES})
+    def du(self, human_readable: Annotated[bool, Sem.FLAG] = False) -> dict[str, JsonValue]:
         """Add up the size of all files in the current directory and its subdirectories.
 
         Args:
@@ -468,8 +489,12 @@ class Filesystem(Environment[FilesystemState]):
         return sum(self._bytes(child) for child in node.contents.values())
 
     # ----- moving, copying, removing --------------------------------------------------
-    @tool(ToolKind.WRITE, _COPY)
-    def mv(self, source: str, destination: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _COPY, returns={"result": Sem.MESSAGE})
+    def mv(
+        self,
+        source: Annotated[str, Sem.FILE_NAME],
+        destination: Annotated[str, Sem.FILE_NAME],
+    ) -> dict[str, JsonValue]:
         """Rename an entry of the current directory, or move it into a subdirectory of it.
 
         Args:
@@ -491,8 +516,12 @@ class Filesystem(Environment[FilesystemState]):
         target.contents[new_name] = node
         return {"result": f"'{source}' moved to '{shown}'"}
 
-    @tool(ToolKind.WRITE, _COPY)
-    def cp(self, source: str, destination: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _COPY, returns={"result": Sem.MESSAGE})
+    def cp(
+        self,
+        source: Annotated[str, Sem.FILE_NAME],
+        destination: Annotated[str, Sem.FILE_NAME],
+    ) -> dict[str, JsonValue]:
         """Copy an entry of the current directory under a new name, or into a subdirectory.
 
         Args:
@@ -511,8 +540,8 @@ class Filesystem(Environment[FilesystemState]):
         target.contents[new_name] = node.model_copy(deep=True)
         return {"result": f"'{source}' copied to '{shown}'"}
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def rm(self, file_name: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WRITE, returns={"result": Sem.MESSAGE})
+    def rm(self, file_name: Annotated[str, Sem.FILE_NAME]) -> dict[str, JsonValue]:
         """Delete a file or a whole directory from the current directory.
 
         Args:
@@ -522,8 +551,8 @@ class Filesystem(Environment[FilesystemState]):
         del self._here.contents[file_name]
         return {"result": f"'{file_name}' removed"}
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def rmdir(self, dir_name: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WRITE, returns={"result": Sem.MESSAGE})
+    def rmdir(self, dir_name: Annotated[str, Sem.FOLDER_NAME]) -> dict[str, JsonValue]:
         """Delete an empty directory from the current directory.
 
         Args:

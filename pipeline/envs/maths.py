@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from typing import Annotated
 
 from pydantic import JsonValue
 
 from pipeline.envs.base import Environment, EnvState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 # Pure computation is fast in any real service; 0.2 s stands for one network round trip.
 _COMPUTE = 0.2
@@ -162,8 +164,8 @@ class Maths(Environment[MathState]):
     state_model = MathState
     bfcl_class = "MathAPI"
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def absolute_value(self, number: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def absolute_value(self, number: Annotated[float, Sem.NUMBER]) -> dict[str, JsonValue]:
         """Calculate the absolute value of a number.
 
         Args:
@@ -171,8 +173,10 @@ class Maths(Environment[MathState]):
         """
         return {"result": abs(number)}
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def add(self, a: float, b: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def add(
+        self, a: Annotated[float, Sem.NUMBER], b: Annotated[float, Sem.NUMBER]
+    ) -> dict[str, JsonValue]:
         """Add two numbers.
 
         Args:
@@ -181,8 +185,10 @@ class Maths(Environment[MathState]):
         """
         return _checked(a + b)
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def subtract(self, a: float, b: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def subtract(
+        self, a: Annotated[float, Sem.NUMBER], b: Annotated[float, Sem.NUMBER]
+    ) -> dict[str, JsonValue]:
         """Subtract one number from another.
 
         Args:
@@ -191,8 +197,10 @@ class Maths(Environment[MathState]):
         """
         return _checked(a - b)
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def multiply(self, a: float, b: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def multiply(
+        self, a: Annotated[float, Sem.NUMBER], b: Annotated[float, Sem.NUMBER]
+    ) -> dict[str, JsonValue]:
         """Multiply two numbers.
 
         Args:
@@ -201,8 +209,10 @@ class Maths(Environment[MathState]):
         """
         return _checked(a * b)
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def divide(self, a: float, b: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def divide(
+        self, a: Annotated[float, Sem.NUMBER], b: Annotated[float, Sem.NUMBER]
+    ) -> dict[str, JsonValue]:
         """Divide one number by another.
 
         Args:
@@ -213,8 +223,10 @@ class Maths(Environment[MathState]):
             raise ToolError("cannot divide by zero")
         return _checked(a / b)
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def power(self, base: float, exponent: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def power(
+        self, base: Annotated[float, Sem.NUMBER], exponent: Annotated[float, Sem.NUMBER]
+    ) -> dict[str, JsonValue]:
         """Raise a number to a power.
 
         Args:
@@ -231,8 +243,13 @@ class Maths(Environment[MathState]):
             raise ToolError("result is not a real number")
         return _checked(float(value))
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def logarithm(self, value: float, base: float, precision: int) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def logarithm(
+        self,
+        value: Annotated[float, Sem.NUMBER],
+        base: Annotated[float, Sem.NUMBER],
+        precision: Annotated[int, Sem.COUNT],
+    ) -> dict[str, JsonValue]:
         """Compute the logarithm of a number with a given precision.
 
         Args:
@@ -248,8 +265,10 @@ class Maths(Environment[MathState]):
             raise ToolError("precision must be between 0 and 15")
         return {"result": round(math.log(value) / math.log(base), precision)}
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def square_root(self, number: float, precision: int) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def square_root(
+        self, number: Annotated[float, Sem.NUMBER], precision: Annotated[int, Sem.COUNT]
+    ) -> dict[str, JsonValue]:
         """Calculate the square root of a number with a given precision.
 
         Args:
@@ -262,8 +281,12 @@ class Maths(Environment[MathState]):
             raise ToolError("precision must be between 0 and 15")
         return {"result": round(math.sqrt(number), precision)}
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def round_number(self, number: float, decimal_places: int = 0) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def round_number(
+        self,
+        number: Annotated[float, Sem.NUMBER],
+        decimal_places: Annotated[int, Sem.COUNT] = 0,
+    ) -> dict[str, JsonValue]:
         """Round a number to a number of decimal places.
 
         Args:
@@ -274,8 +297,10 @@ class Maths(Environment[MathState]):
             raise ToolError("decimal_places must be between -15 and 15")
         return {"result": float(round(number, decimal_places))}
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def percentage(self, part: float, whole: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.PERCENT})
+    def percentage(
+        self, part: Annotated[float, Sem.NUMBER], whole: Annotated[float, Sem.NUMBER]
+    ) -> dict[str, JsonValue]:
         """Calculate the percentage of a part relative to a whole.
 
         Args:
@@ -286,8 +311,8 @@ class Maths(Environment[MathState]):
             raise ToolError("the whole cannot be zero")
         return _checked(part / whole * 100.0)
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def mean(self, numbers: list[float]) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def mean(self, numbers: Annotated[list[float], Sem.NUMBER]) -> dict[str, JsonValue]:
         """Calculate the mean of a list of numbers.
 
         Args:
@@ -296,8 +321,10 @@ class Maths(Environment[MathState]):
         values = _non_empty(numbers)
         return _checked(sum(values) / len(values))
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def standard_deviation(self, numbers: list[float]) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def standard_deviation(
+        self, numbers: Annotated[list[float], Sem.NUMBER]
+    ) -> dict[str, JsonValue]:
         """Calculate the population standard deviation of a list of numbers.
 
         Args:
@@ -308,8 +335,8 @@ class Maths(Environment[MathState]):
             raise ToolError("the numbers must be finite")
         return _checked(statistics.pstdev(values))
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def max_value(self, numbers: list[float]) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def max_value(self, numbers: Annotated[list[float], Sem.NUMBER]) -> dict[str, JsonValue]:
         """Find the maximum value in a list of numbers.
 
         Args:
@@ -317,8 +344,8 @@ class Maths(Environment[MathState]):
         """
         return {"result": max(_non_empty(numbers))}
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def min_value(self, numbers: list[float]) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def min_value(self, numbers: Annotated[list[float], Sem.NUMBER]) -> dict[str, JsonValue]:
         """Find the minimum value in a list of numbers.
 
         Args:
@@ -326,8 +353,8 @@ class Maths(Environment[MathState]):
         """
         return {"result": min(_non_empty(numbers))}
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def sum_values(self, numbers: list[float]) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def sum_values(self, numbers: Annotated[list[float], Sem.NUMBER]) -> dict[str, JsonValue]:
         """Calculate the sum of a list of numbers.
 
         Args:
@@ -340,8 +367,13 @@ class Maths(Environment[MathState]):
         except OverflowError:  # fsum raises on an intermediate overflow
             raise ToolError("result is not a finite number") from None
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def si_unit_conversion(self, value: float, unit_in: str, unit_out: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    def si_unit_conversion(
+        self,
+        value: Annotated[float, Sem.NUMBER],
+        unit_in: Annotated[str, Sem.OPTION],
+        unit_out: Annotated[str, Sem.OPTION],
+    ) -> dict[str, JsonValue]:
         """Convert a value from one SI unit to another (for example km to m, or kg to g).
 
         Args:
@@ -351,9 +383,12 @@ class Maths(Environment[MathState]):
         """
         return _checked(_convert(value, unit_in, unit_out, _SI_UNITS))
 
-    @tool(ToolKind.READ, _COMPUTE)
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
     def imperial_si_conversion(
-        self, value: float, unit_in: str, unit_out: str
+        self,
+        value: Annotated[float, Sem.NUMBER],
+        unit_in: Annotated[str, Sem.OPTION],
+        unit_out: Annotated[str, Sem.OPTION],
     ) -> dict[str, JsonValue]:
         """Convert a value between imperial and SI units (for example miles to km).
 

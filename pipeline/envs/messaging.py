@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Annotated
 
 from pydantic import Field, JsonValue
 
 from pipeline.envs.base import Environment, SeededState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 # Latency (seconds), modelled on a chat service's REST API: the session check is local (0.05);
 # user directory and inbox reads are single indexed look-ups (0.3); search scans the inbox
@@ -102,8 +104,12 @@ class Messaging(Environment[MessagingState]):
         return message_id
 
     # ----- users and session ----------------------------------------------------------
-    @tool(ToolKind.WRITE, _LOGIN)
-    def message_login(self, user_id: str) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.WRITE,
+        _LOGIN,
+        returns={"login_status": Sem.STATUS, "message": Sem.MESSAGE},
+    )
+    def message_login(self, user_id: Annotated[str, Sem.USER_ID]) -> dict[str, JsonValue]:
         """Log in to the messaging app as the user with the given id.
 
         Args:
@@ -113,18 +119,18 @@ class Messaging(Environment[MessagingState]):
         self.state.current_user = user_id
         return {"login_status": True, "message": f"User '{user_id}' logged in successfully."}
 
-    @tool(ToolKind.READ, _LOCAL)
+    @tool(ToolKind.READ, _LOCAL, returns={"login_status": Sem.STATUS})
     def message_get_login_status(self) -> dict[str, JsonValue]:
         """Tell whether a user is logged in to the messaging app."""
         return {"login_status": self.state.current_user is not None}
 
-    @tool(ToolKind.READ, _READ)
+    @tool(ToolKind.READ, _READ, returns={"user_list.*": Sem.PERSON_NAME})
     def list_users(self) -> dict[str, JsonValue]:
         """List the names of all users in the workspace."""
         return {"user_list": list(self.state.user_map)}
 
-    @tool(ToolKind.READ, _READ)
-    def get_user_id(self, user: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _READ, returns={"user_id": Sem.USER_ID})
+    def get_user_id(self, user: Annotated[str, Sem.PERSON_NAME]) -> dict[str, JsonValue]:
         """Get the id of a user from their name.
 
         Args:
@@ -135,8 +141,12 @@ class Messaging(Environment[MessagingState]):
             raise ToolError(f"no user is called {_shown(user)!r}")
         return {"user_id": user_id}
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def add_contact(self, user_name: str) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.WRITE,
+        _WRITE,
+        returns={"added_status": Sem.STATUS, "user_id": Sem.USER_ID, "message": Sem.MESSAGE},
+    )
+    def add_contact(self, user_name: Annotated[str, Sem.PERSON_NAME]) -> dict[str, JsonValue]:
         """Add a new user to the workspace; they get the next free id of the form USRnnn.
 
         Args:
@@ -162,8 +172,18 @@ class Messaging(Environment[MessagingState]):
         }
 
     # ----- messages -------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _SEND)
-    def send_message(self, receiver_id: str, message: str) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.WRITE,
+        _SEND,
+        returns={
+            "sent_status": Sem.STATUS,
+            "message_id": Sem.MESSAGE_ID,
+            "message": Sem.MESSAGE,
+        },
+    )
+    def send_message(
+        self, receiver_id: Annotated[str, Sem.USER_ID], message: Annotated[str, Sem.TEXT]
+    ) -> dict[str, JsonValue]:
         """Send a message from the logged-in user to another user.
 
         Args:
@@ -185,8 +205,16 @@ class Messaging(Environment[MessagingState]):
             "message": f"Message sent to '{receiver_id}' successfully.",
         }
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def delete_message(self, receiver_id: str) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.WRITE,
+        _WRITE,
+        returns={
+            "deleted_status": Sem.STATUS,
+            "receiver_id": Sem.USER_ID,
+            "message": Sem.MESSAGE,
+        },
+    )
+    def delete_message(self, receiver_id: Annotated[str, Sem.USER_ID]) -> dict[str, JsonValue]:
         """Delete the latest message sent to a user.
 
         Args:
@@ -203,7 +231,17 @@ class Messaging(Environment[MessagingState]):
                 }
         raise ToolError(f"no message was sent to {_shown(receiver_id)!r}")
 
-    @tool(ToolKind.READ, _READ)
+    # a stored message is text, or (from BFCL configs) a list or record nesting its text
+    @tool(
+        ToolKind.READ,
+        _READ,
+        returns={
+            "messages.*.*": Sem.TEXT,
+            "messages.*.*.*": Sem.TEXT,
+            "messages.*.*.*.*": Sem.TEXT,
+            "messages.*.*.*.*.*": Sem.TEXT,
+        },
+    )
     def view_messages_sent(self) -> dict[str, JsonValue]:
         """Show all messages sent, grouped by receiver id in sending order."""
         self._require_login()
@@ -215,8 +253,18 @@ class Messaging(Environment[MessagingState]):
         messages: dict[str, JsonValue] = dict(grouped.items())
         return {"messages": messages}
 
-    @tool(ToolKind.READ, _SEARCH)
-    def search_messages(self, keyword: str) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.READ,
+        _SEARCH,
+        returns={
+            "results.*.receiver_id": Sem.USER_ID,
+            "results.*.message": Sem.TEXT,
+            "results.*.message.*": Sem.TEXT,
+            "results.*.message.*.*": Sem.TEXT,
+            "results.*.message.*.*.*": Sem.TEXT,
+        },
+    )
+    def search_messages(self, keyword: Annotated[str, Sem.KEYWORD]) -> dict[str, JsonValue]:
         """Find sent messages that contain a keyword (case-insensitive).
 
         Args:
@@ -236,7 +284,11 @@ class Messaging(Environment[MessagingState]):
                 results.append({"receiver_id": receiver, "message": content})
         return {"results": results}
 
-    @tool(ToolKind.READ, _READ)
+    @tool(
+        ToolKind.READ,
+        _READ,
+        returns={"stats.received_count": Sem.COUNT, "stats.total_contacts": Sem.COUNT},
+    )
     def get_message_stats(self) -> dict[str, JsonValue]:
         """Count the messages the logged-in user received and the users messages went to."""
         current = self._require_login()

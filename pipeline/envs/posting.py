@@ -8,9 +8,12 @@ followers, about 0.8-1.2 s.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, JsonValue
 
 from pipeline.envs.base import Environment, EnvState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 _READ = 0.4
 _SEARCH = 0.6
@@ -20,6 +23,20 @@ _POST = 1.2
 
 _MAX_TEXT = 10_000
 _MAX_ITEMS = 100
+
+#: the fields of one shown tweet (see ``Posting._show``)
+_TWEET_FIELDS: dict[str, Sem] = {
+    "id": Sem.POST_ID,
+    "username": Sem.USER_NAME,
+    "content": Sem.TEXT,
+    "tags.*": Sem.TAG,
+    "mentions.*": Sem.USER_NAME,
+}
+
+
+def _tweet_types(prefix: str = "") -> dict[str, Sem]:
+    """Result types of a tweet shown at ``prefix`` (a whole result when empty)."""
+    return {f"{prefix}.{path}" if prefix else path: sem for path, sem in _TWEET_FIELDS.items()}
 
 
 class Tweet(EnvState):
@@ -88,8 +105,10 @@ class Posting(Environment[PostingState]):
         return shown
 
     # ----- session ---------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _LOGIN)
-    def authenticate_twitter(self, username: str, password: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _LOGIN, returns={"authentication_status": Sem.STATUS})
+    def authenticate_twitter(
+        self, username: Annotated[str, Sem.USER_NAME], password: Annotated[str, Sem.CREDENTIAL]
+    ) -> dict[str, JsonValue]:
         """Log in with a username and password; a wrong pair leaves the session as it was.
 
         Args:
@@ -101,15 +120,18 @@ class Posting(Environment[PostingState]):
             return {"authentication_status": True}
         return {"authentication_status": False}
 
-    @tool(ToolKind.READ, _READ)
+    @tool(ToolKind.READ, _READ, returns={"login_status": Sem.STATUS})
     def posting_get_login_status(self) -> dict[str, JsonValue]:
         """Tell whether the current user is logged in."""
         return {"login_status": self.state.authenticated}
 
     # ----- posting ---------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _POST)
+    @tool(ToolKind.WRITE, _POST, returns=_tweet_types())
     def post_tweet(
-        self, content: str, tags: list[str] | None = None, mentions: list[str] | None = None
+        self,
+        content: Annotated[str, Sem.TEXT],
+        tags: Annotated[list[str] | None, Sem.TAG] = None,
+        mentions: Annotated[list[str] | None, Sem.USER_NAME] = None,
     ) -> dict[str, JsonValue]:
         """Publish a tweet as the logged-in user.
 
@@ -130,8 +152,8 @@ class Posting(Environment[PostingState]):
         self.state.tweet_counter += 1
         return self._show(tweet)
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def retweet(self, tweet_id: int) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WRITE, returns={"retweet_status": Sem.STATUS})
+    def retweet(self, tweet_id: Annotated[int, Sem.POST_ID]) -> dict[str, JsonValue]:
         """Retweet a tweet as the logged-in user.
 
         Args:
@@ -145,8 +167,10 @@ class Posting(Environment[PostingState]):
         self.state.retweets[self.state.username] = [*mine, tweet_id]
         return {"retweet_status": "Successfully retweeted"}
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def comment(self, tweet_id: int, comment_content: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WRITE, returns={"comment_status": Sem.STATUS})
+    def comment(
+        self, tweet_id: Annotated[int, Sem.POST_ID], comment_content: Annotated[str, Sem.TEXT]
+    ) -> dict[str, JsonValue]:
         """Comment on a tweet as the logged-in user.
 
         Args:
@@ -160,8 +184,12 @@ class Posting(Environment[PostingState]):
         self.state.comments.setdefault(str(tweet_id), []).append(entry)
         return {"comment_status": "Comment added successfully"}
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def mention(self, tweet_id: int, mentioned_usernames: list[str]) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WRITE, returns={"mention_status": Sem.STATUS})
+    def mention(
+        self,
+        tweet_id: Annotated[int, Sem.POST_ID],
+        mentioned_usernames: Annotated[list[str], Sem.USER_NAME],
+    ) -> dict[str, JsonValue]:
         """Add mentions of users to an existing tweet.
 
         Args:
@@ -179,8 +207,10 @@ class Posting(Environment[PostingState]):
         return {"mention_status": "Users mentioned successfully"}
 
     # ----- following ---------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _WRITE)
-    def follow_user(self, username_to_follow: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WRITE, returns={"follow_status": Sem.STATUS})
+    def follow_user(
+        self, username_to_follow: Annotated[str, Sem.USER_NAME]
+    ) -> dict[str, JsonValue]:
         """Follow another user; following someone already followed changes nothing.
 
         Args:
@@ -193,8 +223,10 @@ class Posting(Environment[PostingState]):
         self.state.following_list.append(name)
         return {"follow_status": True}
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def unfollow_user(self, username_to_unfollow: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WRITE, returns={"unfollow_status": Sem.STATUS})
+    def unfollow_user(
+        self, username_to_unfollow: Annotated[str, Sem.USER_NAME]
+    ) -> dict[str, JsonValue]:
         """Stop following a user; a user not followed is left as is.
 
         Args:
@@ -206,7 +238,7 @@ class Posting(Environment[PostingState]):
         self.state.following_list.remove(username_to_unfollow)
         return {"unfollow_status": True}
 
-    @tool(ToolKind.READ, _READ)
+    @tool(ToolKind.READ, _READ, returns={"following_list.*": Sem.USER_NAME})
     def list_all_following(self) -> dict[str, JsonValue]:
         """List the users the logged-in user follows."""
         self._require_login("listing followed users")
@@ -214,8 +246,8 @@ class Posting(Environment[PostingState]):
         return {"following_list": following}
 
     # ----- reading ---------------------------------------------------------------------
-    @tool(ToolKind.READ, _READ)
-    def get_tweet(self, tweet_id: int) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _READ, returns=_tweet_types())
+    def get_tweet(self, tweet_id: Annotated[int, Sem.POST_ID]) -> dict[str, JsonValue]:
         """Fetch one tweet by its id.
 
         Args:
@@ -223,8 +255,8 @@ class Posting(Environment[PostingState]):
         """
         return self._show(self._tweet(tweet_id))
 
-    @tool(ToolKind.READ, _READ)
-    def get_user_tweets(self, username: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _READ, returns=_tweet_types("user_tweets.*"))
+    def get_user_tweets(self, username: Annotated[str, Sem.USER_NAME]) -> dict[str, JsonValue]:
         """List every tweet posted by a user, oldest first.
 
         Args:
@@ -235,8 +267,8 @@ class Posting(Environment[PostingState]):
         ]
         return {"user_tweets": found}
 
-    @tool(ToolKind.READ, _SEARCH)
-    def search_tweets(self, keyword: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _SEARCH, returns=_tweet_types("matching_tweets.*"))
+    def search_tweets(self, keyword: Annotated[str, Sem.KEYWORD]) -> dict[str, JsonValue]:
         """Find tweets whose text or tags contain a keyword (case-insensitive).
 
         Args:
@@ -250,8 +282,13 @@ class Posting(Environment[PostingState]):
         ]
         return {"matching_tweets": found}
 
-    @tool(ToolKind.READ, _READ)
-    def get_tweet_comments(self, tweet_id: int) -> dict[str, JsonValue]:
+    # a comment is {"username", "content"}; BFCL configs name the text "comment"
+    @tool(
+        ToolKind.READ,
+        _READ,
+        returns={"comments.*.username": Sem.USER_NAME, "comments.*.*": Sem.TEXT},
+    )
+    def get_tweet_comments(self, tweet_id: Annotated[int, Sem.POST_ID]) -> dict[str, JsonValue]:
         """List the comments on a tweet, oldest first.
 
         Args:
@@ -262,8 +299,16 @@ class Posting(Environment[PostingState]):
         comments: list[JsonValue] = [dict(entry) for entry in entries]
         return {"comments": comments}
 
-    @tool(ToolKind.READ, _READ)
-    def get_user_stats(self, username: str) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.READ,
+        _READ,
+        returns={
+            "tweet_count": Sem.COUNT,
+            "following_count": Sem.COUNT,
+            "retweet_count": Sem.COUNT,
+        },
+    )
+    def get_user_stats(self, username: Annotated[str, Sem.USER_NAME]) -> dict[str, JsonValue]:
         """Count a user's tweets, retweets and (for the logged-in user) followed accounts.
 
         Args:

@@ -25,7 +25,7 @@ from pipeline.envs import ToolError, resolve_tool
 from pipeline.harness.sim import EpisodeTrace, IssuedCall
 from pipeline.models import Instance, Task
 from pipeline.replay import replay
-from pipeline.validate.grounding import Sources, schema_offers
+from pipeline.validate.grounding import observable_sources, schema_offers
 
 
 def _key(value: Any) -> str:
@@ -211,7 +211,7 @@ def _dependency_and_grounding(
 ) -> None:
     step_to_call = {step: call_id for call_id, step in matched.items()}
     steps = {step.id: step for step in task.calls}
-    sources = Sources(task.question, task.initial_config)
+    sources = observable_sources(task)
     results_by_call = {call.call_id: call.result for call in calls}
     added: set[str] = set()
     for call in calls:
@@ -233,15 +233,17 @@ def _dependency_and_grounding(
                     break
         bound = set(steps[step_id].bindings) if step_id else set()
         try:
-            properties = resolve_tool(call.tool)[1].parameters.get("properties", {})
+            spec = resolve_tool(call.tool)[1]
+            properties, types = spec.parameters.get("properties", {}), spec.param_types
         except ToolError:
-            properties = {}
+            properties, types = {}, {}
         for name, value in call.arguments.items():
             if name in bound:
                 continue
             schema = properties.get(name, {})
             for literal in _literals(value):
-                if not sources.grounds(literal) and not schema_offers(schema, literal):
+                grounded = sources.grounds(literal, types.get(name))
+                if not grounded and not schema_offers(schema, literal):
                     label("ungrounded_argument", f"{call.call_id} passes {name}={literal!r}")
                     break
 

@@ -15,6 +15,7 @@ from pipeline.models import Expected, Rejection, Task
 from pipeline.replay import state_digest
 from pipeline.validate.context import Reject, ValidationContext
 from pipeline.validate.execution import (
+    check_binding_types,
     check_declared_dependencies,
     check_execution,
     check_minimality,
@@ -30,6 +31,7 @@ Check = Callable[[ValidationContext], None]
 
 EXECUTION_CHECKS: tuple[Check, ...] = (
     check_execution,
+    check_binding_types,
     check_declared_dependencies,
     check_undeclared_dependencies,
     check_unordered_calls,

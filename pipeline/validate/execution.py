@@ -8,6 +8,7 @@ from pipeline.dependencies import bindable, data_bindings, reorder_changes_outco
 from pipeline.envs import ToolKind, resolve_tool
 from pipeline.envs.diff import state_diff
 from pipeline.models import Evidence, RejectionCode
+from pipeline.semantics import feeds
 from pipeline.replay import trace_calls
 from pipeline.validate.context import Reject, ValidationContext
 
@@ -93,6 +94,25 @@ def _orders(ctx: ValidationContext, i: int, j: int) -> bool:
         ctx.task.envs, ctx.task.initial_config, ctx.task.calls, ctx.traces, ctx.final_state,
         i, j, between,
     )  # fmt: skip
+
+
+def check_binding_types(ctx: ValidationContext) -> None:
+    """A binding joins a result field and a parameter whose semantic types fit: a percent
+    change is not an amount of money, a ticket status is not a password."""
+    tools = {call.id: call.tool for call in ctx.task.calls}
+    for call in ctx.task.calls:
+        _, spec = resolve_tool(call.tool)
+        for slot, source in call.bindings.items():
+            producer, _, path = source.partition(".")
+            wanted = spec.param_types.get(slot.split(".", 1)[0])
+            given = resolve_tool(tools[producer])[1].result_type(path)
+            if not feeds(given, wanted):
+                raise Reject(
+                    RejectionCode.DEPENDENCY_TYPE_MISMATCH,
+                    f"step {call.id} fills {slot!r} ({wanted.value if wanted else '?'}) with "
+                    f"{source!r} ({given.value if given else '?'}): different meanings",
+                    Evidence(step_id=call.id, output={"binding": {slot: source}}),
+                )
 
 
 def check_declared_dependencies(ctx: ValidationContext) -> None:

@@ -1,27 +1,44 @@
-"""Grounding: each literal argument comes from the question, the initial state or an output.
+"""Grounding: every literal argument is something an agent can **observe**.
 
-Normalisations allowed when matching (and nothing else):
-- strings match case-insensitively with runs of whitespace collapsed, as a substring of the
-  question, of any string or key in the initial state, or of any earlier output;
-- numbers match numerically (``3`` = ``3.0``; a numeric string ``"6500"`` = ``6500.0``),
-  written with thousands separators (``1,000``), a currency sign, as a percentage (``15%``
-  grounds ``15`` and ``0.15``), or as an English word from zero to twenty; numbers also
-  ground when they appear inside state or output text;
-- booleans and ``None`` are flags, always grounded; a value the tool's schema itself offers
-  (an enum choice, the parameter's default, or a value quoted in the parameter's description,
-  such as ``'..'`` for the parent folder) is grounded by the API;
-- an argument declared in ``bindings`` is grounded by its producer.
+An agent sees the question and what its calls return, nothing else. So a literal argument must
+be stated in the question, returned by an earlier call, offered by the tool's own schema (an
+enum choice, the parameter's default, a value quoted in its description, a number its
+documentation states), or composed from such pieces by the rules below. A value that only sits
+in the hidden initial state (an access token no call returns and the question never states) is
+rejected as ``grounding.hidden_state``; a value found nowhere as
+``grounding.ungrounded_argument``.
+
+Matching rules (and nothing else):
+- names and ids (the semantic types in :data:`pipeline.semantics.EXACT_TYPES`: file names, user
+  ids, stock symbols ...) match **case-sensitively**, as a whole token of the question or of an
+  observed string, or equal to an observed dict key: ``maya_codes`` does not ground
+  ``Maya_codes``;
+- other strings match case-insensitively with runs of whitespace collapsed, as a substring of
+  the question or of an observed string;
+- a string **composed** from observed pieces is grounded: split at whitespace and the
+  separators ``, ; : | /``, every piece matches as above (a returned list joined into a
+  sentence, a message built from words of the question);
+- numbers match numerically (``3`` = ``3.0``; ``"6500"`` = ``6500``), written with thousands
+  separators, a currency sign, as a percentage (``15%`` grounds ``15`` and ``0.15``) or as an
+  English word from zero to twenty, in the question or inside observed text;
+- a number **derived** from observed numbers is grounded: the length of a returned list, the
+  sum of a returned list of numbers, or the sum, difference, product or quotient of two
+  observed numbers (rounded to 2 decimals), for example the room left in a tank;
+- booleans and ``None`` are flags, always grounded; an argument declared in ``bindings`` is
+  grounded by its producer.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from functools import cache
 from typing import Any
 
-from pipeline.envs import resolve_tool
-from pipeline.models import Evidence, RejectionCode
+from pipeline.envs import ToolError, resolve_tool
+from pipeline.models import Evidence, RejectionCode, Task
+from pipeline.semantics import EXACT_TYPES, Sem
 from pipeline.validate.context import Reject, ValidationContext
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?[$€£]?\d[\d,]*(?:\.\d+)?%?")
@@ -31,6 +48,9 @@ _WORDS = [
     "nineteen", "twenty",
 ]  # fmt: skip
 _WORD_NUMBER = re.compile(rf"\b(?:{'|'.join(_WORDS)})\b", re.IGNORECASE)
+_PIECES = re.compile(r"[\s,;:|/]+")
+#: pairwise arithmetic is tried only below this many observed numbers (it is quadratic)
+MAX_DERIVED_OPERANDS = 80
 
 
 def _normal(text: str) -> str:
@@ -75,44 +95,130 @@ def _float(value: int | float) -> float:
         return math.inf if value > 0 else -math.inf
 
 
-class Sources:
-    """Everything a literal may come from, indexed once per task for fast lookups."""
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return None
 
-    def __init__(self, question: str, initial_state: Any) -> None:
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _token_in(needle: str, haystack: str) -> bool:
+    """``needle`` occurs in ``haystack`` not glued to further word characters."""
+    start = haystack.find(needle)
+    while start != -1:
+        end = start + len(needle)
+        before = haystack[start - 1] if start else " "
+        after = haystack[end] if end < len(haystack) else " "
+        if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
+            return True
+        start = haystack.find(needle, start + 1)
+    return False
+
+
+class Sources:
+    """Texts and numbers a literal may come from, indexed once per task."""
+
+    def __init__(self, question: str, *observed: Any) -> None:
         self.question = _normal(question)
+        self._raw_texts: list[str] = [question]
         self._texts: list[str] = [self.question]
+        self._keys: set[str] = set()
         self._numbers: set[float] = numbers_in(question)
-        self.add(initial_state)
+        self._lists: list[list[Any]] = []
+        self._derived: set[float] | None = None
+        for value in observed:
+            self.add(value)
 
     def add(self, value: Any) -> None:
+        self._derived = None
+        self._collect_lists(value)
+        if isinstance(value, dict):
+            self._keys.update(str(key) for key in value)
         for leaf in _strings_and_numbers(value):
             if isinstance(leaf, bool) or leaf is None:
                 continue
             if isinstance(leaf, int | float):
                 self._numbers.add(_float(leaf))
             elif isinstance(leaf, str):
+                self._raw_texts.append(leaf)
                 self._texts.append(_normal(leaf))
                 self._numbers |= numbers_in(leaf)
 
-    def grounds(self, value: Any) -> bool:
+    def add_numbers(self, numbers: Iterable[float]) -> None:
+        self._derived = None
+        self._numbers.update(numbers)
+
+    def _collect_lists(self, value: Any) -> None:
+        if isinstance(value, list):
+            self._lists.append(value)
+            for item in value:
+                self._collect_lists(item)
+        elif isinstance(value, dict):
+            self._keys.update(str(key) for key in value)
+            for item in value.values():
+                self._collect_lists(item)
+
+    # ----- matching ---------------------------------------------------------------------
+    def grounds(self, value: Any, sem: Sem | None = None) -> bool:
         if value is None or isinstance(value, bool):
             return True
-        if isinstance(value, int | float):
-            return _float(value) in self._numbers
+        if _is_number(value):
+            return self._grounds_number(_float(value))
         if isinstance(value, str):
-            needle = _normal(value)
-            if not needle or any(needle in text for text in self._texts):
+            if sem in EXACT_TYPES:
+                return self._grounds_exact(value)
+            if self._grounds_text(value):
                 return True
-            number = _as_number(needle)
-            return number is not None and number in self._numbers
+            pieces = [piece for piece in _PIECES.split(value) if piece]
+            return len(pieces) > 1 and all(self._grounds_text(piece) for piece in pieces)
         return False
 
+    def _grounds_exact(self, value: str) -> bool:
+        if not value.strip() or value in self._keys:
+            return True
+        if any(_token_in(value, text) for text in self._raw_texts):
+            return True
+        number = _as_number(value)
+        return number is not None and number in self._numbers
 
-def _as_number(text: str) -> float | None:
-    try:
-        return float(text.replace(",", ""))
-    except ValueError:
-        return None
+    def _grounds_text(self, value: str) -> bool:
+        needle = _normal(value)
+        if not needle or any(needle in text for text in self._texts):
+            return True
+        number = _as_number(needle)
+        return number is not None and self._grounds_number(number)
+
+    def _grounds_number(self, number: float) -> bool:
+        if number in self._numbers:
+            return True
+        return round(number, 2) in self.derived_numbers()
+
+    def derived_numbers(self) -> set[float]:
+        """Numbers composed from observed ones (see the module docstring), rounded."""
+        if self._derived is None:
+            derived: set[float] = {round(n, 2) for n in self._numbers if math.isfinite(n)}
+            for items in self._lists:
+                derived.add(float(len(items)))
+                numeric = [_float(item) for item in items if _is_number(item)]
+                if numeric and len(numeric) == len(items):
+                    total = math.fsum(numeric)
+                    if math.isfinite(total):
+                        derived.add(round(total, 2))
+            operands = sorted(n for n in self._numbers if math.isfinite(n) and abs(n) < 1e12)
+            if len(operands) <= MAX_DERIVED_OPERANDS:
+                for i, a in enumerate(operands):
+                    for b in operands[i:]:
+                        derived.update((round(a + b, 2), round(abs(a - b), 2), round(a * b, 2)))
+                        if b:
+                            derived.add(round(a / b, 2))
+                        if a:
+                            derived.add(round(b / a, 2))
+            self._derived = derived
+        return self._derived
 
 
 def _literals(value: Any) -> Iterator[Any]:
@@ -145,8 +251,29 @@ def schema_offers(schema: dict[str, Any], value: Any) -> bool:
     return value in options
 
 
+@cache
+def documented_numbers(qualified_tool: str) -> frozenset[float]:
+    """Numbers a tool's documentation states (a tank's capacity, a speed step)."""
+    spec = resolve_tool(qualified_tool)[1]
+    texts = [spec.description, spec.returns]
+    texts += [str(prop.get("description", "")) for prop in spec.parameters["properties"].values()]
+    return frozenset(number for text in texts for number in numbers_in(text))
+
+
+def observable_sources(task: Task) -> Sources:
+    """What an agent knows before its first call: the question and the tools' documentation."""
+    sources = Sources(task.question)
+    for call in task.calls:
+        try:
+            sources.add_numbers(documented_numbers(call.tool))
+        except ToolError:  # unknown tools are rejected by the static checks
+            continue
+    return sources
+
+
 def check_grounding(ctx: ValidationContext) -> None:
-    sources = Sources(ctx.task.question, ctx.task.initial_config)
+    sources = observable_sources(ctx.task)
+    hidden: Sources | None = None
     for call, step in zip(ctx.task.calls, ctx.traces):
         _, spec = resolve_tool(call.tool)
         bound = {slot.split(".", 1)[0] for slot in call.bindings if "." not in slot}
@@ -154,14 +281,26 @@ def check_grounding(ctx: ValidationContext) -> None:
             if name in bound:
                 continue
             schema = spec.parameters.get("properties", {}).get(name, {})
+            sem = spec.param_types.get(name)
             for index, literal in enumerate(_literals(value)):
                 if f"{name}.{index}" in call.bindings or schema_offers(schema, literal):
                     continue
-                if not sources.grounds(literal):
+                if sources.grounds(literal, sem):
+                    continue
+                if hidden is None:
+                    hidden = Sources("", ctx.task.initial_config)
+                if hidden.grounds(literal, sem):
                     raise Reject(
-                        RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
-                        f"step {call.id} passes {name}={literal!r}, which appears neither in the "
-                        "question, nor in the initial state, nor in an earlier output",
+                        RejectionCode.GROUNDING_HIDDEN_STATE,
+                        f"step {call.id} passes {name}={literal!r}, which only the hidden "
+                        "initial state holds: the question does not state it and no earlier "
+                        "call returns it",
                         Evidence(step_id=call.id, output=call.arguments),
                     )
+                raise Reject(
+                    RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
+                    f"step {call.id} passes {name}={literal!r}, which appears neither in the "
+                    "question nor in an earlier output",
+                    Evidence(step_id=call.id, output=call.arguments),
+                )
         sources.add(step.result)

@@ -256,7 +256,14 @@ def test_module_never_touches_the_host_filesystem() -> None:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported |= {alias.name for alias in node.names}
-    assert imported == {"__future__", "collections.abc", "typing", "pydantic", "pipeline.envs.base"}
+    assert imported == {
+        "__future__",
+        "collections.abc",
+        "typing",
+        "pydantic",
+        "pipeline.envs.base",
+        "pipeline.semantics",
+    }
     called = {
         node.func.id
         for node in ast.walk(tree)
