@@ -5,10 +5,27 @@ sequence. Granularity ``turn`` makes one task of each turn with at least two cal
 initial state is the state our environments reach after replaying the earlier turns, and it
 touches only the environments that turn calls.
 
+A turn cut out of a conversation is a task only if it stands on its own (see
+``docs/validation.md``, "Self-contained imports"). So each turn task goes through the real
+validation chain (:func:`pipeline.validate.chain.validate_task`):
+
+- accepted: the turn is **kept** as it is (lineage ``bfcl:<id>#turn<i>``);
+- rejected with one of :data:`LEANS_ON_EARLIER_TURNS` (the turn presumes the conversation
+  before it): it is **merged** with the turn before it (that turn's initial state, both user
+  texts joined in order as one message, all calls of both in order) and checked again,
+  extending backwards one turn at a time up to the first turn and at most
+  :data:`MAX_MERGED_TURNS` turns / :data:`MAX_MERGED_CALLS` calls. The first span that passes
+  is kept (lineage ``bfcl:<id>#turn<j>-<i>``). A turn without calls joins the question only
+  when the span is extended over it, that is when the later turns did not stand without it;
+  a turn with calls but no user text asks for nothing (``question.no_request``) and is merged
+  the same way;
+- rejected for any other code, or still leaning on earlier turns at the first turn or the cap:
+  the turn is **dropped**, and :class:`ImportReport` records its code and message.
+
 Each call's ``depends_on`` and ``bindings`` come from :mod:`pipeline.dependencies`, which finds
 them by executing the sequence (see its docstring for the rules). Calls that fail to parse or
-name a function no involved environment has are reported, and their task is skipped with the
-reason; nothing is dropped silently.
+name a function no involved environment has are reported, and their upstream task is skipped
+with the reason; nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -23,8 +40,9 @@ from typing import Any
 from pipeline.bfcl.data import BfclTask, fresh_envs, load_tasks, to_arguments
 from pipeline.calls import CallParseError
 from pipeline.dependencies import infer_dependencies
-from pipeline.models import Call, Lineage, Task
+from pipeline.models import Call, Lineage, RejectionCode, Task
 from pipeline.replay import run_call
+from pipeline.validate.chain import validate_task
 
 
 class Granularity(StrEnum):
@@ -32,19 +50,68 @@ class Granularity(StrEnum):
     TURN = "turn"
 
 
+#: Rejections meaning "this turn leans on earlier turns": such a turn is merged with the turns
+#: before it rather than dropped.
+LEANS_ON_EARLIER_TURNS: frozenset[RejectionCode] = frozenset(
+    {
+        RejectionCode.QUESTION_CONTEXT_DEPENDENT,
+        RejectionCode.QUESTION_NO_REQUEST,
+        RejectionCode.GROUNDING_HIDDEN_STATE,
+        RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
+    }
+)
+#: The largest merged task: at most this many consecutive turns (turns without calls included) ...
+MAX_MERGED_TURNS = 4
+#: ... and at most this many calls.
+MAX_MERGED_CALLS = 40
+
+
+class Outcome(StrEnum):
+    KEPT = "kept"  # the turn stands on its own
+    MERGED = "merged"  # the turn became a task together with the turns before it
+    DROPPED = "dropped"  # neither; ``code`` and ``message`` say why
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """What became of one turn with at least two calls (``source`` names that turn)."""
+
+    source: str
+    outcome: Outcome
+    task: Task | None = None
+    code: str | None = None
+    message: str = ""
+
+
 @dataclass
 class ImportReport:
     tasks: list[Task] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     duplicates: int = 0
+    #: turn granularity: turns kept alone, turns merged with earlier turns, turns dropped
+    kept: int = 0
+    merged: int = 0
+    dropped: list[TurnOutcome] = field(default_factory=list)
+
+    def dropped_by_code(self) -> Counter[str]:
+        return Counter(item.code or "unknown" for item in self.dropped)
 
     def summary(self) -> str:
         categories = Counter(task.category for task in self.tasks)
         text = ", ".join(f"{name} {count}" for name, count in sorted(categories.items()))
-        return (
-            f"imported {len(self.tasks)} tasks ({text}); skipped {len(self.skipped)}; "
-            f"duplicates merged {self.duplicates}"
-        )
+        lines = [
+            f"imported {len(self.tasks)} tasks ({text}); skipped {len(self.skipped)} upstream "
+            f"tasks; duplicate tasks left out {self.duplicates}"
+        ]
+        turns = self.kept + self.merged + len(self.dropped)
+        if turns:
+            lines.append(
+                f"turns with >=2 calls: {turns}: kept alone {self.kept}, merged with earlier "
+                f"turns {self.merged}, dropped {len(self.dropped)}"
+            )
+            for code, count in sorted(self.dropped_by_code().items(), key=lambda i: (-i[1], i[0])):
+                lines.append(f"  dropped {code}: {count}")
+        return "\n".join(lines)
 
 
 def _to_calls(sources: Sequence[str], env_names: Sequence[str], first_step: int) -> list[Call]:
@@ -80,12 +147,120 @@ def _make_task(
     return task.with_content_id()
 
 
-def tasks_from_bfcl(
-    upstream: BfclTask, granularity: Granularity, skipped: list[tuple[str, str]] | None = None
-) -> Iterator[Task]:
+def join_requests(texts: Sequence[str]) -> str:
+    """User texts of consecutive turns as one message, in order, each kept as written.
+
+    They are joined with a space; a text that does not end a sentence gets a full stop first.
+    """
+    parts = [text.strip() for text in texts if text.strip()]
+    joined = []
+    for position, part in enumerate(parts):
+        last = part.rstrip("'\"”’)")[-1:] if part.rstrip("'\"”’)") else ""
+        ends = last in ".?!" or position == len(parts) - 1
+        joined.append(part if ends else part + ".")
+    return " ".join(joined)
+
+
+@dataclass(frozen=True)
+class _Turn:
+    number: int
+    text: str
+    sources: list[str]  # upstream call strings
+    state: dict[str, dict[str, Any]]  # every environment's snapshot at the start of the turn
+
+
+def _replay_turns(upstream: BfclTask) -> list[_Turn]:
+    """Parse every turn's calls (``CallParseError`` before anything is produced) and record
+    the state each turn starts from."""
+    env_names = upstream.env_names
+    parsed = [_to_calls(sources, env_names, 1) for sources in upstream.ground_truth]
+    envs = fresh_envs(upstream)
+    turns = []
+    for number, (text, sources, calls) in enumerate(
+        zip(upstream.turns, upstream.ground_truth, parsed)
+    ):
+        state = {name: env.snapshot() for name, env in envs.items()}
+        turns.append(_Turn(number, text, list(sources), state))
+        for call in calls:  # advance the shared state to the start of the next turn
+            run_call(envs, call)
+    return turns
+
+
+def _span_task(upstream: BfclTask, span: Sequence[_Turn], source: str) -> Task:
+    env_names = upstream.env_names
+    sources = [call for turn in span for call in turn.sources]
+    calls = _to_calls(sources, env_names, 1)
+    used = [name for name in env_names if any(call.env == name for call in calls)]
+    config = {name: span[0].state[name] for name in used}
+    return _make_task(join_requests([turn.text for turn in span]), used, config, calls, source)
+
+
+def _verdict(
+    upstream: BfclTask, span: Sequence[_Turn], source: str
+) -> tuple[Task | None, RejectionCode | None, str]:
+    """The span's task and, when the chain rejects it, the code and message."""
+    if not any(turn.text.strip() for turn in span):
+        return None, RejectionCode.QUESTION_NO_REQUEST, "the turn has calls but no user text"
+    task = _span_task(upstream, span, source)
+    verdict = validate_task(task)
+    if verdict.rejection is None:
+        return task, None, ""
+    return task, verdict.rejection.code, verdict.rejection.message
+
+
+def _span_name(upstream: BfclTask, first: int, last: int) -> str:
+    turns = f"turn{last}" if first == last else f"turn{first}-{last}"
+    return f"bfcl:{upstream.id}#{turns}"
+
+
+def _merge_limit(turns: Sequence[_Turn], first: int, last: int) -> str:
+    """Why turns ``first..last`` cannot be merged, or "" if they can."""
+    if first < 0:
+        return "no earlier turn is left"
+    span = turns[first : last + 1]
+    if len(span) > MAX_MERGED_TURNS or sum(len(turn.sources) for turn in span) > MAX_MERGED_CALLS:
+        return f"merging stops at {MAX_MERGED_TURNS} turns and {MAX_MERGED_CALLS} calls"
+    return ""
+
+
+def turn_outcomes(upstream: BfclTask) -> list[TurnOutcome]:
+    """Kept, merged or dropped: one outcome per turn with at least two calls, in turn order.
+
+    Raises ``CallParseError`` (before any outcome) if a call of any turn cannot be read.
+    """
+    turns = _replay_turns(upstream)
+    outcomes = []
+    for turn in turns:
+        if len(turn.sources) < 2:
+            continue
+        source = _span_name(upstream, turn.number, turn.number)
+        task, code, message = _verdict(upstream, [turn], source)
+        if code is None:
+            outcomes.append(TurnOutcome(source, Outcome.KEPT, task))
+            continue
+        first = turn.number
+        while code in LEANS_ON_EARLIER_TURNS:
+            limit = _merge_limit(turns, first - 1, turn.number)
+            if limit:
+                message = f"{message} ({limit})"
+                break
+            first -= 1
+            span = turns[first : turn.number + 1]
+            task, code, message = _verdict(upstream, span, _span_name(upstream, first, turn.number))
+            if code is None:
+                outcomes.append(TurnOutcome(source, Outcome.MERGED, task))
+        if code is not None:
+            where = "" if first == turn.number else f"merged with turns {first}-{turn.number - 1}: "
+            outcomes.append(
+                TurnOutcome(source, Outcome.DROPPED, code=code.value, message=where + message)
+            )
+    return outcomes
+
+
+def tasks_from_bfcl(upstream: BfclTask, granularity: Granularity) -> Iterator[Task]:
     """Yield our tasks for one upstream task (``CallParseError`` if a call cannot be read).
 
-    Turns that cannot become a task (no user text) are appended to ``skipped`` with the reason.
+    At turn granularity these are the kept and merged turns of :func:`turn_outcomes`.
     """
     env_names = upstream.env_names
     if granularity is Granularity.TASK:
@@ -97,18 +272,9 @@ def tasks_from_bfcl(
             question, env_names, config, _to_calls(sources, env_names, 1), f"bfcl:{upstream.id}"
         )
         return
-    envs = fresh_envs(upstream)
-    for number, (text, sources) in enumerate(zip(upstream.turns, upstream.ground_truth)):
-        calls = _to_calls(sources, env_names, 1)
-        source = f"bfcl:{upstream.id}#turn{number}"
-        if len(calls) >= 2 and not text.strip() and skipped is not None:
-            skipped.append((source, "the turn has calls but no user text"))
-        elif len(calls) >= 2:
-            used = [name for name in env_names if any(call.env == name for call in calls)]
-            config = {name: envs[name].snapshot() for name in used}
-            yield _make_task(text, used, config, calls, source)
-        for call in calls:  # advance the shared state to the start of the next turn
-            run_call(envs, call)
+    for outcome in turn_outcomes(upstream):
+        if outcome.task is not None:
+            yield outcome.task
 
 
 def import_bfcl(files: Sequence[Path], granularity: Granularity) -> ImportReport:
@@ -117,10 +283,18 @@ def import_bfcl(files: Sequence[Path], granularity: Granularity) -> ImportReport
     for path in files:
         for upstream in load_tasks(path):
             try:
-                produced = list(tasks_from_bfcl(upstream, granularity, report.skipped))
+                if granularity is Granularity.TASK:
+                    produced = list(tasks_from_bfcl(upstream, granularity))
+                else:
+                    outcomes = turn_outcomes(upstream)
+                    produced = [item.task for item in outcomes if item.task is not None]
             except CallParseError as error:
                 report.skipped.append((f"{path.name}:{upstream.id}", str(error)))
                 continue
+            if granularity is Granularity.TURN:
+                report.kept += sum(item.outcome is Outcome.KEPT for item in outcomes)
+                report.merged += sum(item.outcome is Outcome.MERGED for item in outcomes)
+                report.dropped += [item for item in outcomes if item.outcome is Outcome.DROPPED]
             for task in produced:
                 if task.id in seen:
                     report.duplicates += 1

@@ -45,11 +45,12 @@ import io
 import json
 import math
 import re
-from typing import Literal, cast
+from typing import Annotated, Literal, cast
 
 from pydantic import Field, JsonValue, field_validator
 
 from pipeline.envs.base import Environment, EnvState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 # Latency (seconds), modelled on a data-conversion web service: pretty-printing is one round
 # trip (0.15); parsing, validating and reshaping a record are small computations (0.2); a
@@ -80,6 +81,11 @@ _INTEGER = re.compile(r"^-?(?:0|[1-9][0-9]{0,17})$")
 _DECIMAL = re.compile(r"^-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?(?:[eE][-+]?[0-9]{1,3})?$")
 _TABLE_SEPARATOR = re.compile(r"^:?-+:?$")
 _FORMAT_NAMES = {"json": "JSON", "csv": "CSV", "keyvalue": "key/value", "markdown": "Markdown"}
+
+
+def _values_under(prefix: str) -> dict[str, Sem]:
+    """Result patterns typing every leaf of a JSON value of any allowed depth at ``prefix``."""
+    return {".".join([prefix, *["*"] * depth]): Sem.FIELD_VALUE for depth in range(_MAX_DEPTH + 1)}
 
 
 # ----- scalars ----------------------------------------------------------------------------
@@ -633,9 +639,12 @@ class DataFormat(Environment[DataFormatState]):
             raise ToolError(f"there are already {_MAX_DOCUMENTS} documents; delete one first")
 
     # ----- reading and writing formats --------------------------------------------------
-    @tool(ToolKind.READ, _CONVERT)
+    @tool(ToolKind.READ, _CONVERT, returns={"content": Sem.DATA_TEXT})
     def convert_format(
-        self, content: str, source_format: Format, target_format: Format
+        self,
+        content: Annotated[str, Sem.DATA_TEXT],
+        source_format: Annotated[Format, Sem.FORMAT],
+        target_format: Annotated[Format, Sem.FORMAT],
     ) -> dict[str, JsonValue]:
         """Convert a text from one data format to another.
 
@@ -652,8 +661,12 @@ class DataFormat(Environment[DataFormatState]):
             )
         return {"content": _write(_parse(content, source_format), target_format)}
 
-    @tool(ToolKind.READ, _PARSE)
-    def parse_data(self, content: str, source_format: Format) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _PARSE, returns=_values_under("data"))
+    def parse_data(
+        self,
+        content: Annotated[str, Sem.DATA_TEXT],
+        source_format: Annotated[Format, Sem.FORMAT],
+    ) -> dict[str, JsonValue]:
         """Parse a text into structured data (objects, lists and values).
 
         Args:
@@ -662,9 +675,12 @@ class DataFormat(Environment[DataFormatState]):
         """
         return {"data": _parse(content, source_format)}
 
-    @tool(ToolKind.READ, _PRETTY)
+    @tool(ToolKind.READ, _PRETTY, returns={"content": Sem.JSON_TEXT})
     def pretty_print_json(
-        self, content: str, indent: int | None = None, sort_keys: bool | None = None
+        self,
+        content: Annotated[str, Sem.JSON_TEXT],
+        indent: Annotated[int | None, Sem.COUNT] = None,
+        sort_keys: Annotated[bool | None, Sem.FLAG] = None,
     ) -> dict[str, JsonValue]:
         """Re-indent a JSON text, or make it compact.
 
@@ -680,9 +696,12 @@ class DataFormat(Environment[DataFormatState]):
         data = _load_json(_check_text(content))
         return {"content": _dump_json(data, indent=width, sort_keys=bool(sort_keys))}
 
-    @tool(ToolKind.READ, _PARSE)
+    @tool(ToolKind.READ, _PARSE, returns=_values_under("value"))
     def extract_field(
-        self, content: str, path: str, source_format: Format | None = None
+        self,
+        content: Annotated[str, Sem.DATA_TEXT],
+        path: Annotated[str, Sem.FIELD_NAME],
+        source_format: Annotated[Format | None, Sem.FORMAT] = None,
     ) -> dict[str, JsonValue]:
         """Get the value at a dotted path, such as 'address.city' or '0.email' (list index).
 
@@ -693,12 +712,16 @@ class DataFormat(Environment[DataFormatState]):
         """
         return {"value": _lookup(_parse(content, source_format or "json"), path)}
 
-    @tool(ToolKind.READ, _PARSE)
+    @tool(
+        ToolKind.READ,
+        _PARSE,
+        returns={"valid": Sem.FLAG, "errors.*": Sem.MESSAGE, "error_count": Sem.COUNT},
+    )
     def validate_record(
         self,
-        content: str,
-        field_types: dict[str, FieldType],
-        required: list[str] | None = None,
+        content: Annotated[str, Sem.JSON_TEXT],
+        field_types: Annotated[dict[str, FieldType], Sem.SCHEMA],
+        required: Annotated[list[str] | None, Sem.FIELD_NAME] = None,
     ) -> dict[str, JsonValue]:
         """Check a JSON record (or a list of records) against a schema of field types.
 
@@ -738,8 +761,12 @@ class DataFormat(Environment[DataFormatState]):
                     errors.append(f"{where}field {name!r} should be {expected}, got {actual}")
         return {"valid": not errors, "errors": errors[:100], "error_count": len(errors)}
 
-    @tool(ToolKind.READ, _PARSE)
-    def flatten_record(self, content: str, separator: str | None = None) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _PARSE, returns={"content": Sem.JSON_TEXT})
+    def flatten_record(
+        self,
+        content: Annotated[str, Sem.JSON_TEXT],
+        separator: Annotated[str | None, Sem.SEPARATOR] = None,
+    ) -> dict[str, JsonValue]:
         """Flatten nested objects into one level with dotted keys ({"a": {"b": 1}} -> {"a.b": 1}).
 
         Args:
@@ -755,8 +782,12 @@ class DataFormat(Environment[DataFormatState]):
             flat = _flatten(data, sep)
         return {"content": _dump_json(flat)}
 
-    @tool(ToolKind.READ, _PARSE)
-    def unflatten_record(self, content: str, separator: str | None = None) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _PARSE, returns={"content": Sem.JSON_TEXT})
+    def unflatten_record(
+        self,
+        content: Annotated[str, Sem.JSON_TEXT],
+        separator: Annotated[str | None, Sem.SEPARATOR] = None,
+    ) -> dict[str, JsonValue]:
         """Turn dotted keys back into nested objects ({"a.b": 1} -> {"a": {"b": 1}}).
 
         Args:
@@ -774,8 +805,13 @@ class DataFormat(Environment[DataFormatState]):
         return {"content": _dump_json(nested)}
 
     # ----- the document store -----------------------------------------------------------
-    @tool(ToolKind.WRITE, _STORE_WRITE)
-    def save_document(self, name: str, content: str, source_format: Format) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _STORE_WRITE, returns={"saved": Sem.FLAG, "size": Sem.SIZE_BYTES})
+    def save_document(
+        self,
+        name: Annotated[str, Sem.DOCUMENT_ID],
+        content: Annotated[str, Sem.DATA_TEXT],
+        source_format: Annotated[Format, Sem.FORMAT],
+    ) -> dict[str, JsonValue]:
         """Save a text as a named document after checking that it parses; replaces a document
         of the same name.
 
@@ -789,8 +825,8 @@ class DataFormat(Environment[DataFormatState]):
         self.state.documents[name] = Document(format=source_format, content=content)
         return {"saved": True, "size": len(content)}
 
-    @tool(ToolKind.READ, _STORE_READ)
-    def load_document(self, name: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _STORE_READ, returns={"content": Sem.DATA_TEXT, "format": Sem.FORMAT})
+    def load_document(self, name: Annotated[str, Sem.DOCUMENT_ID]) -> dict[str, JsonValue]:
         """Read a stored document's text and format.
 
         Args:
@@ -799,14 +835,17 @@ class DataFormat(Environment[DataFormatState]):
         document = self._document(name)
         return {"content": document.content, "format": document.format}
 
-    @tool(ToolKind.READ, _STORE_READ)
+    @tool(ToolKind.READ, _STORE_READ, returns={"names.*": Sem.DOCUMENT_ID})
     def list_documents(self) -> dict[str, JsonValue]:
         """List the names of the stored documents, in alphabetical order."""
         return {"names": list(sorted(self.state.documents))}
 
-    @tool(ToolKind.WRITE, _STORE_WRITE)
+    @tool(ToolKind.WRITE, _STORE_WRITE, returns={"content": Sem.DATA_TEXT})
     def convert_document(
-        self, name: str, target_format: Format, new_name: str | None = None
+        self,
+        name: Annotated[str, Sem.DOCUMENT_ID],
+        target_format: Annotated[Format, Sem.FORMAT],
+        new_name: Annotated[str | None, Sem.DOCUMENT_ID] = None,
     ) -> dict[str, JsonValue]:
         """Convert a stored document to another format, in place or into a new document.
 
@@ -825,9 +864,12 @@ class DataFormat(Environment[DataFormatState]):
         self.state.documents[destination] = Document(format=target_format, content=converted)
         return {"content": converted}
 
-    @tool(ToolKind.WRITE, _STORE_WRITE)
+    @tool(ToolKind.WRITE, _STORE_WRITE, returns=_values_under("previous"))
     def set_field(
-        self, name: str, path: str, value: str | int | float | bool | None
+        self,
+        name: Annotated[str, Sem.DOCUMENT_ID],
+        path: Annotated[str, Sem.FIELD_NAME],
+        value: Annotated[str | int | float | bool | None, Sem.FIELD_VALUE],
     ) -> dict[str, JsonValue]:
         """Set one value inside a stored document, at a dotted path such as 'address.city' or
         '2.price' (row 2 of a table); the document keeps its format.
@@ -862,8 +904,8 @@ class DataFormat(Environment[DataFormatState]):
         self.state.documents[name] = Document(format=document.format, content=content)
         return {"previous": previous}
 
-    @tool(ToolKind.WRITE, _STORE_WRITE)
-    def delete_document(self, name: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _STORE_WRITE, returns={"deleted": Sem.FLAG})
+    def delete_document(self, name: Annotated[str, Sem.DOCUMENT_ID]) -> dict[str, JsonValue]:
         """Delete a stored document.
 
         Args:

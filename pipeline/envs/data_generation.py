@@ -18,11 +18,12 @@ import math
 import re
 import statistics
 from datetime import date, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, JsonValue
 
 from pipeline.envs.base import Environment, EnvState, SeededState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 _COMPUTE = 0.1
 _DRAW = 0.15
@@ -174,8 +175,13 @@ class DataGeneration(Environment[DataGenerationState]):
         return result
 
     # ----- sequences ------------------------------------------------------------------
-    @tool(ToolKind.READ, _COMPUTE)
-    def arithmetic_sequence(self, start: Number, step: Number, length: int) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"values.*": Sem.NUMBER})
+    def arithmetic_sequence(
+        self,
+        start: Annotated[Number, Sem.NUMBER],
+        step: Annotated[Number, Sem.NUMBER],
+        length: Annotated[int, Sem.COUNT],
+    ) -> dict[str, JsonValue]:
         """Generate an arithmetic sequence: start, start + step, start + 2*step, ...
 
         Args:
@@ -193,8 +199,13 @@ class DataGeneration(Environment[DataGenerationState]):
         ]
         return {"values": values}
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def geometric_sequence(self, start: Number, ratio: Number, length: int) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"values.*": Sem.NUMBER})
+    def geometric_sequence(
+        self,
+        start: Annotated[Number, Sem.NUMBER],
+        ratio: Annotated[Number, Sem.NUMBER],
+        length: Annotated[int, Sem.COUNT],
+    ) -> dict[str, JsonValue]:
         """Generate a geometric sequence: start, start * ratio, start * ratio^2, ...
 
         Args:
@@ -214,9 +225,12 @@ class DataGeneration(Environment[DataGenerationState]):
             current = current * ratio
         return {"values": values}
 
-    @tool(ToolKind.READ, _COMPUTE)
+    @tool(ToolKind.READ, _COMPUTE, returns={"values.*": Sem.NUMBER})
     def fibonacci_sequence(
-        self, length: int, first: int = 0, second: int = 1
+        self,
+        length: Annotated[int, Sem.COUNT],
+        first: Annotated[int, Sem.NUMBER] = 0,
+        second: Annotated[int, Sem.NUMBER] = 1,
     ) -> dict[str, JsonValue]:
         """Generate a Fibonacci-style sequence, each value the sum of the two before it.
 
@@ -237,9 +251,13 @@ class DataGeneration(Environment[DataGenerationState]):
         return {"values": values}
 
     # ----- random values --------------------------------------------------------------
-    @tool(ToolKind.READ, _DRAW)
+    @tool(ToolKind.READ, _DRAW, returns={"values.*": Sem.NUMBER, "seed": Sem.SEED})
     def random_integers(
-        self, count: int, low: int, high: int, unique: bool = False
+        self,
+        count: Annotated[int, Sem.COUNT],
+        low: Annotated[int, Sem.NUMBER],
+        high: Annotated[int, Sem.NUMBER],
+        unique: Annotated[bool, Sem.FLAG] = False,
     ) -> dict[str, JsonValue]:
         """Draw random whole numbers between low and high (both included).
 
@@ -263,9 +281,13 @@ class DataGeneration(Environment[DataGenerationState]):
             values = [self.rng.randint(low, high) for _ in range(count)]
         return self._drawn({"values": values})
 
-    @tool(ToolKind.READ, _DRAW)
+    @tool(ToolKind.READ, _DRAW, returns={"values.*": Sem.NUMBER, "seed": Sem.SEED})
     def random_numbers(
-        self, count: int, low: Number, high: Number, decimals: int = 2
+        self,
+        count: Annotated[int, Sem.COUNT],
+        low: Annotated[Number, Sem.NUMBER],
+        high: Annotated[Number, Sem.NUMBER],
+        decimals: Annotated[int, Sem.COUNT] = 2,
     ) -> dict[str, JsonValue]:
         """Draw random decimal numbers uniformly between low and high, rounded.
 
@@ -288,8 +310,12 @@ class DataGeneration(Environment[DataGenerationState]):
         ]
         return self._drawn({"values": values})
 
-    @tool(ToolKind.READ, _DRAW)
-    def random_choice(self, items: list[Item]) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.READ,
+        _DRAW,
+        returns={"choice": Sem.FIELD_VALUE, "index": Sem.INDEX, "seed": Sem.SEED},
+    )
+    def random_choice(self, items: Annotated[list[Item], Sem.FIELD_VALUE]) -> dict[str, JsonValue]:
         """Pick one item of a list at random; the result tells its position and the seed.
 
         Args:
@@ -300,9 +326,12 @@ class DataGeneration(Environment[DataGenerationState]):
         index = self.rng.randrange(len(items))
         return self._drawn({"choice": items[index], "index": index})
 
-    @tool(ToolKind.READ, _DRAW)
+    @tool(ToolKind.READ, _DRAW, returns={"sample.*": Sem.FIELD_VALUE, "seed": Sem.SEED})
     def sample_items(
-        self, items: list[Item], count: int, with_replacement: bool = False
+        self,
+        items: Annotated[list[Item], Sem.FIELD_VALUE],
+        count: Annotated[int, Sem.COUNT],
+        with_replacement: Annotated[bool, Sem.FLAG] = False,
     ) -> dict[str, JsonValue]:
         """Draw a random sample of items from a list.
 
@@ -324,8 +353,8 @@ class DataGeneration(Environment[DataGenerationState]):
             sample = list(self.rng.sample(items, count))
         return self._drawn({"sample": sample})
 
-    @tool(ToolKind.READ, _DRAW)
-    def shuffle_items(self, items: list[Item]) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _DRAW, returns={"items.*": Sem.FIELD_VALUE, "seed": Sem.SEED})
+    def shuffle_items(self, items: Annotated[list[Item], Sem.FIELD_VALUE]) -> dict[str, JsonValue]:
         """Return the items of a list in a random order.
 
         Args:
@@ -337,9 +366,12 @@ class DataGeneration(Environment[DataGenerationState]):
         return self._drawn({"items": shuffled})
 
     # ----- ids ------------------------------------------------------------------------
-    @tool(ToolKind.READ, _DRAW)
+    @tool(ToolKind.READ, _DRAW, returns={"ids.*": Sem.GENERATED_ID, "seed": Sem.SEED})
     def random_hex_ids(
-        self, count: int, length: int = 8, prefix: str | None = None
+        self,
+        count: Annotated[int, Sem.COUNT],
+        length: Annotated[int, Sem.COUNT] = 8,
+        prefix: Annotated[str | None, Sem.ID_PREFIX] = None,
     ) -> dict[str, JsonValue]:
         """Draw distinct random hexadecimal ids, optionally with a prefix.
 
@@ -373,8 +405,13 @@ class DataGeneration(Environment[DataGenerationState]):
             )
         return prefix
 
-    @tool(ToolKind.WRITE, _COUNTER)
-    def generate_ids(self, prefix: str, count: int, width: int = 4) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _COUNTER, returns={"ids.*": Sem.GENERATED_ID, "next_number": Sem.INDEX})
+    def generate_ids(
+        self,
+        prefix: Annotated[str, Sem.ID_PREFIX],
+        count: Annotated[int, Sem.COUNT],
+        width: Annotated[int, Sem.COUNT] = 4,
+    ) -> dict[str, JsonValue]:
         """Allocate sequential ids: the prefix and a zero-padded counter that continues across
         calls (a new prefix starts at 1).
 
@@ -396,8 +433,16 @@ class DataGeneration(Environment[DataGenerationState]):
         self.state.id_counters[prefix] = first + count
         return {"ids": ids, "next_number": first + count}
 
-    @tool(ToolKind.WRITE, _COUNTER)
-    def set_id_counter(self, prefix: str, next_number: int) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.WRITE,
+        _COUNTER,
+        returns={"previous_number": Sem.INDEX, "next_number": Sem.INDEX},
+    )
+    def set_id_counter(
+        self,
+        prefix: Annotated[str, Sem.ID_PREFIX],
+        next_number: Annotated[int, Sem.INDEX],
+    ) -> dict[str, JsonValue]:
         """Set the number the next id of a prefix gets.
 
         Args:
@@ -414,8 +459,13 @@ class DataGeneration(Environment[DataGenerationState]):
         return {"previous_number": previous, "next_number": next_number}
 
     # ----- dates ----------------------------------------------------------------------
-    @tool(ToolKind.READ, _COMPUTE)
-    def date_range(self, start: str, end: str, step_days: int = 1) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _COMPUTE, returns={"dates.*": Sem.DATE})
+    def date_range(
+        self,
+        start: Annotated[str, Sem.DATE],
+        end: Annotated[str, Sem.DATE],
+        step_days: Annotated[int, Sem.DURATION] = 1,
+    ) -> dict[str, JsonValue]:
         """List the dates from start to end (both included) every step_days days.
 
         Args:
@@ -433,9 +483,13 @@ class DataGeneration(Environment[DataGenerationState]):
         ]
         return {"dates": dates}
 
-    @tool(ToolKind.READ, _DRAW)
+    @tool(ToolKind.READ, _DRAW, returns={"dates.*": Sem.DATE, "seed": Sem.SEED})
     def random_dates(
-        self, start: str, end: str, count: int, sort: bool = False
+        self,
+        start: Annotated[str, Sem.DATE],
+        end: Annotated[str, Sem.DATE],
+        count: Annotated[int, Sem.COUNT],
+        sort: Annotated[bool, Sem.FLAG] = False,
     ) -> dict[str, JsonValue]:
         """Draw random dates between start and end (both included), as YYYY-MM-DD.
 
@@ -455,8 +509,20 @@ class DataGeneration(Environment[DataGenerationState]):
         return self._drawn({"dates": dates})
 
     # ----- records --------------------------------------------------------------------
-    @tool(ToolKind.READ, _RECORDS)
-    def sample_records(self, fields: list[FieldSpec], count: int) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.READ,
+        _RECORDS,
+        returns={
+            "columns.*.*": Sem.FIELD_VALUE,
+            "records.*.*": Sem.FIELD_VALUE,
+            "seed": Sem.SEED,
+        },
+    )
+    def sample_records(
+        self,
+        fields: Annotated[list[FieldSpec], Sem.SCHEMA],
+        count: Annotated[int, Sem.COUNT],
+    ) -> dict[str, JsonValue]:
         """Generate random records from a small schema, with each field's values also as a list.
 
         Args:
@@ -506,8 +572,22 @@ class DataGeneration(Environment[DataGenerationState]):
         return (first + timedelta(days=self.rng.randint(0, days))).isoformat()
 
     # ----- summaries ------------------------------------------------------------------
-    @tool(ToolKind.READ, _COMPUTE)
-    def summarise_numbers(self, values: list[Number]) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.READ,
+        _COMPUTE,
+        returns={
+            "count": Sem.COUNT,
+            "sum": Sem.NUMBER,
+            "mean": Sem.NUMBER,
+            "median": Sem.NUMBER,
+            "min": Sem.NUMBER,
+            "max": Sem.NUMBER,
+            "stdev": Sem.NUMBER,
+        },
+    )
+    def summarise_numbers(
+        self, values: Annotated[list[Number], Sem.NUMBER]
+    ) -> dict[str, JsonValue]:
         """Summarise a list of numbers: count, sum, mean, median, minimum, maximum, spread.
 
         Args:
@@ -531,8 +611,17 @@ class DataGeneration(Environment[DataGenerationState]):
             "stdev": round(statistics.pstdev(values), 6),
         }
 
-    @tool(ToolKind.READ, _COMPUTE)
-    def count_values(self, items: list[Item]) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.READ,
+        _COMPUTE,
+        returns={
+            "counts.*.value": Sem.FIELD_VALUE,
+            "counts.*.count": Sem.COUNT,
+            "most_common": Sem.FIELD_VALUE,
+            "distinct": Sem.COUNT,
+        },
+    )
+    def count_values(self, items: Annotated[list[Item], Sem.FIELD_VALUE]) -> dict[str, JsonValue]:
         """Count how often each value occurs in a list, most frequent first.
 
         Args:

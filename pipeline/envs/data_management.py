@@ -22,11 +22,12 @@ import io
 import math
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, JsonValue, model_validator
 
 from pipeline.envs.base import Environment, EnvState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 _CATALOGUE = 0.15
 _SELECT = 0.25
@@ -274,13 +275,17 @@ class DataManagement(Environment[DataManagementState]):
         return rows[:limit]
 
     # ----- catalogue ------------------------------------------------------------------
-    @tool(ToolKind.READ, _CATALOGUE)
+    @tool(ToolKind.READ, _CATALOGUE, returns={"tables.*": Sem.COUNT})
     def list_tables(self) -> dict[str, JsonValue]:
         """List the tables in the store with their number of rows."""
         return {"tables": {name: len(t.rows) for name, t in sorted(self.state.tables.items())}}
 
-    @tool(ToolKind.READ, _CATALOGUE)
-    def describe_table(self, table: str) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.READ,
+        _CATALOGUE,
+        returns={"columns.*": Sem.OPTION, "row_count": Sem.COUNT, "next_id": Sem.RECORD_ID},
+    )
+    def describe_table(self, table: Annotated[str, Sem.TABLE_NAME]) -> dict[str, JsonValue]:
         """Show a table's columns with their types, its row count and the next row id.
 
         Args:
@@ -290,8 +295,12 @@ class DataManagement(Environment[DataManagementState]):
         columns: dict[str, JsonValue] = {"id": "integer", **found.columns}
         return {"columns": columns, "row_count": len(found.rows), "next_id": found.next_id}
 
-    @tool(ToolKind.WRITE, _SCHEMA)
-    def create_table(self, table: str, columns: dict[str, ColumnType]) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _SCHEMA, returns={"created": Sem.FLAG, "column_count": Sem.COUNT})
+    def create_table(
+        self,
+        table: Annotated[str, Sem.TABLE_NAME],
+        columns: Annotated[dict[str, ColumnType], Sem.SCHEMA],
+    ) -> dict[str, JsonValue]:
         """Create an empty table with typed columns; an integer 'id' column is added implicitly.
 
         Args:
@@ -312,8 +321,8 @@ class DataManagement(Environment[DataManagementState]):
         self.state.tables[table] = Table(columns=dict(columns), rows=[], next_id=1)
         return {"created": True, "column_count": len(columns) + 1}
 
-    @tool(ToolKind.WRITE, _SCHEMA)
-    def drop_table(self, table: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _SCHEMA, returns={"dropped": Sem.FLAG, "rows_removed": Sem.COUNT})
+    def drop_table(self, table: Annotated[str, Sem.TABLE_NAME]) -> dict[str, JsonValue]:
         """Delete a table and all its rows.
 
         Args:
@@ -323,9 +332,13 @@ class DataManagement(Environment[DataManagementState]):
         del self.state.tables[table]
         return {"dropped": True, "rows_removed": len(found.rows)}
 
-    @tool(ToolKind.WRITE, _SCHEMA)
+    @tool(ToolKind.WRITE, _SCHEMA, returns={"added": Sem.FLAG, "rows_filled": Sem.COUNT})
     def add_column(
-        self, table: str, column: str, column_type: ColumnType, default: Cell = None
+        self,
+        table: Annotated[str, Sem.TABLE_NAME],
+        column: Annotated[str, Sem.COLUMN_NAME],
+        column_type: Annotated[ColumnType, Sem.OPTION],
+        default: Annotated[Cell, Sem.FIELD_VALUE] = None,
     ) -> dict[str, JsonValue]:
         """Add a typed column to a table, filling existing rows with a default value.
 
@@ -352,8 +365,16 @@ class DataManagement(Environment[DataManagementState]):
         return {"added": True, "rows_filled": len(found.rows)}
 
     # ----- rows -----------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _WRITE_ROWS)
-    def insert_rows(self, table: str, rows: list[dict[str, Cell]]) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.WRITE,
+        _WRITE_ROWS,
+        returns={"inserted_ids.*": Sem.RECORD_ID, "row_count": Sem.COUNT},
+    )
+    def insert_rows(
+        self,
+        table: Annotated[str, Sem.TABLE_NAME],
+        rows: Annotated[list[dict[str, Cell]], Sem.RECORD],
+    ) -> dict[str, JsonValue]:
         """Insert rows into a table; each gets the next id, omitted columns are null.
 
         Args:
@@ -392,15 +413,15 @@ class DataManagement(Environment[DataManagementState]):
         found.next_id += len(new_rows)
         return {"inserted_ids": [row["id"] for row in new_rows], "row_count": len(found.rows)}
 
-    @tool(ToolKind.READ, _SELECT)
+    @tool(ToolKind.READ, _SELECT, returns={"rows.*.*": Sem.FIELD_VALUE, "count": Sem.COUNT})
     def select_rows(
         self,
-        table: str,
-        where_column: str | None = None,
-        where_op: FilterOp = "equals",
-        where_value: Cell = None,
-        columns: list[str] | None = None,
-        limit: int | None = None,
+        table: Annotated[str, Sem.TABLE_NAME],
+        where_column: Annotated[str | None, Sem.COLUMN_NAME] = None,
+        where_op: Annotated[FilterOp, Sem.OPTION] = "equals",
+        where_value: Annotated[Cell, Sem.FIELD_VALUE] = None,
+        columns: Annotated[list[str] | None, Sem.COLUMN_NAME] = None,
+        limit: Annotated[int | None, Sem.COUNT] = None,
     ) -> dict[str, JsonValue]:
         """Select the rows of a table that match a filter, in id order.
 
@@ -419,15 +440,19 @@ class DataManagement(Environment[DataManagementState]):
         shown = self._project(found, table, self._limited(matching, limit), columns)
         return {"rows": shown, "count": len(matching)}  # type: ignore[dict-item]
 
-    @tool(ToolKind.WRITE, _UPDATE_ROWS)
+    @tool(
+        ToolKind.WRITE,
+        _UPDATE_ROWS,
+        returns={"updated_ids.*": Sem.RECORD_ID, "count": Sem.COUNT},
+    )
     def update_rows(
         self,
-        table: str,
-        set_column: str,
-        set_value: Cell,
-        where_column: str | None = None,
-        where_op: FilterOp = "equals",
-        where_value: Cell = None,
+        table: Annotated[str, Sem.TABLE_NAME],
+        set_column: Annotated[str, Sem.COLUMN_NAME],
+        set_value: Annotated[Cell, Sem.FIELD_VALUE],
+        where_column: Annotated[str | None, Sem.COLUMN_NAME] = None,
+        where_op: Annotated[FilterOp, Sem.OPTION] = "equals",
+        where_value: Annotated[Cell, Sem.FIELD_VALUE] = None,
     ) -> dict[str, JsonValue]:
         """Set one column to a value in the rows that match a filter (every row without one).
 
@@ -455,9 +480,17 @@ class DataManagement(Environment[DataManagementState]):
                 updated.append(row["id"])
         return {"updated_ids": updated, "count": len(updated)}
 
-    @tool(ToolKind.WRITE, _WRITE_ROWS)
+    @tool(
+        ToolKind.WRITE,
+        _WRITE_ROWS,
+        returns={"deleted_ids.*": Sem.RECORD_ID, "row_count": Sem.COUNT},
+    )
     def delete_rows(
-        self, table: str, where_column: str, where_op: FilterOp, where_value: Cell
+        self,
+        table: Annotated[str, Sem.TABLE_NAME],
+        where_column: Annotated[str, Sem.COLUMN_NAME],
+        where_op: Annotated[FilterOp, Sem.OPTION],
+        where_value: Annotated[Cell, Sem.FIELD_VALUE],
     ) -> dict[str, JsonValue]:
         """Delete the rows of a table that match a filter.
 
@@ -475,9 +508,13 @@ class DataManagement(Environment[DataManagementState]):
         found.rows = [row for row in found.rows if not keep(row)]
         return {"deleted_ids": deleted, "row_count": len(found.rows)}
 
-    @tool(ToolKind.READ, _SORT)
+    @tool(ToolKind.READ, _SORT, returns={"rows.*.*": Sem.FIELD_VALUE})
     def sort_rows(
-        self, table: str, by: str, descending: bool = False, limit: int | None = None
+        self,
+        table: Annotated[str, Sem.TABLE_NAME],
+        by: Annotated[str, Sem.COLUMN_NAME],
+        descending: Annotated[bool, Sem.FLAG] = False,
+        limit: Annotated[int | None, Sem.COUNT] = None,
     ) -> dict[str, JsonValue]:
         """List a table's rows ordered by a column (nulls last, ties in id order).
 
@@ -517,15 +554,15 @@ class DataManagement(Environment[DataManagementState]):
         assert not isinstance(chosen, bool)
         return chosen
 
-    @tool(ToolKind.READ, _AGGREGATE)
+    @tool(ToolKind.READ, _AGGREGATE, returns={"value": Sem.FIELD_VALUE, "rows": Sem.COUNT})
     def aggregate_column(
         self,
-        table: str,
-        function: Aggregate,
-        column: str,
-        where_column: str | None = None,
-        where_op: FilterOp = "equals",
-        where_value: Cell = None,
+        table: Annotated[str, Sem.TABLE_NAME],
+        function: Annotated[Aggregate, Sem.OPTION],
+        column: Annotated[str, Sem.COLUMN_NAME],
+        where_column: Annotated[str | None, Sem.COLUMN_NAME] = None,
+        where_op: Annotated[FilterOp, Sem.OPTION] = "equals",
+        where_value: Annotated[Cell, Sem.FIELD_VALUE] = None,
     ) -> dict[str, JsonValue]:
         """Compute count, sum, average, minimum or maximum of a column over matching rows.
 
@@ -545,14 +582,14 @@ class DataManagement(Environment[DataManagementState]):
         value = self._aggregate(function, kind, column, [row[column] for row in rows])
         return {"value": value, "rows": len(rows)}
 
-    @tool(ToolKind.READ, _AGGREGATE)
+    @tool(ToolKind.READ, _AGGREGATE, returns={"groups.*.*": Sem.FIELD_VALUE})
     def group_rows(
         self,
-        table: str,
-        group_by: str,
-        function: Aggregate,
-        column: str | None = None,
-        descending: bool = True,
+        table: Annotated[str, Sem.TABLE_NAME],
+        group_by: Annotated[str, Sem.COLUMN_NAME],
+        function: Annotated[Aggregate, Sem.OPTION],
+        column: Annotated[str | None, Sem.COLUMN_NAME] = None,
+        descending: Annotated[bool, Sem.FLAG] = True,
     ) -> dict[str, JsonValue]:
         """Group a table's rows by a column and aggregate each group, ordered by the aggregate.
 
@@ -589,14 +626,14 @@ class DataManagement(Environment[DataManagementState]):
         ordered = _sorted_rows(results, lambda r: r[label], descending)
         return {"groups": ordered}  # type: ignore[dict-item]
 
-    @tool(ToolKind.READ, _JOIN)
+    @tool(ToolKind.READ, _JOIN, returns={"rows.*.*": Sem.FIELD_VALUE, "count": Sem.COUNT})
     def join_tables(
         self,
-        left_table: str,
-        right_table: str,
-        left_column: str,
-        right_column: str | None = None,
-        how: Literal["inner", "left"] = "inner",
+        left_table: Annotated[str, Sem.TABLE_NAME],
+        right_table: Annotated[str, Sem.TABLE_NAME],
+        left_column: Annotated[str, Sem.COLUMN_NAME],
+        right_column: Annotated[str | None, Sem.COLUMN_NAME] = None,
+        how: Annotated[Literal["inner", "left"], Sem.OPTION] = "inner",
     ) -> dict[str, JsonValue]:
         """Join two tables on matching column values; right-table columns whose names clash are
         prefixed with the right table's name and an underscore (e.g. 'customers_id').
@@ -652,9 +689,19 @@ class DataManagement(Environment[DataManagementState]):
                 rows.append({**row, **empty})
         return {"rows": rows, "count": len(rows)}
 
-    @tool(ToolKind.READ, _EXPORT)
+    @tool(
+        ToolKind.READ,
+        _EXPORT,
+        returns={
+            "records.*.*": Sem.FIELD_VALUE,
+            "columns.*.*": Sem.FIELD_VALUE,
+            "csv": Sem.CSV_TEXT,
+        },
+    )
     def export_table(
-        self, table: str, format: Literal["records", "columns", "csv"] = "records"
+        self,
+        table: Annotated[str, Sem.TABLE_NAME],
+        format: Annotated[Literal["records", "columns", "csv"], Sem.FORMAT] = "records",
     ) -> dict[str, JsonValue]:
         """Export a whole table as a list of records, as lists per column, or as CSV text.
 

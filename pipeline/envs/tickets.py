@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, JsonValue
 from typing_extensions import TypedDict
 
 from pipeline.envs.base import Environment, EnvState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 _STATUS_READ = 0.4
 _READ = 0.6
@@ -29,6 +30,36 @@ MAX_CREDENTIAL = 256
 
 #: a ticket id as stored upstream: normally an integer, but imported queues also use strings
 TicketId = int | str
+
+#: fields of a ticket: ours, plus the ones found in upstream's queues
+_TICKET_FIELDS: dict[str, Sem] = {
+    "id": Sem.TICKET_ID,
+    "title": Sem.TITLE,
+    "subject": Sem.TITLE,
+    "issue": Sem.TITLE,
+    "description": Sem.TEXT,
+    "resolution": Sem.TEXT,
+    "status": Sem.STATUS,
+    "priority": Sem.PRIORITY,
+    "created_by": Sem.USER_NAME,
+    "created_at": Sem.DATE,
+    "user_id": Sem.USER_ID,
+    "booking_id": Sem.BOOKING_ID,
+}
+
+
+def _ticket_types(prefix: str) -> dict[str, Sem]:
+    """Result types of a ticket at ``prefix`` (a dotted path, "" for the whole result).
+
+    Upstream queues are free-form: a ticket may nest another ticket-like record under a key
+    (``"ticket_001": {"title": ...}``), and keys we do not know are field values whose meaning
+    depends on the key."""
+    lead = f"{prefix}." if prefix else ""
+    types = {f"{lead}{key}": sem for key, sem in _TICKET_FIELDS.items()}
+    types.update({f"{lead}*.{key}": sem for key, sem in _TICKET_FIELDS.items()})
+    types[f"{lead}*"] = Sem.FIELD_VALUE
+    types[f"{lead}*.*"] = Sem.FIELD_VALUE
+    return types
 
 
 class TicketUpdates(TypedDict, total=False):
@@ -98,8 +129,10 @@ class Tickets(Environment[TicketsState]):
         return self.state.current_user
 
     # ----- session -----------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _LOGIN)
-    def ticket_login(self, username: str, password: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _LOGIN, returns={"success": Sem.FLAG})
+    def ticket_login(
+        self, username: Annotated[str, Sem.USER_NAME], password: Annotated[str, Sem.CREDENTIAL]
+    ) -> dict[str, JsonValue]:
         """Log a user in to the ticket system.
 
         Args:
@@ -111,12 +144,12 @@ class Tickets(Environment[TicketsState]):
         self.state.current_user = username
         return {"success": True}
 
-    @tool(ToolKind.READ, _STATUS_READ)
+    @tool(ToolKind.READ, _STATUS_READ, returns={"login_status": Sem.FLAG})
     def ticket_get_login_status(self) -> dict[str, JsonValue]:
         """Say whether a user is logged in to the ticket system."""
         return {"login_status": self.state.current_user is not None}
 
-    @tool(ToolKind.WRITE, _LOGOUT)
+    @tool(ToolKind.WRITE, _LOGOUT, returns={"success": Sem.FLAG})
     def logout(self) -> dict[str, JsonValue]:
         """Log the current user out of the ticket system."""
         if self.state.current_user is None:
@@ -125,9 +158,12 @@ class Tickets(Environment[TicketsState]):
         return {"success": True}
 
     # ----- tickets -----------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _CREATE)
+    @tool(ToolKind.WRITE, _CREATE, returns=_ticket_types(""))
     def create_ticket(
-        self, title: str, description: str = "", priority: int = 1
+        self,
+        title: Annotated[str, Sem.TITLE],
+        description: Annotated[str, Sem.TEXT] = "",
+        priority: Annotated[int, Sem.PRIORITY] = 1,
     ) -> dict[str, JsonValue]:
         """Open a new ticket in the queue under the logged-in user.
 
@@ -156,8 +192,8 @@ class Tickets(Environment[TicketsState]):
         self.state.ticket_counter = ticket_id + 1
         return dict(ticket)
 
-    @tool(ToolKind.READ, _READ)
-    def get_ticket(self, ticket_id: TicketId) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _READ, returns=_ticket_types(""))
+    def get_ticket(self, ticket_id: Annotated[TicketId, Sem.TICKET_ID]) -> dict[str, JsonValue]:
         """Fetch one ticket by its id.
 
         Args:
@@ -165,8 +201,8 @@ class Tickets(Environment[TicketsState]):
         """
         return dict(self._find(ticket_id))
 
-    @tool(ToolKind.READ, _READ)
-    def get_user_tickets(self, status: str | None = None) -> list[JsonValue]:
+    @tool(ToolKind.READ, _READ, returns=_ticket_types("*"))
+    def get_user_tickets(self, status: Annotated[str | None, Sem.STATUS] = None) -> list[JsonValue]:
         """List the tickets the logged-in user created, optionally only those with a status.
 
         Args:
@@ -179,8 +215,8 @@ class Tickets(Environment[TicketsState]):
             if ticket.get("created_by") == user and (status is None or _status_is(ticket, status))
         ]
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def close_ticket(self, ticket_id: TicketId) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WRITE, returns={"status": Sem.MESSAGE})
+    def close_ticket(self, ticket_id: Annotated[TicketId, Sem.TICKET_ID]) -> dict[str, JsonValue]:
         """Close a ticket.
 
         Args:
@@ -192,8 +228,12 @@ class Tickets(Environment[TicketsState]):
         ticket["status"] = "Closed"
         return {"status": f"Ticket {ticket_id} has been closed successfully."}
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def resolve_ticket(self, ticket_id: TicketId, resolution: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WRITE, returns={"status": Sem.MESSAGE})
+    def resolve_ticket(
+        self,
+        ticket_id: Annotated[TicketId, Sem.TICKET_ID],
+        resolution: Annotated[str, Sem.TEXT],
+    ) -> dict[str, JsonValue]:
         """Mark a ticket as resolved and record how it was resolved.
 
         Args:
@@ -209,8 +249,12 @@ class Tickets(Environment[TicketsState]):
         ticket["resolution"] = resolution
         return {"status": f"Ticket {ticket_id} has been resolved successfully."}
 
-    @tool(ToolKind.WRITE, _WRITE)
-    def edit_ticket(self, ticket_id: TicketId, updates: TicketUpdates) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WRITE, returns={"status": Sem.MESSAGE})
+    def edit_ticket(
+        self,
+        ticket_id: Annotated[TicketId, Sem.TICKET_ID],
+        updates: Annotated[TicketUpdates, Sem.RECORD],
+    ) -> dict[str, JsonValue]:
         """Change some fields of a ticket: its title, description, status or priority.
 
         Args:

@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, field_validator
 
 from pipeline.envs.base import Environment, EnvState, SeededState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 # Latency (seconds), modelled on a retail broker's REST API: the clock is local (0.05); quotes,
 # sector lists and the watch list are cached reads (0.3-0.4); account and order look-ups need an
@@ -45,6 +46,34 @@ _MAX_SYMBOL = 16
 
 OrderType = Literal["Buy", "Sell"]
 OrderStatus = Literal["Open", "Pending", "Completed", "Cancelled"]
+
+Symbol = Annotated[str, Sem.STOCK_SYMBOL]
+OrderId = Annotated[int, Sem.ORDER_ID]
+Usd = Annotated[float, Sem.MONEY_USD]
+
+#: result types of an order record, in both the current and upstream's older shape
+_ORDER_FIELDS: dict[str, Sem] = {
+    "id": Sem.ORDER_ID,
+    "order_type": Sem.OPTION,
+    "symbol": Sem.STOCK_SYMBOL,
+    "price": Sem.MONEY_USD,
+    "amount": Sem.SHARE_COUNT,
+    "num_shares": Sem.SHARE_COUNT,
+    "status": Sem.STATUS,
+}
+#: result types of a transaction record: a cash movement or a trade
+_TRANSACTION_FIELDS: dict[str, Sem] = {
+    "transaction_history.*.type": Sem.OPTION,
+    "transaction_history.*.amount": Sem.MONEY_USD,
+    "transaction_history.*.timestamp": Sem.DATETIME,
+    "transaction_history.*.symbol": Sem.STOCK_SYMBOL,
+    "transaction_history.*.price": Sem.MONEY_USD,
+    "transaction_history.*.num_shares": Sem.SHARE_COUNT,
+    "transaction_history.*.status": Sem.STATUS,
+    "transaction_history.*.order_id": Sem.ORDER_ID,
+}
+#: result types of a deposit or withdrawal
+_TRANSFER_RESULT: dict[str, Sem] = {"status": Sem.MESSAGE, "new_balance": Sem.MONEY_USD}
 
 
 class Stock(EnvState):
@@ -254,8 +283,10 @@ class Trading(Environment[TradingState]):
         return datetime.fromtimestamp(drawn, UTC).strftime(_TIMESTAMP)
 
     # ----- session --------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _LOGIN)
-    def trading_login(self, username: str, password: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _LOGIN, returns={"status": Sem.MESSAGE})
+    def trading_login(
+        self, username: Annotated[str, Sem.USER_NAME], password: Annotated[str, Sem.CREDENTIAL]
+    ) -> dict[str, JsonValue]:
         """Log in to the trading account.
 
         Args:
@@ -269,26 +300,26 @@ class Trading(Environment[TradingState]):
         self.state.authenticated = True
         return {"status": "Logged in successfully"}
 
-    @tool(ToolKind.WRITE, _LOGIN / 2)
+    @tool(ToolKind.WRITE, _LOGIN / 2, returns={"status": Sem.MESSAGE})
     def trading_logout(self) -> dict[str, JsonValue]:
         """Log out of the trading account."""
         self._require_login()
         self.state.authenticated = False
         return {"status": "Logged out successfully"}
 
-    @tool(ToolKind.READ, _CLOCK)
+    @tool(ToolKind.READ, _CLOCK, returns={"status": Sem.FLAG})
     def trading_get_login_status(self) -> dict[str, JsonValue]:
         """Tell whether the trading account is logged in."""
         return {"status": self.state.authenticated}
 
-    @tool(ToolKind.READ, _CLOCK)
+    @tool(ToolKind.READ, _CLOCK, returns={"current_time": Sem.TIME})
     def get_current_time(self) -> dict[str, JsonValue]:
         """Get the market's current time as HH:MM AM/PM."""
         return {"current_time": self._now().strftime("%I:%M %p")}
 
     # ----- market data ----------------------------------------------------------------
-    @tool(ToolKind.READ, _QUOTE)
-    def get_symbol_by_name(self, name: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _QUOTE, returns={"symbol": Sem.STOCK_SYMBOL})
+    def get_symbol_by_name(self, name: Annotated[str, Sem.COMPANY_NAME]) -> dict[str, JsonValue]:
         """Look up the ticker symbol of a company by its name.
 
         Args:
@@ -300,8 +331,18 @@ class Trading(Environment[TradingState]):
             raise ToolError(f"no listed company is called {_shown(name)!r}")
         return {"symbol": symbol}
 
-    @tool(ToolKind.READ, _QUOTE)
-    def get_stock_info(self, symbol: str) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.READ,
+        _QUOTE,
+        returns={
+            "price": Sem.MONEY_USD,
+            "percent_change": Sem.PERCENT,
+            "volume": Sem.NUMBER,
+            "MA(5)": Sem.MONEY_USD,
+            "MA(20)": Sem.MONEY_USD,
+        },
+    )
+    def get_stock_info(self, symbol: Symbol) -> dict[str, JsonValue]:
         """Get a stock's price, percentage change, volume and 5/20-day moving averages.
 
         Args:
@@ -309,8 +350,8 @@ class Trading(Environment[TradingState]):
         """
         return self._stock(symbol).model_dump(mode="json")
 
-    @tool(ToolKind.READ, _QUOTE)
-    def get_available_stocks(self, sector: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _QUOTE, returns={"stock_list.*": Sem.STOCK_SYMBOL})
+    def get_available_stocks(self, sector: Annotated[str, Sem.SECTOR]) -> dict[str, JsonValue]:
         """List the ticker symbols traded in a market sector.
 
         Args:
@@ -323,9 +364,9 @@ class Trading(Environment[TradingState]):
                 return {"stock_list": listed}
         raise ToolError(f"unknown sector {_shown(sector)!r}; known: {', '.join(_SECTORS)}")
 
-    @tool(ToolKind.READ, _QUOTE)
+    @tool(ToolKind.READ, _QUOTE, returns={"filtered_stocks.*": Sem.STOCK_SYMBOL})
     def filter_stocks_by_price(
-        self, stocks: list[str], min_price: float, max_price: float
+        self, stocks: Annotated[list[str], Sem.STOCK_SYMBOL], min_price: Usd, max_price: Usd
     ) -> dict[str, JsonValue]:
         """Keep the stocks whose current price lies within a range (bounds included).
 
@@ -342,8 +383,12 @@ class Trading(Environment[TradingState]):
         ]
         return {"filtered_stocks": kept}
 
-    @tool(ToolKind.READ, _QUOTE)
-    def notify_price_change(self, stocks: list[str], threshold: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _QUOTE, returns={"notification": Sem.MESSAGE})
+    def notify_price_change(
+        self,
+        stocks: Annotated[list[str], Sem.STOCK_SYMBOL],
+        threshold: Annotated[float, Sem.PERCENT],
+    ) -> dict[str, JsonValue]:
         """Report which stocks moved by at least a given percentage.
 
         Args:
@@ -359,13 +404,13 @@ class Trading(Environment[TradingState]):
         return {"notification": f"Stocks with significant price changes: {', '.join(moved)}"}
 
     # ----- watch list -----------------------------------------------------------------
-    @tool(ToolKind.READ, _WATCHLIST_READ)
+    @tool(ToolKind.READ, _WATCHLIST_READ, returns={"watchlist.*": Sem.STOCK_SYMBOL})
     def get_watchlist(self) -> dict[str, JsonValue]:
         """Get the symbols on the watch list."""
         return {"watchlist": list(self.state.watch_list)}
 
-    @tool(ToolKind.WRITE, _WATCHLIST_WRITE)
-    def add_to_watchlist(self, stock: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WATCHLIST_WRITE, returns={"watchlist.*": Sem.STOCK_SYMBOL})
+    def add_to_watchlist(self, stock: Symbol) -> dict[str, JsonValue]:
         """Add a stock to the watch list (no change if it is already there).
 
         Args:
@@ -376,8 +421,8 @@ class Trading(Environment[TradingState]):
             self.state.watch_list.append(stock)
         return {"watchlist": list(self.state.watch_list)}
 
-    @tool(ToolKind.WRITE, _WATCHLIST_WRITE)
-    def remove_stock_from_watchlist(self, symbol: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _WATCHLIST_WRITE, returns={"status": Sem.MESSAGE})
+    def remove_stock_from_watchlist(self, symbol: Symbol) -> dict[str, JsonValue]:
         """Remove a stock from the watch list.
 
         Args:
@@ -389,9 +434,23 @@ class Trading(Environment[TradingState]):
         return {"status": f"Stock {symbol} removed from watchlist successfully."}
 
     # ----- orders ---------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _ORDER)
+    @tool(
+        ToolKind.WRITE,
+        _ORDER,
+        returns={
+            "order_id": Sem.ORDER_ID,
+            "order_type": Sem.OPTION,
+            "status": Sem.STATUS,
+            "price": Sem.MONEY_USD,
+            "amount": Sem.SHARE_COUNT,
+        },
+    )
     def place_order(
-        self, order_type: OrderType, symbol: str, price: float, amount: int
+        self,
+        order_type: Annotated[OrderType, Sem.OPTION],
+        symbol: Symbol,
+        price: Usd,
+        amount: Annotated[int, Sem.SHARE_COUNT],
     ) -> dict[str, JsonValue]:
         """Place a buy or sell order for a stock; a buy needs the balance to cover it.
 
@@ -430,8 +489,8 @@ class Trading(Environment[TradingState]):
             "amount": amount,
         }
 
-    @tool(ToolKind.READ, _ACCOUNT_READ)
-    def get_order_details(self, order_id: int) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _ACCOUNT_READ, returns=_ORDER_FIELDS)
+    def get_order_details(self, order_id: OrderId) -> dict[str, JsonValue]:
         """Get an order's type, symbol, price, number of shares and status.
 
         Args:
@@ -440,8 +499,8 @@ class Trading(Environment[TradingState]):
         self._require_login()
         return self._order(order_id).model_dump(mode="json")
 
-    @tool(ToolKind.WRITE, _CANCEL)
-    def cancel_order(self, order_id: int) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _CANCEL, returns={"order_id": Sem.ORDER_ID, "status": Sem.STATUS})
+    def cancel_order(self, order_id: OrderId) -> dict[str, JsonValue]:
         """Cancel an order that has not completed yet.
 
         Args:
@@ -454,7 +513,7 @@ class Trading(Environment[TradingState]):
         order.status = "Cancelled"
         return {"order_id": order_id, "status": "Cancelled"}
 
-    @tool(ToolKind.READ, _ACCOUNT_READ)
+    @tool(ToolKind.READ, _ACCOUNT_READ, returns={"order_history.*": Sem.ORDER_ID})
     def get_order_history(self) -> dict[str, JsonValue]:
         """List the ids of all orders on the account."""
         self._require_login()
@@ -467,14 +526,22 @@ class Trading(Environment[TradingState]):
         return {"order_history": ids}
 
     # ----- account and money ----------------------------------------------------------
-    @tool(ToolKind.READ, _ACCOUNT_READ)
+    @tool(
+        ToolKind.READ,
+        _ACCOUNT_READ,
+        returns={
+            "account_id": Sem.ACCOUNT_ID,
+            "balance": Sem.MONEY_USD,
+            "binding_card": Sem.CARD_NUMBER,
+        },
+    )
     def get_account_info(self) -> dict[str, JsonValue]:
         """Get the account id, cash balance and the bank card bound to the account."""
         self._require_login()
         return self.state.account_info.model_dump(mode="json")
 
-    @tool(ToolKind.WRITE, _TRANSFER)
-    def fund_account(self, amount: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _TRANSFER, returns=_TRANSFER_RESULT)
+    def fund_account(self, amount: Usd) -> dict[str, JsonValue]:
         """Deposit money into the account from the bound card.
 
         Args:
@@ -490,8 +557,8 @@ class Trading(Environment[TradingState]):
         )
         return {"status": "Account funded successfully", "new_balance": account.balance}
 
-    @tool(ToolKind.WRITE, _TRANSFER)
-    def withdraw_funds(self, amount: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _TRANSFER, returns=_TRANSFER_RESULT)
+    def withdraw_funds(self, amount: Usd) -> dict[str, JsonValue]:
         """Withdraw money from the account balance to the bound card.
 
         Args:
@@ -511,9 +578,11 @@ class Trading(Environment[TradingState]):
         )
         return {"status": "Withdrawal successful", "new_balance": account.balance}
 
-    @tool(ToolKind.READ, _ACCOUNT_READ)
+    @tool(ToolKind.READ, _ACCOUNT_READ, returns=_TRANSACTION_FIELDS)
     def get_transaction_history(
-        self, start_date: str | None = None, end_date: str | None = None
+        self,
+        start_date: Annotated[str | None, Sem.DATE] = None,
+        end_date: Annotated[str | None, Sem.DATE] = None,
     ) -> dict[str, JsonValue]:
         """List the account's transactions, optionally within a date range (both ends included).
 

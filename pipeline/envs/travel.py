@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, JsonValue
 
 from pipeline.envs.base import Environment, SeededState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 _CACHED = 0.3
 _AUTH_READ = 0.8
@@ -160,6 +161,68 @@ _MAX_TEXT = 10_000
 _EXPIRY = re.compile(r"^(0[1-9]|1[0-2])/\d{4}$")
 _TOKEN_LIFETIME = 2
 
+#: an access token from ``authenticate_travel``, as every authenticated tool takes it
+AccessToken = Annotated[str, Sem.CREDENTIAL]
+CardId = Annotated[str, Sem.CARD_ID]
+BookingId = Annotated[str, Sem.BOOKING_ID]
+Airport = Annotated[str, Sem.AIRPORT]
+TravelDate = Annotated[str, Sem.DATE]
+
+#: fields of a stored credit card: ours, plus the spellings found in upstream's configs
+_CARD_FIELDS: dict[str, Sem] = {
+    "card_number": Sem.CARD_NUMBER,
+    "number": Sem.CARD_NUMBER,
+    "expiration_date": Sem.CARD_EXPIRY,
+    "expiry": Sem.CARD_EXPIRY,
+    "expiry_date": Sem.CARD_EXPIRY,
+    "cardholder_name": Sem.PERSON_NAME,
+    "card_holder_name": Sem.PERSON_NAME,
+    "name": Sem.PERSON_NAME,
+    "card_verification_number": Sem.CREDENTIAL,
+    "cvv": Sem.CREDENTIAL,
+    "balance": Sem.MONEY_USD,
+    "budget_limit": Sem.MONEY_USD,
+    "card_type": Sem.OPTION,
+    "type": Sem.OPTION,
+}
+#: fields of a booking record: ours, plus the spellings found in upstream's configs
+_BOOKING_FIELDS: dict[str, Sem] = {
+    "booking_id": Sem.BOOKING_ID,
+    "card_id": Sem.CARD_ID,
+    "transaction_id": Sem.TRANSACTION_ID,
+    "travel_date": Sem.DATE,
+    "date": Sem.DATE,
+    "departure_date": Sem.DATE,
+    "travel_from": Sem.AIRPORT,
+    "travel_to": Sem.AIRPORT,
+    "departure": Sem.AIRPORT,
+    "arrival": Sem.AIRPORT,
+    "departure_city": Sem.CITY,
+    "arrival_city": Sem.CITY,
+    "destination": Sem.CITY,
+    "travel_class": Sem.OPTION,
+    "class": Sem.OPTION,
+    "flight_class": Sem.OPTION,
+    "travel_cost": Sem.MONEY_USD,
+    "cost": Sem.MONEY_USD,
+    "cost_usd": Sem.MONEY_USD,
+    "price": Sem.MONEY_USD,
+    "passenger_name": Sem.PERSON_NAME,
+    "passport_number": Sem.PASSPORT_NUMBER,
+    "insurance": Sem.OPTION,
+    "insurance.plan": Sem.OPTION,
+    "insurance.cost": Sem.MONEY_USD,
+}
+
+
+def _records(prefix: str, fields: dict[str, Sem]) -> dict[str, Sem]:
+    """Result types of a dict of records keyed by id under ``prefix``; keys we do not know
+    (upstream records are free-form) are field values whose meaning depends on the key."""
+    types = {f"{prefix}.*.{path}": sem for path, sem in fields.items()}
+    types[f"{prefix}.*.*"] = Sem.FIELD_VALUE
+    types[f"{prefix}.*.*.*"] = Sem.FIELD_VALUE
+    return types
+
 
 def _parse_date(value: str, what: str) -> date:
     try:
@@ -261,15 +324,24 @@ class Travel(Environment[TravelState]):
         return booking
 
     # ----- account ---------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _AUTH)
+    @tool(
+        ToolKind.WRITE,
+        _AUTH,
+        returns={
+            "expires_in": Sem.DURATION,
+            "access_token": Sem.CREDENTIAL,
+            "token_type": Sem.OPTION,
+            "scope": Sem.OPTION,
+        },
+    )
     def authenticate_travel(
         self,
-        client_id: str,
-        client_secret: str,
-        refresh_token: str,
-        grant_type: Literal["read_write", "read", "write"],
-        user_first_name: str,
-        user_last_name: str,
+        client_id: Annotated[str, Sem.CREDENTIAL],
+        client_secret: Annotated[str, Sem.CREDENTIAL],
+        refresh_token: Annotated[str, Sem.CREDENTIAL],
+        grant_type: Annotated[Literal["read_write", "read", "write"], Sem.OPTION],
+        user_first_name: Annotated[str, Sem.PERSON_NAME],
+        user_last_name: Annotated[str, Sem.PERSON_NAME],
     ) -> dict[str, JsonValue]:
         """Log in to the travel service and obtain an access token for later requests.
 
@@ -302,16 +374,18 @@ class Travel(Environment[TravelState]):
             "scope": grant_type,
         }
 
-    @tool(ToolKind.READ, _CACHED)
+    @tool(ToolKind.READ, _CACHED, returns={"status": Sem.FLAG})
     def travel_get_login_status(self) -> dict[str, JsonValue]:
         """Tell whether a user is currently logged in to the travel service."""
         expires = self.state.token_expires_in
         logged_in = self.state.access_token is not None and (expires is None or expires > 0)
         return {"status": logged_in}
 
-    @tool(ToolKind.READ, _CACHED)
+    @tool(ToolKind.READ, _CACHED, returns={"budget_fiscal_year": Sem.YEAR})
     def get_budget_fiscal_year(
-        self, lastModifiedAfter: str | None = None, includeRemoved: str | None = None
+        self,
+        lastModifiedAfter: Annotated[str | None, Sem.DATETIME] = None,
+        includeRemoved: Annotated[str | None, Sem.FLAG] = None,
     ) -> dict[str, JsonValue]:
         """Get the current budget fiscal year.
 
@@ -322,14 +396,14 @@ class Travel(Environment[TravelState]):
         """
         return {"budget_fiscal_year": self.state.today[:4]}
 
-    @tool(ToolKind.WRITE, _PAYMENT)
+    @tool(ToolKind.WRITE, _PAYMENT, returns={"card_id": Sem.CARD_ID})
     def register_credit_card(
         self,
-        access_token: str,
-        card_number: str,
-        expiration_date: str,
-        cardholder_name: str,
-        card_verification_number: int,
+        access_token: AccessToken,
+        card_number: Annotated[str, Sem.CARD_NUMBER],
+        expiration_date: Annotated[str, Sem.CARD_EXPIRY],
+        cardholder_name: Annotated[str, Sem.PERSON_NAME],
+        card_verification_number: Annotated[int, Sem.CREDENTIAL],
     ) -> dict[str, JsonValue]:
         """Register a credit card with the user's travel account.
 
@@ -364,7 +438,7 @@ class Travel(Environment[TravelState]):
         }
         return {"card_id": card_id}
 
-    @tool(ToolKind.READ, _AUTH_READ)
+    @tool(ToolKind.READ, _AUTH_READ, returns=_records("credit_card_list", _CARD_FIELDS))
     def get_all_credit_cards(self) -> dict[str, JsonValue]:
         """List every credit card registered with the account, keyed by card id."""
         cards: dict[str, JsonValue] = {
@@ -372,8 +446,10 @@ class Travel(Environment[TravelState]):
         }
         return {"credit_card_list": cards}
 
-    @tool(ToolKind.READ, _AUTH_READ)
-    def get_credit_card_balance(self, access_token: str, card_id: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _AUTH_READ, returns={"card_balance": Sem.MONEY_USD})
+    def get_credit_card_balance(
+        self, access_token: AccessToken, card_id: CardId
+    ) -> dict[str, JsonValue]:
         """Get the remaining balance of a registered credit card.
 
         Args:
@@ -386,8 +462,10 @@ class Travel(Environment[TravelState]):
             raise ToolError(f"credit card {card_id!r} has no balance on record")
         return {"card_balance": card["balance"]}
 
-    @tool(ToolKind.WRITE, _AUTH_READ)
-    def set_budget_limit(self, access_token: str, budget_limit: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _AUTH_READ, returns={"budget_limit": Sem.MONEY_USD})
+    def set_budget_limit(
+        self, access_token: AccessToken, budget_limit: Annotated[float, Sem.MONEY_USD]
+    ) -> dict[str, JsonValue]:
         """Set the user's travel budget limit in USD.
 
         Args:
@@ -401,38 +479,41 @@ class Travel(Environment[TravelState]):
         return {"budget_limit": float(budget_limit)}
 
     # ----- look-ups ----------------------------------------------------------------------
-    @tool(ToolKind.READ, _CACHED)
+    @tool(ToolKind.READ, _CACHED, returns={"*": Sem.AIRPORT})
     def list_all_airports(self) -> list[JsonValue]:
         """List the codes of every airport the service flies to."""
         return list(_AIRPORTS)
 
-    @tool(ToolKind.READ, _CACHED)
+    @tool(ToolKind.READ, _CACHED, returns={"nearest_airport": Sem.AIRPORT})
     def get_nearest_airport_by_city(
         self,
-        location: Literal[
-            "Rivermist",
-            "Stonebrook",
-            "Maplecrest",
-            "Silverpine",
-            "Shadowridge",
-            "London",
-            "Paris",
-            "Sunset Valley",
-            "Oakendale",
-            "Willowbend",
-            "Crescent Hollow",
-            "Autumnville",
-            "Pinehaven",
-            "Greenfield",
-            "San Francisco",
-            "Los Angeles",
-            "New York",
-            "Chicago",
-            "Boston",
-            "Beijing",
-            "Hong Kong",
-            "Rome",
-            "Tokyo",
+        location: Annotated[
+            Literal[
+                "Rivermist",
+                "Stonebrook",
+                "Maplecrest",
+                "Silverpine",
+                "Shadowridge",
+                "London",
+                "Paris",
+                "Sunset Valley",
+                "Oakendale",
+                "Willowbend",
+                "Crescent Hollow",
+                "Autumnville",
+                "Pinehaven",
+                "Greenfield",
+                "San Francisco",
+                "Los Angeles",
+                "New York",
+                "Chicago",
+                "Boston",
+                "Beijing",
+                "Hong Kong",
+                "Rome",
+                "Tokyo",
+            ],
+            Sem.CITY,
         ],
     ) -> dict[str, JsonValue]:
         """Find the code of the airport nearest to a city.
@@ -442,9 +523,13 @@ class Travel(Environment[TravelState]):
         """
         return {"nearest_airport": _NEAREST_AIRPORT[location]}
 
-    @tool(ToolKind.READ, _QUOTE)
+    @tool(ToolKind.READ, _QUOTE, returns={"travel_cost_list.*": Sem.MONEY_USD})
     def get_flight_cost(
-        self, travel_from: str, travel_to: str, travel_date: str, travel_class: TravelClass
+        self,
+        travel_from: Airport,
+        travel_to: Airport,
+        travel_date: TravelDate,
+        travel_class: Annotated[TravelClass, Sem.OPTION],
     ) -> dict[str, JsonValue]:
         """Quote the ticket price in USD for a flight on a date in a travel class.
 
@@ -457,9 +542,12 @@ class Travel(Environment[TravelState]):
         cost = flight_cost(travel_from, travel_to, travel_date, travel_class)
         return {"travel_cost_list": [cost]}
 
-    @tool(ToolKind.READ, _CACHED)
+    @tool(ToolKind.READ, _CACHED, returns={"exchanged_value": Sem.MONEY})
     def compute_exchange_rate(
-        self, base_currency: Currency, target_currency: Currency, value: float
+        self,
+        base_currency: Annotated[Currency, Sem.CURRENCY],
+        target_currency: Annotated[Currency, Sem.CURRENCY],
+        value: Annotated[float, Sem.MONEY],
     ) -> dict[str, JsonValue]:
         """Convert an amount of money from one currency to another.
 
@@ -474,15 +562,24 @@ class Travel(Environment[TravelState]):
         return {"exchanged_value": round(converted, 2)}
 
     # ----- bookings ----------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _BOOKING)
+    @tool(
+        ToolKind.WRITE,
+        _BOOKING,
+        returns={
+            "booking_id": Sem.BOOKING_ID,
+            "transaction_id": Sem.TRANSACTION_ID,
+            "booking_status": Sem.FLAG,
+            **_records("booking_history", _BOOKING_FIELDS),
+        },
+    )
     def book_flight(
         self,
-        access_token: str,
-        card_id: str,
-        travel_date: str,
-        travel_from: str,
-        travel_to: str,
-        travel_class: TravelClass,
+        access_token: AccessToken,
+        card_id: CardId,
+        travel_date: TravelDate,
+        travel_from: Airport,
+        travel_to: Airport,
+        travel_class: Annotated[TravelClass, Sem.OPTION],
     ) -> dict[str, JsonValue]:
         """Book a flight and pay for it with a registered credit card.
 
@@ -517,8 +614,8 @@ class Travel(Environment[TravelState]):
             "booking_history": {},
         }
 
-    @tool(ToolKind.READ, _AUTH_READ)
-    def get_booking_history(self, access_token: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _AUTH_READ, returns=_records("booking_history", _BOOKING_FIELDS))
+    def get_booking_history(self, access_token: AccessToken) -> dict[str, JsonValue]:
         """List every booking of the user, keyed by booking id.
 
         Args:
@@ -530,9 +627,24 @@ class Travel(Environment[TravelState]):
         }
         return {"booking_history": history}
 
-    @tool(ToolKind.READ, _AUTH_READ)
+    @tool(
+        ToolKind.READ,
+        _AUTH_READ,
+        returns={
+            "invoice.booking_id": Sem.BOOKING_ID,
+            "invoice.travel_date": Sem.DATE,
+            "invoice.travel_from": Sem.AIRPORT,
+            "invoice.travel_to": Sem.AIRPORT,
+            "invoice.travel_class": Sem.OPTION,
+            "invoice.travel_cost": Sem.MONEY_USD,
+            "invoice.transaction_id": Sem.TRANSACTION_ID,
+        },
+    )
     def retrieve_invoice(
-        self, access_token: str, booking_id: str | None = None, insurance_id: str | None = None
+        self,
+        access_token: AccessToken,
+        booking_id: Annotated[str | None, Sem.BOOKING_ID] = None,
+        insurance_id: Annotated[str | None, Sem.INSURANCE_ID] = None,
     ) -> dict[str, JsonValue]:
         """Get the invoice of a booking.
 
@@ -558,8 +670,10 @@ class Travel(Environment[TravelState]):
             invoice[key] = booking.get(key)
         return {"invoice": invoice}
 
-    @tool(ToolKind.WRITE, _PAYMENT)
-    def cancel_booking(self, access_token: str, booking_id: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _PAYMENT, returns={"cancel_status": Sem.FLAG})
+    def cancel_booking(
+        self, access_token: AccessToken, booking_id: BookingId
+    ) -> dict[str, JsonValue]:
         """Cancel a booking; the fare goes back to the card that paid for it.
 
         Args:
@@ -576,14 +690,18 @@ class Travel(Environment[TravelState]):
         del self.state.booking_record[booking_id]
         return {"cancel_status": True}
 
-    @tool(ToolKind.WRITE, _PAYMENT)
+    @tool(
+        ToolKind.WRITE,
+        _PAYMENT,
+        returns={"insurance_id": Sem.INSURANCE_ID, "insurance_status": Sem.FLAG},
+    )
     def purchase_insurance(
         self,
-        access_token: str,
-        insurance_type: str,
-        insurance_cost: float,
-        booking_id: str,
-        card_id: str,
+        access_token: AccessToken,
+        insurance_type: Annotated[str, Sem.OPTION],
+        insurance_cost: Annotated[float, Sem.MONEY_USD],
+        booking_id: BookingId,
+        card_id: CardId,
     ) -> dict[str, JsonValue]:
         """Buy travel insurance for a booking, paid with a registered credit card.
 
@@ -606,8 +724,10 @@ class Travel(Environment[TravelState]):
         card["balance"] = float(card["balance"]) - insurance_cost  # type: ignore[arg-type]
         return {"insurance_id": insurance_id, "insurance_status": True}
 
-    @tool(ToolKind.WRITE, _SUPPORT)
-    def contact_customer_support(self, booking_id: str, message: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _SUPPORT, returns={"customer_support_message": Sem.MESSAGE})
+    def contact_customer_support(
+        self, booking_id: BookingId, message: Annotated[str, Sem.TEXT]
+    ) -> dict[str, JsonValue]:
         """Send a message about a booking to customer support.
 
         Args:
@@ -622,9 +742,17 @@ class Travel(Environment[TravelState]):
         self.state.support_requests.append({"booking_id": booking_id, "message": message})
         return {"customer_support_message": _SUPPORT_REPLY}
 
-    @tool(ToolKind.READ, _AUTH_READ)
+    @tool(
+        ToolKind.READ,
+        _AUTH_READ,
+        returns={"verification_status": Sem.FLAG, "verification_failure": Sem.MESSAGE},
+    )
     def verify_traveler_information(
-        self, first_name: str, last_name: str, date_of_birth: str, passport_number: str
+        self,
+        first_name: Annotated[str, Sem.PERSON_NAME],
+        last_name: Annotated[str, Sem.PERSON_NAME],
+        date_of_birth: Annotated[str, Sem.DATE],
+        passport_number: Annotated[str, Sem.PASSPORT_NUMBER],
     ) -> dict[str, JsonValue]:
         """Check that a traveller may fly: the account holder, an adult, with a US passport.
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, JsonValue, model_validator
 
 from pipeline.envs.base import Environment, EnvState, SeededState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 _LOCAL = 0.05
 _DISPLAY = 0.1
@@ -140,6 +141,13 @@ class VehicleState(SeededState):
         return self
 
 
+#: result types shared by both brake pedal tools
+_BRAKE_PEDAL_RESULT: dict[str, Sem] = {
+    "brakePedalStatus": Sem.STATUS,
+    "brakePedalForce": Sem.FORCE,
+}
+
+
 def _finite(value: float, name: str) -> float:
     if math.isnan(value) or math.isinf(value):
         raise ToolError(f"{name} must be a finite number")
@@ -184,8 +192,18 @@ class Vehicle(Environment[VehicleState]):
         return env
 
     # ----- engine, doors, brakes --------------------------------------------------------
-    @tool(ToolKind.WRITE, _ENGINE)
-    def startEngine(self, ignitionMode: Literal["START", "STOP"]) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.WRITE,
+        _ENGINE,
+        returns={
+            "engineState": Sem.STATUS,
+            "fuelLevel": Sem.VOLUME_GALLONS,
+            "batteryVoltage": Sem.VOLTAGE,
+        },
+    )
+    def startEngine(
+        self, ignitionMode: Annotated[Literal["START", "STOP"], Sem.OPTION]
+    ) -> dict[str, JsonValue]:
         """Start or stop the engine; starting needs all doors locked and the brake fully pressed.
 
         Args:
@@ -220,8 +238,10 @@ class Vehicle(Environment[VehicleState]):
             "batteryVoltage": state.batteryVoltage,
         }
 
-    @tool(ToolKind.WRITE, _PUMP)
-    def fillFuelTank(self, fuelAmount: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _PUMP, returns={"fuelLevel": Sem.VOLUME_GALLONS})
+    def fillFuelTank(
+        self, fuelAmount: Annotated[float, Sem.VOLUME_GALLONS]
+    ) -> dict[str, JsonValue]:
         """Add fuel to the tank, which holds at most 50 gallons.
 
         Args:
@@ -239,8 +259,16 @@ class Vehicle(Environment[VehicleState]):
         self.state.fuelLevel += fuelAmount
         return {"fuelLevel": self.state.fuelLevel}
 
-    @tool(ToolKind.WRITE, _ACTUATOR)
-    def lockDoors(self, unlock: bool, door: list[DoorName]) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.WRITE,
+        _ACTUATOR,
+        returns={"lockStatus": Sem.STATUS, "remainingUnlockedDoors": Sem.COUNT},
+    )
+    def lockDoors(
+        self,
+        unlock: Annotated[bool, Sem.FLAG],
+        door: Annotated[list[DoorName], Sem.OPTION],
+    ) -> dict[str, JsonValue]:
         """Lock or unlock some of the car's doors.
 
         Args:
@@ -255,8 +283,8 @@ class Vehicle(Environment[VehicleState]):
         self.state.remainingUnlockedDoors = len(self.state.doorStatus.unlocked())
         return {"lockStatus": target, "remainingUnlockedDoors": self.state.remainingUnlockedDoors}
 
-    @tool(ToolKind.WRITE, _ACTUATOR)
-    def pressBrakePedal(self, pedalPosition: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _ACTUATOR, returns=_BRAKE_PEDAL_RESULT)
+    def pressBrakePedal(self, pedalPosition: Annotated[float, Sem.RATIO]) -> dict[str, JsonValue]:
         """Press the brake pedal to a position; it stays pressed until released.
 
         Args:
@@ -269,15 +297,25 @@ class Vehicle(Environment[VehicleState]):
         self.state.brakePedalForce = force
         return {"brakePedalStatus": self.state.brakePedalStatus, "brakePedalForce": force}
 
-    @tool(ToolKind.WRITE, _ACTUATOR)
+    @tool(ToolKind.WRITE, _ACTUATOR, returns=_BRAKE_PEDAL_RESULT)
     def releaseBrakePedal(self) -> dict[str, JsonValue]:
         """Release the brake pedal completely."""
         self.state.brakePedalStatus = "released"
         self.state.brakePedalForce = 0.0
         return {"brakePedalStatus": "released", "brakePedalForce": 0.0}
 
-    @tool(ToolKind.WRITE, _ACTUATOR)
-    def activateParkingBrake(self, mode: Literal["engage", "release"]) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.WRITE,
+        _ACTUATOR,
+        returns={
+            "parkingBrakeStatus": Sem.STATUS,
+            "_parkingBrakeForce": Sem.FORCE,
+            "_slopeAngle": Sem.ANGLE_DEGREES,
+        },
+    )
+    def activateParkingBrake(
+        self, mode: Annotated[Literal["engage", "release"], Sem.OPTION]
+    ) -> dict[str, JsonValue]:
         """Engage or release the parking brake.
 
         Args:
@@ -298,9 +336,20 @@ class Vehicle(Environment[VehicleState]):
         }
 
     # ----- driving aids and comfort ------------------------------------------------------
-    @tool(ToolKind.WRITE, _ACTUATOR)
+    @tool(
+        ToolKind.WRITE,
+        _ACTUATOR,
+        returns={
+            "cruiseStatus": Sem.STATUS,
+            "currentSpeed": Sem.SPEED,
+            "distanceToNextVehicle": Sem.DISTANCE_M,
+        },
+    )
     def setCruiseControl(
-        self, speed: float, activate: bool, distanceToNextVehicle: float
+        self,
+        speed: Annotated[float, Sem.SPEED],
+        activate: Annotated[bool, Sem.FLAG],
+        distanceToNextVehicle: Annotated[float, Sem.DISTANCE_M],
     ) -> dict[str, JsonValue]:
         """Turn cruise control on or off at a speed while the engine is running.
 
@@ -324,13 +373,21 @@ class Vehicle(Environment[VehicleState]):
             "distanceToNextVehicle": distanceToNextVehicle,
         }
 
-    @tool(ToolKind.WRITE, _ACTUATOR)
+    @tool(
+        ToolKind.WRITE,
+        _ACTUATOR,
+        returns={
+            "currentACTemperature": Sem.TEMPERATURE_C,
+            "climateMode": Sem.OPTION,
+            "humidityLevel": Sem.LEVEL,
+        },
+    )
     def adjustClimateControl(
         self,
-        temperature: float,
-        unit: Literal["celsius", "fahrenheit"] = "celsius",
-        fanSpeed: int = 50,
-        mode: Literal["auto", "cool", "heat", "defrost"] = "auto",
+        temperature: Annotated[float, Sem.TEMPERATURE_C],
+        unit: Annotated[Literal["celsius", "fahrenheit"], Sem.OPTION] = "celsius",
+        fanSpeed: Annotated[int, Sem.LEVEL] = 50,
+        mode: Annotated[Literal["auto", "cool", "heat", "defrost"], Sem.OPTION] = "auto",
     ) -> dict[str, JsonValue]:
         """Set the cabin temperature, fan speed and climate mode.
 
@@ -356,8 +413,10 @@ class Vehicle(Environment[VehicleState]):
             "humidityLevel": self.state.humidityLevel,
         }
 
-    @tool(ToolKind.WRITE, _ACTUATOR)
-    def setHeadlights(self, mode: Literal["on", "off", "auto"]) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _ACTUATOR, returns={"headlightStatus": Sem.STATUS})
+    def setHeadlights(
+        self, mode: Annotated[Literal["on", "off", "auto"], Sem.OPTION]
+    ) -> dict[str, JsonValue]:
         """Switch the headlights on or off, or leave them to the light sensor.
 
         Args:
@@ -367,10 +426,29 @@ class Vehicle(Environment[VehicleState]):
         return {"headlightStatus": self.state.headLightStatus}
 
     # ----- status and sensors ------------------------------------------------------------
-    @tool(ToolKind.READ, _SENSOR)
+    @tool(
+        ToolKind.READ,
+        _SENSOR,
+        returns={
+            "fuelLevel": Sem.VOLUME_GALLONS,
+            "batteryVoltage": Sem.VOLTAGE,
+            "doorStatus.*": Sem.STATUS,
+            "currentACTemperature": Sem.TEMPERATURE_C,
+            "fanSpeed": Sem.LEVEL,
+            "climateMode": Sem.OPTION,
+            "humidityLevel": Sem.LEVEL,
+            "headlightStatus": Sem.STATUS,
+            "parkingBrakeStatus": Sem.STATUS,
+            "parkingBrakeForce": Sem.FORCE,
+            "slopeAngle": Sem.ANGLE_DEGREES,
+            "brakePedalStatus": Sem.STATUS,
+            "brakePedalForce": Sem.FORCE,
+            "engineState": Sem.STATUS,
+        },
+    )
     def displayCarStatus(
         self,
-        option: StatusOption,
+        option: Annotated[StatusOption, Sem.OPTION],
     ) -> dict[str, JsonValue]:
         """Show one part of the car's status.
 
@@ -407,7 +485,18 @@ class Vehicle(Environment[VehicleState]):
             }
         return {"engineState": state.engine_state}
 
-    @tool(ToolKind.READ, _SENSOR)
+    @tool(
+        ToolKind.READ,
+        _SENSOR,
+        returns={
+            "frontLeftTirePressure": Sem.PRESSURE_PSI,
+            "frontRightTirePressure": Sem.PRESSURE_PSI,
+            "rearLeftTirePressure": Sem.PRESSURE_PSI,
+            "rearRightTirePressure": Sem.PRESSURE_PSI,
+            "healthy_tire_pressure": Sem.FLAG,
+            "car_info": Sem.RECORD,
+        },
+    )
     def check_tire_pressure(self) -> dict[str, JsonValue]:
         """Read the pressure of all four tyres and say whether it is healthy."""
         state = self.state
@@ -424,23 +513,23 @@ class Vehicle(Environment[VehicleState]):
         result["car_info"] = {}
         return result
 
-    @tool(ToolKind.READ, _SENSOR)
+    @tool(ToolKind.READ, _SENSOR, returns={"currentSpeed": Sem.SPEED})
     def get_current_speed(self) -> dict[str, JsonValue]:
         """Read the vehicle's current speed in km/h."""
         return {"currentSpeed": self.rng.uniform(0.0, 120.0)}
 
-    @tool(ToolKind.READ, _WEATHER)
+    @tool(ToolKind.READ, _WEATHER, returns={"outsideTemperature": Sem.TEMPERATURE_C})
     def get_outside_temperature_from_google(self) -> dict[str, JsonValue]:
         """Look up the outside temperature in °C from Google's weather service."""
         return {"outsideTemperature": self.rng.uniform(-10.0, 40.0)}
 
-    @tool(ToolKind.READ, _WEATHER)
+    @tool(ToolKind.READ, _WEATHER, returns={"outsideTemperature": Sem.TEMPERATURE_C})
     def get_outside_temperature_from_weather_com(self) -> dict[str, JsonValue]:
         """Look up the outside temperature in °C from weather.com."""
         return {"outsideTemperature": self.rng.uniform(-10.0, 40.0)}
 
-    @tool(ToolKind.READ, _DISPLAY)
-    def display_log(self, messages: list[str]) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _DISPLAY, returns={"log.*": Sem.TEXT})
+    def display_log(self, messages: Annotated[list[str], Sem.TEXT]) -> dict[str, JsonValue]:
         """Show messages on the car's display.
 
         Args:
@@ -451,8 +540,10 @@ class Vehicle(Environment[VehicleState]):
         return {"log": list(messages)}
 
     # ----- trips and navigation ----------------------------------------------------------
-    @tool(ToolKind.READ, _LOCAL)
-    def estimate_drive_feasibility_by_mileage(self, distance: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _LOCAL, returns={"canDrive": Sem.FLAG})
+    def estimate_drive_feasibility_by_mileage(
+        self, distance: Annotated[float, Sem.DISTANCE_MILES]
+    ) -> dict[str, JsonValue]:
         """Say whether the fuel in the tank is enough for a trip (the car does 20 miles a gallon).
 
         Args:
@@ -463,8 +554,8 @@ class Vehicle(Environment[VehicleState]):
             raise ToolError("distance cannot be negative")
         return {"canDrive": self.state.fuelLevel * MILES_PER_GALLON >= distance}
 
-    @tool(ToolKind.READ, _LOCAL)
-    def gallon_to_liter(self, gallon: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _LOCAL, returns={"liter": Sem.VOLUME_LITERS})
+    def gallon_to_liter(self, gallon: Annotated[float, Sem.VOLUME_GALLONS]) -> dict[str, JsonValue]:
         """Convert a volume in US gallons to liters.
 
         Args:
@@ -475,8 +566,8 @@ class Vehicle(Environment[VehicleState]):
             raise ToolError("gallon cannot be negative")
         return {"liter": gallon * LITERS_PER_GALLON}
 
-    @tool(ToolKind.READ, _LOCAL)
-    def liter_to_gallon(self, liter: float) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _LOCAL, returns={"gallon": Sem.VOLUME_GALLONS})
+    def liter_to_gallon(self, liter: Annotated[float, Sem.VOLUME_LITERS]) -> dict[str, JsonValue]:
         """Convert a volume in liters to US gallons.
 
         Args:
@@ -487,8 +578,8 @@ class Vehicle(Environment[VehicleState]):
             raise ToolError("liter cannot be negative")
         return {"gallon": liter * GALLONS_PER_LITER}
 
-    @tool(ToolKind.READ, _ONLINE)
-    def get_zipcode_based_on_city(self, city: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _ONLINE, returns={"zipcode": Sem.ZIP_CODE})
+    def get_zipcode_based_on_city(self, city: Annotated[str, Sem.CITY]) -> dict[str, JsonValue]:
         """Look up the zip code of a city.
 
         Args:
@@ -500,8 +591,10 @@ class Vehicle(Environment[VehicleState]):
             raise ToolError(f"unknown city {shown!r}; known: {', '.join(ZIPCODES)}")
         return {"zipcode": zipcode}
 
-    @tool(ToolKind.READ, _ONLINE)
-    def estimate_distance(self, cityA: str, cityB: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _ONLINE, returns={"distance": Sem.DISTANCE_KM})
+    def estimate_distance(
+        self, cityA: Annotated[str, Sem.ZIP_CODE], cityB: Annotated[str, Sem.ZIP_CODE]
+    ) -> dict[str, JsonValue]:
         """Estimate the road distance in km between two cities given by zip code.
 
         Args:
@@ -520,13 +613,13 @@ class Vehicle(Environment[VehicleState]):
             raise ToolError(f"no route between {cityA} and {cityB} is known")
         return {"distance": distance}
 
-    @tool(ToolKind.READ, _ONLINE)
+    @tool(ToolKind.READ, _ONLINE, returns={"shopLocation": Sem.ADDRESS})
     def find_nearest_tire_shop(self) -> dict[str, JsonValue]:
         """Find the address of the nearest tyre shop."""
         return {"shopLocation": TIRE_SHOP}
 
-    @tool(ToolKind.WRITE, _ONLINE)
-    def set_navigation(self, destination: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _ONLINE, returns={"status": Sem.MESSAGE})
+    def set_navigation(self, destination: Annotated[str, Sem.ADDRESS]) -> dict[str, JsonValue]:
         """Start navigating to an address.
 
         Args:

@@ -8,8 +8,8 @@ from pipeline.dependencies import bindable, data_bindings, reorder_changes_outco
 from pipeline.envs import ToolKind, resolve_tool
 from pipeline.envs.diff import state_diff
 from pipeline.models import Evidence, RejectionCode
-from pipeline.semantics import feeds
 from pipeline.replay import trace_calls
+from pipeline.semantics import feeds
 from pipeline.validate.context import Reject, ValidationContext
 
 

@@ -71,7 +71,7 @@ def test_cli_imports_every_multi_turn_file(
     assert main(["import-bfcl", str(bfcl_dir), "--granularity", "task", "--out", str(out)]) == 0
     tasks = list(read_records(out, Task))
     files = multi_turn_files(bfcl_dir)
-    assert len(files) == 3
+    assert len(files) >= 3  # base, miss_func, miss_param (and long_context where present)
     assert len(tasks) >= 150
     assert "imported" in capsys.readouterr().out
     assert main(["import-bfcl", str(tmp_path)]) == 2
