@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
+from pipeline.bfcl.importer import Granularity, ImportReport, import_bfcl, multi_turn_files
 from pipeline.dataset import DEFAULT_BFCL, build_dataset, gather_candidates, new_run_id
 from pipeline.envs import ENVIRONMENTS
 from pipeline.jsonl import RecordError, read_records, write_records
@@ -33,11 +33,19 @@ def _cmd_import_bfcl(args: argparse.Namespace) -> int:
     report = import_bfcl(files, Granularity(args.granularity))
     out: Path = args.out or OUTPUT / "imports" / f"bfcl_{args.granularity}.jsonl"
     write_records(out, report.tasks)
-    print(report.summary())
-    for source, reason in report.skipped[:10]:
-        print(f"  skipped {source}: {reason}")
+    _print_import_report(report)
     print(f"wrote {out}")
     return 0
+
+
+def _print_import_report(report: ImportReport, examples: int = 10) -> None:
+    print(report.summary())
+    for source, reason in report.skipped[:examples]:
+        print(f"  skipped {source}: {reason}")
+    for item in report.dropped[:examples]:
+        print(f"  dropped {item.source} [{item.code}]: {item.message}")
+    if len(report.dropped) > examples:
+        print(f"  ... and {len(report.dropped) - examples} more dropped turns")
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -71,12 +79,20 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
-    print("| tool | kind | latency (s) | description |")
-    print("| --- | --- | --- | --- |")
+    print("| tool | kind | latency (s) | parameters (semantic type) | returns | description |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for env_name, cls in ENVIRONMENTS.items():
         for name, spec in cls.tool_specs().items():
+            params = ", ".join(
+                f"{param}: {spec.param_types[param].value if param in spec.param_types else '?'}"
+                for param in spec.param_names
+            )
+            returns = ", ".join(
+                f"{path or '(value)'}: {sem.value}" for path, sem in spec.result_types
+            )
             print(
-                f"| {env_name}.{name} | {spec.kind.value} | {spec.latency:g} | {spec.description} |"
+                f"| {env_name}.{name} | {spec.kind.value} | {spec.latency:g} | {params} | "
+                f"{returns} | {spec.description} |"
             )
     return 0
 
@@ -115,6 +131,10 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 def _cmd_gather(args: argparse.Namespace) -> int:
     bfcl = None if args.no_bfcl else args.bfcl
     sources = gather_candidates(args.out, bfcl)
+    if bfcl is not None and bfcl.is_dir():
+        # gather_candidates does not hand its report back, so the (deterministic) import runs
+        # again here to show what was kept, merged and dropped
+        _print_import_report(import_bfcl(multi_turn_files(bfcl), Granularity.TURN), examples=5)
     print(f"wrote {sum(sources.values())} candidates {sources} to {args.out}")
     return 0
 

@@ -138,7 +138,8 @@ EXACT_TYPES: frozenset[Sem] = frozenset(
         Sem.EMAIL, Sem.ORDER_ID, Sem.BOOKING_ID, Sem.TICKET_ID, Sem.POST_ID, Sem.COMMENT_ID,
         Sem.MESSAGE_ID, Sem.CARD_ID, Sem.INSURANCE_ID, Sem.TRANSACTION_ID, Sem.RECORD_ID,
         Sem.DOCUMENT_ID, Sem.BUFFER_ID, Sem.GENERATED_ID, Sem.STOCK_SYMBOL, Sem.AIRPORT,
-        Sem.ZIP_CODE, Sem.TABLE_NAME, Sem.COLUMN_NAME, Sem.FIELD_NAME,
+        Sem.ZIP_CODE, Sem.TABLE_NAME, Sem.COLUMN_NAME, Sem.FIELD_NAME, Sem.CARD_NUMBER,
+        Sem.ACCOUNT_ID, Sem.PASSPORT_NUMBER,
     }
 )  # fmt: skip
 
@@ -213,7 +214,7 @@ _QUANTITY_KINDS = frozenset(
     {
         "money", "percent", "count", "distance", "pressure", "volume", "temperature", "speed",
         "weight", "voltage", "force", "ratio", "level", "index", "size", "exchange_rate",
-        "duration",
+        "duration", "angle",
     }
 )  # fmt: skip
 

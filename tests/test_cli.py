@@ -58,7 +58,9 @@ def test_replay_and_tools_commands(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["replay", str(seeds[0])]) == 0
     assert "0 calls raised ToolError" in capsys.readouterr().out
     assert main(["tools"]) == 0
-    assert "| maths.add | read |" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "| maths.add | read |" in listing
+    assert "fuelAmount: volume.gallons" in listing  # semantic types are listed
 
 
 def test_bad_input_file_gives_a_clear_error(

@@ -223,38 +223,40 @@ def _merge_limit(turns: Sequence[_Turn], first: int, last: int) -> str:
     return ""
 
 
+def _turn_outcome(upstream: BfclTask, turns: Sequence[_Turn], last: int) -> TurnOutcome:
+    """Keep turn ``last`` alone, merge it with the turns before it, or drop it."""
+    source = _span_name(upstream, last, last)
+    task, code, message = _verdict(upstream, turns[last : last + 1], source)
+    if code is None:
+        return TurnOutcome(source, Outcome.KEPT, task)
+    first = last
+    while code in LEANS_ON_EARLIER_TURNS:
+        limit = _merge_limit(turns, first - 1, last)
+        if limit:
+            message = f"{message} ({limit})"
+            break
+        first -= 1
+        span = turns[first : last + 1]
+        task, code, message = _verdict(upstream, span, _span_name(upstream, first, last))
+        if code is None:
+            return TurnOutcome(source, Outcome.MERGED, task)
+    assert code is not None
+    if first == last:
+        where = ""
+    elif first == last - 1:
+        where = f"merged with turn {first}: "
+    else:
+        where = f"merged with turns {first}-{last - 1}: "
+    return TurnOutcome(source, Outcome.DROPPED, code=code.value, message=where + message)
+
+
 def turn_outcomes(upstream: BfclTask) -> list[TurnOutcome]:
     """Kept, merged or dropped: one outcome per turn with at least two calls, in turn order.
 
     Raises ``CallParseError`` (before any outcome) if a call of any turn cannot be read.
     """
     turns = _replay_turns(upstream)
-    outcomes = []
-    for turn in turns:
-        if len(turn.sources) < 2:
-            continue
-        source = _span_name(upstream, turn.number, turn.number)
-        task, code, message = _verdict(upstream, [turn], source)
-        if code is None:
-            outcomes.append(TurnOutcome(source, Outcome.KEPT, task))
-            continue
-        first = turn.number
-        while code in LEANS_ON_EARLIER_TURNS:
-            limit = _merge_limit(turns, first - 1, turn.number)
-            if limit:
-                message = f"{message} ({limit})"
-                break
-            first -= 1
-            span = turns[first : turn.number + 1]
-            task, code, message = _verdict(upstream, span, _span_name(upstream, first, turn.number))
-            if code is None:
-                outcomes.append(TurnOutcome(source, Outcome.MERGED, task))
-        if code is not None:
-            where = "" if first == turn.number else f"merged with turns {first}-{turn.number - 1}: "
-            outcomes.append(
-                TurnOutcome(source, Outcome.DROPPED, code=code.value, message=where + message)
-            )
-    return outcomes
+    return [_turn_outcome(upstream, turns, turn.number) for turn in turns if len(turn.sources) >= 2]
 
 
 def tasks_from_bfcl(upstream: BfclTask, granularity: Granularity) -> Iterator[Task]:

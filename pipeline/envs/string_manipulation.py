@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import regex  # type: ignore[import-untyped]
 from pydantic import Field, JsonValue, field_validator
 
 from pipeline.envs.base import Environment, EnvState, ToolError, ToolKind, tool
+from pipeline.semantics import Sem
 
 # Latency (seconds), modelled on a text-processing web API: plain string operations are one
 # round trip (0.1); regular expressions are compiled and run with a time budget (0.25); the
@@ -267,8 +268,10 @@ class StringManipulation(Environment[StringManipulationState]):
         self.state.buffers[name] = text
 
     # ----- case, split, join ------------------------------------------------------------
-    @tool(ToolKind.READ, _TEXT_OP)
-    def change_case(self, text: str, mode: CaseMode) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _TEXT_OP, returns={"result": Sem.TEXT})
+    def change_case(
+        self, text: Annotated[str, Sem.TEXT], mode: Annotated[CaseMode, Sem.OPTION]
+    ) -> dict[str, JsonValue]:
         """Change the letter case or word style of a text.
 
         Args:
@@ -280,9 +283,12 @@ class StringManipulation(Environment[StringManipulationState]):
         """
         return _check_output(_change_case(_check_text(text), mode))
 
-    @tool(ToolKind.READ, _TEXT_OP)
+    @tool(ToolKind.READ, _TEXT_OP, returns={"parts.*": Sem.TEXT, "count": Sem.COUNT})
     def split_text(
-        self, text: str, separator: str | None = None, max_parts: int | None = None
+        self,
+        text: Annotated[str, Sem.TEXT],
+        separator: Annotated[str | None, Sem.SEPARATOR] = None,
+        max_parts: Annotated[int | None, Sem.COUNT] = None,
     ) -> dict[str, JsonValue]:
         """Split a text into parts at a separator.
 
@@ -303,8 +309,12 @@ class StringManipulation(Environment[StringManipulationState]):
             raise ToolError(f"the text splits into {len(parts)} parts; at most {_MAX_PARTS}")
         return {"parts": list(parts), "count": len(parts)}
 
-    @tool(ToolKind.READ, _TEXT_OP)
-    def join_parts(self, parts: list[str], separator: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _TEXT_OP, returns={"result": Sem.TEXT})
+    def join_parts(
+        self,
+        parts: Annotated[list[str], Sem.TEXT],
+        separator: Annotated[str, Sem.SEPARATOR],
+    ) -> dict[str, JsonValue]:
         """Join a list of texts into one, with a separator between them.
 
         Args:
@@ -319,9 +329,13 @@ class StringManipulation(Environment[StringManipulationState]):
         return {"result": separator.join(parts)}
 
     # ----- replacing and searching ------------------------------------------------------
-    @tool(ToolKind.READ, _TEXT_OP)
+    @tool(ToolKind.READ, _TEXT_OP, returns={"result": Sem.TEXT, "replacements": Sem.COUNT})
     def replace_text(
-        self, text: str, old: str, new: str, count: int | None = None
+        self,
+        text: Annotated[str, Sem.TEXT],
+        old: Annotated[str, Sem.KEYWORD],
+        new: Annotated[str, Sem.TEXT],
+        count: Annotated[int | None, Sem.COUNT] = None,
     ) -> dict[str, JsonValue]:
         """Replace occurrences of a substring (plain text, no patterns).
 
@@ -345,13 +359,17 @@ class StringManipulation(Environment[StringManipulationState]):
         result = text.replace(old, new, replaced)  # a count past the matches is all of them
         return {"result": result, "replacements": replaced}
 
-    @tool(ToolKind.READ, _REGEX_OP)
+    @tool(
+        ToolKind.READ,
+        _REGEX_OP,
+        returns={"matches.*": Sem.TEXT, "count": Sem.COUNT, "groups.*.*": Sem.TEXT},
+    )
     def regex_find(
         self,
-        text: str,
-        pattern: str,
-        ignore_case: bool | None = None,
-        max_matches: int | None = None,
+        text: Annotated[str, Sem.TEXT],
+        pattern: Annotated[str, Sem.PATTERN],
+        ignore_case: Annotated[bool | None, Sem.FLAG] = None,
+        max_matches: Annotated[int | None, Sem.COUNT] = None,
     ) -> dict[str, JsonValue]:
         """Find the matches of a regular expression in a text.
 
@@ -383,14 +401,14 @@ class StringManipulation(Environment[StringManipulationState]):
             found["groups"] = captures
         return found
 
-    @tool(ToolKind.READ, _REGEX_OP)
+    @tool(ToolKind.READ, _REGEX_OP, returns={"result": Sem.TEXT, "replacements": Sem.COUNT})
     def regex_replace(
         self,
-        text: str,
-        pattern: str,
-        replacement: str,
-        count: int | None = None,
-        ignore_case: bool | None = None,
+        text: Annotated[str, Sem.TEXT],
+        pattern: Annotated[str, Sem.PATTERN],
+        replacement: Annotated[str, Sem.TEXT],
+        count: Annotated[int | None, Sem.COUNT] = None,
+        ignore_case: Annotated[bool | None, Sem.FLAG] = None,
     ) -> dict[str, JsonValue]:
         """Replace the matches of a regular expression.
 
@@ -409,9 +427,12 @@ class StringManipulation(Environment[StringManipulationState]):
         result, replaced = _regex_sub(compiled, pattern, replacement, text, count or 0)
         return {"result": result, "replacements": replaced}
 
-    @tool(ToolKind.READ, _TEXT_OP)
+    @tool(ToolKind.READ, _TEXT_OP, returns={"found": Sem.FLAG, "index": Sem.INDEX})
     def find_substring(
-        self, text: str, substring: str, occurrence: int | None = None
+        self,
+        text: Annotated[str, Sem.TEXT],
+        substring: Annotated[str, Sem.KEYWORD],
+        occurrence: Annotated[int | None, Sem.INDEX] = None,
     ) -> dict[str, JsonValue]:
         """Find where a substring occurs in a text (0-based character index).
 
@@ -446,13 +467,13 @@ class StringManipulation(Environment[StringManipulationState]):
         return {"found": True, "index": index}
 
     # ----- shaping ----------------------------------------------------------------------
-    @tool(ToolKind.READ, _TEXT_OP)
+    @tool(ToolKind.READ, _TEXT_OP, returns={"result": Sem.TEXT})
     def pad_text(
         self,
-        text: str,
-        width: int,
-        side: Side | None = None,
-        fill_char: str | None = None,
+        text: Annotated[str, Sem.TEXT],
+        width: Annotated[int, Sem.SIZE_BYTES],
+        side: Annotated[Side | None, Sem.OPTION] = None,
+        fill_char: Annotated[str | None, Sem.SEPARATOR] = None,
     ) -> dict[str, JsonValue]:
         """Pad a text with a fill character up to a width; longer texts stay as they are.
 
@@ -475,9 +496,12 @@ class StringManipulation(Environment[StringManipulationState]):
             return {"result": text.center(width, fill)}
         return {"result": text.ljust(width, fill)}
 
-    @tool(ToolKind.READ, _TEXT_OP)
+    @tool(ToolKind.READ, _TEXT_OP, returns={"result": Sem.TEXT})
     def trim_text(
-        self, text: str, side: Side | None = None, characters: str | None = None
+        self,
+        text: Annotated[str, Sem.TEXT],
+        side: Annotated[Side | None, Sem.OPTION] = None,
+        characters: Annotated[str | None, Sem.SEPARATOR] = None,
     ) -> dict[str, JsonValue]:
         """Remove whitespace (or given characters) from the ends of a text.
 
@@ -496,8 +520,13 @@ class StringManipulation(Environment[StringManipulationState]):
             return {"result": text.rstrip(characters)}
         return {"result": text.strip(characters)}
 
-    @tool(ToolKind.READ, _TEXT_OP)
-    def slice_text(self, text: str, start: int, end: int | None = None) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _TEXT_OP, returns={"result": Sem.TEXT})
+    def slice_text(
+        self,
+        text: Annotated[str, Sem.TEXT],
+        start: Annotated[int, Sem.INDEX],
+        end: Annotated[int | None, Sem.INDEX] = None,
+    ) -> dict[str, JsonValue]:
         """Take the part of a text between two character positions (0-based, end excluded).
 
         Args:
@@ -509,9 +538,11 @@ class StringManipulation(Environment[StringManipulationState]):
         _check_text(text)
         return {"result": text[start:end]}
 
-    @tool(ToolKind.READ, _TEXT_OP)
+    @tool(ToolKind.READ, _TEXT_OP, returns={"result": Sem.TEXT})
     def reverse_text(
-        self, text: str, unit: Literal["characters", "words"] | None = None
+        self,
+        text: Annotated[str, Sem.TEXT],
+        unit: Annotated[Literal["characters", "words"] | None, Sem.OPTION] = None,
     ) -> dict[str, JsonValue]:
         """Reverse a text, character by character or word by word.
 
@@ -525,12 +556,12 @@ class StringManipulation(Environment[StringManipulationState]):
             return {"result": " ".join(reversed(text.split()))}
         return {"result": text[::-1]}
 
-    @tool(ToolKind.READ, _TEXT_OP)
+    @tool(ToolKind.READ, _TEXT_OP, returns={"count": Sem.COUNT})
     def count_text(
         self,
-        text: str,
-        unit: Literal["characters", "words", "lines", "occurrences"],
-        substring: str | None = None,
+        text: Annotated[str, Sem.TEXT],
+        unit: Annotated[Literal["characters", "words", "lines", "occurrences"], Sem.OPTION],
+        substring: Annotated[str | None, Sem.KEYWORD] = None,
     ) -> dict[str, JsonValue]:
         """Count the characters, words, lines or occurrences of a substring in a text.
 
@@ -555,8 +586,10 @@ class StringManipulation(Environment[StringManipulationState]):
         return {"count": counters[unit](text)}
 
     # ----- buffers ----------------------------------------------------------------------
-    @tool(ToolKind.WRITE, _BUFFER_WRITE)
-    def save_buffer(self, name: str, text: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _BUFFER_WRITE, returns={"length": Sem.SIZE_BYTES})
+    def save_buffer(
+        self, name: Annotated[str, Sem.BUFFER_ID], text: Annotated[str, Sem.TEXT]
+    ) -> dict[str, JsonValue]:
         """Save a text in a named buffer, replacing what the buffer held.
 
         Args:
@@ -566,9 +599,12 @@ class StringManipulation(Environment[StringManipulationState]):
         self._store(name, text)
         return {"length": len(text)}
 
-    @tool(ToolKind.WRITE, _BUFFER_WRITE)
+    @tool(ToolKind.WRITE, _BUFFER_WRITE, returns={"length": Sem.SIZE_BYTES})
     def append_to_buffer(
-        self, name: str, text: str, separator: str | None = None
+        self,
+        name: Annotated[str, Sem.BUFFER_ID],
+        text: Annotated[str, Sem.TEXT],
+        separator: Annotated[str | None, Sem.SEPARATOR] = None,
     ) -> dict[str, JsonValue]:
         """Append a text to the end of an existing buffer.
 
@@ -582,8 +618,17 @@ class StringManipulation(Environment[StringManipulationState]):
         self._store(name, combined)
         return {"length": len(combined)}
 
-    @tool(ToolKind.WRITE, _BUFFER_WRITE)
-    def replace_in_buffer(self, name: str, old: str, new: str) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.WRITE,
+        _BUFFER_WRITE,
+        returns={"replacements": Sem.COUNT, "length": Sem.SIZE_BYTES},
+    )
+    def replace_in_buffer(
+        self,
+        name: Annotated[str, Sem.BUFFER_ID],
+        old: Annotated[str, Sem.KEYWORD],
+        new: Annotated[str, Sem.TEXT],
+    ) -> dict[str, JsonValue]:
         """Replace every occurrence of a substring inside a buffer, in place.
 
         Args:
@@ -602,8 +647,8 @@ class StringManipulation(Environment[StringManipulationState]):
         self._store(name, current.replace(old, new))
         return {"replacements": found, "length": len(self.state.buffers[name])}
 
-    @tool(ToolKind.READ, _BUFFER_READ)
-    def read_buffer(self, name: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.READ, _BUFFER_READ, returns={"text": Sem.TEXT})
+    def read_buffer(self, name: Annotated[str, Sem.BUFFER_ID]) -> dict[str, JsonValue]:
         """Read the text held in a buffer.
 
         Args:
@@ -611,13 +656,13 @@ class StringManipulation(Environment[StringManipulationState]):
         """
         return {"text": self._buffer(name)}
 
-    @tool(ToolKind.READ, _BUFFER_READ)
+    @tool(ToolKind.READ, _BUFFER_READ, returns={"names.*": Sem.BUFFER_ID})
     def list_buffers(self) -> dict[str, JsonValue]:
         """List the names of the buffers, in alphabetical order."""
         return {"names": list(sorted(self.state.buffers))}
 
-    @tool(ToolKind.WRITE, _BUFFER_WRITE)
-    def delete_buffer(self, name: str) -> dict[str, JsonValue]:
+    @tool(ToolKind.WRITE, _BUFFER_WRITE, returns={"deleted": Sem.FLAG})
+    def delete_buffer(self, name: Annotated[str, Sem.BUFFER_ID]) -> dict[str, JsonValue]:
         """Delete a buffer and its text.
 
         Args:

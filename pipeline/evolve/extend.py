@@ -1,46 +1,120 @@
 """The ``extend`` operator: append a call that consumes an earlier call's output.
 
-Candidates are found by execution, not by rules per tool: for each tool of the task's
-environments, arguments are filled from values the earlier calls returned (matching each
-parameter's JSON type), optional parameters are left out, and the call is run on the state the
-task ends in. A candidate is kept when it runs without ``ToolError`` and takes at least one
-argument from an earlier output (so the new step truly depends on the chain). The question
-gains one sentence for the new step, rendered by the verbaliser with the consumed values
-written as references to the earlier step, never as literals.
+Bindings follow the tool graph (:mod:`pipeline.toolgraph`): a parameter takes an earlier
+output only when the output field means the same thing (same semantic type, or a documented
+widening between specific types) — never by JSON type alone, so a percent change is never
+deposited as money and a ticket status never becomes a password. Every other required
+parameter takes a value the tool itself offers (an enum choice); a tool whose parameters cannot
+all be filled that way is not a candidate. The call is run on the state the task ends in and
+kept when it succeeds, changes something or tells something new, and truly consumes the
+earlier output (the inferred bindings, which are type-aware too, say so).
+
+The question is then written anew from the whole chain by the verbaliser, so the added step
+refers to the value it consumes by its meaning and its step ("the zip code from the second
+step") in a request whose steps are spelled out in order — an appended fixed sentence read
+badly and left the reader to map steps to a free-form question.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.dependencies import bindable, infer_dependencies
-from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, ToolSpec
+from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, ToolSpec, resolve_tool
 from pipeline.evolve.verbalise import Verbaliser
 from pipeline.models import Call, Lineage, Task
 from pipeline.replay import build_envs, replay
+from pipeline.semantics import Sem
+from pipeline.toolgraph import generative_edge
+from pipeline.validate.grounding import schema_offers
 
 MAX_TRIES = 40
 
 
-def _leaves(value: Any) -> Iterator[Any]:
+@dataclass(frozen=True)
+class Produced:
+    """One value an earlier call returned, with its meaning."""
+
+    value: Any
+    sem: Sem | None
+
+
+_NAMED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _leaves(value: Any, path: str = "", named: bool = True) -> Iterator[tuple[str, Any]]:
+    """Scalars with their paths; with ``named``, only those reached through named keys: a
+    value under a data key ("2301877", "Alice") has no name a sentence could use."""
     if isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
+        for key, item in value.items():
+            if named and not _NAMED_KEY.fullmatch(str(key)):
+                continue
+            yield from _leaves(item, f"{path}.{key}" if path else str(key), named)
     elif isinstance(value, list):
-        yield value
-        for item in value:
-            yield from _leaves(item)
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{path}.{index}" if path else str(index), named)
     else:
-        yield value
+        yield path, value
 
 
-def _fits(schema: dict[str, Any], value: Any) -> bool:
+def produced_values(task: Task, outputs: list[Any]) -> list[Produced]:
+    """Every bindable value the task's calls return, typed by its result field."""
+    found: list[Produced] = []
+    seen: set[tuple[str, Any]] = set()
+    for call, output in zip(task.calls, outputs):
+        spec = resolve_tool(call.tool)[1]
+        for path, leaf in _leaves(output):
+            if not bindable(leaf):
+                continue
+            sem = spec.result_type(path)
+            key = (repr(leaf), sem.value if sem else "")
+            if key not in seen:
+                seen.add(key)
+                found.append(Produced(leaf, sem))
+    return found
+
+
+def _enum_choices(schema: dict[str, Any]) -> list[Any]:
+    choices = list(schema.get("enum", []))
+    for branch in schema.get("anyOf", []):
+        if isinstance(branch, dict):
+            choices += branch.get("enum", [])
+    return choices
+
+
+def _argument_options(
+    qualified: str, spec: ToolSpec, produced: list[Produced]
+) -> list[list[tuple[str, Any]]]:
+    """For each required parameter, its (name, value) choices; empty if one has none or no
+    parameter takes an earlier output."""
+    options: list[list[tuple[str, Any]]] = []
+    consumes = False
+    for name in spec.parameters.get("required", []):
+        schema = spec.parameters["properties"][name]
+        wanted = spec.param_types.get(name)
+        bound = [
+            p.value
+            for p in produced
+            if generative_edge(p.sem, wanted, qualified) and _fits(schema, p)
+        ]
+        consumes = consumes or bool(bound)
+        choices = bound[:6] + [v for v in _enum_choices(schema) if schema_offers(schema, v)]
+        if not choices:
+            return []
+        options.append([(name, value) for value in choices[:8]])
+    return options if consumes else []
+
+
+def _fits(schema: dict[str, Any], produced: Produced) -> bool:
+    value = produced.value
     kind = schema.get("type")
     if "anyOf" in schema:
-        return any(_fits(branch, value) for branch in schema["anyOf"])
+        return any(_fits(branch, produced) for branch in schema["anyOf"])
     if "enum" in schema:
         return value in schema["enum"]
     if kind == "string":
@@ -49,23 +123,7 @@ def _fits(schema: dict[str, Any], value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "number":
         return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind == "array":
-        items = schema.get("items", {})
-        return isinstance(value, list) and bool(value) and all(_fits(items, v) for v in value)
     return False
-
-
-def _argument_options(spec: ToolSpec, produced: list[Any]) -> list[list[tuple[str, Any]]] | None:
-    """For each required parameter, the (name, value) choices; None if one has no choice."""
-    options: list[list[tuple[str, Any]]] = []
-    for name in spec.parameters.get("required", []):
-        schema = spec.parameters["properties"][name]
-        choices = [value for value in produced if _fits(schema, value)]
-        choices += [value for value in schema.get("enum", []) if value not in choices]
-        if not choices:
-            return None
-        options.append([(name, value) for value in choices[:6]])
-    return options
 
 
 def extend(task: Task, rng: random.Random, verbaliser: Verbaliser) -> Task | None:
@@ -73,11 +131,8 @@ def extend(task: Task, rng: random.Random, verbaliser: Verbaliser) -> Task | Non
     parent = replay(task)
     if not parent.ok:
         return None
-    produced: list[Any] = []
-    for outcome in parent.outcomes:
-        for leaf in _leaves(outcome.result):
-            if (bindable(leaf) or isinstance(leaf, list)) and leaf not in produced:
-                produced.append(leaf)
+    outputs = [outcome.result for outcome in parent.outcomes]
+    produced = produced_values(task, outputs)
     tools = [
         (env_name, spec)
         for env_name in task.envs
@@ -86,7 +141,7 @@ def extend(task: Task, rng: random.Random, verbaliser: Verbaliser) -> Task | Non
     rng.shuffle(tools)
     tries = 0
     for env_name, spec in tools:
-        options = _argument_options(spec, produced)
+        options = _argument_options(f"{env_name}.{spec.name}", spec, produced)
         if not options:
             continue
         combos = list(itertools.islice(itertools.product(*options), 12))
@@ -95,20 +150,19 @@ def extend(task: Task, rng: random.Random, verbaliser: Verbaliser) -> Task | Non
             tries += 1
             if tries > MAX_TRIES:
                 return None
-            candidate = _try(
-                task, parent.final_state, produced, env_name, spec, dict(combo), verbaliser
-            )
+            candidate = _try(task, parent.final_state, outputs, env_name, spec, dict(combo))
             if candidate is not None:
-                return candidate
+                return _reworded(candidate, task, verbaliser)
     return None
 
 
 def _nothing_new(result: Any, arguments: dict[str, Any], earlier: list[Any]) -> bool:
     """Whether every value a read returns was already known (an input or an earlier output)."""
-    known = {repr(v) for v in _leaves(arguments)} | {repr(v) for v in earlier}
-    known |= {repr(float(v)) for v in [*_leaves(arguments), *earlier] if _is_number(v)}
-    values = [v for v in _leaves(result) if not isinstance(v, list)]
-    return all(repr(v) in known or (_is_number(v) and repr(float(v)) in known) for v in values)
+    known = [v for _, v in _leaves(arguments, named=False)]
+    known += [v for out in earlier for _, v in _leaves(out, named=False)]
+    keys = {repr(v) for v in known} | {repr(float(v)) for v in known if _is_number(v)}
+    values = [v for _, v in _leaves(result, named=False)]
+    return all(repr(v) in keys or (_is_number(v) and repr(float(v)) in keys) for v in values)
 
 
 def _is_number(value: Any) -> bool:
@@ -118,11 +172,10 @@ def _is_number(value: Any) -> bool:
 def _try(
     task: Task,
     final_state: dict[str, dict[str, Any]],
-    final_outputs: list[Any],
+    outputs: list[Any],
     env_name: str,
     spec: ToolSpec,
     arguments: dict[str, Any],
-    verbaliser: Verbaliser,
 ) -> Task | None:
     last = task.calls[-1]
     if last.tool == f"{env_name}.{spec.name}" and last.arguments == arguments:
@@ -132,7 +185,7 @@ def _try(
         result = envs[env_name].invoke(spec.name, arguments)
     except ToolError:
         return None
-    if spec.kind is ToolKind.READ and _nothing_new(result, arguments, final_outputs):
+    if spec.kind is ToolKind.READ and _nothing_new(result, arguments, outputs):
         return None  # e.g. converting USD to USD: a step that tells the user nothing
     if spec.kind is ToolKind.WRITE and envs[env_name].snapshot() == final_state[env_name]:
         return None  # a write that changes nothing would be redundant
@@ -141,21 +194,32 @@ def _try(
     added = inferred[-1]
     if not added.bindings:
         return None  # it must consume an earlier output
-    calls = [*task.calls, added]
-    refs = verbaliser.refs(calls, len(calls) - 1)
-    sentence = verbaliser.phrase(added, refs)
-    question = f"{task.question.rstrip()} After that, {sentence}."
-    extended = task.model_copy(
+    if len(set(added.bindings.values())) < len(added.bindings):
+        return None  # one value passed twice ("add x and x") is not a request a user makes
+    return task.model_copy(update={"calls": [*task.calls, added]})
+
+
+def _reworded(extended: Task, parent: Task, verbaliser: Verbaliser) -> Task | None:
+    calls = extended.calls
+    # the verbaliser states every literal; the dependencies are re-inferred against the new
+    # question, whose wording no longer mentions the values the steps pass along
+    try:
+        question = verbaliser.question(calls)
+    except (KeyError, ValueError):
+        return None
+    calls = infer_dependencies(extended.envs, extended.initial_config, calls, question)
+    question = verbaliser.question(calls)
+    result = extended.model_copy(
         update={
             "question": question,
             "calls": calls,
             "expected": None,
             "lineage": Lineage(
-                parents=[task.id],
+                parents=[parent.id],
                 operator="extend",
-                round=task.lineage.round + 1,
-                source=task.lineage.source,
+                round=parent.lineage.round + 1,
+                source=parent.lineage.source,
             ),
         }
     )
-    return extended.with_content_id()
+    return result.with_content_id()

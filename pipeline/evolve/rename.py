@@ -1,24 +1,42 @@
-"""The ``rename`` operator: rename entities consistently across state, question and calls.
+"""The ``rename`` operator: rename names a user gave to things, consistently everywhere.
 
-An entity is a string the question quotes verbatim that also occurs in the initial state or in
-a call's arguments — a file, a folder, a user, a title. Each chosen entity gets a fresh name of
-the same shape (a file keeps its extension, capitalisation is kept) that occurs nowhere in the
-task, and every occurrence is replaced: state keys and values, text inside longer strings (as
-a whole word), the question and the arguments. Entities the simulators also know from built-in
-tables (a stock symbol, an airport) may no longer resolve after renaming; validation rejects
-those candidates, so the operator need not know the tables.
+A candidate is a string passed literally (not through ``bindings``) to a parameter whose
+semantic type is one of :data:`pipeline.semantics.RENAMEABLE_TYPES` — a file or folder name, a
+person's or user's name, a title, a table, buffer or document name — that the question states
+verbatim (case-sensitively, as a whole token). Nothing else ever changes: dates, numbers,
+units, status words, ids, enum choices the schema offers and the APIs' own vocabulary are not
+names, and neither are values the simulators look up in built-in tables (cities, airports,
+stock symbols), whose types are not renameable.
+
+Each chosen name gets a fresh one of the same kind and shape: a sigil (``@kim``, ``#fun``) and
+a file's extension stay, the letter case pattern and separators stay (``meeting_notes.txt`` ->
+``harbor_quill.txt``), digits stay (``birdwatcher_88`` -> ``mateo_88``). Person names come from
+a pool of first names (a surname is kept), user names are handles built from them, everything
+else from a pool of words; a new name occurs nowhere in the task before.
+
+The question changes only at the spans where the value stands as a whole token — never inside
+a longer word, and never inside the quoted span of another value (the message 'Welcome aboard,
+Priya!' stays as written). When the question quotes the name ('tasks'), only quoted
+occurrences are the name; unquoted ones are prose ("show me the tasks in 'tasks'"). Values and
+dict keys exactly equal to the old name change in the state and in every call's arguments;
+inside longer strings (a file's content, a path, a message in the state) only whole-token
+occurrences change. A rename that would leave a literal argument no longer stated by the
+question or the state is not made.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from pipeline.envs import ENVIRONMENTS
+from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, resolve_tool
 from pipeline.models import Lineage, Task
+from pipeline.semantics import RENAMEABLE_TYPES, Sem
+from pipeline.validate.grounding import Sources, schema_offers
 
 _NAME_POOL = (
     "amber", "birch", "cedar", "delta", "ember", "fjord", "garnet", "harbor", "iris", "juniper",
@@ -28,7 +46,70 @@ _NAME_POOL = (
     "meadow", "nova", "orchid", "pylon", "quill", "ridge", "saffron", "thistle", "vertex", "wren",
     "zenith",
 )  # fmt: skip
-_MIN_LENGTH = 3
+#: first names for people (and the first part of user handles), by the pronouns that fit them
+_FEMALE_NAMES = (
+    "Alice", "Priya", "Ingrid", "Amara", "Elena", "Lucia", "Hana", "Zara", "Leila", "Chloe",
+    "Esther", "Greta", "Imani", "Keiko", "Marisol", "Nadia", "Paloma", "Rosa", "Talia", "Vera",
+    "Ximena", "Yara", "Zofia", "Anouk",
+)  # fmt: skip
+_MALE_NAMES = (
+    "Mateo", "Tomas", "Felix", "Kofi", "Sven", "Ravi", "Omar", "Diego", "Jonas", "Nikolai",
+    "Bruno", "Dmitri", "Farid", "Hugo", "Joaquin", "Lars", "Oskar", "Quentin", "Samir",
+    "Ulrich", "Wendell", "Bilal",
+)  # fmt: skip
+_NEUTRAL_NAMES = ("Yuki", "Noor", "Robin", "Kai", "Sasha", "Jordan", "Quinn", "Rowan", "Eden")
+_PERSON_POOL = _FEMALE_NAMES + _MALE_NAMES + _NEUTRAL_NAMES
+_PRONOUNS = {
+    "female": re.compile(r"\b(she|her|hers|herself)\b", re.IGNORECASE),
+    "male": re.compile(r"\b(he|him|his|himself)\b", re.IGNORECASE),
+}
+#: family names, for a value passed as one (``user_last_name``)
+_SURNAME_POOL = (
+    "Okafor", "Lindqvist", "Moreau", "Tanaka", "Novak", "Castillo", "Brennan", "Sato",
+    "Kowalski", "Mensah", "Ferreira", "Larsen", "Quispe", "Rahman", "Volkov", "Adeyemi",
+    "Bauer", "Cohen", "Dubois", "Esposito", "Gallo", "Horvat", "Ivanova", "Jensen", "Kaur",
+    "Lopez", "Murphy", "Nakamura", "Osei", "Petrov", "Rossi", "Silva", "Torres", "Ueda",
+    "Varga", "Weber", "Yilmaz", "Zhou",
+)  # fmt: skip
+_SURNAME_PARAM = re.compile(r"last_?name|surname|family", re.IGNORECASE)
+_SIGILS = "@#"
+_QUOTES = (("'", "'"), ('"', '"'), ("\u2018", "\u2019"), ("\u201c", "\u201d"), ("`", "`"))
+_MAX_LENGTH = 60
+_TITLE_WORDS = 2
+#: small words a multi-word name may share with the rest of the question
+_STOPWORDS = frozenset(
+    {
+        "a", "an", "and", "at", "by", "for", "from", "in", "into", "of", "on", "or", "the",
+        "to", "with", "my", "our", "your", "is", "are",
+    }
+)  # fmt: skip
+#: nouns that say what a name names: a plain word beside one is the name ("the media folder")
+_KIND_NOUNS = frozenset(
+    {
+        "folder", "folders", "directory", "dir", "table", "buffer", "document", "doc", "file",
+        "account", "user", "handle", "sheet",
+    }
+)  # fmt: skip
+_NAMING_WORDS = frozenset({"named", "called", "titled", "as"})
+_DETERMINERS = frozenset(
+    {"the", "a", "an", "this", "that", "these", "those", "each", "every", "any", "some", "all"}
+)
+#: a name is a whole token: not preceded by a word character, a sigil, or a word character
+#: joined by ``.``/``-`` (``report`` in ``q1.report``); not followed by a word character, a
+#: sigil, or ``.``/``-`` joined to more word characters (``report`` in ``report.txt``)
+_LEFT = r"(?<![\w@#])(?<!\w[.\-])"
+_RIGHT = r"(?![\w@])(?![.\-]\w)"
+#: kinds of names, most specific first: a value passed as several kinds is shaped by the first
+_KIND_ORDER = (
+    Sem.PERSON_NAME, Sem.USER_NAME, Sem.TITLE, Sem.FILE_NAME, Sem.FOLDER_NAME, Sem.TABLE_NAME,
+    Sem.DOCUMENT_ID, Sem.BUFFER_ID,
+)  # fmt: skip
+#: types a renameable value may also be passed as (a folder in a path) and still be renamed
+_ALSO_ALLOWED: frozenset[Sem] = RENAMEABLE_TYPES | {Sem.PATH}
+_DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?$")
+_SEPARATORS = re.compile(r"([_\-. ]+)")
+#: camel-case humps, runs of capitals, lowercase words, digits, anything else
+_HUMPS = re.compile(r"[A-Z][a-z]+|[A-Z]+(?![a-z])|[a-z]+|\d+|[^A-Za-z\d]+")
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -68,80 +149,429 @@ def api_vocabulary() -> frozenset[str]:
     return frozenset(str(word) for word in found)
 
 
-def entities(task: Task) -> list[str]:
-    """Strings worth renaming: quoted by the question and present in the state or arguments."""
-    known = set(_strings(task.initial_config)) | {
-        text for call in task.calls for text in _strings(call.arguments)
-    }
+# --- finding candidates ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Use:
+    """One string in a call's arguments: where it is passed and whether it is a literal."""
+
+    value: str
+    sem: Sem | None
+    schema: dict[str, Any]
+    literal: bool
+    #: the call changes state (it may create the thing this value names)
+    write: bool
+    #: the parameter holds a family name (``user_last_name``)
+    surname: bool
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A name the question states and a literal argument of a renameable type carries."""
+
+    value: str
+    kind: Sem
+    #: a person's family name, replaced from a pool of surnames
+    surname: bool
+    #: (start, end) of each span of the question that is this name
+    spans: tuple[tuple[int, int], ...]
+
+
+def _uses(task: Task) -> Iterator[_Use]:
+    """Every string an argument passes directly (itself or as a list element)."""
+    for call in task.calls:
+        try:
+            _, spec = resolve_tool(call.tool)
+        except ToolError:
+            continue
+        properties = spec.parameters.get("properties", {})
+        write = spec.kind is ToolKind.WRITE
+        for name, value in call.arguments.items():
+            sem = spec.param_types.get(name)
+            schema = properties.get(name, {})
+            surname = _SURNAME_PARAM.search(name) is not None
+            whole_bound = name in call.bindings
+            if isinstance(value, str):
+                yield _Use(value, sem, schema, not whole_bound, write, surname)
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, str):
+                        bound = whole_bound or f"{name}.{index}" in call.bindings
+                        yield _Use(item, sem, schema, not bound, write, surname)
+
+
+def _split_sigil(value: str) -> tuple[str, str]:
+    if value[:1] in _SIGILS:
+        return value[:1], value[1:]
+    return "", value
+
+
+def _looks_like_a_name(value: str) -> bool:
+    _, name = _split_sigil(value)
+    return (
+        2 <= len(name) <= _MAX_LENGTH
+        and "\n" not in value
+        and any(char.isalpha() for char in name)
+        and not _DATE.match(name)
+        and value not in api_vocabulary()
+    )
+
+
+def _token_pattern(text: str) -> re.Pattern[str]:
+    return re.compile(f"{_LEFT}{re.escape(text)}{_RIGHT}")
+
+
+def _quoted(text: str, start: int, end: int) -> bool:
+    return any(
+        start > 0 and text[start - 1] == left and text[end : end + 1] == right
+        for left, right in _QUOTES
+    )
+
+
+def _protected(question: str, values: Iterable[str]) -> list[tuple[int, int]]:
+    """Spans of the question that quote some value of the calls (a message, a pattern ...)."""
+    spans = []
+    for value in set(values):
+        if not value.strip():
+            continue
+        for left, right in _QUOTES:
+            quoted = f"{left}{value}{right}"
+            start = question.find(quoted)
+            while start >= 0:
+                spans.append((start + 1, start + 1 + len(value)))
+                start = question.find(quoted, start + 1)
+    return spans
+
+
+def _inside(span: tuple[int, int], regions: Iterable[tuple[int, int]]) -> bool:
+    return any(start <= span[0] and span[1] <= end for start, end in regions)
+
+
+def _call_strings(task: Task) -> set[str]:
+    return {text for call in task.calls for text in _strings(call.arguments)}
+
+
+def _is_prose(question: str, span: tuple[int, int], quoted_elsewhere: bool) -> bool:
+    """Whether an unquoted occurrence of a plain lowercase word is ordinary prose rather than
+    the name ("show me the tasks in 'tasks'", "the customers' 'id'"). Next to a kind noun
+    ("the media folder"), or after "named"/"called", it is the name; when the question quotes
+    the name elsewhere, other occurrences are prose; otherwise only one after an article is."""
+    before = re.findall(r"[A-Za-z]+", question[: span[0]])[-1:]
+    after = re.match(r"\W*([A-Za-z]+)", question[span[1] :])
+    previous = before[0].lower() if before else ""
+    following = after.group(1).lower() if after else ""
+    if following in _KIND_NOUNS or previous in _KIND_NOUNS or previous in _NAMING_WORDS:
+        return False
+    return quoted_elsewhere or previous in _DETERMINERS
+
+
+def _spans(task: Task, value: str) -> tuple[tuple[int, int], ...]:
+    """Where the question names ``value``: its whole-token occurrences outside other values'
+    quotes, less the occurrences of a plain word that are prose (see :func:`_is_prose`)."""
+    question = task.question
+    others = _protected(question, _call_strings(task) - {value})
+    found = [
+        match.span()
+        for match in _token_pattern(value).finditer(question)
+        if not _inside(match.span(), others)
+    ]
+    quoted = [span for span in found if _quoted(question, *span)]
+    if not (value.isalpha() and value.islower()):
+        return tuple(found)
+    return tuple(
+        span
+        for span in found
+        if span in quoted or not _is_prose(question, span, quoted_elsewhere=bool(quoted))
+    )
+
+
+def _stray_words(task: Task, value: str, spans: tuple[tuple[int, int], ...]) -> bool:
+    """Whether a word of a multi-word name also stands alone in the question ("close the mouse
+    ticket" beside 'Replace mouse'): renaming would leave that reference behind."""
+    words = [w for w in re.findall(r"\w+", value) if w.lower() not in _STOPWORDS and len(w) > 1]
+    if len(words) < 2:
+        return False
+    rest = task.question
+    for start, end in sorted(spans, reverse=True):
+        rest = rest[:start] + " " * (end - start) + rest[end:]
+    return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", rest, re.IGNORECASE) for w in words)
+
+
+def candidates(task: Task) -> list[Candidate]:
+    """The names of ``task`` that ``rename`` may replace, sorted by value."""
+    by_value: dict[str, list[_Use]] = {}
+    for use in _uses(task):
+        by_value.setdefault(use.value, []).append(use)
+    in_state = set(_strings(task.initial_config))
     found = []
-    for text in sorted(known):
-        if len(text) < _MIN_LENGTH or text.replace(".", "").isdigit() or "\n" in text:
+    for value in sorted(by_value):
+        uses = by_value[value]
+        named = [u for u in uses if u.literal and u.sem in RENAMEABLE_TYPES]
+        if not named or not _looks_like_a_name(value):
             continue
-        if len(text) > 60 or text in api_vocabulary():
+        if any(u.sem not in _ALSO_ALLOWED or schema_offers(u.schema, value) for u in uses):
             continue
-        if _word_pattern(text).search(task.question):
-            found.append(text)
+        # a name either names something that exists or is given by a call that creates it; a
+        # value only looked up and found nowhere is a search fragment ("names containing
+        # 'invoice'"), which a new word would no longer match
+        if value not in in_state and not any(u.write for u in named):
+            continue
+        spans = _spans(task, value)
+        if not spans or _stray_words(task, value, spans):
+            continue
+        kinds = {u.sem for u in named}
+        kind = next(k for k in _KIND_ORDER if k in kinds)
+        surname = kind is Sem.PERSON_NAME and all(u.surname for u in named)
+        found.append(Candidate(value, kind, surname, spans))
     return found
 
 
-def _word_pattern(text: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w]){re.escape(text)}(?![\w])")
+def entities(task: Task) -> list[str]:
+    """The values of :func:`candidates` (kept for callers that only want the names)."""
+    return [candidate.value for candidate in candidates(task)]
 
 
-def _shaped_like(old: str, base: str) -> str:
-    stem, dot, extension = old.rpartition(".")
-    if dot and stem and extension.isalnum() and len(extension) <= 5:
-        return f"{_shaped_like(stem, base)}.{extension}"
-    if "_" in old:
-        base = f"{base}_{'_'.join(_NAME_POOL[len(base) % len(_NAME_POOL)].split())}"
-    if old.isupper():
-        return base.upper()
-    if old[:1].isupper():
-        return base.capitalize()
-    return base
+# --- new names -------------------------------------------------------------------------------
 
 
-def _replace(value: Any, mapping: dict[str, str], patterns: dict[str, re.Pattern[str]]) -> Any:
-    if isinstance(value, dict):
-        return {
-            _replace(key, mapping, patterns): _replace(item, mapping, patterns)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_replace(item, mapping, patterns) for item in value]
-    if isinstance(value, str):
-        if value in mapping:
-            return mapping[value]
-        for old, pattern in patterns.items():
-            value = pattern.sub(mapping[old], value)
+class _Pools:
+    """Shuffled pools of fresh words and first names that occur nowhere in the task."""
+
+    def __init__(self, task: Task, rng: random.Random) -> None:
+        self.taken = " ".join(_strings(task.model_dump(mode="json"))).lower()
+        self.words = [w for w in _NAME_POOL if w not in self.taken]
+        self.people = [p for p in _PERSON_POOL if p.lower() not in self.taken]
+        self.surnames = [p for p in _SURNAME_POOL if p.lower() not in self.taken]
+        rng.shuffle(self.words)
+        rng.shuffle(self.people)
+        rng.shuffle(self.surnames)
+        #: a question that speaks of a person as "her" (or "him") only gets names that fit
+        genders = [g for g, pattern in _PRONOUNS.items() if pattern.search(task.question)]
+        self.fitting: frozenset[str] | None = None
+        if genders == ["female"]:
+            self.fitting = frozenset(_FEMALE_NAMES + _NEUTRAL_NAMES)
+        elif genders == ["male"]:
+            self.fitting = frozenset(_MALE_NAMES + _NEUTRAL_NAMES)
+
+    def word(self) -> str | None:
+        return self.words.pop() if self.words else None
+
+    def person(self, fits: frozenset[str] | None = None) -> str | None:
+        """A first name, one of ``fits`` when given (names that suit the question's pronouns)."""
+        for index in range(len(self.people) - 1, -1, -1):
+            if fits is None or self.people[index] in fits:
+                return self.people.pop(index)
+        return None
+
+    def surname(self) -> str | None:
+        return self.surnames.pop() if self.surnames else None
+
+
+def _cased(word: str, like: str, whole: str) -> str:
+    """``word`` written in the letter case of ``like`` (a part of the name ``whole``)."""
+    letters = [c for c in whole if c.isalpha()]
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return word.upper()
+    if like[:1].isupper():
+        return word[:1].upper() + word[1:].lower()
+    return word.lower()
+
+
+def _extension(name: str) -> tuple[str, str]:
+    """(stem, extension with its dots): ``notes.tar.gz`` -> (``notes``, ``.tar.gz``)."""
+    stem, extension = name, ""
+    while True:
+        head, dot, tail = stem.rpartition(".")
+        if not (dot and head and tail.isalnum() and len(tail) <= 5 and not tail.isdigit()):
+            return stem, extension
+        stem, extension = head, f".{tail}{extension}"
+
+
+def _shaped_parts(name: str, pools: _Pools) -> str | None:
+    """Each word of ``name`` replaced by a pool word in its letter case; words are split at
+    separators and camel-case humps; digits, single letters and separators stay
+    (``meeting_notes`` -> ``ember_ridge``, ``FinalReport`` -> ``CedarAtlas``, ``q1_summary``
+    -> ``q1_heron``, ``order_1042`` -> ``cedar_1042``)."""
+    out = []
+    for part in _SEPARATORS.split(name):
+        if not part or _SEPARATORS.fullmatch(part):
+            out.append(part)
+            continue
+        for hump in _HUMPS.findall(part):
+            if not hump.isalpha() or len(hump) == 1:
+                out.append(hump)
+                continue
+            word = pools.word()
+            if word is None:
+                return None
+            out.append(_cased(word, hump, name))
+    return "".join(out)
+
+
+def _handle(name: str, first: str, pools: _Pools) -> str | None:
+    """A user name shaped like ``name``: its first lettered part becomes ``first``, longer
+    later parts pool words; initials (``dana_w``), digits and separators stay."""
+    out = []
+    for part in _SEPARATORS.split(name):
+        if not part or _SEPARATORS.fullmatch(part) or part.isdigit():
+            out.append(part)
+        elif first:
+            out.append(_cased(first, part, name))
+            first = ""
+        elif len(part) <= 2:
+            out.append(part)
+        else:
+            word = pools.word()
+            if word is None:
+                return None
+            out.append(_cased(word, part, name))
+    return "".join(out)
+
+
+def _new_name(candidate: Candidate, pools: _Pools) -> str | None:
+    sigil, name = _split_sigil(candidate.value)
+    kind = candidate.kind
+    new: str | None
+    if kind is Sem.PERSON_NAME:
+        first, space, rest = name.partition(" ")
+        person = pools.surname() if candidate.surname else pools.person(pools.fitting)
+        new = None if person is None else f"{_cased(person, first, name)}{space}{rest}"
+    elif kind is Sem.USER_NAME:
+        person = pools.person()
+        new = None if person is None else _handle(name, person.lower(), pools)
+    elif kind is Sem.TITLE and " " in name.strip():
+        words = name.split()
+        fresh = [pools.word() for _ in range(min(len(words), _TITLE_WORDS))]
+        if any(word is None for word in fresh):
+            return None
+        title_case = all(w[:1].isupper() for w in words if w[:1].isalpha())
+        new = " ".join(
+            _cased(str(word), words[0] if index == 0 or title_case else "x", name)
+            for index, word in enumerate(fresh)
+        )
+    else:
+        stem, extension = _extension(name) if kind is Sem.FILE_NAME else (name, "")
+        shaped = _shaped_parts(stem, pools)
+        new = None if shaped is None else f"{shaped}{extension}"
+    if new is None or new == name or new.lower() in pools.taken:
+        return None
+    return f"{sigil}{new}"
+
+
+# --- applying a renaming ---------------------------------------------------------------------
+
+
+class _Renamer:
+    """Replaces old names by new ones in values, keys and, as whole tokens, longer strings."""
+
+    def __init__(self, mapping: dict[str, str], keep: set[str]) -> None:
+        self.mapping = mapping
+        self.keep = keep
+        olds = sorted(mapping, key=len, reverse=True)
+        self.pattern = re.compile(f"{_LEFT}(?:{'|'.join(map(re.escape, olds))}){_RIGHT}")
+
+    def text(self, value: str) -> str:
+        if value in self.mapping:
+            return self.mapping[value]
+        if value in self.keep:
+            return value
+        return self.pattern.sub(lambda match: self.mapping[match.group()], value)
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {self.text(str(key)): self(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self(item) for item in value]
+        if isinstance(value, str):
+            return self.text(value)
         return value
-    return value
+
+
+def _apply(task: Task, chosen: dict[str, tuple[Candidate, str]]) -> Task:
+    mapping = {old: new for old, (_, new) in chosen.items()}
+    question = task.question
+    spans = sorted((span, new) for candidate, new in chosen.values() for span in candidate.spans)
+    for (start, end), new in reversed(spans):
+        question = question[:start] + new + question[end:]
+    # values the question quotes stay as written, in the arguments and in the state
+    keep = {
+        text
+        for text in _call_strings(task)
+        if text not in mapping and _protected(task.question, [text])
+    }
+    renamer = _Renamer(mapping, keep)
+    calls = [call.model_copy(update={"arguments": renamer(call.arguments)}) for call in task.calls]
+    return task.model_copy(
+        update={
+            "question": question,
+            "initial_config": renamer(task.initial_config),
+            "calls": calls,
+        }
+    )
+
+
+def _literal_strings(task: Task) -> Iterator[tuple[tuple[str, str, int, int], str]]:
+    """((step, argument, element, position), text) of each literal string in the arguments."""
+    for call in task.calls:
+        for name, value in call.arguments.items():
+            if name in call.bindings:
+                continue
+            leaves = value if isinstance(value, list) else [value]
+            for index, leaf in enumerate(leaves):
+                if f"{name}.{index}" in call.bindings:
+                    continue
+                for position, text in enumerate(_strings(leaf)):
+                    yield (call.id, name, index, position), text
+
+
+def _keeps_grounding(before: Task, after: Task) -> bool:
+    """Every literal argument the question or the state stated before is still stated."""
+    old_sources = Sources(before.question, before.initial_config)
+    new_sources = Sources(after.question, after.initial_config)
+    old = dict(_literal_strings(before))
+    return all(
+        new_sources.grounds(text)
+        for key, text in _literal_strings(after)
+        if key in old and old_sources.grounds(old[key])
+    )
+
+
+def _overlaps(candidate: Candidate, chosen: dict[str, tuple[Candidate, str]]) -> bool:
+    """Whether ``candidate`` shares a token or a question span with a name already chosen."""
+    for other, _ in chosen.values():
+        if _token_pattern(other.value).search(candidate.value):
+            return True
+        if _token_pattern(candidate.value).search(other.value):
+            return True
+        if any(a < d and c < b for a, b in candidate.spans for c, d in other.spans):
+            return True
+    return False
 
 
 def rename(task: Task, rng: random.Random, count: int = 2) -> Task | None:
-    """A renamed copy of ``task``, or ``None`` when it has no entity to rename."""
-    candidates = entities(task)
-    if not candidates:
+    """A copy of ``task`` with up to ``count`` names replaced, or ``None`` when it has no name
+    to rename (or no renaming keeps every stated value stated)."""
+    found = candidates(task)
+    if not found:
         return None
-    chosen = rng.sample(candidates, min(count, len(candidates)))
-    everything = " ".join(_strings(task.model_dump(mode="json"))).lower()
-    pool = [name for name in _NAME_POOL if name not in everything]
-    rng.shuffle(pool)
-    mapping: dict[str, str] = {}
-    for old in sorted(chosen, key=len, reverse=True):
-        if not pool:
+    pools = _Pools(task, rng)
+    chosen: dict[str, tuple[Candidate, str]] = {}
+    for candidate in rng.sample(found, len(found)):
+        if len(chosen) >= count:
             break
-        mapping[old] = _shaped_like(old, pool.pop())
-    patterns = {old: _word_pattern(old) for old in sorted(mapping, key=len, reverse=True)}
-    calls = [
-        call.model_copy(update={"arguments": _replace(call.arguments, mapping, patterns)})
-        for call in task.calls
-    ]
-    renamed = task.model_copy(
+        if _overlaps(candidate, chosen):
+            continue
+        new = _new_name(candidate, pools)
+        if new is None:
+            continue
+        trial = {**chosen, candidate.value: (candidate, new)}
+        if _keeps_grounding(task, _apply(task, trial)):
+            chosen = trial
+    if not chosen:
+        return None
+    renamed = _apply(task, chosen).model_copy(
         update={
-            "question": _replace(task.question, mapping, patterns),
-            "initial_config": _replace(task.initial_config, mapping, patterns),
-            "calls": calls,
             "expected": None,
             "lineage": Lineage(
                 parents=[task.id],

@@ -31,7 +31,9 @@ from typing import Any
 import jinja2
 from jinja2.runtime import Macro
 
+from pipeline.envs import ToolError, resolve_tool
 from pipeline.models import Call, Lineage, Task
+from pipeline.semantics import Sem, describe
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
@@ -48,6 +50,31 @@ _KEY_NOUNS = {
     "zipcode": "zip code",
     "watchlist": "watch list",
 }
+
+
+#: output keys that say nothing about what a value is
+_VAGUE_KEYS = frozenset({"result", "results", "value", "values", "output", "data", "content"})
+
+
+#: invisible marks around a rendered reference, so a phrase can be smoothed where a template
+#: put a reference after a noun ("the message the text of ...") and then removed
+_REF_START, _REF_END = "\x02", "\x03"
+_NOUN_BEFORE_REF = re.compile(rf"\bthe ((?:[a-z]+ )?[a-z]+) {_REF_START}([^{_REF_END}]*){_REF_END}")
+_FUNCTION_WORDS = frozenset(
+    {"for", "from", "to", "of", "by", "in", "on", "at", "with", "named", "as", "and", "or"}
+)
+
+
+def _smooth_references(text: str) -> str:
+    """A template's "the message 'hi'" with a reference in place of the value reads "the
+    message the text of ..."; the reference already names the value, so the noun goes."""
+
+    def fix(match: re.Match[str]) -> str:
+        if _FUNCTION_WORDS & set(match.group(1).split()):
+            return match.group(0)
+        return match.group(2)
+
+    return _NOUN_BEFORE_REF.sub(fix, text).replace(_REF_START, "").replace(_REF_END, "")
 
 
 def ordinal(position: int) -> str:
@@ -115,11 +142,15 @@ class Ref:
         *,
         path: str = "",
         consumer_index: int | None = None,
+        meaning: str | None = None,
     ) -> None:
         self.step_index = step_index
         self.argument = argument
         self.path = path
         self.consumer_index = consumer_index
+        #: what the value is by its semantic type ("zip code"), used when its place in the
+        #: output says nothing ("result", a bare list index)
+        self.meaning = meaning
 
     @property
     def _tokens(self) -> list[str]:
@@ -139,6 +170,10 @@ class Ref:
         tokens = self._tokens
         if tokens == ["id"] and _is_id_key(self.argument):
             return f"the {humanise(self.argument)}"
+        if self.meaning and (not tokens or tokens[-1].isdigit() or tokens[-1] in _VAGUE_KEYS):
+            if tokens and tokens[-1].isdigit():
+                return f"the {ordinal(int(tokens[-1]) + 1)} {self.meaning}"
+            return f"the {self.meaning}"
         return _describe(tokens)
 
     def about(self, entity: str) -> str:
@@ -162,8 +197,10 @@ class Ref:
     def __str__(self) -> str:
         noun = self.noun
         if noun == "the result":  # "the result of the previous step"
-            return f"{noun} {self.where.replace('from ', 'of ', 1)}"
-        return f"{noun} {self.where}"
+            text = f"{noun} {self.where.replace('from ', 'of ', 1)}"
+        else:
+            text = f"{noun} {self.where}"
+        return f"{_REF_START}{text}{_REF_END}"
 
     def __repr__(self) -> str:
         return (
@@ -305,7 +342,7 @@ class Verbaliser:
             text = str(macro(**arguments))
         except jinja2.UndefinedError as error:
             raise ValueError(f"step {call.id} ({call.tool}): {error}") from None
-        return text.strip()
+        return _smooth_references(text.strip())
 
     def refs(self, calls: Sequence[Call], position: int) -> dict[str, Ref]:
         """The ``Ref`` of each bound slot of ``calls[position]``."""
@@ -321,6 +358,7 @@ class Verbaliser:
                 slot.partition(".")[0],
                 path=path,
                 consumer_index=position + 1,
+                meaning=_meaning(calls[index[producer]].tool, path),
             )
         return found
 
@@ -338,6 +376,14 @@ class Verbaliser:
         if text.endswith((".", "?", "!")) or re.search(r"[.?!][\'\"]$", text):
             return text  # a quoted sentence already ends it
         return text + "."
+
+
+def _meaning(tool: str, path: str) -> str | None:
+    try:
+        sem = resolve_tool(tool)[1].result_type(path)
+    except ToolError:
+        return None
+    return describe(sem) if sem is not None and sem not in (Sem.NUMBER, Sem.TEXT) else None
 
 
 def verbalise(task: Task, verbaliser: Verbaliser) -> Task:

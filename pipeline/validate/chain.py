@@ -1,6 +1,6 @@
 """The validation chain: cheap checks first, each failure a ``Rejection`` with its evidence.
 
-Order (DESIGN §5): parse -> static -> execute -> dependency -> grounding -> question ->
+Order (DESIGN §5): parse -> static -> execute -> dependency -> question -> grounding ->
 minimality. The
 first failure is the verdict; when it is a static one, the remaining static checks still run
 (they are cheap) and what they find is added to the evidence as ``also_failed``.
@@ -16,6 +16,7 @@ from pipeline.replay import state_digest
 from pipeline.validate.context import Reject, ValidationContext
 from pipeline.validate.execution import (
     check_binding_types,
+    check_conditional_dependencies,
     check_declared_dependencies,
     check_execution,
     check_minimality,
@@ -35,8 +36,9 @@ EXECUTION_CHECKS: tuple[Check, ...] = (
     check_declared_dependencies,
     check_undeclared_dependencies,
     check_unordered_calls,
-    check_grounding,
+    check_conditional_dependencies,
     check_question,
+    check_grounding,
     check_minimality,
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pipeline.dependencies import bindable, data_bindings, reorder_changes_outcome
@@ -146,6 +147,8 @@ def check_declared_dependencies(ctx: ValidationContext) -> None:
             if parent in bound or _feeds(ctx.traces[position[parent]].result, call.arguments):
                 continue
             i = position[parent]
+            if _conditioned_on(ctx, i):
+                continue  # "if the read says so, do this": the question makes the edge
             without, _ = ctx.without(i)
             if ctx.traces[j].same_behaviour(without[j]) and not _orders(ctx, i, j):
                 raise Reject(
@@ -220,6 +223,47 @@ def check_unordered_calls(ctx: ValidationContext) -> None:
                     f"running {calls[j].id} first changes a result or the final state",
                     Evidence(step_id=calls[j].id),
                 )
+
+
+#: a clause that makes a step happen only under a condition on some value; "if possible",
+#: "if needed" and the like condition on nothing the calls return
+_CONDITION = re.compile(
+    r"\b(?:if|unless|in case|only when|whenever)\b(?!\s+(?:possible|needed|necessary|"
+    r"required|you can|you could|applicable|any\s*[,.;]))",
+    re.IGNORECASE,
+)
+
+
+def _conditioned_on(ctx: ValidationContext, index: int) -> bool:
+    """Whether the question is conditional and call ``index`` is a read it may test."""
+    call = ctx.task.calls[index]
+    is_read = resolve_tool(call.tool)[1].kind is ToolKind.READ
+    return is_read and _CONDITION.search(ctx.task.question) is not None
+
+
+def check_conditional_dependencies(ctx: ValidationContext) -> None:
+    """A question that makes a step conditional ("if any tyre is below 35 PSI, find a shop")
+    needs that step to depend on a read that produced the tested value: some call must have a
+    read among its declared ancestors."""
+    match = _CONDITION.search(ctx.task.question)
+    if match is None:
+        return
+    ancestors = ctx.ancestors()
+    reads = [
+        i
+        for i, call in enumerate(ctx.task.calls)
+        if resolve_tool(call.tool)[1].kind is ToolKind.READ
+    ]
+    if any(i in ancestors[j] for i in reads for j in range(i + 1, len(ctx.task.calls))):
+        return
+    start = max(match.start() - 40, 0)
+    raise Reject(
+        RejectionCode.DEPENDENCY_CONDITION_UNLINKED,
+        "the question makes a step conditional ("
+        f"...{ctx.task.question[start : match.end() + 60]}...), but no step depends on a "
+        "read that could produce the tested value",
+        Evidence(output={"condition": ctx.task.question[match.start() : match.end() + 80]}),
+    )
 
 
 def check_minimality(ctx: ValidationContext) -> None:

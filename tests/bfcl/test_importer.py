@@ -1,17 +1,33 @@
-"""Importing BFCL multi-turn files: both granularities, inferred dependencies, the CLI."""
+"""Importing BFCL multi-turn files: both granularities, inferred dependencies, self-contained
+turns (kept, merged with earlier turns, or dropped with a code), the CLI."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 
+from pipeline.bfcl import importer
 from pipeline.bfcl.data import load_tasks
-from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files, tasks_from_bfcl
+from pipeline.bfcl.importer import (
+    LEANS_ON_EARLIER_TURNS,
+    MAX_MERGED_CALLS,
+    MAX_MERGED_TURNS,
+    Granularity,
+    Outcome,
+    import_bfcl,
+    join_requests,
+    multi_turn_files,
+    tasks_from_bfcl,
+    turn_outcomes,
+)
 from pipeline.cli import main
 from pipeline.jsonl import read_records
-from pipeline.models import Task
+from pipeline.models import RejectionCode, Task
 from pipeline.replay import replay
+from pipeline.validate.chain import validate_task
 
 
 def _upstream(bfcl_dir: Path, task_id: str):  # type: ignore[no-untyped-def]
@@ -21,21 +37,27 @@ def _upstream(bfcl_dir: Path, task_id: str):  # type: ignore[no-untyped-def]
 
 def test_turn_granularity_starts_from_the_state_before_the_turn(bfcl_dir: Path) -> None:
     upstream = _upstream(bfcl_dir, "multi_turn_base_0")
-    tasks = list(tasks_from_bfcl(upstream, Granularity.TURN))
+    outcomes = turn_outcomes(upstream)
     # turns 0, 1 and 3 have at least two calls; turn 2 has one
-    assert [t.lineage.source for t in tasks] == [
+    assert [o.source for o in outcomes] == [
         "bfcl:multi_turn_base_0#turn0",
         "bfcl:multi_turn_base_0#turn1",
         "bfcl:multi_turn_base_0#turn3",
     ]
-    first = tasks[0]
+    first = outcomes[0].task
+    assert outcomes[0].outcome is Outcome.KEPT and first is not None
     assert first.envs == ["filesystem"] and first.category == "filesystem"
     assert [c.tool for c in first.calls] == ["filesystem.cd", "filesystem.mkdir", "filesystem.mv"]
     # mkdir happens inside the folder cd entered; mv moves into the folder mkdir made
     assert [c.depends_on for c in first.calls] == [[], ["s1"], ["s2"]]
-    # turn 1 starts where turn 0 left the filesystem: inside document/, temp/ already made
-    assert tasks[1].initial_config["filesystem"] != first.initial_config["filesystem"]
+    # a task starts where the turns before its first turn left the filesystem
+    states = [turn.state["filesystem"] for turn in importer._replay_turns(upstream)]
+    assert states[1] != states[0]  # inside document/, temp/ already made
+    tasks = list(tasks_from_bfcl(upstream, Granularity.TURN))
+    assert tasks == [o.task for o in outcomes if o.task is not None]
     for task in tasks:
+        span = (task.lineage.source or "").split("#turn")[1]
+        assert task.initial_config["filesystem"] == states[int(span.split("-")[0])]
         assert replay(task).ok
 
 
@@ -52,7 +74,8 @@ def test_all_base_tasks_import_and_replay(bfcl_dir: Path) -> None:
     report = import_bfcl([bfcl_dir / "BFCL_v4_multi_turn_base.json"], Granularity.TURN)
     print("\n" + report.summary())
     assert not report.skipped, report.skipped[:5]
-    assert len(report.tasks) > 150
+    # turns that do not stand on their own are merged or dropped (see the tests below)
+    assert len(report.tasks) >= 0.4 * (report.kept + report.merged + len(report.dropped))
     clean = sum(replay(task).ok for task in report.tasks)
     print(f"replay without ToolError: {clean}/{len(report.tasks)}")
     assert clean / len(report.tasks) >= 0.9
@@ -75,3 +98,166 @@ def test_cli_imports_every_multi_turn_file(
     assert len(tasks) >= 150
     assert "imported" in capsys.readouterr().out
     assert main(["import-bfcl", str(tmp_path)]) == 2
+
+
+# --- self-contained turns on synthetic upstream tasks (no peer data needed) -------------------
+
+_FILES = {
+    "home": {
+        "type": "directory",
+        "contents": {
+            "report.txt": {"type": "file", "content": "Quarterly numbers are up."},
+            "notes.txt": {"type": "file", "content": "Call the bank."},
+        },
+    }
+}
+
+# turn 0 stands alone; turn 1 names neither the folder nor the file, only turn 0 does;
+# turn 2 reads a file that does not exist: a tool error, not a matter of context
+_TURNS = [
+    ("Create a folder named 'archive' and move 'report.txt' into it.",
+     ["mkdir(dir_name='archive')", "mv(source='report.txt', destination='archive')"]),
+    ("Open the new folder and show me what the file says.",
+     ["cd(folder='archive')", "cat(file_name='report.txt')"]),
+    ("Show me 'missing.txt' and then 'report.txt'.",
+     ["cat(file_name='missing.txt')", "cat(file_name='report.txt')"]),
+]  # fmt: skip
+
+
+def _write_bfcl(folder: Path, task_id: str, turns: list[tuple[str, list[str]]]) -> Path:
+    """A BFCL-shaped task file with its ground truth in ``possible_answer/`` beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    task_file = folder / "BFCL_v4_multi_turn_base.json"
+    row = {
+        "id": task_id,
+        "question": [[{"role": "user", "content": text}] if text else [] for text, _ in turns],
+        "initial_config": {"GorillaFileSystem": {"root": _FILES}},
+        "involved_classes": ["GorillaFileSystem"],
+    }
+    task_file.write_text(json.dumps(row) + "\n")
+    (folder / "possible_answer").mkdir(exist_ok=True)
+    answer = {"id": task_id, "ground_truth": [calls for _, calls in turns]}
+    (folder / "possible_answer" / task_file.name).write_text(json.dumps(answer) + "\n")
+    return task_file
+
+
+def test_a_turn_leaning_on_the_turn_before_is_merged_with_it(tmp_path: Path) -> None:
+    (upstream,) = load_tasks(_write_bfcl(tmp_path, "synthetic_0", _TURNS))
+    outcomes = turn_outcomes(upstream)
+    assert [(o.source, o.outcome) for o in outcomes] == [
+        ("bfcl:synthetic_0#turn0", Outcome.KEPT),
+        ("bfcl:synthetic_0#turn1", Outcome.MERGED),
+        ("bfcl:synthetic_0#turn2", Outcome.DROPPED),
+    ]
+    kept, merged = outcomes[0].task, outcomes[1].task
+    assert kept is not None and merged is not None
+    assert merged.lineage.source == "bfcl:synthetic_0#turn0-1"
+    # one question holding both requests, in order, each as written
+    first, second = _TURNS[0][0], _TURNS[1][0]
+    assert merged.question == f"{first} {second}"
+    # all calls of both turns in order, from the state before turn 0, dependencies re-inferred
+    assert [c.tool for c in merged.calls] == [
+        "filesystem.mkdir", "filesystem.mv", "filesystem.cd", "filesystem.cat"
+    ]  # fmt: skip
+    assert [c.id for c in merged.calls] == ["s1", "s2", "s3", "s4"]
+    assert merged.initial_config == kept.initial_config
+    assert merged.calls[2].depends_on  # cd enters the folder turn 0 made and filled
+    assert "s3" in merged.calls[3].depends_on  # cat reads inside that folder
+    assert validate_task(merged).accepted and replay(merged).ok
+    # alone, turn 1 is rejected for leaning on turn 0 (the values it needs are only there)
+    turns = importer._replay_turns(upstream)
+    alone = importer._span_task(upstream, turns[1:2], "bfcl:synthetic_0#turn1")
+    rejection = validate_task(alone).rejection
+    assert rejection is not None and rejection.code in LEANS_ON_EARLIER_TURNS
+    # turn 2 fails for another reason: dropped with that code and its message, never merged
+    assert outcomes[2].task is None
+    assert outcomes[2].code == RejectionCode.EXECUTE_TOOL_ERROR.value
+    assert "missing.txt" in outcomes[2].message
+    assert list(tasks_from_bfcl(upstream, Granularity.TURN)) == [kept, merged]
+
+
+def test_a_turn_with_calls_but_no_text_joins_the_request_before_it(tmp_path: Path) -> None:
+    # as in BFCL's miss_func files: the request comes in one turn, its calls in the next
+    turns = [(_TURNS[0][0], []), ("", _TURNS[0][1])]
+    (upstream,) = load_tasks(_write_bfcl(tmp_path, "synthetic_1", turns))
+    (outcome,) = turn_outcomes(upstream)
+    assert outcome.outcome is Outcome.MERGED and outcome.task is not None
+    assert outcome.task.lineage.source == "bfcl:synthetic_1#turn0-1"
+    assert outcome.task.question == _TURNS[0][0]
+    # with no earlier turn to give the request, the turn is dropped as asking for nothing
+    (upstream,) = load_tasks(_write_bfcl(tmp_path / "alone", "synthetic_2", [("", _TURNS[0][1])]))
+    (outcome,) = turn_outcomes(upstream)
+    assert outcome.outcome is Outcome.DROPPED
+    assert outcome.code == RejectionCode.QUESTION_NO_REQUEST.value
+
+
+def test_merging_stops_at_the_cap(tmp_path: Path) -> None:
+    # the request sits MAX_MERGED_TURNS turns back: too far to merge, so the turn is dropped
+    replies = ["Thanks.", "Good to know.", "Noted, carry on.", "Great.", "Fine."]
+    chatter: list[tuple[str, list[str]]] = [(text, []) for text in replies[: MAX_MERGED_TURNS - 1]]
+    turns = [(_TURNS[0][0], []), *chatter, ("", _TURNS[0][1])]
+    (upstream,) = load_tasks(_write_bfcl(tmp_path, "synthetic_3", turns))
+    (outcome,) = turn_outcomes(upstream)
+    assert outcome.outcome is Outcome.DROPPED and outcome.code in LEANS_ON_EARLIER_TURNS
+    assert f"{MAX_MERGED_TURNS} turns and {MAX_MERGED_CALLS} calls" in outcome.message
+
+
+def test_join_requests_reads_as_one_message() -> None:
+    assert join_requests(["Open 'a'.", "", "  Then close it  "]) == "Open 'a'. Then close it"
+    assert join_requests(["Say 'hi!'", "Go"]) == "Say 'hi!' Go"
+    assert join_requests(["My password is pw123", "Log in."]) == "My password is pw123. Log in."
+
+
+def test_report_counts_every_turn_and_the_cli_prints_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task_file = _write_bfcl(tmp_path, "synthetic_0", _TURNS)
+    report = import_bfcl([task_file], Granularity.TURN)
+    assert (report.kept, report.merged, len(report.dropped)) == (1, 1, 1)
+    assert report.dropped_by_code() == {"execute.tool_error": 1}
+    assert len(report.tasks) == 2
+    assert "kept alone 1, merged with earlier turns 1, dropped 1" in report.summary()
+    assert "dropped execute.tool_error: 1" in report.summary()
+    out = tmp_path / "tasks.jsonl"
+    assert main(["import-bfcl", str(tmp_path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "dropped execute.tool_error: 1" in printed
+    assert "dropped bfcl:synthetic_0#turn2 [execute.tool_error]" in printed
+    assert len(list(read_records(out, Task))) == 2
+
+
+def test_gather_prints_the_import_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_bfcl(tmp_path / "bfcl", "synthetic_0", _TURNS)
+    out = tmp_path / "candidates.jsonl"
+    assert main(["gather", "--bfcl", str(tmp_path / "bfcl"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "kept alone 1, merged with earlier turns 1, dropped 1" in printed
+    assert "'bfcl': 2" in printed
+
+
+# --- self-contained turns on the real BFCL base file ------------------------------------------
+
+
+def test_every_base_turn_is_kept_merged_or_dropped(bfcl_dir: Path) -> None:
+    upstream = load_tasks(bfcl_dir / "BFCL_v4_multi_turn_base.json")
+    started = time.perf_counter()
+    report = import_bfcl([bfcl_dir / "BFCL_v4_multi_turn_base.json"], Granularity.TURN)
+    elapsed = time.perf_counter() - started
+    print(f"\n{report.summary()}\n{elapsed:.1f} s")
+    assert elapsed < 30
+    candidates = sum(len(calls) >= 2 for task in upstream for calls in task.ground_truth)
+    assert report.kept + report.merged + len(report.dropped) == candidates
+    assert len(report.tasks) == report.kept + report.merged - report.duplicates
+    assert sum(report.dropped_by_code().values()) == len(report.dropped)
+    assert all(item.code and item.message for item in report.dropped)
+    assert report.duplicates == 0 and report.merged > 0
+    merged = [t for t in report.tasks if "-" in (t.lineage.source or "").split("#")[1]]
+    assert len(merged) == report.merged
+    for task in merged:
+        first, last = map(int, (task.lineage.source or "").split("#turn")[1].split("-"))
+        assert 2 <= last - first + 1 <= MAX_MERGED_TURNS and len(task.calls) <= MAX_MERGED_CALLS
+    for task in report.tasks:  # every task the import emits passes the validation chain
+        assert validate_task(task).accepted, task.lineage.source
+    assert len({task.id for task in report.tasks}) == len(report.tasks)

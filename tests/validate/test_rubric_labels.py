@@ -1,0 +1,281 @@
+"""One task per label of ../shared/validity/RUBRIC.md, built from its examples, each rejected by
+the validation chain with the code that stands for that label; and a valid twin accepted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.models import Call, RejectionCode, Task
+from pipeline.validate.chain import validate_task
+
+
+def _task(
+    question: str,
+    envs: list[str],
+    calls: list[dict[str, Any]],
+    config: dict[str, Any] | None = None,
+) -> Task:
+    return Task(
+        id="pending",
+        category=envs[0],
+        envs=envs,
+        question=question,
+        initial_config=config or {},
+        calls=[Call.model_validate(call) for call in calls],
+    ).with_content_id()
+
+
+_FS = {
+    "filesystem": {
+        "root": {
+            "home": {
+                "type": "directory",
+                "contents": {
+                    "workspace": {
+                        "type": "directory",
+                        "contents": {
+                            "notes.txt": {"type": "file", "content": "buy milk"},
+                            "Violet": {"type": "directory", "contents": {}},
+                        },
+                    }
+                },
+            }
+        },
+        "cwd": [],
+    }
+}
+
+_TRAVEL = {
+    "travel": {
+        "credit_card_list": {
+            "card_7": {
+                "card_number": "4111111111111111",
+                "expiration_date": "12/2030",
+                "cardholder_name": "Ann Lee",
+                "card_verification_number": 123,
+                "balance": 500.0,
+            },
+            "card_8": {
+                "card_number": "5500000000000004",
+                "expiration_date": "01/2031",
+                "cardholder_name": "Ann Lee",
+                "card_verification_number": 456,
+                "balance": 80.0,
+            },
+        },
+        "access_token": "tok-hidden-991",
+        "token_type": "Bearer",
+        "token_expires_in": 3600,
+        "token_scope": "read_write",
+        "user_first_name": "Ann",
+        "user_last_name": "Lee",
+    }
+}
+
+CASES: list[tuple[str, Task, RejectionCode]] = [
+    (
+        "nonsensical: a percent change deposited as money",
+        _task(
+            "Look up NVDA and deposit its percent change into my account.",
+            ["trading"],
+            [
+                {"id": "s1", "tool": "trading.get_stock_info", "arguments": {"symbol": "NVDA"}},
+                {
+                    "id": "s2",
+                    "tool": "trading.fund_account",
+                    "arguments": {"amount": 0.17},
+                    "depends_on": ["s1"],
+                    "bindings": {"amount": "s1.percent_change"},
+                },
+            ],
+            {"trading": {"authenticated": True}},
+        ),
+        RejectionCode.DEPENDENCY_TYPE_MISMATCH,
+    ),
+    (
+        "ungrounded: an access token only the hidden state holds",
+        _task(
+            "What are the balances of my cards card_7 and card_8?",
+            ["travel"],
+            [
+                {
+                    "id": "s1",
+                    "tool": "travel.get_credit_card_balance",
+                    "arguments": {"access_token": "tok-hidden-991", "card_id": "card_7"},
+                },
+                {
+                    "id": "s2",
+                    "tool": "travel.get_credit_card_balance",
+                    "arguments": {"access_token": "tok-hidden-991", "card_id": "card_8"},
+                },
+            ],
+            _TRAVEL,
+        ),
+        RejectionCode.GROUNDING_HIDDEN_STATE,
+    ),
+    (
+        "under-specified: a statement, no request, and a file it never names",
+        _task(
+            "The directory is named 'Violet'.",
+            ["filesystem"],
+            [
+                {"id": "s1", "tool": "filesystem.cd", "arguments": {"folder": "workspace"}},
+                {
+                    "id": "s2",
+                    "tool": "filesystem.cp",
+                    "arguments": {"source": "notes.txt", "destination": "Violet"},
+                    "depends_on": ["s1"],
+                },
+            ],
+            _FS,
+        ),
+        RejectionCode.GROUNDING_HIDDEN_STATE,
+    ),
+    (
+        "context-dependent: opens as if continuing a conversation",
+        _task(
+            "Furthermore, go into workspace and copy notes.txt into the Violet folder.",
+            ["filesystem"],
+            [
+                {"id": "s1", "tool": "filesystem.cd", "arguments": {"folder": "workspace"}},
+                {
+                    "id": "s2",
+                    "tool": "filesystem.cp",
+                    "arguments": {"source": "notes.txt", "destination": "Violet"},
+                    "depends_on": ["s1"],
+                },
+            ],
+            _FS,
+        ),
+        RejectionCode.QUESTION_CONTEXT_DEPENDENT,
+    ),
+    (
+        "unnatural-language: a template's doubled phrase",
+        _task(
+            "Go into workspace, then copy notes.txt into the the Violet folder.",
+            ["filesystem"],
+            [
+                {"id": "s1", "tool": "filesystem.cd", "arguments": {"folder": "workspace"}},
+                {
+                    "id": "s2",
+                    "tool": "filesystem.cp",
+                    "arguments": {"source": "notes.txt", "destination": "Violet"},
+                    "depends_on": ["s1"],
+                },
+            ],
+            _FS,
+        ),
+        RejectionCode.QUESTION_TEMPLATE_ARTEFACT,
+    ),
+    (
+        "unnatural-language: a mention that lost its @",
+        _task(
+            "Log me in as 'ann' with password 'pw-1' and post 'Launch day!' mentioning kim.",
+            ["posting"],
+            [
+                {
+                    "id": "s1",
+                    "tool": "posting.authenticate_twitter",
+                    "arguments": {"username": "ann", "password": "pw-1"},
+                },
+                {
+                    "id": "s2",
+                    "tool": "posting.post_tweet",
+                    "arguments": {"content": "Launch day!", "mentions": ["@kim"]},
+                    "depends_on": ["s1"],
+                },
+            ],
+            {
+                "posting": {
+                    "username": "ann",
+                    "password": "pw-1",
+                    "authenticated": False,
+                    "tweets": {},
+                    "comments": {},
+                    "retweets": {},
+                    "following_list": [],
+                    "tweet_counter": 0,
+                }
+            },
+        ),
+        RejectionCode.QUESTION_FORMAT_LOST,
+    ),
+    (
+        "wrong-dependency: a conditional step that depends on nothing",
+        _task(
+            "Check my tyre pressure, and if any tyre is under 35 PSI, find the nearest tyre shop.",
+            ["vehicle"],
+            [
+                {"id": "s1", "tool": "vehicle.check_tire_pressure", "arguments": {}},
+                {"id": "s2", "tool": "vehicle.find_nearest_tire_shop", "arguments": {}},
+            ],
+        ),
+        RejectionCode.DEPENDENCY_CONDITION_UNLINKED,
+    ),
+    (
+        "mismatch: a call that does nothing the question asks for",
+        _task(
+            "Go into workspace, list what is there and tell me the current path.",
+            ["filesystem"],
+            [
+                {"id": "s1", "tool": "filesystem.cd", "arguments": {"folder": "workspace"}},
+                {"id": "s2", "tool": "filesystem.ls", "arguments": {}, "depends_on": ["s1"]},
+                {"id": "s3", "tool": "filesystem.pwd", "arguments": {}, "depends_on": ["s1"]},
+                {"id": "s4", "tool": "filesystem.ls", "arguments": {}, "depends_on": ["s1"]},
+            ],
+            _FS,
+        ),
+        RejectionCode.MINIMALITY_REDUNDANT_CALL,
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "task", "code"), CASES, ids=[case[0] for case in CASES])
+def test_each_rubric_label_is_rejected_with_its_code(
+    label: str, task: Task, code: RejectionCode
+) -> None:
+    verdict = validate_task(task)
+    assert verdict.rejection is not None, f"{label}: accepted"
+    assert verdict.rejection.code is code, f"{label}: {verdict.rejection.message}"
+    assert verdict.rejection.message
+
+
+def test_the_conditional_task_with_its_dependency_is_accepted() -> None:
+    task = _task(
+        "Check my tyre pressure, and if any tyre is under 35 PSI, find the nearest tyre shop.",
+        ["vehicle"],
+        [
+            {"id": "s1", "tool": "vehicle.check_tire_pressure", "arguments": {}},
+            {
+                "id": "s2",
+                "tool": "vehicle.find_nearest_tire_shop",
+                "arguments": {},
+                "depends_on": ["s1"],
+            },
+        ],
+    )
+    # the shop lookup behaves the same without the check, so only the condition justifies
+    # the edge: the spurious-dependency check must accept a conditioned step
+    verdict = validate_task(task)
+    assert verdict.accepted, verdict.rejection
+
+
+def test_the_token_stated_in_the_question_is_grounded() -> None:
+    task = _task(
+        "Using my access token tok-hidden-991, tell me the balance of card card_7, then log "
+        "the same balance check again for card card_7 after that.",
+        ["travel"],
+        [
+            {
+                "id": "s1",
+                "tool": "travel.get_credit_card_balance",
+                "arguments": {"access_token": "tok-hidden-991", "card_id": "card_7"},
+            },
+        ],
+        _TRAVEL,
+    )
+    verdict = validate_task(task)
+    assert verdict.rejection is not None
+    assert verdict.rejection.code is RejectionCode.STATIC_TOO_FEW_CALLS  # grounded, just short
