@@ -155,8 +155,7 @@ def join_requests(texts: Sequence[str]) -> str:
     parts = [text.strip() for text in texts if text.strip()]
     joined = []
     for position, part in enumerate(parts):
-        last = part.rstrip("'\"”’)")[-1:] if part.rstrip("'\"”’)") else ""
-        ends = last in ".?!" or position == len(parts) - 1
+        ends = part.rstrip("'\"”’)").endswith((".", "?", "!")) or position == len(parts) - 1
         joined.append(part if ends else part + ".")
     return " ".join(joined)
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, resolve_tool
 from pipeline.models import Lineage, Task
+from pipeline.replay import replay
 from pipeline.semantics import RENAMEABLE_TYPES, Sem
 from pipeline.validate.grounding import Sources, schema_offers
 
@@ -138,13 +139,17 @@ def _schema_words(schema: Any, found: set[str]) -> None:
 
 
 @cache
-def api_vocabulary() -> frozenset[str]:
-    """Names the APIs themselves define (parameter and field names, enum values): never renamed."""
+def api_vocabulary(env: str | None = None) -> frozenset[str]:
+    """Names an API itself defines (tool, parameter and state field names, enum values), of
+    environment ``env`` or of all of them: never renamed (a folder named 'documents' is fine in
+    the filesystem, though the document store has a field of that name)."""
     found: set[str] = set()
-    for cls in ENVIRONMENTS.values():
+    for name, cls in ENVIRONMENTS.items():
+        if env is not None and name != env:
+            continue
         _schema_words(cls.state_model.model_json_schema(), found)
-        for name, spec in cls.tool_specs().items():
-            found.add(name)
+        for tool_name, spec in cls.tool_specs().items():
+            found.add(tool_name)
             _schema_words(spec.parameters, found)
     return frozenset(str(word) for word in found)
 
@@ -207,14 +212,14 @@ def _split_sigil(value: str) -> tuple[str, str]:
     return "", value
 
 
-def _looks_like_a_name(value: str) -> bool:
+def _looks_like_a_name(value: str, envs: Iterable[str]) -> bool:
     _, name = _split_sigil(value)
     return (
         2 <= len(name) <= _MAX_LENGTH
         and "\n" not in value
         and any(char.isalpha() for char in name)
         and not _DATE.match(name)
-        and value not in api_vocabulary()
+        and not any(value in api_vocabulary(env) for env in envs)
     )
 
 
@@ -289,9 +294,9 @@ def _spans(task: Task, value: str) -> tuple[tuple[int, int], ...]:
 def _stray_words(task: Task, value: str, spans: tuple[tuple[int, int], ...]) -> bool:
     """Whether a word of a multi-word name also stands alone in the question ("close the mouse
     ticket" beside 'Replace mouse'): renaming would leave that reference behind."""
-    words = [w for w in re.findall(r"\w+", value) if w.lower() not in _STOPWORDS and len(w) > 1]
-    if len(words) < 2:
+    if " " not in value.strip():
         return False
+    words = [w for w in re.findall(r"\w+", value) if w.lower() not in _STOPWORDS and len(w) > 1]
     rest = task.question
     for start, end in sorted(spans, reverse=True):
         rest = rest[:start] + " " * (end - start) + rest[end:]
@@ -308,7 +313,7 @@ def candidates(task: Task) -> list[Candidate]:
     for value in sorted(by_value):
         uses = by_value[value]
         named = [u for u in uses if u.literal and u.sem in RENAMEABLE_TYPES]
-        if not named or not _looks_like_a_name(value):
+        if not named or not _looks_like_a_name(value, task.envs):
             continue
         if any(u.sem not in _ALSO_ALLOWED or schema_offers(u.schema, value) for u in uses):
             continue
@@ -488,7 +493,8 @@ class _Renamer:
         return value
 
 
-def _apply(task: Task, chosen: dict[str, tuple[Candidate, str]]) -> Task:
+def _apply(task: Task, chosen: dict[str, tuple[Candidate, str]]) -> tuple[Task, _Renamer]:
+    """The renamed task, and the renamer that maps the old task's strings to the new ones."""
     mapping = {old: new for old, (_, new) in chosen.items()}
     question = task.question
     spans = sorted((span, new) for candidate, new in chosen.values() for span in candidate.spans)
@@ -502,13 +508,14 @@ def _apply(task: Task, chosen: dict[str, tuple[Candidate, str]]) -> Task:
     }
     renamer = _Renamer(mapping, keep)
     calls = [call.model_copy(update={"arguments": renamer(call.arguments)}) for call in task.calls]
-    return task.model_copy(
+    renamed = task.model_copy(
         update={
             "question": question,
             "initial_config": renamer(task.initial_config),
             "calls": calls,
         }
     )
+    return renamed, renamer
 
 
 def _literal_strings(task: Task) -> Iterator[tuple[tuple[str, str, int, int], str]]:
@@ -525,15 +532,64 @@ def _literal_strings(task: Task) -> Iterator[tuple[tuple[str, str, int, int], st
                     yield (call.id, name, index, position), text
 
 
+def _argument_strings(task: Task) -> Iterator[tuple[tuple[str, str, int], str]]:
+    """((step, argument, position), text) of every string in the arguments, bound or not."""
+    for call in task.calls:
+        for name, value in call.arguments.items():
+            for position, text in enumerate(_strings(value)):
+                yield (call.id, name, position), text
+
+
 def _keeps_grounding(before: Task, after: Task) -> bool:
-    """Every literal argument the question or the state stated before is still stated."""
+    """Every literal argument the question or the state stated before is still stated, and
+    every argument the question spelt out exactly (which makes it no copied output) still is:
+    'json' hidden in a renamed 'inventory_json' must not leave only "JSON" behind."""
     old_sources = Sources(before.question, before.initial_config)
     new_sources = Sources(after.question, after.initial_config)
     old = dict(_literal_strings(before))
-    return all(
+    if not all(
         new_sources.grounds(text)
         for key, text in _literal_strings(after)
         if key in old and old_sources.grounds(old[key])
+    ):
+        return False
+    spelt = dict(_argument_strings(before))
+    return all(
+        text in after.question
+        for key, text in _argument_strings(after)
+        if key in spelt and spelt[key] and spelt[key] in before.question
+    )
+
+
+_Run = tuple[list[tuple[bool, Any]], dict[str, dict[str, Any]]]
+
+
+def _run(task: Task) -> _Run | None:
+    """(whether each call succeeded, its result) and the final state; ``None`` when the initial
+    state does not even load."""
+    try:
+        result = replay(task)
+    except ValueError:
+        return None
+    return [(o.error is None, o.result) for o in result.outcomes], result.final_state
+
+
+def _behaves_alike(before: _Run, after: Task, renamer: _Renamer) -> bool:
+    """Whether the renamed calls do exactly what the old ones did, under the new names: each
+    result and the final state are the old ones renamed (a search that no longer matches, an
+    order that changes which item is first, a count of characters that changes, all differ)."""
+    run = _run(after)
+    if run is None:
+        return False
+    outcomes, final = run
+    old_outcomes, old_final = before
+    return (
+        len(outcomes) == len(old_outcomes)
+        and all(
+            ok == old_ok and (not ok or result == renamer(old_result))
+            for (ok, result), (old_ok, old_result) in zip(outcomes, old_outcomes)
+        )
+        and final == renamer(old_final)
     )
 
 
@@ -555,6 +611,9 @@ def rename(task: Task, rng: random.Random, count: int = 2) -> Task | None:
     found = candidates(task)
     if not found:
         return None
+    before = _run(task)
+    if before is None:
+        return None
     pools = _Pools(task, rng)
     chosen: dict[str, tuple[Candidate, str]] = {}
     for candidate in rng.sample(found, len(found)):
@@ -566,11 +625,12 @@ def rename(task: Task, rng: random.Random, count: int = 2) -> Task | None:
         if new is None:
             continue
         trial = {**chosen, candidate.value: (candidate, new)}
-        if _keeps_grounding(task, _apply(task, trial)):
+        renamed, renamer = _apply(task, trial)
+        if _keeps_grounding(task, renamed) and _behaves_alike(before, renamed, renamer):
             chosen = trial
     if not chosen:
         return None
-    renamed = _apply(task, chosen).model_copy(
+    renamed = _apply(task, chosen)[0].model_copy(
         update={
             "expected": None,
             "lineage": Lineage(

@@ -1,0 +1,81 @@
+"""Draw a stratified blind-read sample of published single tasks (lineage removed).
+
+Usage: python bench/blind_sample.py output/runs/<run>/dataset OUT_DIR [--per-operator 24]
+[--readers 4] [--seed 0]. Writes ``OUT_DIR/reader_<k>.md`` (question, calls and what each call
+returns; no ids, operators or lineage) and ``OUT_DIR/key.json`` (sample number -> operator), so
+readers judge tasks against ../shared/validity/RUBRIC.md without knowing how they were made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.models import Call, Task
+from pipeline.replay import replay
+
+
+def _load(folder: Path) -> pd.DataFrame:
+    files = sorted((folder / "data" / "single").glob("*.parquet"))
+    return pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
+
+
+def _render(number: int, row: pd.Series) -> str:
+    calls = [Call.model_validate(call) for call in json.loads(row["calls"])]
+    task = Task(
+        id="blind",
+        category=row["category"],
+        envs=json.loads(row["envs"]),
+        question=row["question"],
+        initial_config=json.loads(row["initial_config"]),
+        calls=calls,
+    )
+    outcomes = replay(task).outcomes
+    lines = [f"## Task {number:03d}", "", f"**Question:** {task.question}", "", "**Calls:**"]
+    for call, outcome in zip(calls, outcomes):
+        lines.append(
+            f"- `{call.id}` `{call.tool}({json.dumps(call.arguments, ensure_ascii=False)})`"
+            f" depends_on={call.depends_on} bindings={call.bindings}"
+        )
+        result = json.dumps(outcome.result if outcome.ok else outcome.error, ensure_ascii=False)
+        lines.append(f"  - returns: `{result[:600]}`")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--per-operator", type=int, default=24)
+    parser.add_argument("--readers", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    frame = _load(args.dataset)
+    picked: list[pd.Series] = []
+    for operator in sorted(frame["operator"].unique()):
+        rows = frame[frame["operator"] == operator]
+        take = rng.sample(range(len(rows)), min(args.per_operator, len(rows)))
+        picked += [rows.iloc[index] for index in take]
+    rng.shuffle(picked)
+    args.out.mkdir(parents=True, exist_ok=True)
+    key = {}
+    for reader in range(args.readers):
+        chunk = [
+            (number, row)
+            for number, row in enumerate(picked, start=1)
+            if (number - 1) % args.readers == reader
+        ]
+        text = "".join(_render(number, row) for number, row in chunk)
+        (args.out / f"reader_{reader + 1}.md").write_text(text, encoding="utf-8")
+        key.update({number: str(row["operator"]) for number, row in chunk})
+    (args.out / "key.json").write_text(json.dumps(key, indent=1), encoding="utf-8")
+    print(f"{len(picked)} tasks for {args.readers} readers in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
