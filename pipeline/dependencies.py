@@ -32,7 +32,7 @@ from typing import Any
 
 from pipeline.envs import ToolError, ToolSpec, resolve_tool
 from pipeline.models import Call
-from pipeline.replay import StepTrace, trace_calls
+from pipeline.replay import StepTrace, same_outcome_state, trace_calls
 from pipeline.semantics import Sem, feeds
 
 _MIN_STRING_BIND = 3
@@ -174,7 +174,7 @@ def reorder_changes_outcome(
         *range(j + 1, len(calls)),
     ]
     traces, reordered_final = trace_calls(env_names, initial_config, [calls[k] for k in order])
-    if reordered_final != final:
+    if not same_outcome_state(reordered_final, final):
         return True
     return any(
         (traces[spot].result, traces[spot].error) != (baseline[k].result, baseline[k].error)

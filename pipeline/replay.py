@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,23 @@ class ReplayResult:
 
     def state_digest(self) -> str:
         return state_digest(self.final_state)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [_canonical(item) for item in value]
+        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True, default=str))
+    return value
+
+
+def same_outcome_state(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two final states are the same outcome: equal up to the order of elements in
+    lists. Two independent messages land in an inbox in whichever order they were sent; the
+    user asked for both to be there, not for an order, so the order is not part of the
+    outcome (ids drawn at random still differ, and keep such calls ordered)."""
+    return a == b or _canonical(dict(a)) == _canonical(dict(b))
 
 
 def state_digest(states: Mapping[str, Any]) -> str:

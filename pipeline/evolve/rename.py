@@ -3,25 +3,35 @@
 A candidate is a string passed literally (not through ``bindings``) to a parameter whose
 semantic type is one of :data:`pipeline.semantics.RENAMEABLE_TYPES` — a file or folder name, a
 person's or user's name, a title, a table, buffer or document name — that the question states
-verbatim (case-sensitively, as a whole token). Nothing else ever changes: dates, numbers,
-units, status words, ids, enum choices the schema offers and the APIs' own vocabulary are not
-names, and neither are values the simulators look up in built-in tables (cities, airports,
-stock symbols), whose types are not renameable.
+verbatim (case-sensitively, as a whole token), and that names something the initial state holds
+or a call creates (a value only searched for, like the fragment of ``find(name='invoice')``, is
+no name). Nothing else ever changes: dates, numbers, units, status words, ids, enum choices the
+schema offers and the API's own vocabulary are not names, and neither are values the
+simulators look up in built-in tables (cities, airports, stock symbols), whose types are not
+renameable. A value also passed to a parameter of another type is left alone.
 
 Each chosen name gets a fresh one of the same kind and shape: a sigil (``@kim``, ``#fun``) and
-a file's extension stay, the letter case pattern and separators stay (``meeting_notes.txt`` ->
-``harbor_quill.txt``), digits stay (``birdwatcher_88`` -> ``mateo_88``). Person names come from
-a pool of first names (a surname is kept), user names are handles built from them, everything
-else from a pool of words; a new name occurs nowhere in the task before.
+a file's extension stay, the letter case pattern, separators and camel-case humps stay
+(``meeting_notes.txt`` -> ``harbor_quill.txt``, ``FinalReport`` -> ``CedarAtlas``), digits
+and single letters stay (``birdwatcher_88`` -> ``mateo_88``, ``dana_w`` -> ``noor_w``). Person
+names take a first name from a pool (one that fits "he"/"she" when the question uses them; a
+surname is kept, a surname parameter gets a surname), user names are lowercase handles built
+from first names, everything else takes words from a pool; a new name occurs nowhere in the
+task before.
 
 The question changes only at the spans where the value stands as a whole token — never inside
 a longer word, and never inside the quoted span of another value (the message 'Welcome aboard,
-Priya!' stays as written). When the question quotes the name ('tasks'), only quoted
-occurrences are the name; unquoted ones are prose ("show me the tasks in 'tasks'"). Values and
-dict keys exactly equal to the old name change in the state and in every call's arguments;
-inside longer strings (a file's content, a path, a message in the state) only whole-token
-occurrences change. A rename that would leave a literal argument no longer stated by the
-question or the state is not made.
+Priya!' stays as written). A plain lowercase word is also English: where the question quotes it
+('tasks'), its unquoted occurrences are prose ("show me the tasks in 'tasks'"), unless a kind
+noun stands next to them ("the tasks table"); where it never quotes it, an occurrence after an
+article is prose. Values and dict keys exactly equal to the old name change in the state and in
+every call's arguments; inside longer strings (a file's content, a path, a message in the
+state) only whole-token occurrences change.
+
+A rename is kept only when every argument the question or the state stated is still stated,
+and a replay of the renamed calls gives exactly the old results and final state under the new
+names (so a search that would stop matching, or a list whose first item would change, is not
+renamed).
 """
 
 from __future__ import annotations
@@ -107,6 +117,7 @@ _KIND_ORDER = (
 )  # fmt: skip
 #: types a renameable value may also be passed as (a folder in a path) and still be renamed
 _ALSO_ALLOWED: frozenset[Sem] = RENAMEABLE_TYPES | {Sem.PATH}
+_COMPRESSED = frozenset({"gz", "bz2", "xz", "zst", "zip"})
 _DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?$")
 _SEPARATORS = re.compile(r"([_\-. ]+)")
 #: camel-case humps, runs of capitals, lowercase words, digits, anything else
@@ -184,7 +195,8 @@ class Candidate:
 
 
 def _uses(task: Task) -> Iterator[_Use]:
-    """Every string an argument passes directly (itself or as a list element)."""
+    """Every string in the arguments, typed where it is passed directly (itself or as a list
+    element) and untyped inside a record or mapping."""
     for call in task.calls:
         try:
             _, spec = resolve_tool(call.tool)
@@ -197,13 +209,14 @@ def _uses(task: Task) -> Iterator[_Use]:
             schema = properties.get(name, {})
             surname = _SURNAME_PARAM.search(name) is not None
             whole_bound = name in call.bindings
-            if isinstance(value, str):
-                yield _Use(value, sem, schema, not whole_bound, write, surname)
-            elif isinstance(value, list):
-                for index, item in enumerate(value):
-                    if isinstance(item, str):
-                        bound = whole_bound or f"{name}.{index}" in call.bindings
-                        yield _Use(item, sem, schema, not bound, write, surname)
+            items = value if isinstance(value, list) else [value]
+            for index, item in enumerate(items):
+                if isinstance(item, str):
+                    bound = whole_bound or f"{name}.{index}" in call.bindings
+                    yield _Use(item, sem, schema, not bound, write, surname)
+                else:  # inside a record or a mapping the parameter's type says nothing of it
+                    for text in _strings(item):
+                        yield _Use(text, None, {}, False, write, False)
 
 
 def _split_sigil(value: str) -> tuple[str, str]:
@@ -384,11 +397,14 @@ def _cased(word: str, like: str, whole: str) -> str:
 
 
 def _extension(name: str) -> tuple[str, str]:
-    """(stem, extension with its dots): ``notes.tar.gz`` -> (``notes``, ``.tar.gz``)."""
+    """(stem, extension with its dot): ``notes.txt`` -> (``notes``, ``.txt``); a compressed
+    file keeps both (``logs.tar.gz`` -> ``.tar.gz``)."""
     stem, extension = name, ""
     while True:
         head, dot, tail = stem.rpartition(".")
         if not (dot and head and tail.isalnum() and len(tail) <= 5 and not tail.isdigit()):
+            return stem, extension
+        if extension and extension.lstrip(".").lower() not in _COMPRESSED:
             return stem, extension
         stem, extension = head, f".{tail}{extension}"
 
@@ -415,22 +431,22 @@ def _shaped_parts(name: str, pools: _Pools) -> str | None:
 
 
 def _handle(name: str, first: str, pools: _Pools) -> str | None:
-    """A user name shaped like ``name``: its first lettered part becomes ``first``, longer
-    later parts pool words; initials (``dana_w``), digits and separators stay."""
+    """A user name shaped like ``name``: its first word becomes ``first``, longer later words
+    pool words; initials (``dana_w``), digits (``user123``) and separators stay."""
     out = []
     for part in _SEPARATORS.split(name):
-        if not part or _SEPARATORS.fullmatch(part) or part.isdigit():
+        if not part or _SEPARATORS.fullmatch(part):
             out.append(part)
-        elif first:
-            out.append(_cased(first, part, name))
+            continue
+        for hump in _HUMPS.findall(part):
+            if not hump.isalpha() or (not first and len(hump) <= 2):
+                out.append(hump)
+                continue
+            word = first or pools.word()
             first = ""
-        elif len(part) <= 2:
-            out.append(part)
-        else:
-            word = pools.word()
             if word is None:
                 return None
-            out.append(_cased(word, part, name))
+            out.append(_cased(word, hump, name))
     return "".join(out)
 
 

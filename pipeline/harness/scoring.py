@@ -24,7 +24,7 @@ from typing import Any
 from pipeline.envs import ToolError, resolve_tool
 from pipeline.harness.sim import EpisodeTrace, IssuedCall
 from pipeline.models import Instance, Task
-from pipeline.replay import replay
+from pipeline.replay import replay, same_outcome_state
 from pipeline.validate.grounding import observable_sources, schema_offers
 
 
@@ -261,7 +261,9 @@ def _subtask_success(task: Task, trace: EpisodeTrace, calls: list[IssuedCall]) -
         return False
     expected = replay(task)
     envs = trace.envs[task.id]
-    if {name: env.snapshot() for name, env in envs.items()} != expected.final_state:
+    if not same_outcome_state(
+        {name: env.snapshot() for name, env in envs.items()}, expected.final_state
+    ):
         return False
     wanted = task.expected.outputs if task.expected else {}
     got = [

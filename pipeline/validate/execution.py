@@ -106,7 +106,11 @@ def check_binding_types(ctx: ValidationContext) -> None:
         for slot, source in call.bindings.items():
             producer, _, path = source.partition(".")
             wanted = spec.param_types.get(slot.split(".", 1)[0])
-            given = resolve_tool(tools[producer])[1].result_type(path)
+            producer_spec = resolve_tool(tools[producer])[1]
+            # a whole list bound to a list parameter: compare its elements' type
+            given = producer_spec.result_type(path) or producer_spec.result_type(
+                f"{path}.0" if path else "0"
+            )
             if not feeds(given, wanted):
                 raise Reject(
                     RejectionCode.DEPENDENCY_TYPE_MISMATCH,

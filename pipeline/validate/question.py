@@ -44,87 +44,119 @@ from pipeline.validate.context import Reject, ValidationContext
 
 #: base forms of verbs a request commonly starts with (an imperative); inflected forms count
 #: as verbs too where a check only needs to know that a word is not a noun
-VERBS = frozenset(
-    """
-    add adjust allocate amplify analyse analyze announce append apply approve archive arrange
-    ask assess assign assist attach attempt authenticate average back backup block book
-    boost bring broadcast browse bump buy calculate call cancel cap capitalise capitalize
-    cd change charge chart check choose clean clear close collect combine comment compare
-    compile complete compose compute conduct confirm connect contact convert copy count craft
-    create cut decline decrease deduct delete deposit describe determine diff disable
-    dispatch display divide do double download draft draw drop duplicate edit email empty
-    enable engage ensure enter establish estimate evaluate examine exchange execute expand
-    export extract fetch file fill filter find finish fire fix flag flatten flip follow
-    format forward gather generate get give go grab grep group guide help hide identify
-    ignite import include increase inform initiate insert inspect install investigate invite
-    join keep kick label launch leave limit list load locate lock log login logout look lower
-    make map mark match measure merge message mention modify move multiply mute name navigate
-    notify obtain open order organise organize pad paste pause perform pick pin place plan
-    plot populate post prepare press print proceed process procure provide publish pull
-    purchase push put query raise rank read record reduce refill refresh register relay
-    release reload remind remove rename reorder repeat replace replicate reply report repost
-    request reserve reset resize resolve restart restore retrieve retweet return reverse
-    review revoke roll rotate round run save scan schedule search secure select sell send set
-    settle share shift show shuffle shut sign simulate skip slice sort specify split square
-    start stop store submit subtract sum summarise summarize swap switch sync tag take tally
-    tell test throw toggle top total track trade transfer translate transform trim turn type
-    unfollow unlock unmute unpin update upload use validate verify view wipe withdraw write
-    zip work try act handle reach dive delve jot snag spin supply lift drive park refuel
-    inflate heat cool warm dim adjust unblock ban favourite favorite bookmark star archive
-    snooze pay wire refund bill quote rate reject escalate reassign reopen concatenate prepend
-    strip lowercase uppercase encode decode hash encrypt decrypt compress decompress parse
-    serialise serialize normalise normalize deduplicate aggregate pivot transpose describe
-    """.split()
-)
+VERBS = frozenset({
+    "add", "adjust", "allocate", "amplify", "analyse", "analyze", "announce", "append",
+    "apply", "approve", "archive", "arrange", "ask", "assess", "assign", "assist", "attach",
+    "attempt", "authenticate", "average", "back", "backup", "block", "book", "boost", "bring",
+    "broadcast", "browse", "bump", "buy", "calculate", "call", "cancel", "cap", "capitalise",
+    "capitalize", "cd", "change", "charge", "chart", "check", "choose", "clean", "clear",
+    "close", "collect", "combine", "comment", "compare", "compile", "complete", "compose",
+    "compute", "conduct", "confirm", "connect", "contact", "convert", "copy", "count", "craft",
+    "create", "cut", "decline", "decrease", "deduct", "delete", "deposit", "describe",
+    "determine", "diff", "disable", "dispatch", "display", "divide", "do", "double",
+    "download", "draft", "draw", "drop", "duplicate", "edit", "email", "empty", "enable",
+    "engage", "ensure", "enter", "establish", "estimate", "evaluate", "examine", "exchange",
+    "execute", "expand", "export", "extract", "fetch", "file", "fill", "filter", "find",
+    "finish", "fire", "fix", "flag", "flatten", "flip", "follow", "format", "forward",
+    "gather", "generate", "get", "give", "go", "grab", "grep", "group", "guide", "help",
+    "hide", "identify", "ignite", "import", "include", "increase", "inform", "initiate",
+    "insert", "inspect", "install", "investigate", "invite", "join", "keep", "kick", "label",
+    "launch", "leave", "limit", "list", "load", "locate", "lock", "log", "login", "logout",
+    "look", "lower", "make", "map", "mark", "match", "measure", "merge", "message", "mention",
+    "modify", "move", "multiply", "mute", "name", "navigate", "notify", "obtain", "open",
+    "order", "organise", "organize", "pad", "paste", "pause", "perform", "pick", "pin",
+    "place", "plan", "plot", "populate", "post", "prepare", "press", "print", "proceed",
+    "process", "procure", "provide", "publish", "pull", "purchase", "push", "put", "query",
+    "raise", "rank", "read", "record", "reduce", "refill", "refresh", "register", "relay",
+    "release", "reload", "remind", "remove", "rename", "reorder", "repeat", "replace",
+    "replicate", "reply", "report", "repost", "request", "reserve", "reset", "resize",
+    "resolve", "restart", "restore", "retrieve", "retweet", "return", "reverse", "review",
+    "revoke", "roll", "rotate", "round", "run", "save", "scan", "schedule", "search", "secure",
+    "select", "sell", "send", "set", "settle", "share", "shift", "show", "shuffle", "shut",
+    "sign", "simulate", "skip", "slice", "sort", "specify", "split", "square", "start", "stop",
+    "store", "submit", "subtract", "sum", "summarise", "summarize", "swap", "switch", "sync",
+    "tag", "take", "tally", "tell", "test", "throw", "toggle", "top", "total", "track",
+    "trade", "transfer", "translate", "transform", "trim", "turn", "type", "unfollow",
+    "unlock", "unmute", "unpin", "update", "upload", "use", "validate", "verify", "view",
+    "wipe", "withdraw", "write", "zip", "work", "try", "act", "handle", "reach", "dive",
+    "delve", "jot", "snag", "spin", "supply", "lift", "drive", "park", "refuel", "inflate",
+    "heat", "cool", "warm", "dim", "adjust", "unblock", "ban", "favourite", "favorite",
+    "bookmark", "star", "archive", "snooze", "pay", "wire", "refund", "bill", "quote", "rate",
+    "reject", "escalate", "reassign", "reopen", "concatenate", "prepend", "strip", "lowercase",
+    "uppercase", "encode", "decode", "hash", "encrypt", "decrypt", "compress", "decompress",
+    "parse", "serialise", "serialize", "normalise", "normalize", "deduplicate", "aggregate",
+    "pivot", "transpose", "describe"
+})  # fmt: skip
 
 #: closed-class words: never the head of a noun phrase a pronoun could refer back to
-FUNCTION_WORDS = frozenset(
-    """
-    a an the this that these those my your his her its our their i me you he she it we they
-    them us him myself yourself what which who whom whose where when why how is are was were
-    be been being am has have had do does did done will would shall should can could may might
-    must not no yes and or but if then so of in on at to for with from by about into onto over
-    under after before as than there here all any some each every both either neither also
-    too just only very really please kindly now again once up down out off it's i'm i've i'd
-    i'll let's don't can't won't you're you've you'd we're we've that's there's what's
-    today tomorrow yesterday tonight while since until upon via per among between within
-    without across through throughout during against toward towards behind beyond near around
-    along despite inside outside above below beneath except everything everyone everybody
-    something someone somebody anything anyone anybody nothing nobody whatever whichever
-    """.split()
-)
+FUNCTION_WORDS = frozenset({
+    "a", "an", "the", "this", "that", "these", "those", "my", "your", "his", "her", "its",
+    "our", "their", "i", "me", "you", "he", "she", "it", "we", "they", "them", "us", "him",
+    "myself", "yourself", "what", "which", "who", "whom", "whose", "where", "when", "why",
+    "how", "is", "are", "was", "were", "be", "been", "being", "am", "has", "have", "had", "do",
+    "does", "did", "done", "will", "would", "shall", "should", "can", "could", "may", "might",
+    "must", "not", "no", "yes", "and", "or", "but", "if", "then", "so", "of", "in", "on", "at",
+    "to", "for", "with", "from", "by", "about", "into", "onto", "over", "under", "after",
+    "before", "as", "than", "there", "here", "all", "any", "some", "each", "every", "both",
+    "either", "neither", "also", "too", "just", "only", "very", "really", "please", "kindly",
+    "now", "again", "once", "up", "down", "out", "off", "it's", "i'm", "i've", "i'd", "i'll",
+    "let's", "don't", "can't", "won't", "you're", "you've", "you'd", "we're", "we've",
+    "that's", "there's", "what's", "today", "tomorrow", "yesterday", "tonight", "while",
+    "since", "until", "upon", "via", "per", "among", "between", "within", "without", "across",
+    "through", "throughout", "during", "against", "toward", "towards", "behind", "beyond",
+    "near", "around", "along", "despite", "inside", "outside", "above", "below", "beneath",
+    "except", "everything", "everyone", "everybody", "something", "someone", "somebody",
+    "anything", "anyone", "anybody", "nothing", "nobody", "whatever", "whichever"
+})  # fmt: skip
 
 #: words of request phrasing that carry no referent ("I'd like you to ...", "help me ...")
-_REQUEST_WORDS = frozenset(
-    """
-    like love appreciate want need wish require able mind possible ahead sure greatly really
-    kindly also then first next finally lastly okay ok oh hey hi hello thanks thank
-    """.split()
-)
+_REQUEST_WORDS = frozenset({
+    "like", "love", "appreciate", "want", "need", "wish", "require", "able", "mind",
+    "possible", "ahead", "sure", "greatly", "really", "kindly", "also", "then", "first",
+    "next", "finally", "lastly", "okay", "ok", "oh", "hey", "hi", "hello", "thanks", "thank"
+})  # fmt: skip
 
 #: nouns "this"/"these" point at deictically (the folder I'm in, this year) - not anaphors
-_DEICTIC_NOUNS = frozenset(
-    """
-    folder directory dir workspace account app application system machine computer device
-    server session page car vehicle year month week weekend morning afternoon evening night
-    time moment quarter season semester
-    """.split()
-)
+_DEICTIC_NOUNS = frozenset({
+    "folder", "directory", "dir", "workspace", "account", "app", "application", "system",
+    "machine", "computer", "device", "server", "session", "page", "car", "vehicle", "year",
+    "month", "week", "weekend", "morning", "afternoon", "evening", "night", "time", "moment",
+    "quarter", "season", "semester"
+})  # fmt: skip
 
 #: nouns of one kind, so that "that document" finds "report.txt" or "file" as its antecedent
 _NOUN_KINDS: dict[str, str] = {
-    **dict.fromkeys("file document doc report note draft log copy attachment".split(), "file"),
-    **dict.fromkeys("folder directory dir".split(), "folder"),
-    **dict.fromkeys("message text email mail dm reply".split(), "message"),
-    **dict.fromkeys("post tweet comment retweet".split(), "post"),
-    **dict.fromkeys("order trade purchase transaction".split(), "order"),
-    **dict.fromkeys("stock share company symbol ticker".split(), "stock"),
-    **dict.fromkeys("booking reservation flight trip journey".split(), "booking"),
-    **dict.fromkeys("person user contact friend colleague recipient customer".split(), "person"),
     **dict.fromkeys(
-        "number value amount figure sum total result answer price cost count".split(), "number"
+        ["file", "document", "doc", "report", "note", "draft", "log", "copy", "attachment"], "file"
     ),
-    **dict.fromkeys("location place city town destination spot airport".split(), "place"),
+    **dict.fromkeys(["folder", "directory", "dir"], "folder"),
+    **dict.fromkeys(["message", "text", "email", "mail", "dm", "reply"], "message"),
+    **dict.fromkeys(["post", "tweet", "comment", "retweet"], "post"),
+    **dict.fromkeys(["order", "trade", "purchase", "transaction"], "order"),
+    **dict.fromkeys(["stock", "share", "company", "symbol", "ticker"], "stock"),
+    **dict.fromkeys(["booking", "reservation", "flight", "trip", "journey"], "booking"),
+    **dict.fromkeys(
+        ["person", "user", "contact", "friend", "colleague", "recipient", "customer"], "person"
+    ),
+    **dict.fromkeys(
+        [
+            "number",
+            "value",
+            "amount",
+            "figure",
+            "sum",
+            "total",
+            "result",
+            "answer",
+            "price",
+            "cost",
+            "count",
+        ],
+        "number",
+    ),
+    **dict.fromkeys(
+        ["location", "place", "city", "town", "destination", "spot", "airport"], "place"
+    ),
 }
 
 #: tokens that show an antecedent of a kind (a file name, a ticker, a number, a name)
@@ -136,13 +168,13 @@ _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "place": re.compile(r"(?<=[a-z,] )[A-Z][a-z]+|\b[A-Z]{3}\b"),
 }
 
-_FILE_EXTENSIONS = frozenset(
-    """
-    txt md csv tsv json jsonl yaml yml xml html htm pdf doc docx xls xlsx ppt pptx odt ods rtf
-    log ini cfg conf toml py js ts java c cpp h sh sql png jpg jpeg gif svg bmp mp3 mp4 wav
-    zip tar gz tgz bak tmp dat bin
-    """.split()
-)
+_FILE_EXTENSIONS = frozenset({
+    "txt", "md", "csv", "tsv", "json", "jsonl", "yaml", "yml", "xml", "html", "htm", "pdf",
+    "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "rtf", "log", "ini", "cfg",
+    "conf", "toml", "py", "js", "ts", "java", "c", "cpp", "h", "sh", "sql", "png", "jpg",
+    "jpeg", "gif", "svg", "bmp", "mp3", "mp4", "wav", "zip", "tar", "gz", "tgz", "bak", "tmp",
+    "dat", "bin"
+})  # fmt: skip
 
 # ----- patterns -----------------------------------------------------------------------------
 
@@ -178,17 +210,17 @@ _REQUEST_MARKER = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 #: words that may precede the verb of an imperative clause ("First, ...", "Then just ...")
-_LEAD_SKIP = frozenset(
-    """
-    first then next now also finally lastly afterwards additionally just simply please kindly
-    and so ok okay oh go ahead quickly also still
-    """.split()
-)
+_LEAD_SKIP = frozenset({
+    "first", "then", "next", "now", "also", "finally", "lastly", "afterwards", "additionally",
+    "just", "simply", "please", "kindly", "and", "so", "ok", "okay", "oh", "go", "ahead",
+    "quickly", "also", "still"
+})  # fmt: skip
 #: after an unknown first word, these make it read as a verb with its object ("Ignite the car")
-_OBJECT_START = frozenset(
-    "the a an my our your his her their its it them me us him this that these those all every "
-    "each both some any".split()
-)
+_OBJECT_START = frozenset({
+    "the", "a", "an", "my", "our", "your", "his", "her", "their", "its", "it", "them", "me",
+    "us", "him", "this", "that", "these", "those", "all", "every", "each", "both", "some",
+    "any"
+})  # fmt: skip
 
 #: a sentence opening that continues an earlier exchange
 _CONNECTIVE = re.compile(
@@ -212,10 +244,10 @@ _BARE_CONNECTIVE = re.compile(
     r"|thirdly|likewise|similarly|instead|otherwise|then|next|also|plus",
     re.IGNORECASE,
 )
-_REQUEST_STARTS = frozenset(
-    "i i'd i'm i've i'll we we'd we'll you can could would will please let's kindly just "
-    "don't".split()
-)
+_REQUEST_STARTS = frozenset({
+    "i", "i'd", "i'm", "i've", "i'll", "we", "we'd", "we'll", "you", "can", "could", "would",
+    "will", "please", "let's", "kindly", "just", "don't"
+})  # fmt: skip
 #: phrases that point at an earlier conversation, wherever they stand
 _PRIOR_DISCOURSE = re.compile(
     r"""\b(?:
@@ -251,12 +283,11 @@ _PREPOSITION_BEFORE = re.compile(
     r"\b(?:from|in|of|on|to|into|with|for|at|about|by|onto|under|inside|within)\s+$"
 )
 #: words after which "that" opens a clause ("make sure that ...") rather than pointing
-_CONJUNCTION_HOSTS = frozenset(
-    """
-    sure ensure check verify confirm say says said think know believe note notice mean hope
-    realize realise assume guess see prove show tell told given so such now provided except
-    """.split()
-)
+_CONJUNCTION_HOSTS = frozenset({
+    "sure", "ensure", "check", "verify", "confirm", "say", "says", "said", "think", "know",
+    "believe", "note", "notice", "mean", "hope", "realize", "realise", "assume", "guess",
+    "see", "prove", "show", "tell", "told", "given", "so", "such", "now", "provided", "except"
+})  # fmt: skip
 _PRONOUN_OBJECT = re.compile(r"\b(it|them|that|this|those)\b(?!'|\s+(?:is|was|seems|looks))")
 _AGAIN = re.compile(r"\b(?:again|once\s+more|one\s+more\s+time)\b", re.IGNORECASE)
 _SHARES = re.compile(
@@ -265,7 +296,13 @@ _SHARES = re.compile(
     re.IGNORECASE,
 )
 
-_REPEATED_WORD_OK = frozenset("that had very so really bye ha no yes do is".split())
+#: a run of 1-8 words said twice in a row, separated by blanks only ("the message the message")
+_REPEATED = re.compile(
+    r"(?<![\w'-])([\w'-]+(?:[ \t]+[\w'-]+){0,7})[ \t]+\1(?![\w'-])", re.IGNORECASE
+)
+_REPEATED_WORD_OK = frozenset(
+    ["that", "had", "very", "so", "really", "bye", "ha", "no", "yes", "do", "is"]
+)
 _SLOT = re.compile(
     r"\{\{?\s*[A-Za-z_][\w.]*\s*\}\}?|\{%.*?%\}|\$\{\w+\}"
     r"|<[A-Za-z_][\w-]*(?:\s[A-Za-z_][\w-]*){0,3}>"
@@ -286,12 +323,11 @@ _MENTION_OR_TAG = re.compile(r"^([@#])([A-Za-z0-9_][\w.-]*)$")
 _FILE_NAME = re.compile(r"^(?:.*/)?([\w .-]*\w)\.([A-Za-z][A-Za-z0-9]{0,4})$")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _NAME_LIKE = re.compile(r"[_\d]|[a-z][A-Z]")
-_NAME_CUES = frozenset(
-    """
-    named called titled name file folder directory document tag tags hashtag hashtags tagged
-    tagging mention mentions mentioning mentioned user username handle account
-    """.split()
-)
+_NAME_CUES = frozenset({
+    "named", "called", "titled", "name", "file", "folder", "directory", "document", "tag",
+    "tags", "hashtag", "hashtags", "tagged", "tagging", "mention", "mentions", "mentioning",
+    "mentioned", "user", "username", "handle", "account"
+})  # fmt: skip
 
 
 # ----- analysis of one question -------------------------------------------------------------
@@ -372,7 +408,9 @@ class QuestionText:
         for stop, resume in bounds:
             text = self.masked[start:stop].strip()
             if text:
-                offset = start + (len(self.masked[start:stop]) - len(self.masked[start:stop].lstrip()))
+                offset = start + (
+                    len(self.masked[start:stop]) - len(self.masked[start:stop].lstrip())
+                )
                 yield self._sentence(offset, offset + len(text), text)
             start = resume
 
@@ -408,8 +446,7 @@ class QuestionText:
     def statement_before(self, position: int) -> bool:
         """Whether an earlier sentence (not the one at ``position``) has content words."""
         return any(
-            s.end <= position and any(True for _ in _content_words(s.text))
-            for s in self.sentences
+            s.end <= position and any(True for _ in _content_words(s.text)) for s in self.sentences
         )
 
     def inside_first_request(self, position: int) -> bool:
@@ -423,8 +460,10 @@ class QuestionText:
 def _imperative(clause: str) -> bool:
     words = [w.lower() for w in _WORD.findall(clause)]
     index = 0
-    while index < len(words) and words[index] not in VERBS and (
-        words[index] in _LEAD_SKIP or (words[index].endswith("ly") and len(words[index]) > 4)
+    while (
+        index < len(words)
+        and words[index] not in VERBS
+        and (words[index] in _LEAD_SKIP or (words[index].endswith("ly") and len(words[index]) > 4))
     ):
         index += 1
     if index >= len(words):
@@ -479,28 +518,18 @@ def _reject(code: RejectionCode, message: str, span: str, **extra: Any) -> Rejec
 
 
 def _repeated_phrase(text: QuestionText) -> Reject | None:
-    tokens = [(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text.masked)]
-    gaps = [
-        not text.masked[a[2] : b[1]].strip() for a, b in zip(tokens, tokens[1:])
-    ]  # gaps[i]: only whitespace between token i and i+1
-    count = len(tokens)
-    for i in range(count - 1):
-        for size in range(1, min(8, (count - i) // 2) + 1):
-            if not all(gaps[i : i + 2 * size - 1]):
-                break
-            first = [t[0] for t in tokens[i : i + size]]
-            if first != [t[0] for t in tokens[i + size : i + 2 * size]]:
-                continue
-            if size == 1 and (first[0] in _REPEATED_WORD_OK or not first[0].isalpha()):
-                continue
-            start, end = tokens[i][1], tokens[i + 2 * size - 1][2]
-            what = "word" if size == 1 else f"{size}-word phrase"
-            return _reject(
-                RejectionCode.QUESTION_TEMPLATE_ARTEFACT,
-                f"the {what} {' '.join(first)!r} is repeated back to back: "
-                f"{text.span(start, end, 12)!r}",
-                text.span(start, end),
-            )
+    for match in _REPEATED.finditer(text.masked):
+        phrase = match.group(1)
+        words = phrase.split()
+        if len(words) == 1 and (words[0].lower() in _REPEATED_WORD_OK or not words[0].isalpha()):
+            continue
+        what = "word" if len(words) == 1 else f"{len(words)}-word phrase"
+        return _reject(
+            RejectionCode.QUESTION_TEMPLATE_ARTEFACT,
+            f"the {what} {' '.join(words)!r} is repeated back to back: "
+            f"{text.span(match.start(), match.end(), 12)!r}",
+            text.span(match.start(), match.end()),
+        )
     return None
 
 
@@ -677,8 +706,8 @@ def _check_references(text: QuestionText) -> None:
         if match.group(1) in ("that", "this", "those") and after[:1].isalpha():
             if not after.startswith(("for ", "to ", "into ", "in ", "on ", "with ", "from ")):
                 continue  # "check that the doors ...": a conjunction or determiner
-        if after.startswith(("if ", "when ", "that ")):
-            continue  # "I'd appreciate it if ...": no referent needed
+        if after.startswith(("if ", "when ", "that ", ":")):
+            continue  # "I'd appreciate it if ...", "do this: ...": no earlier referent needed
         raise _reject(
             code,
             f"{match.group(1)!r} in {text.span(start - 20, match.end(), 0)!r} has no antecedent "
@@ -705,7 +734,7 @@ def _determiner_that(text: QuestionText, start: int) -> bool:
 
 
 def _check_unnamed_shares(ctx: ValidationContext, text: QuestionText) -> None:
-    """"I want 100 shares." when the calls need a stock the question never names."""
+    """ "I want 100 shares." when the calls need a stock the question never names."""
     symbols: list[str] = []
     bound = False
     for call in ctx.task.calls:
@@ -719,7 +748,9 @@ def _check_unnamed_shares(ctx: ValidationContext, text: QuestionText) -> None:
                     bound = True
                 value = call.arguments[name]
                 symbols += [value] if isinstance(value, str) else []
-                symbols += [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+                symbols += (
+                    [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+                )
     if not symbols or bound:
         return
     if any(re.search(rf"(?<!\w){re.escape(s)}(?!\w)", text.original, re.I) for s in symbols):

@@ -131,7 +131,7 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
             ],
             _FS,
         ),
-        RejectionCode.GROUNDING_HIDDEN_STATE,
+        RejectionCode.QUESTION_NO_REQUEST,
     ),
     (
         "context-dependent: opens as if continuing a conversation",
