@@ -1,38 +1,46 @@
 """Question checks: the question stands on its own, asks for something and reads cleanly.
 
-They judge the text alone (plus the calls' literal arguments for ``format_lost``), with
-precompiled patterns and a single analysis of the question shared by every check, so they cost
-microseconds per task. Quoted spans (``'...'``, ``"..."``, backticks, curly quotes) are values,
-not prose: they are masked (same length, so offsets still point into the question) before the
-prose is read, so a message text such as ``'Splash silence again'`` is never mistaken for the
-question's own words.
+The checks read the text (plus, for ``format_lost``, the calls' literal arguments). Quoted
+spans (``'...'``, ``"..."``, backticks, curly quotes) are values, not prose: their insides are
+masked (same length, so offsets still point into the question) before the prose is read, so a
+message text such as ``'Splash silence again'`` is never taken for the question's own words.
+A question is analysed once (:class:`QuestionText`: words, sentences, clauses, which of them ask
+for something) and every check reuses that analysis; patterns are precompiled, run on the
+lower-cased text without ``re.IGNORECASE``, and the rarer ones sit behind substring tests, so
+the four checks together cost well under 100 µs per task.
 
-``check_question`` runs the four checks below; the first that fails is the verdict, and what
-the others find is added to the evidence as ``also_failed``:
+``check_question`` runs the four checks; the first that fails is the verdict, and what the
+others find is added to the evidence as ``also_failed``:
 
 1. ``question.template_artefact``: generator leftovers: a phrase (or word) repeated back to
    back, an unfilled slot (``{x}``, ``{{ x }}``, ``<placeholder>``, ``[...]``, ``None`` as a
-   value), empty or glued quotes (``the meadow' 'id'``), an unbalanced quote, doubled
-   punctuation (``,,``, ``..``, ``. .``), two articles in a row (``a the``);
-2. ``question.context_dependent``: the question leans on a conversation that is not there: it
-   opens with a connective that continues earlier discourse (``Furthermore,``, ``Lastly,``)
-   before anything was asked, refers back to what was never said (``as I mentioned``, ``the
-   aforementioned``), or, before any earlier request could supply a referent, uses a
-   demonstrative (``that file``), ``the same X``, ``again`` or a bare ``it``/``them`` whose
-   antecedent the question does not contain; or it asks for a number of shares without ever
-   naming the stock;
-3. ``question.no_request``: no sentence asks for anything (no ``?``, no imperative, no request
-   marker such as ``please``, ``could you``, ``I'd like``, ``let's``);
-4. ``question.format_lost``: a literal argument with a format marker (leading ``@``/``#``, a
-   file extension, an ISO date) appears in the question only without it.
+   value), empty or glued quotes, an unbalanced quote (``the meadow' 'id'``, ``'Archive``),
+   doubled punctuation (``,,``, ``..``, ``. .``), two articles in a row (``a the``), a sentence
+   start glued into another sentence (``... folder and Could you ...``);
+2. ``question.context_dependent``: the question leans on a conversation that is not there: a
+   sentence opens with a connective or reaction that continues earlier discourse
+   (``Furthermore,``, ``Lastly,``, ``Oh, and``, ``I mean``, ``Great,``) although nothing was
+   asked before it; it refers to what was never said (``as I mentioned``, ``the
+   aforementioned``, ``previously given``) or to what the assistant already did (``now that
+   you've gathered``); or, before any earlier request could supply a referent, it uses a
+   demonstrative (``that file``), ``the same X``, ``the previous X``, ``the result``,
+   ``again`` or a bare ``it``/``them`` whose antecedent the question does not contain; or it
+   trades a number of shares without ever naming the stock ("I want 100 shares.");
+3. ``question.no_request``: no sentence asks for anything: no ``?``, no imperative, no request
+   marker (``please``, ``could you``, ``I'd like``, ``I need to``, ``let's``, ``help me``);
+4. ``question.format_lost``: a literal argument (not a binding) that carries a format marker
+   (a leading ``@`` or ``#``, a file extension, an ISO date) appears in the question only
+   without it: ``@kim`` as "mentioning kim", ``report.txt`` as "the file named report",
+   ``2024-03-01`` as ``20240301``.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pipeline.envs import ToolError, resolve_tool
@@ -176,7 +184,7 @@ _FILE_EXTENSIONS = frozenset({
     "dat", "bin"
 })  # fmt: skip
 
-# ----- patterns -----------------------------------------------------------------------------
+# ----- patterns (run on the lower-cased, quote-masked text unless noted) -------------------
 
 _QUOTED = re.compile(
     r"(?<![\w'])'(?:[^']|'(?=\w))*'(?!\w)"  # 'value' (apostrophes inside allowed: user's)
@@ -185,21 +193,23 @@ _QUOTED = re.compile(
     r"|‘(?:[^’]|’(?=\w))*’(?!\w)"
     r"|“[^”]*”"
 )
+_MASK = "\x1a"
+_TRAILING = "\"')] " + _MASK
 _INNER_APOSTROPHE = re.compile(r"(?<=\w)’(?=\w)")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\s*\n\s*")
 _CLAUSE_BREAK = re.compile(
-    r"\s*[,;:()]+\s*|\s+[-–—]+\s+"
-    r"|\s+(?:and then|and|then|but|or|so|plus|after that|afterwards)\s+",
-    re.IGNORECASE,
+    r"\s*[,;:()]+\s*|\s+[-–—]+\s+|\s+(?:and then|and|then|but|or|so|plus|after that"
+    r"|afterwards)\s+"
 )
-_GO_AHEAD = re.compile(r"\s*(?:please\s+|just\s+)?go\s+ahead\s*$", re.IGNORECASE)
+_GO_AHEAD = re.compile(r"\s*(?:please\s+|just\s+)?go\s+ahead\s*$")
 _WORD = re.compile(r"[A-Za-z0-9_][\w'-]*")
 _REQUEST_MARKER = re.compile(
     r"""\b(?:
         please | kindly
       | (?:can|could|would|will|might|may)\s+(?:you|we|i)\b
       | if\s+you\s+(?:could|can|would|will|don't\s+mind)
-      | (?:i'd|i\s+would|i'll|i\s+will)\s+(?:\w+\s+)?(?:like|love|appreciate|want|need|prefer|request)
+      | (?:i'd|i\s+would|i'll|i\s+will)\s+(?:\w+\s+)?
+        (?:like|love|appreciate|want|need|prefer|request)
       | would\s+(?:\w+\s+)?(?:like|love|appreciate)
       | i(?:'m|\s+am)\s+(?:\w+\s+)?(?:keen|eager|hoping|looking|trying|asking|requesting)\s+to
       | i\s+(?:\w+\s+)?(?:want|need|wish|require|request|must|have\s+to|ask)\s+
@@ -207,52 +217,57 @@ _REQUEST_MARKER = re.compile(
       | help\s+me | let(?:'s|\s+us)\b | let\s+me\s+know | go\s+ahead | make\s+sure | be\s+sure
       | do\s+me\s+a\s+favou?r | (?:would|do)\s+you\s+mind
     )""",
-    re.IGNORECASE | re.VERBOSE,
+    re.VERBOSE,
 )
 #: words that may precede the verb of an imperative clause ("First, ...", "Then just ...")
 _LEAD_SKIP = frozenset({
     "first", "then", "next", "now", "also", "finally", "lastly", "afterwards", "additionally",
     "just", "simply", "please", "kindly", "and", "so", "ok", "okay", "oh", "go", "ahead",
-    "quickly", "also", "still"
+    "quickly", "still",
 })  # fmt: skip
 #: after an unknown first word, these make it read as a verb with its object ("Ignite the car")
 _OBJECT_START = frozenset({
     "the", "a", "an", "my", "our", "your", "his", "her", "their", "its", "it", "them", "me",
     "us", "him", "this", "that", "these", "those", "all", "every", "each", "both", "some",
-    "any"
+    "any",
 })  # fmt: skip
 
-#: a sentence opening that continues an earlier exchange
+_WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+#: a sentence opening that continues an earlier exchange (or reacts to one)
 _CONNECTIVE = re.compile(
-    r"""^(?:
+    rf"""(?:
         (?:furthermore|additionally|moreover|besides|lastly|finally|subsequently|afterwards?
-          |secondly|thirdly|likewise|similarly|instead|otherwise|then|next|also|plus)\b(?!\s+(?:day|week|month|year|time|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b)
+          |secondly|thirdly|likewise|similarly|instead|otherwise|then|next|also|plus)\b
+          (?!\s+(?:day|week|month|year|time|{_WEEKDAYS})\b)
       | (?:and|but|or)\s
-      | as\s+well\b | in\s+addition\b | on\s+top\s+of\s+that\b | after\s+that\b | apart\s+from\s+that\b
-      | aside\s+from\s+that\b | other\s+than\s+that\b | beyond\s+that\b | in\s+that\s+case\b
-      | (?:now\s+also|also\s+now)\b | oh,?\s+(?:and|also)\b | to\s+(?:conclude|finish|wrap\s+up)\b
-      | i\s+mean\b | (?:sorry,?\s+)?i\s+(?:meant|should\s+(?:have\s+been|be)\s+(?:more\s+)?clear)\b
-      | sorry,?\s+i\s+(?:mean|should\s+have|forgot)\b | actually, | (?:oh|ah|oops|whoops|wait)\b[\s,!.]
-      | (?:since|now\s+that|once|with)\s+(?:that|this|it|everything|all\s+that)(?:'s|\s+is|\s+being)?
-        \s+(?:all\s+|now\s+)?(?:sorted|done|settled|set|complete|completed|finished|arranged|handled)\b
+      | as\s+well\b | in\s+addition\b | on\s+top\s+of\s+that\b | after\s+that\b
+      | (?:apart|aside)\s+from\s+that\b | other\s+than\s+that\b | beyond\s+that\b
+      | in\s+that\s+case\b | (?:now\s+also|also\s+now)\b | oh,?\s+(?:and|also)\b
+      | to\s+(?:conclude|finish|wrap\s+up)\b | i\s+mean\b
+      | (?:sorry,?\s+)?i\s+(?:meant|should\s+(?:have\s+been|be)\s+(?:more\s+)?clear)\b
+      | sorry,?\s+i\s+(?:mean|should\s+have|forgot)\b | actually,
+      | (?:oh|ah|oops|whoops|wait)\b[\s,!.]
+      | (?:since|now\s+that|once|with)\s+(?:that|this|it|everything|all\s+that)
+        (?:'s|\s+is|\s+being)?\s+(?:all\s+|now\s+)?
+        (?:sorted|done|settled|set|complete|completed|finished|arranged|handled)\b
       | (?:great|excellent|perfect|wonderful|awesome|thanks|thank\s+you)\s*[,!.]
     )""",
-    re.IGNORECASE | re.VERBOSE,
+    re.VERBOSE,
 )
 _BARE_CONNECTIVE = re.compile(
     r"furthermore|additionally|moreover|besides|lastly|finally|subsequently|afterwards?|secondly"
-    r"|thirdly|likewise|similarly|instead|otherwise|then|next|also|plus",
-    re.IGNORECASE,
+    r"|thirdly|likewise|similarly|instead|otherwise|then|next|also|plus"
 )
+#: after a bare connective ("Then", "Also") one of these, or a verb, starts a request
 _REQUEST_STARTS = frozenset({
     "i", "i'd", "i'm", "i've", "i'll", "we", "we'd", "we'll", "you", "can", "could", "would",
-    "will", "please", "let's", "kindly", "just", "don't"
+    "will", "please", "let's", "kindly", "just", "don't",
 })  # fmt: skip
 #: phrases that point at an earlier conversation, wherever they stand
 _PRIOR_DISCOURSE = re.compile(
     r"""\b(?:
-        as\s+(?:i|we|you)\s+(?:already\s+|just\s+)?(?:mentioned|said|discussed|noted|asked|
-          requested|explained|agreed|told\s+you)
+        as\s+(?:i|we|you)\s+(?:already\s+|just\s+)?(?:mentioned|said|discussed|noted|asked
+          |requested|explained|agreed|told\s+you)
       | as\s+(?:mentioned|discussed|said|noted|stated)\s+(?:before|earlier|previously|above)
       | as\s+before | like\s+(?:before|last\s+time) | as\s+last\s+time
       | (?:afore|above)[-\s]?mentioned
@@ -261,23 +276,25 @@ _PRIOR_DISCOURSE = re.compile(
       | (?:i|we)\s+(?:told|gave|sent|showed)\s+you\s+(?:earlier|before|previously)
       | (?:i|we)\s+(?:just\s+)?(?:mentioned|discussed|talked\s+about)
     )\b""",
-    re.IGNORECASE | re.VERBOSE,
+    re.VERBOSE,
 )
+_PRIOR_HINTS = (
+    "mention", "said", "discuss", "noted", "asked", "request", "explain", "agreed", "told",
+    "before", "previously", "last time", "gave you", "sent you", "showed you",
+)  # fmt: skip
 #: the assistant's own earlier actions, which a standalone question cannot have seen
 _EARLIER_ACTION = re.compile(
     r"\b(?:you|we)(?:'ve|\s+have)?\s+(?:just|already|previously)\s+\w+"
-    r"|\byou(?:'ve|\s+have)\s+(?:\w+ly\s+)?(?!to\b|got\b)\w+(?:ed|en|wn|ne|ught|ound|ade|ent)\b",
-    re.IGNORECASE,
+    r"|\byou(?:'ve|\s+have)\s+(?:\w+ly\s+)?(?!to\b|got\b)\w+(?:ed|en|wn|ne|ught|ound|ade|ent)\b"
 )
 _DEMONSTRATIVE = re.compile(
     r"\b(this|that|these|those|the\s+same|the\s+previous|my\s+previous|the\s+prior"
     r"|the(?=\s+(?:answer|result|results|output|outcome)\b))\s+"
     r"((?:(?:first|last|second|third|new|old|other|same|earlier|specific|particular|latest|"
-    r"two|three|four|\d+)\s+)?)([a-z][a-z_-]*)\b",
-    re.IGNORECASE,
+    r"two|three|four|\d+)\s+)?)([a-z][a-z_-]*)\b"
 )
 #: right after "this text", the value it points at follows ("this text: '...'")
-_CATAPHORA = re.compile(r"[^.!?;,\x1a]{0,40}?[:(]?\s*['\"`‘“]\x1a")
+_CATAPHORA = re.compile(rf"[^.!?;,{_MASK}]{{0,40}}?[:(]?\s*['\"`‘“]{_MASK}")
 #: "from that list": after a preposition, "that list" is a noun phrase, not "that" + verb
 _PREPOSITION_BEFORE = re.compile(
     r"\b(?:from|in|of|on|to|into|with|for|at|about|by|onto|under|inside|within)\s+$"
@@ -286,47 +303,46 @@ _PREPOSITION_BEFORE = re.compile(
 _CONJUNCTION_HOSTS = frozenset({
     "sure", "ensure", "check", "verify", "confirm", "say", "says", "said", "think", "know",
     "believe", "note", "notice", "mean", "hope", "realize", "realise", "assume", "guess",
-    "see", "prove", "show", "tell", "told", "given", "so", "such", "now", "provided", "except"
+    "see", "prove", "show", "tell", "told", "given", "so", "such", "now", "provided", "except",
 })  # fmt: skip
 _PRONOUN_OBJECT = re.compile(r"\b(it|them|that|this|those)\b(?!'|\s+(?:is|was|seems|looks))")
-_AGAIN = re.compile(r"\b(?:again|once\s+more|one\s+more\s+time)\b", re.IGNORECASE)
+_AGAIN = re.compile(r"\b(?:again|once\s+more|one\s+more\s+time)\b")
 _SHARES = re.compile(
-    r"\b(\d[\d,]*|a\s+hundred|a\s+few|some)\s+(?:([A-Za-z\x1a'-]+)\s+)?(shares?|units?)\b"
-    r"(\s+(?:of|in)\b)?",
-    re.IGNORECASE,
+    rf"\b(\d[\d,]*|a\s+hundred|a\s+few|some)\s+(?:([a-z{_MASK}'-]+)\s+)?(shares?|units?)\b"
+    r"(\s+(?:of|in)\b)?"
 )
+_TICKER = re.compile(r"\b[A-Z]{2,5}\b")
 
-#: a run of 1-8 words said twice in a row, separated by blanks only ("the message the message")
-_REPEATED = re.compile(
-    r"(?<![\w'-])([\w'-]+(?:[ \t]+[\w'-]+){0,7})[ \t]+\1(?![\w'-])", re.IGNORECASE
-)
-_REPEATED_WORD_OK = frozenset(
-    ["that", "had", "very", "so", "really", "bye", "ha", "no", "yes", "do", "is"]
-)
+_REPEATED_WORD_OK = frozenset({"that", "had", "very", "so", "really", "bye", "ha", "no", "yes",
+                               "do", "is"})  # fmt: skip
+_PUNCTUATION = ".,;:!?)(\"'`"
+#: run on the original text, where a quoted template is still visible
 _SLOT = re.compile(
     r"\{\{?\s*[A-Za-z_][\w.]*\s*\}\}?|\{%.*?%\}|\$\{\w+\}"
     r"|<[A-Za-z_][\w-]*(?:\s[A-Za-z_][\w-]*){0,3}>"
     r"|\[(?:\s*(?:\.\.\.|…)\s*|[A-Za-z_][\w -]{0,40})\]"
 )
+#: run on the masked text with its case (``None`` in prose, not "None of them")
 _NONE_VALUE = re.compile(r"(?<=[a-z,:=] )(?:None|NULL|NaN)\b(?!\s+of\b)|\b(?:null|undefined)\b")
-_DOUBLE_ARTICLE = re.compile(r"\b(?:a|an|the)\s+(?:a|an|the)\b")
-_GLUED_SENTENCE = re.compile(r"\b(?:and|or|then|but)\s+(?:Could|Can|Would|Will|Please|Should)\b")
+_PUNCT_PAIR = re.compile(r"[,;:.]\s*[,;.]")
 _DOUBLED_PUNCT = re.compile(
     r",\s*,|;\s*;|(?<=\w)\.\.(?![.\w])|(?<=\w)\.\s+\.(?![.\w])|[,;:]\s*\.(?!\.)|(?<![.\w])\.,"
 )
 _GLUED_QUOTES = re.compile(r"(?<=\w)''|''(?=\w)")
 _STRAY_OPEN = re.compile(r"(?<![\w'])'(?=\w)")
-_STRAY_CURLY = re.compile(r"(?<![\w\x1a])’")
+_STRAY_CURLY = re.compile(rf"(?<![\w{_MASK}])’")
 _STRAY_CLOSE = re.compile(r"(?<=[A-Za-rt-z0-9])'(?=[\s.,;:!?)]|$)")
+_DOUBLE_ARTICLE = re.compile(r"(?<![\w'-])(?:a|an|the)[ \t]+(a|an|the)\b")
+_GLUED_SENTENCE = re.compile(r"(?:and|or|then|but)[ \t]+(?:Could|Can|Would|Will|Please|Should)\b")
 
-_MENTION_OR_TAG = re.compile(r"^([@#])([A-Za-z0-9_][\w.-]*)$")
-_FILE_NAME = re.compile(r"^(?:.*/)?([\w .-]*\w)\.([A-Za-z][A-Za-z0-9]{0,4})$")
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_MENTION_OR_TAG = re.compile(r"([@#])([A-Za-z0-9_][\w.-]*)")
+_FILE_NAME = re.compile(r"(?:.*/)?([\w .-]*\w)\.([A-Za-z][A-Za-z0-9]{0,4})")
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _NAME_LIKE = re.compile(r"[_\d]|[a-z][A-Z]")
 _NAME_CUES = frozenset({
     "named", "called", "titled", "name", "file", "folder", "directory", "document", "tag",
     "tags", "hashtag", "hashtags", "tagged", "tagging", "mention", "mentions", "mentioning",
-    "mentioned", "user", "username", "handle", "account"
+    "mentioned", "user", "username", "handle", "account",
 })  # fmt: skip
 
 
@@ -335,20 +351,23 @@ _NAME_CUES = frozenset({
 
 def _mask_quotes(text: str) -> tuple[str, list[tuple[int, int]]]:
     """The question with the inside of every quoted span blanked (same length), and the spans."""
-    spans = [(m.start(), m.end()) for m in _QUOTED.finditer(text)]
+    if not any(mark in text for mark in "'\"`‘“"):
+        return text, []
+    spans = [m.span() for m in _QUOTED.finditer(text)]
     if not spans:
         return text, spans
     parts: list[str] = []
     last = 0
     for start, end in spans:
         parts.append(text[last : start + 1])
-        parts.append("\x1a" * (end - start - 2))
+        parts.append(_MASK * (end - start - 2))
         parts.append(text[end - 1])
         last = end
     parts.append(text[last:])
     return "".join(parts), spans
 
 
+@lru_cache(maxsize=8192)
 def _is_verb_form(word: str) -> bool:
     """A verb in any common inflection (sends, sent-like -ed forms, sending)."""
     if word in VERBS:
@@ -365,6 +384,17 @@ def _is_verb_form(word: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=8192)
+def _is_content(word: str) -> bool:
+    """A word that can name a thing (not a function word, request phrasing, verb or adverb)."""
+    return not (
+        word in FUNCTION_WORDS
+        or word in _REQUEST_WORDS
+        or (word.endswith("ly") and len(word) > 4)
+        or _is_verb_form(word)
+    )
+
+
 def _singular(word: str) -> str:
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
@@ -375,162 +405,199 @@ def _singular(word: str) -> str:
     return word
 
 
-@dataclass
-class _Clause:
-    start: int
-    end: int
-    request: bool
-
-
-@dataclass
+@dataclass(frozen=True)
 class _Sentence:
     start: int
     end: int
     text: str
     request: bool
-    clauses: list[_Clause] = field(default_factory=list)
 
 
 class QuestionText:
-    """One pass over a question: quotes masked, sentences and clauses found, requests marked."""
+    """One pass over a question: quotes masked, words, sentences and clauses found, and every
+    span that asks for something (an imperative clause, a request marker, a ``?``) marked."""
 
     def __init__(self, question: str) -> None:
         self.original = question
-        prose = _INNER_APOSTROPHE.sub("'", question)
+        prose = _INNER_APOSTROPHE.sub("'", question) if "’" in question else question
         self.masked, self.quotes = _mask_quotes(prose)
         self.lower = self.masked.lower()
+        self._words: tuple[list[int], list[str]] | None = None
+        self._content: list[bool] | None = None
+        self._markers = [m.start() for m in _REQUEST_MARKER.finditer(self.lower)]
+        self.request_spans: list[tuple[int, int]] = []
         self.sentences = list(self._split())
+        self.first_request_end = min((end for _, end in self.request_spans), default=len(question) + 1)
+
+    @property
+    def word_starts(self) -> list[int]:
+        return self._word_index()[0]
+
+    @property
+    def words(self) -> list[str]:
+        """The lower-cased words of the masked question (quoted values are not words)."""
+        return self._word_index()[1]
+
+    def _word_index(self) -> tuple[list[int], list[str]]:
+        if self._words is None:
+            matches = list(_WORD.finditer(self.lower))
+            self._words = ([m.start() for m in matches], [m.group() for m in matches])
+        return self._words
+
+    @property
+    def content(self) -> list[bool]:
+        if self._content is None:
+            self._content = [_is_content(word) for word in self.words]
+        return self._content
+
+    def _words_in(self, start: int, end: int) -> range:
+        return range(bisect_left(self.word_starts, start), bisect_left(self.word_starts, end))
+
+    def _marked(self, start: int, end: int) -> bool:
+        index = bisect_left(self._markers, start)
+        return index < len(self._markers) and self._markers[index] < end
 
     def _split(self) -> Iterator[_Sentence]:
         start = 0
-        bounds = [(m.start(), m.end()) for m in _SENTENCE_BREAK.finditer(self.masked)]
-        bounds.append((len(self.masked), len(self.masked)))
-        for stop, resume in bounds:
-            text = self.masked[start:stop].strip()
+        masked = self.masked
+        for match in [*_SENTENCE_BREAK.finditer(masked), None]:
+            stop, resume = (match.start(), match.end()) if match else (len(masked), len(masked))
+            raw = masked[start:stop]
+            text = raw.strip()
             if text:
-                offset = start + (
-                    len(self.masked[start:stop]) - len(self.masked[start:stop].lstrip())
-                )
+                offset = start + len(raw) - len(raw.lstrip())
                 yield self._sentence(offset, offset + len(text), text)
             start = resume
 
     def _sentence(self, start: int, end: int, text: str) -> _Sentence:
-        clauses: list[_Clause] = []
+        asks_somewhere = False
+        lower, spans = self.lower, self.request_spans
+        bounds = [m.span() for m in _CLAUSE_BREAK.finditer(lower, start, end)]
+        bounds.append((end, end))
+        position = start
+        for stop, resume in bounds:
+            # a clause that is only "go ahead" leaves the request to the clause after it
+            if stop > position and not _GO_AHEAD.match(lower, position, stop):
+                if self._imperative(position, stop) or self._marked(position, stop):
+                    spans.append((position, stop))
+                    asks_somewhere = True
+            position = resume
+        asks = text.rstrip(_TRAILING).endswith("?") or self._marked(start, end)
+        if asks:
+            self.request_spans.append((start, end))
+        return _Sentence(start, end, text, asks or asks_somewhere)
+
+    def _imperative(self, start: int, end: int) -> bool:
+        words = _WORD.findall(self.lower, start, end)
         position = 0
-        for match in [*_CLAUSE_BREAK.finditer(text), None]:
-            stop = match.start() if match else len(text)
-            piece = text[position:stop]
-            if piece.strip():
-                asks = _imperative(piece) or bool(_REQUEST_MARKER.search(piece))
-                if _GO_AHEAD.match(piece):
-                    asks = False  # "go ahead and ...": the request is the next clause
-                clauses.append(_Clause(start + position, start + stop, asks))
-            position = match.end() if match else len(text)
-        asks = text.rstrip("\"')]\x1a ").endswith("?") or bool(_REQUEST_MARKER.search(text))
-        return _Sentence(start, end, text, asks or any(c.request for c in clauses), clauses)
+        while position < len(words):
+            word = words[position]
+            if word in VERBS or not (word in _LEAD_SKIP or (word.endswith("ly") and len(word) > 4)):
+                break
+            position += 1
+        if position >= len(words):
+            return False
+        first = words[position]
+        if first in VERBS:
+            return True
+        following = words[position + 1] if position + 1 < len(words) else ""
+        return (
+            first.isalpha()
+            and first not in FUNCTION_WORDS
+            and not first.endswith(("s", "ed", "ing"))
+            and following in _OBJECT_START
+        )
 
-    @cached_property
-    def request_spans(self) -> list[tuple[int, int]]:
-        spans = [(c.start, c.end) for s in self.sentences for c in s.clauses if c.request]
-        spans += [(s.start, s.end) for s in self.sentences if s.request]
-        return spans
-
+    # ----- questions the checks ask ---------------------------------------------------------
     @property
     def asks_anything(self) -> bool:
-        return any(sentence.request for sentence in self.sentences)
+        return bool(self.request_spans)
 
     def request_before(self, position: int) -> bool:
         """Whether a request clause ends before ``position`` (something was asked earlier)."""
-        return any(end <= position for _, end in self.request_spans)
-
-    def statement_before(self, position: int) -> bool:
-        """Whether an earlier sentence (not the one at ``position``) has content words."""
-        return any(
-            s.end <= position and any(True for _ in _content_words(s.text)) for s in self.sentences
-        )
+        return self.first_request_end <= position
 
     def inside_first_request(self, position: int) -> bool:
-        starts = [start for start, end in self.request_spans if start <= position < end]
-        return bool(starts) and not self.request_before(position)
+        return not self.request_before(position) and any(
+            start <= position < end for start, end in self.request_spans
+        )
+
+    def statement_before(self, position: int) -> bool:
+        """Whether an earlier sentence (not the one at ``position``) names anything."""
+        return any(
+            s.end <= position and any(self.content[i] for i in self._words_in(s.start, s.end))
+            for s in self.sentences
+        )
+
+    def quote_before(self, position: int) -> bool:
+        return bool(self.quotes) and self.quotes[0][0] < position
+
+    def has_antecedent(self, position: int, noun: str | None = None) -> bool:
+        """Whether the text before ``position`` offers something to refer back to.
+
+        With a ``noun``: a quoted value, the noun itself or one of its kind ("report.txt" or
+        "file" for "that document"). Without: a quoted value or any content word.
+        """
+        if self.quote_before(position):
+            return True
+        indices = range(bisect_left(self.word_starts, position))
+        if noun is None:
+            return any(self.content[i] for i in indices)
+        kind = _NOUN_KINDS.get(noun)
+        candidates = _KIND_NOUNS.get(kind, ()) if kind else (noun,)
+        if any(self.words[i].startswith(candidates) for i in indices):
+            return True
+        pattern = _KIND_EVIDENCE.get(kind or "")
+        return bool(pattern and pattern.search(self.masked, 0, position))
+
+    def previous_word(self, position: int) -> str:
+        index = bisect_left(self.word_starts, position)
+        return self.words[index - 1] if index else ""
 
     def span(self, start: int, end: int, pad: int = 0) -> str:
         return self.original[max(0, start - pad) : end + pad].strip()
 
 
-def _imperative(clause: str) -> bool:
-    words = [w.lower() for w in _WORD.findall(clause)]
-    index = 0
-    while (
-        index < len(words)
-        and words[index] not in VERBS
-        and (words[index] in _LEAD_SKIP or (words[index].endswith("ly") and len(words[index]) > 4))
-    ):
-        index += 1
-    if index >= len(words):
-        return False
-    first = words[index]
-    if first in VERBS:
-        return True
-    following = words[index + 1] if index + 1 < len(words) else ""
-    return (
-        first.isalpha()
-        and first not in FUNCTION_WORDS
-        and not first.endswith(("s", "ed", "ing"))
-        and following in _OBJECT_START
-    )
+_KIND_NOUNS: dict[str, tuple[str, ...]] = {}
+for _noun, _kind in _NOUN_KINDS.items():
+    _KIND_NOUNS[_kind] = (*_KIND_NOUNS.get(_kind, ()), _noun)
 
 
-def _content_words(text: str) -> Iterator[str]:
-    for word in _WORD.findall(text):
-        lowered = word.lower()
-        if lowered in FUNCTION_WORDS or lowered in _REQUEST_WORDS or _is_verb_form(lowered):
-            continue
-        if lowered.endswith("ly") and len(lowered) > 4:
-            continue
-        yield lowered
-
-
-def _has_antecedent(prefix: str, noun: str | None = None) -> bool:
-    """Whether ``prefix`` offers something a reference could point back to.
-
-    With a ``noun``: the noun itself (or one of its kind: a file name for "that document"),
-    or any quoted value. Without: any content word, number or quoted value at all.
-    """
-    if "\x1a" in prefix or "''" in prefix or '""' in prefix:
-        return True
-    if noun is None:
-        return any(True for _ in _content_words(prefix))
-    lowered = prefix.lower()
-    kind = _NOUN_KINDS.get(noun)
-    candidates = {noun} | ({n for n, k in _NOUN_KINDS.items() if k == kind} if kind else set())
-    if any(re.search(rf"\b{re.escape(c)}", lowered) for c in candidates):
-        return True
-    pattern = _KIND_EVIDENCE.get(kind or "")
-    return bool(pattern and pattern.search(prefix))
-
-
-# ----- the checks ---------------------------------------------------------------------------
+# ----- template artefacts -------------------------------------------------------------------
 
 
 def _reject(code: RejectionCode, message: str, span: str, **extra: Any) -> Reject:
-    output: dict[str, Any] = {"span": span, **extra}
-    return Reject(code, message, Evidence(output=output))
+    return Reject(code, message, Evidence(output={"span": span, **extra}))
 
 
-def _repeated_phrase(text: QuestionText) -> Reject | None:
-    for match in _REPEATED.finditer(text.masked):
-        phrase = match.group(1)
-        words = phrase.split()
-        if len(words) == 1 and (words[0].lower() in _REPEATED_WORD_OK or not words[0].isalpha()):
+def _repeated_phrase(text: QuestionText) -> tuple[int, int, int] | None:
+    """(start, end, words) of 1-8 words said twice in a row with only blanks between."""
+    tokens = text.lower.split()
+    cores = [token.strip(_PUNCTUATION) for token in tokens]
+    seen: dict[str, int] = {}
+    candidates: list[tuple[int, int]] = []  # (size, first index): a word recurs size words on
+    for index, core in enumerate(cores):
+        before = seen.get(core)
+        if before is not None and index - before <= 8 and core and _MASK not in core:
+            candidates.append((index - before, before))
+        seen[core] = index
+    for size, i in sorted(candidates):
+        if i + 2 * size > len(tokens) or cores[i : i + size] != cores[i + size : i + 2 * size]:
             continue
-        what = "word" if len(words) == 1 else f"{len(words)}-word phrase"
-        return _reject(
-            RejectionCode.QUESTION_TEMPLATE_ARTEFACT,
-            f"the {what} {' '.join(words)!r} is repeated back to back: "
-            f"{text.span(match.start(), match.end(), 12)!r}",
-            text.span(match.start(), match.end()),
-        )
+        inner = tokens[i : i + 2 * size]
+        if any(t[-1] in _PUNCTUATION for t in inner[:-1]) or any(
+            t[0] in _PUNCTUATION for t in inner[1:]
+        ):
+            continue  # "message, the message": punctuation in between, said on purpose
+        if size == 1 and (cores[i] in _REPEATED_WORD_OK or not cores[i].isalpha()):
+            continue
+        return _token_span(text.lower, i, 2 * size) + (size,)
     return None
+
+
+def _token_span(lower: str, first: int, count: int) -> tuple[int, int]:
+    matches = list(re.finditer(r"\S+", lower))[first : first + count]
+    return matches[0].start(), matches[-1].end()
 
 
 def _string_arguments(ctx: ValidationContext) -> list[str]:
@@ -552,48 +619,63 @@ def _string_arguments(ctx: ValidationContext) -> list[str]:
 
 
 def check_template_artefact(ctx: ValidationContext, text: QuestionText) -> None:
+    code = RejectionCode.QUESTION_TEMPLATE_ARTEFACT
     repeated = _repeated_phrase(text)
     if repeated:
-        raise repeated
-    arguments: list[str] | None = None
-    for match in _SLOT.finditer(text.original):
-        if arguments is None:
-            arguments = _string_arguments(ctx)
-        if any(match.group() in argument for argument in arguments):
-            continue  # the call really takes this text (a template, a tag): not a leftover
+        start, end, size = repeated
+        what = "word" if size == 1 else f"{size}-word phrase"
         raise _reject(
-            RejectionCode.QUESTION_TEMPLATE_ARTEFACT,
-            f"unfilled template slot {match.group()!r} in "
-            f"{text.span(match.start(), match.end(), 20)!r}",
-            match.group(),
+            code,
+            f"a {what} is repeated back to back: {text.span(start, end, 12)!r}",
+            text.span(start, end),
         )
-    checks: tuple[tuple[re.Pattern[str], str, str], ...] = (
-        (_NONE_VALUE, text.masked, "a null value written into the prose"),
-        (_GLUED_QUOTES, text.original, "empty or glued quotes"),
-        (_DOUBLED_PUNCT, text.masked, "doubled punctuation"),
-        (_DOUBLE_ARTICLE, text.masked, "two articles in a row"),
-        (_GLUED_SENTENCE, text.masked, "a sentence start glued into another sentence"),
-    )
-    for pattern, haystack, what in checks:
-        match = pattern.search(haystack)
-        if match is None:
-            continue
-        if pattern is _NONE_VALUE:
-            arguments = arguments if arguments is not None else _string_arguments(ctx)
-            if _has_null_argument(ctx) or match.group() in arguments:
-                continue
+    original = text.original
+    if "{" in original or "<" in original or "[" in original:
+        for match in _SLOT.finditer(original):
+            if any(match.group() in argument for argument in _string_arguments(ctx)):
+                continue  # the call really takes this text (a template, a tag): not a leftover
+            raise _reject(
+                code,
+                f"unfilled template slot {match.group()!r} in "
+                f"{text.span(match.start(), match.end(), 20)!r}",
+                match.group(),
+            )
+    found = _artefact_pattern(ctx, text)
+    if found:
+        what, start, end = found
         raise _reject(
-            RejectionCode.QUESTION_TEMPLATE_ARTEFACT,
-            f"{what}: {text.span(match.start(), match.end(), 20)!r}",
-            text.span(match.start(), match.end(), 3),
+            code, f"{what}: {text.span(start, end, 20)!r}", text.span(start, end, 3)
         )
     stray = _stray_quote(text)
     if stray is not None:
         raise _reject(
-            RejectionCode.QUESTION_TEMPLATE_ARTEFACT,
-            f"unbalanced quote {text.original[stray]!r} in {text.span(stray, stray + 1, 25)!r}",
+            code,
+            f"unbalanced quote {original[stray]!r} in {text.span(stray, stray + 1, 25)!r}",
             text.span(stray, stray + 1, 12),
         )
+
+
+def _artefact_pattern(ctx: ValidationContext, text: QuestionText) -> tuple[str, int, int] | None:
+    masked, lower = text.masked, text.lower
+    if any(hint in lower for hint in ("none", "null", "nan", "undefined")):
+        match = _NONE_VALUE.search(masked)
+        if match and not (_has_null_argument(ctx) or match.group() in _string_arguments(ctx)):
+            return "a null value written into the prose", match.start(), match.end()
+    if "''" in text.original:
+        match = _GLUED_QUOTES.search(text.original)
+        if match:
+            return "empty or glued quotes", match.start(), match.end()
+    if _PUNCT_PAIR.search(masked):
+        match = _DOUBLED_PUNCT.search(masked)
+        if match:
+            return "doubled punctuation", match.start(), match.end()
+    for match in _DOUBLE_ARTICLE.finditer(lower):
+        if masked[match.start(1)].islower():  # "the A team" is a name
+            return "two articles in a row", match.start(), match.end()
+    match = _GLUED_SENTENCE.search(masked)
+    if match:
+        return "a sentence start glued into another sentence", match.start(), match.end()
+    return None
 
 
 def _has_null_argument(ctx: ValidationContext) -> bool:
@@ -612,26 +694,23 @@ def _stray_quote(text: QuestionText) -> int | None:
     for mark in ('"', "`", "“", "”", "‘"):
         index = outside.find(mark)
         if index != -1 and not (mark == '"' and index and outside[index - 1].isdigit()):
-            return index
-    for pattern in (_STRAY_OPEN, _STRAY_CLOSE, _STRAY_CURLY):
-        match = pattern.search(outside)
-        if match:
-            return match.start()
+            return index  # (a digit before '"' is inches)
+    if "'" in outside or "’" in outside:
+        for pattern in (_STRAY_OPEN, _STRAY_CLOSE, _STRAY_CURLY):
+            match = pattern.search(outside)
+            if match:
+                return match.start()
     return None
+
+
+# ----- context dependence -------------------------------------------------------------------
 
 
 def check_context_dependent(ctx: ValidationContext, text: QuestionText) -> None:
     code = RejectionCode.QUESTION_CONTEXT_DEPENDENT
     for sentence in text.sentences:
-        match = _CONNECTIVE.match(sentence.text)
-        if match and _BARE_CONNECTIVE.fullmatch(match.group()):
-            rest = _WORD.findall(sentence.text[match.end() : match.end() + 30])
-            if sentence.text[match.end() : match.end() + 1] != "," and not (
-                rest and (rest[0].lower() in VERBS or rest[0].lower() in _REQUEST_STARTS)
-            ):
-                match = None  # "Also known as ...", "Then and now": not a connective
-        if match and not text.request_before(sentence.start):
-            opener = match.group().strip(" ,!.")
+        opener = _opening_connective(text, sentence)
+        if opener and not text.request_before(sentence.start):
             where = "opens with" if sentence.start == 0 else "has a sentence opening with"
             raise _reject(
                 code,
@@ -639,30 +718,58 @@ def check_context_dependent(ctx: ValidationContext, text: QuestionText) -> None:
                 f"nothing was asked before it: {text.span(sentence.start, sentence.end)[:80]!r}",
                 opener,
             )
-    match = _PRIOR_DISCOURSE.search(text.masked)
-    if match:
-        raise _reject(
-            code,
-            f"{match.group()!r} refers to an earlier conversation the task does not contain",
-            match.group(),
-        )
-    for match in _EARLIER_ACTION.finditer(text.masked):
-        if not text.request_before(match.start()):
+    lower = text.lower
+    if any(hint in lower for hint in _PRIOR_HINTS):
+        match = _PRIOR_DISCOURSE.search(lower)
+        if match:
+            said = text.span(match.start(), match.end())
             raise _reject(
-                code,
-                f"{match.group()!r} presumes something already happened, but the question "
-                "has asked for nothing before it",
-                match.group(),
+                code, f"{said!r} refers to an earlier conversation the task does not contain", said
             )
+    if "you" in lower or "we" in lower:
+        for match in _EARLIER_ACTION.finditer(lower):
+            if not text.request_before(match.start()):
+                said = text.span(match.start(), match.end())
+                raise _reject(
+                    code,
+                    f"{said!r} presumes something already happened, but the question has asked "
+                    "for nothing before it",
+                    said,
+                )
     _check_references(text)
     _check_unnamed_shares(ctx, text)
 
 
+def _opening_connective(text: QuestionText, sentence: _Sentence) -> str | None:
+    lowered = text.lower[sentence.start : sentence.end]
+    match = _CONNECTIVE.match(lowered)
+    if match is None:
+        return None
+    if _BARE_CONNECTIVE.fullmatch(match.group()):
+        rest = _WORD.findall(lowered[match.end() : match.end() + 30])
+        after_comma = lowered[match.end() : match.end() + 1] == ","
+        if not after_comma and not (rest and (rest[0] in VERBS or rest[0] in _REQUEST_STARTS)):
+            return None  # "Also known as ...", "Then and now": not a connective
+    return text.span(sentence.start, sentence.start + len(match.group().rstrip(" ,!.")))
+
+
+def _determiner_that(text: QuestionText, start: int) -> bool:
+    """Whether "that"/"this" at ``start`` points at a noun ("from that list", "delete that
+    file") rather than opening a clause ("the file that contains", "ensure that files ...")."""
+    if _PREPOSITION_BEFORE.search(text.lower, max(0, start - 12), start):
+        return True
+    before = text.previous_word(start)
+    return before in VERBS and before not in _CONJUNCTION_HOSTS
+
+
 def _check_references(text: QuestionText) -> None:
     code = RejectionCode.QUESTION_CONTEXT_DEPENDENT
-    for match in _DEMONSTRATIVE.finditer(text.masked):
-        word, noun = match.group(1).lower(), match.group(3).lower()
-        if text.request_before(match.start()) or noun in FUNCTION_WORDS:
+    lower, masked = text.lower, text.masked
+    for match in _DEMONSTRATIVE.finditer(lower):
+        if text.request_before(match.start()):
+            break  # every later match has an earlier request too
+        word, noun = match.group(1), match.group(3)
+        if noun in FUNCTION_WORDS:
             continue
         if word in ("that", "this", "these", "those") and text.statement_before(match.start()):
             continue  # an earlier sentence set the scene ("those doors" of the car it described)
@@ -671,7 +778,7 @@ def _check_references(text: QuestionText) -> None:
                 (_is_verb_form(noun) and not _determiner_that(text, match.start()))
                 or (noun.endswith("ed") and len(noun) > 4)  # "have this rectified"
                 or noun != _singular(noun)
-                or text.masked[match.start(3)].isupper()
+                or masked[match.start(3)].isupper()
                 or (word == "this" and noun in _DEICTIC_NOUNS)
             ):
                 continue  # "make sure that ...", "the file that contains", "this folder"
@@ -680,93 +787,97 @@ def _check_references(text: QuestionText) -> None:
                 continue
             if word == "these" and _singular(noun) in _DEICTIC_NOUNS:
                 continue
-        else:  # the same / the previous / the result
-            after = text.lower[match.end() : match.end() + 6]
-            if after.startswith((" as ", " of ", " from ", " for ")):
-                continue  # "the same name as ...", "the result of 3 + 4": not a reference
-        if _has_antecedent(text.masked[: match.start()], _singular(noun)):
+        elif lower.startswith((" as ", " of ", " from ", " for "), match.end()):
+            continue  # "the same name as ...", "the result of 3 + 4": not a reference
+        if text.has_antecedent(match.start(), _singular(noun)):
             continue
-        if _CATAPHORA.match(text.masked, match.end()):
+        if _CATAPHORA.match(masked, match.end()):
             continue  # "this text: '...'": the value follows
-        raise _reject(
-            code,
-            f"{match.group()!r} refers back to something the question never introduces",
-            text.span(match.start(), match.end()),
-        )
-    for match in _PRONOUN_OBJECT.finditer(text.lower):
+        said = text.span(match.start(), match.end())
+        raise _reject(code, f"{said!r} refers back to something the question never introduces", said)
+    for match in _PRONOUN_OBJECT.finditer(lower):
         start = match.start()
-        if text.request_before(start) or _has_antecedent(text.masked[:start]):
+        if text.request_before(start):
+            break
+        before = text.previous_word(start)
+        if not before or before in ("make", "keep", "let"):
             continue
-        before = _WORD.findall(text.lower[:start])
-        if not before or before[-1] in ("make", "keep", "let"):
+        if not (_is_verb_form(before) or before in ("need", "want", "needs", "wants")):
             continue
-        if not (_is_verb_form(before[-1]) or before[-1] in ("need", "want", "needs", "wants")):
-            continue
-        after = text.lower[match.end() :].lstrip()
-        if match.group(1) in ("that", "this", "those") and after[:1].isalpha():
+        after = lower[match.end() :].lstrip()
+        if match.group(1) != "it" and match.group(1) != "them" and after[:1].isalpha():
             if not after.startswith(("for ", "to ", "into ", "in ", "on ", "with ", "from ")):
                 continue  # "check that the doors ...": a conjunction or determiner
         if after.startswith(("if ", "when ", "that ", ":")):
             continue  # "I'd appreciate it if ...", "do this: ...": no earlier referent needed
+        if text.has_antecedent(start):
+            continue
+        said = text.span(start - 20, match.end())
         raise _reject(
-            code,
-            f"{match.group(1)!r} in {text.span(start - 20, match.end(), 0)!r} has no antecedent "
-            "in the question",
-            text.span(start - 20, match.end()),
+            code, f"{match.group(1)!r} in {said!r} has no antecedent in the question", said
         )
-    for match in _AGAIN.finditer(text.masked):
-        if text.inside_first_request(match.start()):
-            raise _reject(
-                code,
-                f"{match.group()!r} in the first request presumes it was done before: "
-                f"{text.span(match.start() - 30, match.end())!r}",
-                match.group(),
-            )
+    if "again" in lower or "more" in lower:
+        for match in _AGAIN.finditer(lower):
+            if text.inside_first_request(match.start()):
+                raise _reject(
+                    code,
+                    f"{match.group()!r} in the first request presumes it was done before: "
+                    f"{text.span(match.start() - 30, match.end())!r}",
+                    match.group(),
+                )
 
 
-def _determiner_that(text: QuestionText, start: int) -> bool:
-    """Whether "that"/"this" at ``start`` points at a noun ("from that list", "delete that
-    file") rather than opening a clause ("the file that contains", "ensure that files ...")."""
-    if _PREPOSITION_BEFORE.search(text.lower, 0, start):
-        return True
-    before = _WORD.findall(text.lower[max(0, start - 30) : start])
-    return bool(before) and before[-1] in VERBS and before[-1] not in _CONJUNCTION_HOSTS
+def _find_token(haystack: str, needle: str, start: int = 0) -> int:
+    """Index of ``needle`` in ``haystack`` not glued to word characters (or ``-1``)."""
+    index = haystack.find(needle, start)
+    while index != -1:
+        end = index + len(needle)
+        before = haystack[index - 1] if index else " "
+        after = haystack[end] if end < len(haystack) else " "
+        if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
+            return index
+        index = haystack.find(needle, index + 1)
+    return -1
 
 
 def _check_unnamed_shares(ctx: ValidationContext, text: QuestionText) -> None:
-    """ "I want 100 shares." when the calls need a stock the question never names."""
+    """"I want 100 shares." when the calls trade a stock the question never names."""
+    if "share" not in text.lower and "unit" not in text.lower:
+        return
     symbols: list[str] = []
-    bound = False
     for call in ctx.task.calls:
         try:
             _, spec = resolve_tool(call.tool)
         except ToolError:
             continue
         for name, sem in spec.param_types.items():
-            if sem in (Sem.STOCK_SYMBOL, Sem.COMPANY_NAME) and name in call.arguments:
-                if name in call.bindings or any(k.startswith(name + ".") for k in call.bindings):
-                    bound = True
-                value = call.arguments[name]
-                symbols += [value] if isinstance(value, str) else []
-                symbols += (
-                    [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-                )
-    if not symbols or bound:
+            if sem not in (Sem.STOCK_SYMBOL, Sem.COMPANY_NAME) or name not in call.arguments:
+                continue
+            if name in call.bindings or any(k.startswith(name + ".") for k in call.bindings):
+                return  # the stock comes from an earlier result, which the question refers to
+            value = call.arguments[name]
+            items = value if isinstance(value, list) else [value]
+            symbols += [item for item in items if isinstance(item, str)]
+    lowered = text.original.lower()
+    if not symbols or any(_find_token(lowered, s.lower()) != -1 for s in symbols):
         return
-    if any(re.search(rf"(?<!\w){re.escape(s)}(?!\w)", text.original, re.I) for s in symbols):
-        return
-    for match in _SHARES.finditer(text.masked):
+    if _TICKER.search(text.masked.replace("I ", "")):
+        return  # a ticker stands somewhere in the question
+    for match in _SHARES.finditer(text.lower):
         modifier = match.group(2) or ""
-        if match.group(4) or "\x1a" in modifier or (modifier[:1].isupper()):
+        named = match.start(2) != -1 and text.masked[match.start(2)].isupper()
+        if match.group(4) or _MASK in modifier or named:
             continue  # "shares of X", "100 'NVDA' shares", "100 Apple shares"
-        if re.search(r"\b[A-Z]{2,5}\b", text.masked.replace("I ", "")):
-            continue  # a ticker stands somewhere in the question
+        said = text.span(match.start(), match.end())
         raise _reject(
             RejectionCode.QUESTION_CONTEXT_DEPENDENT,
-            f"{match.group().strip()!r} does not say which stock; the calls trade "
+            f"{said!r} does not say which stock; the calls trade "
             f"{', '.join(sorted(set(symbols)))}, which the question never names",
-            match.group().strip(),
+            said,
         )
+
+
+# ----- no request ---------------------------------------------------------------------------
 
 
 def check_no_request(ctx: ValidationContext, text: QuestionText) -> None:
@@ -780,29 +891,30 @@ def check_no_request(ctx: ValidationContext, text: QuestionText) -> None:
     )
 
 
+# ----- format lost --------------------------------------------------------------------------
+
+
 def _format_variants(value: str, sem: Sem | None) -> tuple[str, str] | None:
     """(what is lost, the value without it) for a value that carries a format marker."""
-    marked = _MENTION_OR_TAG.match(value)
-    if marked and sem in (None, Sem.TAG, Sem.USER_NAME, Sem.TEXT, Sem.KEYWORD):
-        return ("the leading " + marked.group(1), marked.group(2))
-    named = _FILE_NAME.match(value)
-    if (
-        named
-        and named.group(2).lower() in _FILE_EXTENSIONS
-        and sem in (None, Sem.FILE_NAME, Sem.PATH, Sem.DOCUMENT_ID, Sem.TITLE)
-    ):
-        return (f"the extension .{named.group(2)}", named.group(1))
+    if value[:1] in "@#":
+        marked = _MENTION_OR_TAG.fullmatch(value)
+        if marked and sem in (None, Sem.TAG, Sem.USER_NAME, Sem.TEXT, Sem.KEYWORD):
+            return ("the leading " + marked.group(1), marked.group(2))
+        return None
+    if "." in value and sem in (None, Sem.FILE_NAME, Sem.PATH, Sem.DOCUMENT_ID, Sem.TITLE):
+        named = _FILE_NAME.fullmatch(value)
+        if named and named.group(2).lower() in _FILE_EXTENSIONS:
+            return (f"the extension .{named.group(2)}", named.group(1))
     return None
 
 
 def _date_lost(value: str, question: str) -> str | None:
     """An ISO date written in the question with its separators stripped (``20240301``)."""
-    date = _ISO_DATE.match(value)
+    date = _ISO_DATE.fullmatch(value)
     if not date or value in question:
         return None
     year, month, day = date.groups()
-    pattern = rf"(?<!\d){year}(?:[/. _]?){month}(?:[/. _]?){day}(?!\d)"
-    found = re.search(pattern, question)
+    found = re.search(rf"(?<!\d){year}[/. _]?{month}[/. _]?{day}(?!\d)", question)
     return found.group() if found else None
 
 
@@ -824,20 +936,20 @@ def _literal_arguments(ctx: ValidationContext) -> Iterator[tuple[int, str, str, 
 
 def check_format_lost(ctx: ValidationContext, text: QuestionText) -> None:
     question = text.original
+    lowered = question.lower()
     for index, name, value, sem in _literal_arguments(ctx):
         call = ctx.task.calls[index]
-        date = _date_lost(value, question) if sem in (None, Sem.DATE) else None
-        if date:
-            raise Reject(
-                RejectionCode.QUESTION_FORMAT_LOST,
-                f"step {call.id} passes {name}={value!r}, but the question writes the date as "
-                f"{date!r}",
-                Evidence(step_id=call.id, output={"argument": name, "value": value, "span": date}),
-            )
+        if value[:1].isdigit() and sem in (None, Sem.DATE):
+            date = _date_lost(value, question)
+            if date:
+                raise Reject(
+                    RejectionCode.QUESTION_FORMAT_LOST,
+                    f"step {call.id} passes {name}={value!r}, but the question writes the date "
+                    f"as {date!r}",
+                    Evidence(step_id=call.id, output={"argument": name, "value": value, "span": date}),
+                )
         variants = _format_variants(value, sem)
-        if variants is None or re.search(
-            rf"(?<!\w){re.escape(value)}(?!\w)", question, re.IGNORECASE
-        ):
+        if variants is None or _find_token(lowered, value.lower()) != -1:
             continue
         lost, bare = variants
         found = _lost_mention(ctx, text, index, value, bare)
@@ -846,27 +958,32 @@ def check_format_lost(ctx: ValidationContext, text: QuestionText) -> None:
         raise Reject(
             RejectionCode.QUESTION_FORMAT_LOST,
             f"step {call.id} passes {name}={value!r}, but the question only says {bare!r} "
-            f"({lost} is lost): {text.span(found.start() - 20, found.end() + 10)!r}",
+            f"({lost} is lost): {text.span(found - 20, found + len(bare) + 10)!r}",
             Evidence(step_id=call.id, output={"argument": name, "value": value, "span": bare}),
         )
 
 
 def _lost_mention(
     ctx: ValidationContext, text: QuestionText, index: int, value: str, bare: str
-) -> re.Match[str] | None:
+) -> int | None:
     """Where the question names ``bare`` as the value itself (not as an ordinary word).
 
     An occurrence counts when it is introduced as a name (quoted, "named x", "tag x"), or when
     it looks like a name (``q1_summary``, ``ProjectUpdate``) and no earlier result shows the
     exact value; "the proposal document" for ``proposal.docx`` is an ordinary word.
     """
-    pattern = re.compile(rf"(?<![\w@#.]){re.escape(bare)}(?![\w]|\.\w)", re.IGNORECASE)
+    lowered, needle = text.original.lower(), bare.lower()
     name_like = bool(_NAME_LIKE.search(bare))
-    for found in pattern.finditer(text.original):
-        if _cued(text, found.start()):
-            return found
-        if name_like and not _observed_before(ctx, index, value):
-            return found
+    position = _find_token(lowered, needle)
+    while position != -1:
+        glued = position and lowered[position - 1] in "@#."
+        following = lowered[position + len(needle) : position + len(needle) + 2]
+        if not glued and not (following[:1] == "." and following[1:2].isalnum()):
+            if _cued(text, position):
+                return position
+            if name_like and not _observed_before(ctx, index, value):
+                return position
+        position = _find_token(lowered, needle, position + 1)
     return None
 
 
@@ -881,13 +998,10 @@ def _cued(text: QuestionText, position: int) -> bool:
 def _observed_before(ctx: ValidationContext, index: int, value: str) -> bool:
     try:
         traces = ctx.traces
-    except Exception:  # noqa: BLE001 - replay problems are the execution checks' business
+    except Exception:  # noqa: BLE001 - a replay that fails is the execution checks' business
         return False
     needle = value.lower()
-    for step in traces[:index]:
-        if needle in _flat_text(step.result):
-            return True
-    return False
+    return any(needle in _flat_text(step.result) for step in traces[:index])
 
 
 def _flat_text(value: Any) -> str:
@@ -908,12 +1022,15 @@ def _flat_text(value: Any) -> str:
     return "\n".join(parts)
 
 
+# ----- the check ------------------------------------------------------------------------------
+
 _CHECKS = (check_template_artefact, check_context_dependent, check_no_request, check_format_lost)
 
 
 def check_question(ctx: ValidationContext) -> None:
-    """Reject a question that presumes context, asks nothing, carries generator artefacts or
-    drops the format of a literal; the first failure is the verdict, the rest its evidence."""
+    """Reject a question that carries generator artefacts, presumes an earlier conversation,
+    asks for nothing, or drops the format of a literal; the first failure is the verdict and
+    the others are added to its evidence as ``also_failed``."""
     text = QuestionText(ctx.task.question)
     verdict: Reject | None = None
     for check in _CHECKS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import cache
 from collections.abc import Callable
 from typing import Any
 
@@ -178,18 +179,28 @@ def api_names_in(question: str, env_names: list[str]) -> list[str]:
     """
     found: list[str] = []
     for env_name in env_names:
-        for name in ENVIRONMENTS[env_name].tool_specs():
-            escaped = re.escape(name)
-            patterns = [
-                rf"`{escaped}`",
-                rf"\b{escaped}\s*\(",
-                rf"\b{re.escape(env_name)}\.{escaped}\b",
-            ]
-            if _looks_like_identifier(name):
-                patterns.append(rf"(?<![\w.]){escaped}(?![\w])")
-            if any(re.search(pattern, question) for pattern in patterns):
+        for name, pattern in _api_name_patterns(env_name):
+            if pattern.search(question):
                 found.append(name)
     return found
+
+
+@cache
+def _api_name_patterns(env_name: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """One compiled pattern per tool, built once: compiling them per question overflowed the
+    ``re`` module's cache and made this check the slowest of the chain."""
+    compiled = []
+    for name in ENVIRONMENTS[env_name].tool_specs():
+        escaped = re.escape(name)
+        patterns = [
+            rf"`{escaped}`",
+            rf"\b{escaped}\s*\(",
+            rf"\b{re.escape(env_name)}\.{escaped}\b",
+        ]
+        if _looks_like_identifier(name):
+            patterns.append(rf"(?<![\w.]){escaped}(?![\w])")
+        compiled.append((name, re.compile("|".join(f"(?:{p})" for p in patterns))))
+    return tuple(compiled)
 
 
 def check_question(ctx: ValidationContext) -> None:
