@@ -25,7 +25,9 @@ from pipeline.semantics import FREE_FORM_TARGETS, Sem, feeds, kind
 #: types never invented as a data flow by a generator: a confirmation text, a yes/no result,
 #: an enum choice, a status word — binding them reads as nonsense ("follow the user named
 #: 'Successfully retweeted'")
-NOT_GENERATED: frozenset[Sem] = frozenset({Sem.MESSAGE, Sem.FLAG, Sem.OPTION, Sem.STATUS})
+#: — and free text, which a generator can only copy verbatim ("comment a post's own text on
+#: it"), never use for a purpose a reader would recognise
+NOT_GENERATED: frozenset[Sem] = frozenset({Sem.MESSAGE, Sem.FLAG, Sem.OPTION, Sem.STATUS, Sem.TEXT})
 
 
 @dataclass(frozen=True)

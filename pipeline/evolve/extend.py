@@ -30,7 +30,7 @@ from pipeline.evolve.verbalise import Verbaliser
 from pipeline.models import Call, Lineage, Task
 from pipeline.replay import build_envs, replay
 from pipeline.semantics import Sem
-from pipeline.toolgraph import generative_edge
+from pipeline.toolgraph import conversion_tools, generative_edge
 from pipeline.validate.grounding import schema_offers
 
 MAX_TRIES = 40
@@ -196,6 +196,11 @@ def _try(
         return None  # it must consume an earlier output
     if len(set(added.bindings.values())) < len(added.bindings):
         return None  # one value passed twice ("add x and x") is not a request a user makes
+    tools = {call.id: call.tool for call in task.calls}
+    if added.tool in conversion_tools() and any(
+        tools.get(source.split(".")[0]) in conversion_tools() for source in added.bindings.values()
+    ):
+        return None  # converting a converted value back is a round trip, not a request
     return task.model_copy(update={"calls": [*task.calls, added]})
 
 

@@ -97,6 +97,8 @@ def _singular(noun: str) -> str:
         return noun[: -len(" list")]
     if noun.endswith("ies"):
         return noun[:-3] + "y"
+    if noun.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return noun[:-2]  # matches -> match, boxes -> box
     if noun.endswith("s") and not noun.endswith("ss"):
         return noun[:-1]
     return noun

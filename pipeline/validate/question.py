@@ -88,12 +88,12 @@ VERBS = frozenset({
     "unlock", "unmute", "unpin", "update", "upload", "use", "validate", "verify", "view",
     "wipe", "withdraw", "write", "zip", "work", "try", "act", "handle", "reach", "dive",
     "delve", "jot", "snag", "spin", "supply", "lift", "drive", "park", "refuel", "inflate",
-    "heat", "cool", "warm", "dim", "adjust", "unblock", "ban", "favourite", "favorite",
-    "bookmark", "star", "archive", "snooze", "pay", "wire", "refund", "bill", "quote", "rate",
+    "heat", "cool", "warm", "dim", "unblock", "ban", "favourite", "favorite",
+    "bookmark", "star", "snooze", "pay", "wire", "refund", "bill", "quote", "rate",
     "reject", "escalate", "reassign", "reopen", "concatenate", "prepend", "strip", "lowercase",
     "uppercase", "encode", "decode", "hash", "encrypt", "decrypt", "compress", "decompress",
     "parse", "serialise", "serialize", "normalise", "normalize", "deduplicate", "aggregate",
-    "pivot", "transpose", "describe"
+    "pivot", "transpose"
 })  # fmt: skip
 
 #: closed-class words: never the head of a noun phrase a pronoun could refer back to
@@ -427,7 +427,9 @@ class QuestionText:
         self._markers = [m.start() for m in _REQUEST_MARKER.finditer(self.lower)]
         self.request_spans: list[tuple[int, int]] = []
         self.sentences = list(self._split())
-        self.first_request_end = min((end for _, end in self.request_spans), default=len(question) + 1)
+        self.first_request_end = min(
+            (end for _, end in self.request_spans), default=len(question) + 1
+        )
 
     @property
     def word_starts(self) -> list[int]:
@@ -643,9 +645,7 @@ def check_template_artefact(ctx: ValidationContext, text: QuestionText) -> None:
     found = _artefact_pattern(ctx, text)
     if found:
         what, start, end = found
-        raise _reject(
-            code, f"{what}: {text.span(start, end, 20)!r}", text.span(start, end, 3)
-        )
+        raise _reject(code, f"{what}: {text.span(start, end, 20)!r}", text.span(start, end, 3))
     stray = _stray_quote(text)
     if stray is not None:
         raise _reject(
@@ -794,7 +794,9 @@ def _check_references(text: QuestionText) -> None:
         if _CATAPHORA.match(masked, match.end()):
             continue  # "this text: '...'": the value follows
         said = text.span(match.start(), match.end())
-        raise _reject(code, f"{said!r} refers back to something the question never introduces", said)
+        raise _reject(
+            code, f"{said!r} refers back to something the question never introduces", said
+        )
     for match in _PRONOUN_OBJECT.finditer(lower):
         start = match.start()
         if text.request_before(start):
@@ -841,7 +843,7 @@ def _find_token(haystack: str, needle: str, start: int = 0) -> int:
 
 
 def _check_unnamed_shares(ctx: ValidationContext, text: QuestionText) -> None:
-    """"I want 100 shares." when the calls trade a stock the question never names."""
+    """ "I want 100 shares." when the calls trade a stock the question never names."""
     if "share" not in text.lower and "unit" not in text.lower:
         return
     symbols: list[str] = []
@@ -946,7 +948,9 @@ def check_format_lost(ctx: ValidationContext, text: QuestionText) -> None:
                     RejectionCode.QUESTION_FORMAT_LOST,
                     f"step {call.id} passes {name}={value!r}, but the question writes the date "
                     f"as {date!r}",
-                    Evidence(step_id=call.id, output={"argument": name, "value": value, "span": date}),
+                    Evidence(
+                        step_id=call.id, output={"argument": name, "value": value, "span": date}
+                    ),
                 )
         variants = _format_variants(value, sem)
         if variants is None or _find_token(lowered, value.lower()) != -1:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from functools import cache
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
