@@ -479,10 +479,13 @@ class QuestionText:
         position = start
         for stop, resume in bounds:
             # a clause that is only "go ahead" leaves the request to the clause after it
-            if stop > position and not _GO_AHEAD.match(lower, position, stop):
-                if self._imperative(position, stop) or self._marked(position, stop):
-                    spans.append((position, stop))
-                    asks_somewhere = True
+            if (
+                stop > position
+                and not _GO_AHEAD.match(lower, position, stop)
+                and (self._imperative(position, stop) or self._marked(position, stop))
+            ):
+                spans.append((position, stop))
+                asks_somewhere = True
             position = resume
         asks = text.rstrip(_TRAILING).endswith("?") or self._marked(start, end)
         if asks:
@@ -547,8 +550,12 @@ class QuestionText:
             return any(self.content[i] for i in indices)
         kind = _NOUN_KINDS.get(noun)
         candidates = _KIND_NOUNS.get(kind, ()) if kind else (noun,)
-        if any(self.words[i].startswith(candidates) for i in indices):
-            return True
+        words, content = self.words, self.content
+        for i in indices:  # the noun as a noun: "copy" the verb is no antecedent of "that copy"
+            if words[i].startswith(candidates) and (
+                content[i] or (i and words[i - 1] in _OBJECT_START)
+            ):
+                return True
         pattern = _KIND_EVIDENCE.get(kind or "")
         return bool(pattern and pattern.search(self.masked, 0, position))
 
@@ -807,9 +814,12 @@ def _check_references(text: QuestionText) -> None:
         if not (_is_verb_form(before) or before in ("need", "want", "needs", "wants")):
             continue
         after = lower[match.end() :].lstrip()
-        if match.group(1) != "it" and match.group(1) != "them" and after[:1].isalpha():
-            if not after.startswith(("for ", "to ", "into ", "in ", "on ", "with ", "from ")):
-                continue  # "check that the doors ...": a conjunction or determiner
+        if (
+            match.group(1) not in ("it", "them")
+            and after[:1].isalpha()
+            and not after.startswith(("for ", "to ", "into ", "in ", "on ", "with ", "from "))
+        ):
+            continue  # "check that the doors ...": a conjunction or determiner
         if after.startswith(("if ", "when ", "that ", ":")):
             continue  # "I'd appreciate it if ...", "do this: ...": no earlier referent needed
         if text.has_antecedent(start):
