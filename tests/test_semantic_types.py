@@ -82,8 +82,7 @@ def _untyped_results(tasks: list[Task]) -> set[str]:
 def _empty_container_typed(spec: ToolSpec, path: str) -> bool:
     """An empty list or dict at ``path`` is typed when its elements would be."""
     return spec.result_type(f"{path}.0" if path else "0") is not None or any(
-        pattern.startswith(f"{path}.") or (not path and pattern)
-        for pattern, _ in spec.result_types
+        pattern.startswith(f"{path}.") or (not path and pattern) for pattern, _ in spec.result_types
     )
 
 
