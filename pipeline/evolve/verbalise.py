@@ -202,13 +202,30 @@ class Ref:
             text = f"{noun} {self.where.replace('from ', 'of ', 1)}"
         else:
             text = f"{noun} {self.where}"
-        return f"{_REF_START}{text}{_REF_END}"
+        return text
 
     def __repr__(self) -> str:
         return (
             f"Ref(step_index={self.step_index}, argument={self.argument!r}, path={self.path!r}, "
             f"consumer_index={self.consumer_index})"
         )
+
+
+class _MarkedRef(Ref):
+    """A reference rendered between invisible marks, so a phrase can be smoothed around it."""
+
+    def __str__(self) -> str:
+        return f"{_REF_START}{Ref.__str__(self)}{_REF_END}"
+
+
+def _marked(ref: Ref) -> Ref:
+    return _MarkedRef(
+        ref.step_index,
+        ref.argument,
+        path=ref.path,
+        consumer_index=ref.consumer_index,
+        meaning=ref.meaning,
+    )
 
 
 # --- value formatting, exposed to templates as filters ----------------------------------------
@@ -321,7 +338,8 @@ class Verbaliser:
         ``arg.index`` for a list element) to the ``Ref`` rendered in place of the value."""
         macro = self.macro(call.tool)
         arguments: dict[str, Any] = dict(call.arguments)
-        for slot, ref in (refs or {}).items():
+        for slot, plain_ref in (refs or {}).items():
+            ref = _marked(plain_ref)
             name, _, index = slot.partition(".")
             if name not in arguments:
                 raise ValueError(f"step {call.id}: a reference for {slot!r}, not an argument")
