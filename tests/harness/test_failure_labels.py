@@ -111,6 +111,14 @@ def test_each_failure_gets_exactly_its_label(instances: list[Instance], case: st
         _, score = asyncio.run(
             run_episode(instance, lambda episode: Saboteur(episode, tamper), Mode.CLOCK)
         )
-        assert score.labels == [expected], (instance.id, score.label_details)
+        # a value used before the call that reveals it is also ungrounded: the initial state
+        # is hidden from the agent, so rushing a dependent call may earn both labels
+        allowed = (
+            {expected, "ungrounded_argument"} if expected == "dependency_violation" else {expected}
+        )
+        assert expected in score.labels and set(score.labels) <= allowed, (
+            instance.id,
+            score.label_details,
+        )
         if expected == "task_neglect":
             assert not score.success
