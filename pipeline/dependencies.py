@@ -132,7 +132,7 @@ def state_effects(
     affects: list[set[int]] = [set() for _ in calls]
     for i, producer in enumerate(calls):
         later = [j for j in range(i + 1, len(calls)) if calls[j].env == producer.env]
-        if not later:
+        if not later or baseline[i].pure:
             continue
         without, _ = trace_calls(
             env_names, initial_config, calls, skip=i, skipped_rng_words=baseline[i].rng_words
@@ -166,6 +166,8 @@ def reorder_changes_outcome(
 ) -> bool:
     """Whether running call ``j`` (with its ancestors that sit after ``i``) before call ``i``
     changes any call's result or error, or the final state."""
+    if all(step.pure for step in baseline[i : j + 1]):
+        return False  # calls that change nothing see the same state in any order
     moved = [k for k in range(i + 1, j) if k in ancestors_of_j] + [j]
     order = [
         *range(i),

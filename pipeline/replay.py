@@ -120,6 +120,11 @@ class StepTrace:
     def same_behaviour(self, other: StepTrace) -> bool:
         return (self.result, self.error, self.effect) == (other.result, other.error, other.effect)
 
+    @property
+    def pure(self) -> bool:
+        """Changed no state and drew nothing: leaving it out or moving it changes no other call."""
+        return not self.skipped and not self.effect and self.rng_words == 0
+
 
 def _rng_position(env: Environment[Any] | None) -> int:
     if env is not None and isinstance(env.state, SeededState):
@@ -142,18 +147,25 @@ def trace_calls(
     """
     envs = build_envs(env_names, initial_config)
     traces: list[StepTrace] = []
+    # an environment changes only through its own calls, so its last "after" is the next "before"
+    latest: dict[str, dict[str, Any]] = {}
     for index, call in enumerate(calls):
         env = envs.get(call.env)
         if index == skip:
             if env is not None and skipped_rng_words and isinstance(env.state, SeededState):
                 env.state.rng_words += skipped_rng_words
                 env.reset_rng()
+                latest.pop(call.env, None)
             traces.append(StepTrace(None, None, (), 0, skipped=True))
             continue
-        before = env.snapshot() if env is not None else {}
+        if env is not None and call.env not in latest:
+            latest[call.env] = env.snapshot()
+        before = latest.get(call.env, {})
         words = _rng_position(env)
         outcome = run_call(envs, call)
         after = env.snapshot() if env is not None else {}
+        if env is not None:
+            latest[call.env] = after
         traces.append(
             StepTrace(
                 outcome.result,

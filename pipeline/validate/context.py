@@ -55,6 +55,11 @@ class ValidationContext:
 
     def without(self, index: int) -> tuple[list[StepTrace], dict[str, dict[str, Any]]]:
         """Replay with call ``index`` left out (its random draws still consumed)."""
+        if index not in self._without and self.traces[index].pure:
+            # a call that changed nothing and drew nothing: every other call behaves the same
+            skipped = StepTrace(None, None, (), 0, skipped=True)
+            traces = [*self.traces[:index], skipped, *self.traces[index + 1 :]]
+            self._without[index] = (traces, self.final_state)
         if index not in self._without:
             self._without[index] = trace_calls(
                 self.task.envs,
