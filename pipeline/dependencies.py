@@ -8,13 +8,18 @@ Two kinds of dependency are found:
   ``argument -> step_id.path`` (``argument.index`` for a list element; the first producer in
   order and the first path inside its output).
   Trivial values (booleans, ``None``, 0, ±1, strings under 3 characters) never bind: they
-  coincide too easily.
+  coincide too easily. A number passed on *rounded* (10.04 from 10.0357, when the question asks
+  for two decimals) is a data dependency too, declared in ``depends_on`` without a binding.
+  Values are matched in the question as whole numbers: 5 is not mentioned by "15 L".
 * **State** — within one environment, call *j* depends on an earlier call *i* when replaying
   the sequence without *i* changes *j*'s result, its error, or the state change *j* makes. A
   ``cd`` before an action in that folder, a login before an authenticated call, and a
   ``touch`` before ``echo`` into that file are all found this way. The removed call's random
   draws are still consumed, so two independent calls that both draw ids (two messages sent)
   do not look dependent merely because the second id would shift.
+
+* **Control** — a step the question makes conditional ("if any tyre is below 40 PSI, find a
+  shop") depends on the read that produced the tested value (:mod:`pipeline.conditions`).
 
 * **Order** — two calls of one environment that neither relation orders are tried the other way
   round; if that changes any result or the final state (a write after a read of the same
@@ -27,9 +32,11 @@ ordering is preserved, and schedulers keep the most parallelism.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from pipeline.conditions import control_edges
 from pipeline.envs import ToolError, ToolSpec, resolve_tool
 from pipeline.models import Call
 from pipeline.replay import StepTrace, same_outcome_state, trace_calls
@@ -68,14 +75,94 @@ def _value_key(value: Any) -> tuple[str, Any]:
     return (type(value).__name__, value)
 
 
+def _number_in(text: str, question: str) -> bool:
+    """``text`` occurs in ``question`` as a whole number: 5 is not in "15 L" nor in "5.5"."""
+    return re.search(rf"(?<![\d.]){re.escape(text)}(?!\.?\d)", question) is not None
+
+
 def _mentioned(value: Any, question: str) -> bool:
     if isinstance(value, str):
         return value in question
     if isinstance(value, int | float):
-        text = repr(value)
         whole = isinstance(value, int) or value.is_integer()  # no float(): ints may be huge
-        return text in question or (whole and str(int(value)) in question)
+        return _number_in(repr(value), question) or (
+            whole and _number_in(str(int(value)), question)
+        )
     return False
+
+
+def _decimals(value: float) -> int:
+    text = repr(value)
+    return len(text.split(".", 1)[1]) if "." in text and "e" not in text else 0
+
+
+def rounds_to(produced: Any, value: Any) -> bool:
+    """Whether ``value`` is ``produced`` rounded to the decimals ``value`` shows ("round the
+    gallons to 2 decimals": 10.04 from 10.0357). Only non-whole values count: a whole number
+    matches too many readings by chance."""
+    numbers = (int, float)
+    if not (isinstance(produced, float) and isinstance(value, numbers)):
+        return False
+    if isinstance(value, bool) or not isinstance(value, float) or value.is_integer():
+        return False
+    places = _decimals(value)
+    if not 1 <= places <= 4 or _decimals(produced) <= places:
+        return False
+    return round(produced, places) == value
+
+
+def rounded_sources(calls: Sequence[Call], outputs: Sequence[Any], question: str) -> list[set[int]]:
+    """For each call, the earlier calls whose output it passes on rounded (not equal: those
+    are bindings) — a data dependency without a binding, since the value was transformed."""
+    found: list[set[int]] = []
+    for j, call in enumerate(calls):
+        spec = _spec(call)
+        sources: set[int] = set()
+        for name, value in call.arguments.items():
+            wanted = spec.param_types.get(name) if spec is not None else None
+            for item in value if isinstance(value, list) else [value]:
+                if not bindable(item) or _mentioned(item, question):
+                    continue
+                for i in range(j):
+                    producer = _spec(calls[i])
+                    for path, leaf in _leaves(outputs[i]):
+                        sem = producer.result_type(path) if producer is not None else None
+                        if rounds_to(leaf, item) and feeds(sem, wanted):
+                            sources.add(i)
+        found.append(sources)
+    return found
+
+
+def crossed_types(
+    calls: Sequence[Call], outputs: Sequence[Any], question: str, j: int
+) -> tuple[str, str, Sem | None, Sem | None] | None:
+    """A value call ``j`` passes that only an earlier output of another meaning provides (a
+    distance in km passed as miles): ``(argument, source path, source type, parameter type)``.
+    Values the question states, and values some fitting output provides, are not reported."""
+    spec = _spec(calls[j])
+    if spec is None:
+        return None
+    for name, value in calls[j].arguments.items():
+        wanted = spec.param_types.get(name)
+        for item in value if isinstance(value, list) else [value]:
+            if not bindable(item) or _mentioned(item, question):
+                continue
+            crossing: tuple[str, str, Sem | None, Sem | None] | None = None
+            fitting = False
+            for i in range(j):
+                producer = _spec(calls[i])
+                for path, leaf in _leaves(outputs[i]):
+                    if _value_key(leaf) != _value_key(item) and not rounds_to(leaf, item):
+                        continue
+                    sem = producer.result_type(path) if producer is not None else None
+                    if sem is None or wanted is None or feeds(sem, wanted):
+                        fitting = True
+                    elif crossing is None:
+                        crossing = (name, f"{calls[i].id}.{path}" if path else calls[i].id,
+                                    sem, wanted)  # fmt: skip
+            if crossing is not None and not fitting:
+                return crossing
+    return None
 
 
 def _spec(call: Call) -> ToolSpec | None:
@@ -219,10 +306,14 @@ def infer_dependencies(
     affects = state_effects(env_names, initial_config, calls, baseline)
     bindings = data_bindings(calls, [step.result for step in baseline], question)
     position = {call.id: index for index, call in enumerate(calls)}
+    rounded = rounded_sources(calls, [step.result for step in baseline], question)
     producers = [
-        {position[s.split(".", 1)[0]] for s in bindings[j].values()} for j in range(len(calls))
+        {position[s.split(".", 1)[0]] for s in bindings[j].values()} | rounded[j]
+        for j in range(len(calls))
     ]
     edges = [affects[j] | producers[j] for j in range(len(calls))]
+    for read, conditioned in control_edges(question, calls):
+        edges[conditioned].add(read)
     edges = ordering_edges(env_names, initial_config, calls, baseline, final, edges)
     reduced = _transitive_reduction(edges)
     inferred: list[Call] = []

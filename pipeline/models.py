@@ -168,6 +168,8 @@ class RejectionCode(StrEnum):
     QUESTION_TEMPLATE_ARTEFACT = "question.template_artefact"
     #: a literal argument appears in the question without its format (``@``, ``#``, extension)
     QUESTION_FORMAT_LOST = "question.format_lost"
+    #: the question quotes a name or value that no call passes and no result shows
+    QUESTION_UNUSED_VALUE = "question.unused_value"
     MINIMALITY_REDUNDANT_CALL = "minimality.redundant_call"
     JUDGE_MISMATCH = "judge.mismatch"
     JUDGE_AMBIGUOUS = "judge.ambiguous"

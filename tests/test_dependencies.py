@@ -33,3 +33,42 @@ def test_values_in_the_question_or_trivial_values_do_not_bind() -> None:
         {"a": "s1.result"},
         {"a": "s1.result"},
     ]
+
+
+def test_a_number_is_mentioned_only_as_a_whole_number() -> None:
+    calls = [
+        Call(id="s1", tool="maths.add", arguments={"a": 2.5, "b": 2.5}),
+        Call(id="s2", tool="maths.multiply", arguments={"a": 5, "b": 3}),
+    ]
+    outputs = [{"result": 5.0}, {"result": 15.0}]
+    # "15" and "5.5" do not state 5: the 5 comes from s1
+    assert data_bindings(calls, outputs, "add 2.5 and 2.5 (not 15, not 5.5), times 3") == [
+        {},
+        {"a": "s1.result"},
+    ]
+
+
+def test_a_rounded_value_depends_on_its_producer_without_a_binding() -> None:
+    calls = [
+        Call(id="s1", tool="vehicle.liter_to_gallon", arguments={"liter": 38}),
+        Call(id="s2", tool="vehicle.fillFuelTank", arguments={"fuelAmount": 10.04}),
+    ]
+    inferred = infer_dependencies(["vehicle"], {}, calls, "Convert 38 liters, then fill it.")
+    assert inferred[1].depends_on == ["s1"]
+    assert inferred[1].bindings == {}
+
+
+def test_a_conditioned_step_depends_on_the_read_it_tests() -> None:
+    calls = [
+        Call(id="s1", tool="vehicle.displayCarStatus", arguments={"option": "fuel"}),
+        Call(id="s2", tool="vehicle.check_tire_pressure", arguments={}),
+        Call(id="s3", tool="vehicle.find_nearest_tire_shop", arguments={}),
+    ]
+    question = (
+        "Show me the fuel level. Check the tyre pressure; should any tyre be under 35 PSI, "
+        "find the nearest tire shop."
+    )
+    inferred = infer_dependencies(["vehicle"], {}, calls, question)
+    assert [call.depends_on for call in inferred] == [[], [], ["s2"]]
+    unconditional = infer_dependencies(["vehicle"], {}, calls, question.replace("should", "and"))
+    assert unconditional[2].depends_on == []

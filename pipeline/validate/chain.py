@@ -25,7 +25,7 @@ from pipeline.validate.execution import (
     requested_outputs,
 )
 from pipeline.validate.grounding import check_grounding
-from pipeline.validate.question import check_question
+from pipeline.validate.question import check_question, check_unused_value
 from pipeline.validate.static import STATIC_CHECKS, parse_candidate, raw_sample_id
 
 Check = Callable[[ValidationContext], None]
@@ -39,6 +39,7 @@ EXECUTION_CHECKS: tuple[Check, ...] = (
     check_conditional_dependencies,
     check_question,
     check_grounding,
+    check_unused_value,
     check_minimality,
 )
 

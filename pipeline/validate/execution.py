@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from pipeline.dependencies import bindable, data_bindings, reorder_changes_outcome
+from pipeline.conditions import CONDITION, control_edges, sentences
+from pipeline.dependencies import (
+    bindable,
+    crossed_types,
+    data_bindings,
+    reorder_changes_outcome,
+    rounded_sources,
+    rounds_to,
+)
 from pipeline.envs import ToolKind, resolve_tool
 from pipeline.envs.diff import state_diff
 from pipeline.models import Evidence, RejectionCode
@@ -81,10 +88,10 @@ def _scalars(value: Any) -> list[Any]:
 
 
 def _feeds(output: Any, arguments: dict[str, Any]) -> bool:
-    """Whether some non-trivial value of ``output`` is passed as (part of) an argument."""
+    """Whether some non-trivial value of ``output`` is passed (maybe rounded) as an argument."""
     produced = [v for v in _scalars(output) if bindable(v)]
     wanted = [v for v in _scalars(arguments) if bindable(v)]
-    return any(_same_value(p, w) for p in produced for w in wanted)
+    return any(_same_value(p, w) or rounds_to(p, w) for p in produced for w in wanted)
 
 
 def _orders(ctx: ValidationContext, i: int, j: int) -> bool:
@@ -118,6 +125,19 @@ def check_binding_types(ctx: ValidationContext) -> None:
                     f"{source!r} ({given.value if given else '?'}): different meanings",
                     Evidence(step_id=call.id, output={"binding": {slot: source}}),
                 )
+    for j, call in enumerate(ctx.task.calls):
+        # the same mismatch without a declared binding: the value only an output of another
+        # meaning provides (a distance in km passed where miles are wanted)
+        crossing = crossed_types(ctx.task.calls, ctx.outputs, ctx.task.question, j)
+        if crossing is None:
+            continue
+        name, source, given, wanted = crossing
+        raise Reject(
+            RejectionCode.DEPENDENCY_TYPE_MISMATCH,
+            f"step {call.id} passes {name!r} ({wanted.value if wanted else '?'}) a value only "
+            f"{source!r} ({given.value if given else '?'}) provides: different meanings",
+            Evidence(step_id=call.id, output={"argument": name, "source": source}),
+        )
 
 
 def check_declared_dependencies(ctx: ValidationContext) -> None:
@@ -169,6 +189,15 @@ def check_undeclared_dependencies(ctx: ValidationContext) -> None:
     ancestors = ctx.ancestors()
     position = {call.id: index for index, call in enumerate(ctx.task.calls)}
     inferred = data_bindings(ctx.task.calls, ctx.outputs, ctx.task.question)
+    rounded = rounded_sources(ctx.task.calls, ctx.outputs, ctx.task.question)
+    for j, (call, producers) in enumerate(zip(ctx.task.calls, rounded)):
+        for i in sorted(producers - ancestors[j]):
+            raise Reject(
+                RejectionCode.DEPENDENCY_UNDECLARED,
+                f"step {call.id} passes a rounded value of step {ctx.task.calls[i].id}'s output "
+                "but does not depend on it",
+                Evidence(step_id=call.id, output=ctx.traces[i].result),
+            )
     for j, (call, bindings) in enumerate(zip(ctx.task.calls, inferred)):
         for slot, source in bindings.items():
             producer = source.split(".", 1)[0]
@@ -229,45 +258,36 @@ def check_unordered_calls(ctx: ValidationContext) -> None:
                 )
 
 
-#: a clause that makes a step happen only under a condition on some value; "if possible",
-#: "if needed" and the like condition on nothing the calls return
-_CONDITION = re.compile(
-    r"\b(?:if|unless|in case|only when|whenever)\b(?!\s+(?:possible|needed|necessary|"
-    r"required|you can|you could|applicable|any\s*[,.;]))",
-    re.IGNORECASE,
-)
-
-
 def _conditioned_on(ctx: ValidationContext, index: int) -> bool:
     """Whether the question is conditional and call ``index`` is a read it may test."""
     call = ctx.task.calls[index]
     is_read = resolve_tool(call.tool)[1].kind is ToolKind.READ
-    return is_read and _CONDITION.search(ctx.task.question) is not None
+    return is_read and CONDITION.search(ctx.task.question) is not None
 
 
 def check_conditional_dependencies(ctx: ValidationContext) -> None:
     """A question that makes a step conditional ("if any tyre is below 35 PSI, find a shop")
-    needs that step to depend on a read that produced the tested value: some call must have a
-    read among its declared ancestors."""
-    match = _CONDITION.search(ctx.task.question)
-    if match is None:
-        return
+    needs that step to depend on the read that produced the tested value
+    (:func:`pipeline.conditions.control_edges` says which step and which read)."""
     ancestors = ctx.ancestors()
-    reads = [
-        i
-        for i, call in enumerate(ctx.task.calls)
-        if resolve_tool(call.tool)[1].kind is ToolKind.READ
-    ]
-    if any(i in ancestors[j] for i in reads for j in range(i + 1, len(ctx.task.calls))):
-        return
-    start = max(match.start() - 40, 0)
-    raise Reject(
-        RejectionCode.DEPENDENCY_CONDITION_UNLINKED,
-        "the question makes a step conditional ("
-        f"...{ctx.task.question[start : match.end() + 60]}...), but no step depends on a "
-        "read that could produce the tested value",
-        Evidence(output={"condition": ctx.task.question[match.start() : match.end() + 80]}),
-    )
+    calls = ctx.task.calls
+    for read, conditioned in control_edges(ctx.task.question, calls):
+        if read in ancestors[conditioned]:
+            continue
+        raise Reject(
+            RejectionCode.DEPENDENCY_CONDITION_UNLINKED,
+            f"the question makes step {calls[conditioned].id} ({calls[conditioned].tool}) "
+            f"conditional, but it does not depend on the read {calls[read].id} "
+            f"({calls[read].tool}) that produces the tested value",
+            Evidence(
+                step_id=calls[conditioned].id,
+                output={"condition": _condition_sentence(ctx.task.question)},
+            ),
+        )
+
+
+def _condition_sentence(question: str) -> str:
+    return next((part for part in sentences(question) if CONDITION.search(part)), "")[:300]
 
 
 def check_minimality(ctx: ValidationContext) -> None:

@@ -1036,9 +1036,67 @@ def _flat_text(value: Any) -> str:
     return "\n".join(parts)
 
 
+# ----- quoted values the calls ignore ---------------------------------------------------------
+
+#: a quoted span: the quote opens and closes a run of text that does not start or end in a space
+_QUOTED_SPAN = re.compile(
+    r"""(?<![A-Za-z0-9])(['"])(?=\S)([^'"\n]{1,120}?)(?<=\S)\1(?![A-Za-z0-9])"""
+)
+_TOKEN = re.compile(r"[A-Za-z0-9]+")
+#: a quoted value the user rules out ("no 'ha ha' in it", "not 'draft'") is not one to act on
+_NEGATED = re.compile(r"\b(?:no|not|never|without|instead of|rather than|except)\s*$", re.I)
+
+
+def _observed_strings(ctx: ValidationContext) -> list[str]:
+    found: list[str] = []
+    pending: list[Any] = [call.arguments for call in ctx.task.calls] + list(ctx.outputs)
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            found += [str(key) for key in value]
+            pending += list(value.values())
+        elif isinstance(value, list):
+            pending += value
+        elif value is not None:
+            found.append(str(value))
+    return found
+
+
+def check_unused_value(ctx: ValidationContext) -> None:
+    """A name or value the question quotes is one the calls act on or a result shows: "copy
+    it into the 'Glacier' folder inside 'Documentation'" with no step that enters
+    'Documentation' leaves the reader guessing where they are. A quoted span counts as used when
+    some argument or result contains it, or contains each of its words and numbers ('12/25'
+    for the expiry 12/2025); a tool's own name ('ls') is a command, not a value. It runs after
+    grounding: an argument that replaced the quoted value is the more precise diagnosis."""
+    observed = _observed_strings(ctx)
+    tools = {call.tool.rsplit(".", 1)[-1] for call in ctx.task.calls}
+    for match in _QUOTED_SPAN.finditer(ctx.task.question):
+        span = match.group(2)
+        tokens = _TOKEN.findall(span)
+        if not tokens or span in tools:
+            continue
+        if _NEGATED.search(ctx.task.question[max(match.start() - 15, 0) : match.start()]):
+            continue
+        if any(span in seen for seen in observed):
+            continue
+        if any(all(token in seen for token in tokens) for seen in observed):
+            continue
+        raise Reject(
+            RejectionCode.QUESTION_UNUSED_VALUE,
+            f"the question quotes {match.group(0)}, but no call passes it and no result shows it",
+            Evidence(output={"quoted": span}),
+        )
+
+
 # ----- the check ------------------------------------------------------------------------------
 
-_CHECKS = (check_template_artefact, check_context_dependent, check_no_request, check_format_lost)
+_CHECKS = (
+    check_template_artefact,
+    check_context_dependent,
+    check_no_request,
+    check_format_lost,
+)
 
 
 def check_question(ctx: ValidationContext) -> None:

@@ -158,6 +158,26 @@ def order_task(question: str) -> Task:
 
 
 FLAWED: list[tuple[str, Task, RejectionCode]] = [
+    # -- a quoted name or value that no step uses
+    (
+        "a folder no step enters",
+        copy_task(
+            "In the 'Documentation' folder, go into workspace and copy notes.txt to archive."
+        ),
+        RejectionCode.QUESTION_UNUSED_VALUE,
+    ),
+    (
+        "a search asked for but never made",
+        copy_task(
+            "Find 'budget analysis' first, then go into workspace and copy notes.txt to archive."
+        ),
+        RejectionCode.QUESTION_UNUSED_VALUE,
+    ),
+    (
+        "a company that no step looks up",
+        order_task("Buy 20 shares of 'Zeta Corp' (MSFT) at 310.23, then show me the order."),
+        RejectionCode.QUESTION_UNUSED_VALUE,
+    ),
     # -- the question leans on a conversation that is not there
     (
         "opens with a connective",

@@ -215,6 +215,79 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
         RejectionCode.DEPENDENCY_CONDITION_UNLINKED,
     ),
     (
+        "wrong-dependency: the conditioned step is unlinked though another read has a dependent",
+        _task(
+            "Start the engine and show me the fuel level. Check my tyre pressure, and should "
+            "any tyre be under 35 PSI, find the nearest tyre shop.",
+            ["vehicle"],
+            [
+                {"id": "s1", "tool": "vehicle.displayCarStatus", "arguments": {"option": "fuel"}},
+                {"id": "s2", "tool": "vehicle.check_tire_pressure", "arguments": {}},
+                {"id": "s3", "tool": "vehicle.find_nearest_tire_shop", "arguments": {}},
+                {
+                    "id": "s4",
+                    "tool": "vehicle.displayCarStatus",
+                    "arguments": {"option": "fuel"},
+                    "depends_on": ["s1"],
+                },
+            ],
+        ),
+        RejectionCode.DEPENDENCY_CONDITION_UNLINKED,
+    ),
+    (
+        "wrong-dependency: a value passed on rounded without depending on its producer",
+        _task(
+            "Convert 38 liters to gallons, then fill the tank with that amount rounded to two "
+            "decimals.",
+            ["vehicle"],
+            [
+                {"id": "s1", "tool": "vehicle.liter_to_gallon", "arguments": {"liter": 38}},
+                {"id": "s2", "tool": "vehicle.fillFuelTank", "arguments": {"fuelAmount": 10.04}},
+            ],
+        ),
+        RejectionCode.DEPENDENCY_UNDECLARED,
+    ),
+    (
+        "nonsensical: a distance in km passed as miles, without a binding",
+        _task(
+            "Estimate the distance between zip codes 83214 and 74532, then tell me whether my "
+            "car can make a trip of that distance.",
+            ["vehicle"],
+            [
+                {
+                    "id": "s1",
+                    "tool": "vehicle.estimate_distance",
+                    "arguments": {"cityA": "83214", "cityB": "74532"},
+                },
+                {
+                    "id": "s2",
+                    "tool": "vehicle.estimate_drive_feasibility_by_mileage",
+                    "arguments": {"distance": 750.0},
+                },
+            ],
+        ),
+        RejectionCode.DEPENDENCY_TYPE_MISMATCH,
+    ),
+    (
+        "under-specified: the question names a folder no step enters",
+        _task(
+            "In the 'Documentation' folder, go into 'workspace' and show me the last line of "
+            "'notes.txt'.",
+            ["filesystem"],
+            [
+                {"id": "s1", "tool": "filesystem.cd", "arguments": {"folder": "workspace"}},
+                {
+                    "id": "s2",
+                    "tool": "filesystem.tail",
+                    "arguments": {"file_name": "notes.txt", "lines": 1},
+                    "depends_on": ["s1"],
+                },
+            ],
+            _FS,
+        ),
+        RejectionCode.QUESTION_UNUSED_VALUE,
+    ),
+    (
         "mismatch: a call that does nothing the question asks for",
         _task(
             "Go into workspace, list what is there and tell me the current path.",

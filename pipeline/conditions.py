@@ -1,0 +1,112 @@
+"""Control dependencies that a question's conditional wording creates.
+
+"Check the tyres; should any fall below 40 PSI, find the nearest shop" makes the shop lookup
+happen only after the check has answered, even though no value flows between the two calls and
+replaying them in either order gives the same results. Execution cannot see such an edge; the
+wording can.
+
+Rule: the question is split into sentences, and each call is placed in the sentence that names
+it (a literal argument it passes, or a word of its tool's name), calls that nothing names
+staying with the sentence of the call before them. In a sentence with a conditional clause
+("if", "unless", "should any ...", "in case", "only when", "whenever"; not "if possible",
+"if needed"), the **last** call placed there is the conditioned step: it depends on the closest
+earlier read (a call of kind ``read``) placed in that sentence or an earlier one — the step
+that produced the tested value. A sentence whose only call is the read itself conditions
+nothing that the calls show, and adds no edge.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pipeline.envs import ToolError, ToolKind, resolve_tool
+from pipeline.models import Call
+
+#: a clause that makes a step happen only under a condition on some value; "if possible",
+#: "if needed" and the like condition on nothing the calls return
+CONDITION = re.compile(
+    r"\b(?:if|unless|in case|only when|whenever|should (?:any|the|it|its|my|one|there))\b"
+    r"(?!\s+(?:possible|needed|necessary|required|you can|you could|applicable|any\s*[,.;]))",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+_NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_MIN_WORD = 4
+
+
+def sentences(question: str) -> list[str]:
+    return [part for part in _SENTENCE_END.split(question) if part.strip()]
+
+
+def _name_words(tool: str) -> list[str]:
+    function = tool.rsplit(".", 1)[-1]
+    return [w.lower() for w in _NAME_PART.findall(function) if len(w) >= _MIN_WORD]
+
+
+def _literals(call: Call) -> list[str]:
+    found: list[str] = []
+    values = list(call.arguments.values())
+    while values:
+        value = values.pop()
+        if isinstance(value, list):
+            values += value
+        elif isinstance(value, dict):
+            values += list(value.values())
+        elif isinstance(value, str) and len(value) >= 3:
+            found.append(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > 1:
+            found.append(str(int(value)) if float(value).is_integer() else repr(value))
+    return found
+
+
+def _names(call: Call, sentence: str) -> bool:
+    lowered = sentence.lower()
+    if any(literal in sentence for literal in _literals(call)):
+        return True
+    # a word of the tool's name, compared by its stem ("shop" ~ "shops", "check" ~ "checking")
+    words = re.findall(r"[a-z]+", lowered)
+    return any(
+        word[:5] == part[:5] for part in _name_words(call.tool) for word in words if len(word) >= 4
+    )
+
+
+def place_calls(question: str, calls: Sequence[Call]) -> list[int]:
+    """The sentence each call belongs to, in order: never before the previous call's sentence."""
+    parts = sentences(question)
+    placed: list[int] = []
+    current = 0
+    for call in calls:
+        for index in range(current, len(parts)):
+            if _names(call, parts[index]):
+                current = index
+                break
+        placed.append(current)
+    return placed
+
+
+def _is_read(call: Call) -> bool:
+    try:
+        return resolve_tool(call.tool)[1].kind is ToolKind.READ
+    except ToolError:
+        return False
+
+
+def control_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]:
+    """``(read, conditioned)`` index pairs that the question's conditional clauses create."""
+    parts = sentences(question)
+    if not any(CONDITION.search(part) for part in parts):
+        return []
+    placed = place_calls(question, calls)
+    edges: list[tuple[int, int]] = []
+    for index, part in enumerate(parts):
+        if not CONDITION.search(part):
+            continue
+        members = [j for j, spot in enumerate(placed) if spot == index]
+        if not members:
+            continue
+        last = members[-1]
+        reads = [i for i in range(last) if placed[i] <= index and _is_read(calls[i])]
+        if reads:
+            edges.append((reads[-1], last))
+    return edges
