@@ -282,6 +282,17 @@ _PRIOR_HINTS = (
     "mention", "said", "discuss", "noted", "asked", "request", "explain", "agreed", "told",
     "before", "previously", "last time", "gave you", "sent you", "showed you",
 )  # fmt: skip
+#: a reply to work the assistant has shown ("Wonderful, with the tank now full, ...") or a
+#: correction of an earlier request ("Oh I should have been more clear"): a one-shot question
+#: has seen no work and made no earlier request
+_ACKNOWLEDGEMENT = re.compile(
+    r"(?:great|wonderful|perfect|excellent|awesome|fantastic|splendid|brilliant|superb"
+    r"|terrific|marvell?ous|thanks|thank\s+you|nice\s+work|good\s+job|well\s+done)\b"
+)
+_SELF_CORRECTION = re.compile(
+    r"\bi\s+should\s+have\s+(?:been|said|mentioned|told|specified|clarified)\b"
+    r"|\bi\s+forgot\s+to\s+(?:mention|say|tell|specify)\b"
+)
 #: the assistant's own earlier actions, which a standalone question cannot have seen
 _EARLIER_ACTION = re.compile(
     r"\b(?:you|we)(?:'ve|\s+have)?\s+(?:just|already|previously)\s+\w+"
@@ -726,6 +737,16 @@ def check_context_dependent(ctx: ValidationContext, text: QuestionText) -> None:
                 opener,
             )
     lower = text.lower
+    for sentence in text.sentences[1:]:
+        if _ACKNOWLEDGEMENT.match(lower, sentence.start):
+            said = text.span(sentence.start, sentence.end)[:60]
+            raise _reject(
+                code, f"{said!r} answers work the question has not seen done", said.split()[0]
+            )
+    correction = _SELF_CORRECTION.search(lower)
+    if correction:
+        said = text.span(correction.start(), correction.end())
+        raise _reject(code, f"{said!r} corrects a request made earlier", said)
     if any(hint in lower for hint in _PRIOR_HINTS):
         match = _PRIOR_DISCOURSE.search(lower)
         if match:

@@ -180,6 +180,18 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
     ),
     # -- the question leans on a conversation that is not there
     (
+        "praise for work the question has not seen",
+        copy_task("Go into workspace. Wonderful, with that done, copy notes.txt into archive."),
+        RejectionCode.QUESTION_CONTEXT_DEPENDENT,
+    ),
+    (
+        "a correction of an earlier request",
+        copy_task(
+            "Go into workspace and copy notes.txt. Oh I should have been more clear: into archive."
+        ),
+        RejectionCode.QUESTION_CONTEXT_DEPENDENT,
+    ),
+    (
         "opens with a connective",
         copy_task("Furthermore, go into workspace and copy notes.txt into the archive folder."),
         RejectionCode.QUESTION_CONTEXT_DEPENDENT,
