@@ -16,7 +16,9 @@ Two kinds of dependency are found:
   ``cd`` before an action in that folder, a login before an authenticated call, and a
   ``touch`` before ``echo`` into that file are all found this way. The removed call's random
   draws are still consumed, so two independent calls that both draw ids (two messages sent)
-  do not look dependent merely because the second id would shift.
+  do not look dependent merely because the second id would shift. The same test also runs on a
+  *perturbed* copy of the initial state (each environment may add unrelated content, such as
+  one more file in every folder), so a coincidence of the real state cannot hide a dependency.
 
 * **Control** — a step the question makes conditional ("if any tyre is below 40 PSI, find a
   shop") depends on the read that produced the tested value (:mod:`pipeline.conditions`).
@@ -34,10 +36,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from pipeline.conditions import control_edges
-from pipeline.envs import ToolError, ToolSpec, resolve_tool
+from pipeline.envs import ToolError, ToolSpec, get_env_class, resolve_tool
 from pipeline.models import Call
 from pipeline.replay import StepTrace, same_outcome_state, trace_calls
 from pipeline.semantics import Sem, feeds
@@ -75,19 +78,30 @@ def _value_key(value: Any) -> tuple[str, Any]:
     return (type(value).__name__, value)
 
 
-def _number_in(text: str, question: str) -> bool:
-    """``text`` occurs in ``question`` as a whole number: 5 is not in "15 L" nor in "5.5"."""
-    return re.search(rf"(?<![\d.]){re.escape(text)}(?!\.?\d)", question) is not None
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\d])")
+
+
+@lru_cache(maxsize=4096)
+def _question_numbers(question: str) -> frozenset[str]:
+    """The numbers a question states, as written and as Python prints them: "15 L" states 15,
+    not 5; "2.50" states 2.5."""
+    found: set[str] = set()
+    for token in _NUMBER.findall(question):
+        found.add(token)
+        value = float(token)
+        found.add(repr(value))
+        if value.is_integer() and value < 2**63:
+            found.add(str(int(value)))
+    return frozenset(found)
 
 
 def _mentioned(value: Any, question: str) -> bool:
     if isinstance(value, str):
         return value in question
     if isinstance(value, int | float):
+        numbers = _question_numbers(question)
         whole = isinstance(value, int) or value.is_integer()  # no float(): ints may be huge
-        return _number_in(repr(value), question) or (
-            whole and _number_in(str(int(value)), question)
-        )
+        return repr(value) in numbers or (whole and str(int(value)) in numbers)
     return False
 
 
@@ -109,60 +123,6 @@ def rounds_to(produced: Any, value: Any) -> bool:
     if not 1 <= places <= 4 or _decimals(produced) <= places:
         return False
     return round(produced, places) == value
-
-
-def rounded_sources(calls: Sequence[Call], outputs: Sequence[Any], question: str) -> list[set[int]]:
-    """For each call, the earlier calls whose output it passes on rounded (not equal: those
-    are bindings) — a data dependency without a binding, since the value was transformed."""
-    found: list[set[int]] = []
-    for j, call in enumerate(calls):
-        spec = _spec(call)
-        sources: set[int] = set()
-        for name, value in call.arguments.items():
-            wanted = spec.param_types.get(name) if spec is not None else None
-            for item in value if isinstance(value, list) else [value]:
-                if not bindable(item) or _mentioned(item, question):
-                    continue
-                for i in range(j):
-                    producer = _spec(calls[i])
-                    for path, leaf in _leaves(outputs[i]):
-                        sem = producer.result_type(path) if producer is not None else None
-                        if rounds_to(leaf, item) and feeds(sem, wanted):
-                            sources.add(i)
-        found.append(sources)
-    return found
-
-
-def crossed_types(
-    calls: Sequence[Call], outputs: Sequence[Any], question: str, j: int
-) -> tuple[str, str, Sem | None, Sem | None] | None:
-    """A value call ``j`` passes that only an earlier output of another meaning provides (a
-    distance in km passed as miles): ``(argument, source path, source type, parameter type)``.
-    Values the question states, and values some fitting output provides, are not reported."""
-    spec = _spec(calls[j])
-    if spec is None:
-        return None
-    for name, value in calls[j].arguments.items():
-        wanted = spec.param_types.get(name)
-        for item in value if isinstance(value, list) else [value]:
-            if not bindable(item) or _mentioned(item, question):
-                continue
-            crossing: tuple[str, str, Sem | None, Sem | None] | None = None
-            fitting = False
-            for i in range(j):
-                producer = _spec(calls[i])
-                for path, leaf in _leaves(outputs[i]):
-                    if _value_key(leaf) != _value_key(item) and not rounds_to(leaf, item):
-                        continue
-                    sem = producer.result_type(path) if producer is not None else None
-                    if sem is None or wanted is None or feeds(sem, wanted):
-                        fitting = True
-                    elif crossing is None:
-                        crossing = (name, f"{calls[i].id}.{path}" if path else calls[i].id,
-                                    sem, wanted)  # fmt: skip
-            if crossing is not None and not fitting:
-                return crossing
-    return None
 
 
 def _spec(call: Call) -> ToolSpec | None:
@@ -209,17 +169,89 @@ def data_bindings(
     return result
 
 
+class ValueFlows:
+    """Where the values a sequence passes come from, beyond exact bindings: values passed on
+    rounded, and values only an output of another meaning provides. Every output leaf is typed
+    once, so each check is linear in the leaves per argument."""
+
+    def __init__(self, calls: Sequence[Call], outputs: Sequence[Any], question: str) -> None:
+        self.calls = calls
+        self.question = question
+        self.leaves: list[list[tuple[str, Any, Sem | None]]] = []
+        for call, output in zip(calls, outputs):
+            spec = _spec(call)
+            self.leaves.append(
+                [
+                    (path, leaf, spec.result_type(path) if spec is not None else None)
+                    for path, leaf in _leaves(output)
+                    if bindable(leaf)
+                ]
+            )
+
+    def _passed(self, j: int) -> Iterator[tuple[str, Any, Sem | None]]:
+        """(argument, value, parameter type) for the values call ``j`` passes that the
+        question does not state."""
+        spec = _spec(self.calls[j])
+        for name, value in self.calls[j].arguments.items():
+            wanted = spec.param_types.get(name) if spec is not None else None
+            for item in value if isinstance(value, list) else [value]:
+                if bindable(item) and not _mentioned(item, self.question):
+                    yield name, item, wanted
+
+    def rounded_sources(self) -> list[set[int]]:
+        """For each call, the earlier calls whose output it passes on rounded (not equal: those
+        are bindings) — a data dependency without a binding, since the value was transformed."""
+        found: list[set[int]] = []
+        for j in range(len(self.calls)):
+            sources: set[int] = set()
+            for _, item, wanted in self._passed(j):
+                if not isinstance(item, float):
+                    continue
+                for i in range(j):
+                    if any(
+                        rounds_to(leaf, item) and feeds(sem, wanted)
+                        for _, leaf, sem in self.leaves[i]
+                    ):
+                        sources.add(i)
+            found.append(sources)
+        return found
+
+    def crossed_types(self, j: int) -> tuple[str, str, Sem | None, Sem | None] | None:
+        """A value call ``j`` passes that only an earlier output of another meaning provides (a
+        distance in km passed as miles): ``(argument, source path, source type, parameter
+        type)``. Values the question states, and values a fitting output provides, are not
+        reported."""
+        for name, item, wanted in self._passed(j):
+            key = _value_key(item)
+            crossing: tuple[str, str, Sem | None, Sem | None] | None = None
+            fitting = False
+            for i in range(j):
+                for path, leaf, sem in self.leaves[i]:
+                    if _value_key(leaf) != key and not rounds_to(leaf, item):
+                        continue
+                    if sem is None or wanted is None or feeds(sem, wanted):
+                        fitting = True
+                    elif crossing is None:
+                        source = f"{self.calls[i].id}.{path}" if path else self.calls[i].id
+                        crossing = (name, source, sem, wanted)
+            if crossing is not None and not fitting:
+                return crossing
+        return None
+
+
 def state_effects(
     env_names: Sequence[str],
     initial_config: Mapping[str, Mapping[str, Any]],
     calls: Sequence[Call],
     baseline: Sequence[StepTrace],
+    only: Sequence[int] | None = None,
 ) -> list[set[int]]:
-    """``affects[j]`` = indices of earlier same-environment calls whose removal changes call j."""
+    """``affects[j]`` = indices of earlier same-environment calls whose removal changes call j
+    (looking only at the calls ``only`` lists, when given)."""
     affects: list[set[int]] = [set() for _ in calls]
     for i, producer in enumerate(calls):
         later = [j for j in range(i + 1, len(calls)) if calls[j].env == producer.env]
-        if not later or baseline[i].pure:
+        if not later or baseline[i].pure or (only is not None and i not in only):
             continue
         without, _ = trace_calls(
             env_names, initial_config, calls, skip=i, skipped_rng_words=baseline[i].rng_words
@@ -228,6 +260,54 @@ def state_effects(
             if not baseline[j].same_behaviour(without[j]):
                 affects[j].add(i)
     return affects
+
+
+def perturbed_config(
+    env_names: Sequence[str], initial_config: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]] | None:
+    """The initial state with each environment's unrelated extra content, or ``None`` when no
+    environment of the task has any (:meth:`pipeline.envs.Environment.perturbed`)."""
+    config = {name: dict(state) for name, state in initial_config.items()}
+    changed = False
+    for name in env_names:
+        try:
+            extra = get_env_class(name).perturbed(initial_config.get(name))
+        except (KeyError, ValueError):
+            continue
+        if extra is not None:
+            config[name] = extra
+            changed = True
+    return config if changed else None
+
+
+def hidden_state_effects(
+    env_names: Sequence[str],
+    initial_config: Mapping[str, Mapping[str, Any]],
+    calls: Sequence[Call],
+    baseline: Sequence[StepTrace],
+    known: Sequence[set[int]],
+) -> list[set[int]]:
+    """State dependencies that show only on the perturbed initial state: ``du`` after
+    ``cd Meadow`` when the parent folder happens to hold nothing but Meadow. No evidence when
+    the extra content changes which calls fail (then the perturbed run is another task).
+    ``known[j]``: calls already known to precede ``j``, which need no second look."""
+    none: list[set[int]] = [set() for _ in calls]
+    open_pairs = [
+        i
+        for i, call in enumerate(calls)
+        if not baseline[i].pure
+        and any(calls[j].env == call.env and i not in known[j] for j in range(i + 1, len(calls)))
+    ]
+    config = perturbed_config(env_names, initial_config) if open_pairs else None
+    if config is None:
+        return none
+    try:
+        traces, _ = trace_calls(env_names, config, calls)
+    except ValueError:  # the extra content does not fit the environment's limits
+        return none
+    if any((a.error is None) != (b.error is None) for a, b in zip(traces, baseline)):
+        return none
+    return state_effects(env_names, config, calls, traces, only=open_pairs)
 
 
 def ancestor_sets(edges: Sequence[set[int]]) -> list[set[int]]:
@@ -306,12 +386,14 @@ def infer_dependencies(
     affects = state_effects(env_names, initial_config, calls, baseline)
     bindings = data_bindings(calls, [step.result for step in baseline], question)
     position = {call.id: index for index, call in enumerate(calls)}
-    rounded = rounded_sources(calls, [step.result for step in baseline], question)
+    rounded = ValueFlows(calls, [step.result for step in baseline], question).rounded_sources()
     producers = [
         {position[s.split(".", 1)[0]] for s in bindings[j].values()} | rounded[j]
         for j in range(len(calls))
     ]
     edges = [affects[j] | producers[j] for j in range(len(calls))]
+    hidden = hidden_state_effects(env_names, initial_config, calls, baseline, ancestor_sets(edges))
+    edges = [edges[j] | hidden[j] for j in range(len(calls))]
     for read, conditioned in control_edges(question, calls):
         edges[conditioned].add(read)
     edges = ordering_edges(env_names, initial_config, calls, baseline, final, edges)

@@ -30,6 +30,13 @@ from pipeline.semantics import FREE_FORM_TARGETS, Sem, feeds, kind
 NOT_GENERATED: frozenset[Sem] = frozenset({Sem.MESSAGE, Sem.FLAG, Sem.OPTION, Sem.STATUS, Sem.TEXT})
 
 
+#: types whose values are read in terms of another value of the same call or result (see
+#: :mod:`pipeline.semantics`): a data text is in a format named beside it, an amount in a
+#: currency named beside it. The qualifier belongs to the value it qualifies, so a generator
+#: takes it from the step that produced that value, never from elsewhere or by guessing.
+QUALIFIERS: dict[Sem, Sem] = {Sem.DATA_TEXT: Sem.FORMAT, Sem.MONEY: Sem.CURRENCY}
+
+
 @dataclass(frozen=True)
 class Edge:
     producer: str  # qualified tool

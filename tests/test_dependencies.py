@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pipeline.dependencies import data_bindings, infer_dependencies
-from pipeline.models import Call
+from pipeline.models import Call, RejectionCode, Task
+from pipeline.validate.chain import validate_task
 
 
 def test_value_copied_from_an_output_binds_to_its_producer() -> None:
@@ -72,3 +73,42 @@ def test_a_conditioned_step_depends_on_the_read_it_tests() -> None:
     assert [call.depends_on for call in inferred] == [[], [], ["s2"]]
     unconditional = infer_dependencies(["vehicle"], {}, calls, question.replace("should", "and"))
     assert unconditional[2].depends_on == []
+
+
+def test_a_dependency_hidden_by_a_coincidence_of_the_state_is_found() -> None:
+    # the parent folder holds nothing but Meadow: du reports the same size from either folder
+    config = {
+        "filesystem": {
+            "root": {
+                "workspace": {
+                    "type": "directory",
+                    "contents": {
+                        "Meadow": {
+                            "type": "directory",
+                            "contents": {"a.txt": {"type": "file", "content": "hello"}},
+                        }
+                    },
+                }
+            }
+        }
+    }
+    calls = [
+        Call(id="s1", tool="filesystem.cd", arguments={"folder": "Meadow"}),
+        Call(id="s2", tool="filesystem.du", arguments={"human_readable": False}),
+    ]
+    question = "Go into 'Meadow' and tell me how much space it takes."
+    inferred = infer_dependencies(["filesystem"], config, calls, question)
+    assert inferred[1].depends_on == ["s1"]
+    task = Task(
+        id="pending",
+        category="filesystem",
+        envs=["filesystem"],
+        question=question,
+        initial_config=config,
+        calls=[calls[0], calls[1]],
+    ).with_content_id()
+    verdict = validate_task(task)
+    assert verdict.rejection is not None
+    assert verdict.rejection.code is RejectionCode.DEPENDENCY_UNDECLARED
+    assert "extra content" in verdict.rejection.message
+    assert validate_task(task.model_copy(update={"calls": inferred})).accepted

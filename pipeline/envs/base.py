@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
@@ -169,6 +170,15 @@ def _pattern_matches(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
     )
 
 
+@lru_cache(maxsize=65536)  # the checks ask for the same few paths of each tool again and again
+def _result_type(result_types: tuple[tuple[str, Sem], ...], path: str) -> Sem | None:
+    parts = tuple(path.split(".")) if path else ()
+    for pattern, sem in result_types:
+        if _pattern_matches(tuple(pattern.split(".")) if pattern else (), parts):
+            return sem
+    return None
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """Everything known about one tool, derived from its method."""
@@ -189,11 +199,7 @@ class ToolSpec:
 
     def result_type(self, path: str) -> Sem | None:
         """The semantic type of the result value at ``path`` (``messages.0.sender_id``)."""
-        parts = tuple(path.split(".")) if path else ()
-        for pattern, sem in self.result_types:
-            if _pattern_matches(tuple(pattern.split(".")) if pattern else (), parts):
-                return sem
-        return None
+        return _result_type(self.result_types, path)
 
     def openai_schema(self, name: str | None = None) -> dict[str, Any]:
         """The tool as an OpenAI function definition (``name`` overrides, e.g. qualified)."""
@@ -318,6 +324,16 @@ class Environment(Generic[S]):
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain JSON values."""
         return self.state.model_dump(mode="json")
+
+    @classmethod
+    def perturbed(cls, state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """A copy of ``state`` with unrelated extra content (``None``: nothing to add).
+
+        Dependency inference also replays on it, so a dependency that the real state hides by
+        coincidence shows: ``du`` after ``cd Meadow`` reports the parent's size when the parent
+        holds only Meadow, but not once every folder holds one more file."""
+        del state
+        return None
 
     def bfcl_state(self) -> dict[str, Any]:
         """The state named as upstream BFCL names its attributes (for conformance checks)."""

@@ -32,11 +32,11 @@ def _walk(before: Any, after: Any, path: str, out: list[str], limit: int) -> Non
     if len(out) >= limit or before == after:
         return
     if isinstance(before, dict) and isinstance(after, dict):
-        for key in before:
+        for key, old in before.items():
             if key not in after:
-                out.append(f"- {_join(path, key)}: {_show(before[key])}")
-            else:
-                _walk(before[key], after[key], _join(path, key), out, limit)
+                out.append(f"- {_join(path, key)}: {_show(old)}")
+            elif old != after[key]:  # checked here: most keys are unchanged, skip the call
+                _walk(old, after[key], _join(path, key), out, limit)
             if len(out) >= limit:
                 return
         for key in after:
@@ -47,13 +47,12 @@ def _walk(before: Any, after: Any, path: str, out: list[str], limit: int) -> Non
         return
     if isinstance(before, list) and isinstance(after, list):
         for index in range(max(len(before), len(after))):
-            where = f"{path}[{index}]"
             if index >= len(after):
-                out.append(f"- {where}: {_show(before[index])}")
+                out.append(f"- {path}[{index}]: {_show(before[index])}")
             elif index >= len(before):
-                out.append(f"+ {where}: {_show(after[index])}")
-            else:
-                _walk(before[index], after[index], where, out, limit)
+                out.append(f"+ {path}[{index}]: {_show(after[index])}")
+            elif before[index] != after[index]:
+                _walk(before[index], after[index], f"{path}[{index}]", out, limit)
             if len(out) >= limit:
                 return
         return

@@ -33,6 +33,8 @@ MAX_TOTAL_CHARS = 8_000_000
 MAX_ENTRIES = 10_000
 MAX_DEPTH = 64
 _SIZE_UNITS = ("B", "KB", "MB", "GB", "TB")
+#: the extra file of the perturbed state (see ``Environment.perturbed``)
+_PROBE = "~probe.txt"
 
 
 class FileNode(EnvState):
@@ -130,6 +132,21 @@ class Filesystem(Environment[FilesystemState]):
     state_model = FilesystemState
     bfcl_class = "GorillaFileSystem"
     internal_fields: ClassVar[frozenset[str]] = frozenset({"cwd"})
+
+    @classmethod
+    def perturbed(cls, state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """Every folder gains one more file, of a size that differs by depth."""
+        data = FilesystemState.model_validate(dict(state or {})).model_dump(mode="json")
+        stack = [(node, 1) for node in data["root"].values()]
+        while stack:
+            node, depth = stack.pop()
+            stack += [
+                (child, depth + 1)
+                for child in node["contents"].values()
+                if child["type"] == "directory"
+            ]
+            node["contents"].setdefault(_PROBE, {"type": "file", "content": "probe " * depth})
+        return data
 
     # ----- construction and BFCL view -------------------------------------------------
     @classmethod

@@ -9,6 +9,14 @@ all be filled that way is not a candidate. The call is run on the state the task
 kept when it succeeds, changes something or tells something new, and truly consumes the
 earlier output (the inferred bindings, which are type-aware too, say so).
 
+What the call may do with the value follows from the state and the types, never from tool
+names: a choice the tool offers (a format) is narrowed to what earlier steps showed, and a
+qualifier (a text's format) is the one the step that produced the text reported; the call acts
+on the entity its value names and never creates a namesake (a new file or ticket named after
+an existing one); it never makes a user from an earlier step the session's user (a login);
+and the session's own user (a post's author, a ticket's opener, when that is who is acting)
+is not a user to act on.
+
 The question is then written anew from the whole chain by the verbaliser, so the added step
 refers to the value it consumes by its meaning and its step ("the zip code from the second
 step") in a request whose steps are spelled out in order — an appended fixed sentence read
@@ -29,8 +37,8 @@ from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, ToolSpec, resolve_t
 from pipeline.evolve.verbalise import Verbaliser
 from pipeline.models import Call, Lineage, Task
 from pipeline.replay import build_envs, replay
-from pipeline.semantics import Sem
-from pipeline.toolgraph import conversion_tools, generative_edge
+from pipeline.semantics import RENAMEABLE_TYPES, Sem
+from pipeline.toolgraph import NOT_GENERATED, QUALIFIERS, conversion_tools, generative_edge
 from pipeline.validate.grounding import schema_offers
 
 MAX_TRIES = 40
@@ -42,6 +50,16 @@ class Produced:
 
     value: Any
     sem: Sem | None
+
+
+#: types that name a user: a value of one of these that is the session's own user (a field at
+#: the top of its environment's state, see :func:`session_values`) is never acted on as if it
+#: were someone else, and a call never makes a user from an earlier step the session's user
+IDENTITY_TYPES: frozenset[Sem] = frozenset({Sem.USER_NAME, Sem.USER_ID, Sem.PERSON_NAME, Sem.EMAIL})
+
+#: types whose sameness says nothing about meaning (a door and a mode are both an option), so
+#: an observed value of one does not narrow a parameter's choices
+_UNSPECIFIC_TYPES: frozenset[Sem] = NOT_GENERATED | {Sem.NUMBER, Sem.FIELD_VALUE}
 
 
 _NAMED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -62,8 +80,27 @@ def _leaves(value: Any, path: str = "", named: bool = True) -> Iterator[tuple[st
         yield path, value
 
 
-def produced_values(task: Task, outputs: list[Any]) -> list[Produced]:
-    """Every bindable value the task's calls return, typed by its result field."""
+def session_values(state: dict[str, dict[str, Any]]) -> frozenset[str]:
+    """The session's own settings: the text fields at the top of each environment's state.
+
+    Entities (files, tickets, posts, users) live in collections; what sits at the top of a
+    state describes the session itself — who is logged in or acting (``current_user``, the
+    account's ``username``), its password. A result that names one of these names the acting
+    user (a post's author is the user who posted it, a ticket's ``created_by`` its opener)."""
+    return frozenset(
+        value
+        for env_state in state.values()
+        for value in env_state.values()
+        if isinstance(value, str) and bindable(value)
+    )
+
+
+def produced_values(
+    task: Task, outputs: list[Any], session: frozenset[str] = frozenset()
+) -> list[Produced]:
+    """Every bindable value the task's calls return, typed by its result field; a value that
+    names the session's own user (see :func:`session_values`) is left out: following,
+    messaging or looking up "the author of my own post" acts on oneself, not on a user."""
     found: list[Produced] = []
     seen: set[tuple[str, Any]] = set()
     for call, output in zip(task.calls, outputs):
@@ -72,6 +109,8 @@ def produced_values(task: Task, outputs: list[Any]) -> list[Produced]:
             if not bindable(leaf):
                 continue
             sem = spec.result_type(path)
+            if sem in IDENTITY_TYPES and leaf in session:
+                continue
             key = (repr(leaf), sem.value if sem else "")
             if key not in seen:
                 seen.add(key)
@@ -91,7 +130,13 @@ def _argument_options(
     qualified: str, spec: ToolSpec, produced: list[Produced]
 ) -> list[list[tuple[str, Any]]]:
     """For each required parameter, its (name, value) choices; empty if one has none or no
-    parameter takes an earlier output."""
+    parameter takes an earlier output.
+
+    A parameter with a fixed set of choices (an enum), for which an earlier step returned
+    values of its very type that the set allows, chooses among those observed values only: the
+    format of a document is the format it was loaded with, never another of the formats the
+    tool offers. Types whose sameness says nothing (any option, flag or status) do not narrow.
+    """
     options: list[list[tuple[str, Any]]] = []
     consumes = False
     for name in spec.parameters.get("required", []):
@@ -103,7 +148,18 @@ def _argument_options(
             if generative_edge(p.sem, wanted, qualified) and _fits(schema, p)
         ]
         consumes = consumes or bool(bound)
-        choices = bound[:6] + [v for v in _enum_choices(schema) if schema_offers(schema, v)]
+        offered = [v for v in _enum_choices(schema) if schema_offers(schema, v)]
+        observed = [
+            p.value
+            for p in produced
+            if wanted is not None
+            and p.sem is wanted
+            and wanted not in _UNSPECIFIC_TYPES
+            and p.value in offered
+        ]
+        if observed:  # the tool's other choices would be guesses
+            offered = [v for v in offered if v in observed]
+        choices = bound[:6] + [v for v in offered if v not in bound]
         if not choices:
             return []
         options.append([(name, value) for value in choices[:8]])
@@ -132,7 +188,7 @@ def extend(task: Task, rng: random.Random, verbaliser: Verbaliser) -> Task | Non
     if not parent.ok:
         return None
     outputs = [outcome.result for outcome in parent.outcomes]
-    produced = produced_values(task, outputs)
+    produced = produced_values(task, outputs, session_values(parent.final_state))
     tools = [
         (env_name, spec)
         for env_name in task.envs
@@ -187,13 +243,23 @@ def _try(
         return None
     if spec.kind is ToolKind.READ and _nothing_new(result, arguments, outputs):
         return None  # e.g. converting USD to USD: a step that tells the user nothing
-    if spec.kind is ToolKind.WRITE and envs[env_name].snapshot() == final_state[env_name]:
+    before, after = final_state[env_name], envs[env_name].snapshot()
+    if spec.kind is ToolKind.WRITE and after == before:
         return None  # a write that changes nothing would be redundant
     new = Call(id=f"s{len(task.calls) + 1}", tool=f"{env_name}.{spec.name}", arguments=arguments)
     inferred = infer_dependencies(task.envs, task.initial_config, [*task.calls, new], task.question)
     added = inferred[-1]
     if not added.bindings:
         return None  # it must consume an earlier output
+    taken = [(slot, _slot_value(arguments, slot)) for slot in added.bindings]
+    names = [v for slot, v in taken if spec.param_types.get(slot.split(".")[0]) in RENAMEABLE_TYPES]
+    if _creates_named(before, after, names):
+        return None  # a new file or ticket named after an existing one acts on nothing
+    users = [v for slot, v in taken if spec.param_types.get(slot.split(".")[0]) in IDENTITY_TYPES]
+    if _becomes_session_user(before, after, users):
+        return None  # logging in as a user from an earlier step is not acting on that user
+    if not _qualified_by_source(spec, arguments, added.bindings, task.calls, outputs):
+        return None  # a document's format is the one it came with, never a guess
     if len(set(added.bindings.values())) < len(added.bindings):
         return None  # one value passed twice ("add x and x") is not a request a user makes
     tools = {call.id: call.tool for call in task.calls}
@@ -202,6 +268,92 @@ def _try(
     ):
         return None  # converting a converted value back is a round trip, not a request
     return task.model_copy(update={"calls": [*task.calls, added]})
+
+
+def _slot_value(arguments: dict[str, Any], slot: str) -> Any:
+    """The value in an argument slot: ``name`` or ``name.index`` for a list element."""
+    name, _, index = slot.partition(".")
+    value = arguments.get(name)
+    if index and isinstance(value, list) and index.isdigit() and int(index) < len(value):
+        return value[int(index)]
+    return value
+
+
+def _added_entities(before: Any, after: Any) -> Iterator[tuple[str | None, Any]]:
+    """What a state change added: each new mapping key with its value, and each new record (a
+    mapping) in a list; an entity that was there before and changed is walked into."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key, value in after.items():
+            if key not in before:
+                yield key, value
+            else:
+                yield from _added_entities(before[key], value)
+    elif isinstance(before, list) and isinstance(after, list):
+        if len(before) == len(after):
+            for old, new in zip(before, after):
+                yield from _added_entities(old, new)
+            return
+        remaining = list(before)
+        for item in after:
+            if item in remaining:
+                remaining.remove(item)
+            elif isinstance(item, dict):
+                yield None, item
+
+
+def _creates_named(before: Any, after: Any, names: list[Any]) -> bool:
+    """Whether the change adds an entity keyed by, or holding, one of ``names``: a new file
+    named after an entry of a listing, a new ticket titled like an existing one. An extension
+    acts on the entity its value names; it does not make a namesake."""
+    wanted = {name for name in names if isinstance(name, str)}
+    if not wanted:
+        return False
+    for key, entity in _added_entities(before, after):
+        if key in wanted:
+            return True
+        if any(leaf in wanted for _, leaf in _leaves(entity, named=False)):
+            return True
+    return False
+
+
+def _becomes_session_user(before: dict[str, Any], after: dict[str, Any], users: list[Any]) -> bool:
+    """Whether the change makes a user taken from an earlier step the session's own user: a
+    field at the top of the state (where the session lives, see :func:`session_values`) now
+    holds it. That is logging in as someone else, never something done *to* that user."""
+    return any(
+        not isinstance(value, dict | list) and value in users and before.get(key) != value
+        for key, value in after.items()
+    )
+
+
+def _qualified_by_source(
+    spec: ToolSpec,
+    arguments: dict[str, Any],
+    bindings: dict[str, str],
+    calls: list[Call],
+    outputs: list[Any],
+) -> bool:
+    """Whether each qualifier the call passes (a format, a currency) is the one the step that
+    produced the qualified value (the text, the amount) reported with it. A step that reports
+    none leaves the qualifier unknown, and the call is not made: parsing a loaded Markdown
+    table as CSV, or JSON text as key/value, reads garbage."""
+    steps = {call.id: position for position, call in enumerate(calls)}
+    for slot, source in bindings.items():
+        sem = spec.param_types.get(slot.split(".")[0])
+        qualifier = QUALIFIERS.get(sem) if sem is not None else None
+        producer = steps.get(source.split(".")[0])
+        if qualifier is None or producer is None:
+            continue
+        producer_spec = resolve_tool(calls[producer].tool)[1]
+        reported = [
+            leaf
+            for path, leaf in _leaves(outputs[producer], named=False)
+            if producer_spec.result_type(path) is qualifier
+        ]
+        for name, param_sem in spec.param_types.items():
+            if param_sem is qualifier and name in arguments and arguments[name] not in reported:
+                return False
+    return True
 
 
 def _reworded(extended: Task, parent: Task, verbaliser: Verbaliser) -> Task | None:

@@ -160,10 +160,12 @@ class Ref:
 
     @property
     def where(self) -> str:
-        """Which step: "from the previous step", "from the second step"."""
+        """Which step: "from the previous step", "from the second step" ("in the previous
+        step" after a value *found* there)."""
+        preposition = "in" if (self.meaning or "").endswith(" found") else "from"
         if self.consumer_index is not None and self.consumer_index == self.step_index + 1:
-            return "from the previous step"
-        return f"from the {ordinal(self.step_index)} step"
+            return f"{preposition} the previous step"
+        return f"{preposition} the {ordinal(self.step_index)} step"
 
     @property
     def noun(self) -> str:
@@ -378,7 +380,7 @@ class Verbaliser:
                 slot.partition(".")[0],
                 path=path,
                 consumer_index=position + 1,
-                meaning=_meaning(calls[index[producer]].tool, path),
+                meaning=_meaning(calls[index[producer]], path),
             )
         return found
 
@@ -398,12 +400,41 @@ class Verbaliser:
         return text + "."
 
 
-def _meaning(tool: str, path: str) -> str | None:
+#: how a reference names a value of a type, where the type's own name is jargon ("the data
+#: text", "the field value"); a value whose meaning depends on where it was found reads as
+#: "the value found in the previous step"
+_REF_NOUNS: dict[Sem, str] = {
+    Sem.DATA_TEXT: "document's text",
+    Sem.JSON_TEXT: "JSON text",
+    Sem.CSV_TEXT: "CSV text",
+    Sem.KV_TEXT: "key/value text",
+    Sem.MARKDOWN_TEXT: "Markdown table",
+    Sem.FIELD_VALUE: "value found",
+    Sem.RECORD: "record",
+    Sem.RECORDS: "records",
+}
+
+#: an aggregate a producing call computed (its ``function`` argument), as a noun: the value
+#: it returns is "the maximum from the previous step"
+_AGGREGATE_NOUNS = {
+    "max": "maximum", "min": "minimum", "avg": "average", "mean": "average", "sum": "sum",
+    "count": "count", "median": "median",
+}  # fmt: skip
+
+
+def _meaning(producer: Call, path: str) -> str | None:
+    """What the value at ``path`` of ``producer``'s output is, in words; ``None`` when its
+    type says nothing a sentence could use (a plain number, free text)."""
     try:
-        sem = resolve_tool(tool)[1].result_type(path)
+        sem = resolve_tool(producer.tool)[1].result_type(path)
     except ToolError:
         return None
-    return describe(sem) if sem is not None and sem not in (Sem.NUMBER, Sem.TEXT) else None
+    if sem is None or sem in (Sem.NUMBER, Sem.TEXT):
+        return None
+    function = producer.arguments.get("function")
+    if sem is Sem.FIELD_VALUE and isinstance(function, str) and function in _AGGREGATE_NOUNS:
+        return _AGGREGATE_NOUNS[function]
+    return _REF_NOUNS.get(sem) or describe(sem)
 
 
 def verbalise(task: Task, verbaliser: Verbaliser) -> Task:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from pipeline.dependencies import ValueFlows, hidden_state_effects
 from pipeline.models import Evidence, Rejection, RejectionCode, Task
 from pipeline.replay import StepTrace, trace_calls
 
@@ -36,6 +37,7 @@ class ValidationContext:
     _without: dict[int, tuple[list[StepTrace], dict[str, dict[str, Any]]]] = field(
         default_factory=dict
     )
+    _hidden: dict[bool, list[set[int]]] = field(default_factory=dict)
 
     @cached_property
     def baseline(self) -> tuple[list[StepTrace], dict[str, dict[str, Any]]]:
@@ -69,6 +71,20 @@ class ValidationContext:
                 skipped_rng_words=self.traces[index].rng_words,
             )
         return self._without[index]
+
+    @cached_property
+    def flows(self) -> ValueFlows:
+        return ValueFlows(self.task.calls, self.outputs, self.task.question)
+
+    def hidden_effects(self, every_pair: bool = False) -> list[set[int]]:
+        """State dependencies that only the perturbed initial state shows: for the pairs that
+        ``depends_on`` leaves unordered, or for ``every_pair``."""
+        if every_pair not in self._hidden:
+            known = [set() for _ in self.task.calls] if every_pair else self.ancestors()
+            self._hidden[every_pair] = hidden_state_effects(
+                self.task.envs, self.task.initial_config, self.task.calls, self.traces, known
+            )
+        return self._hidden[every_pair]
 
     def ancestors(self) -> list[set[int]]:
         """Declared ancestors of every call (indices), following ``depends_on`` transitively."""

@@ -7,16 +7,14 @@ from typing import Any
 from pipeline.conditions import CONDITION, control_edges, sentences
 from pipeline.dependencies import (
     bindable,
-    crossed_types,
     data_bindings,
     reorder_changes_outcome,
-    rounded_sources,
     rounds_to,
 )
 from pipeline.envs import ToolKind, resolve_tool
 from pipeline.envs.diff import state_diff
 from pipeline.models import Evidence, RejectionCode
-from pipeline.replay import trace_calls
+from pipeline.replay import replay
 from pipeline.semantics import feeds
 from pipeline.validate.context import Reject, ValidationContext
 
@@ -35,8 +33,9 @@ def check_execution(ctx: ValidationContext) -> None:
                 f"step {call.id} ({call.tool}) failed: {step.error}",
                 Evidence(step_id=call.id, output=step.error, diff=before[:50]),
             )
-    again, final = trace_calls(ctx.task.envs, ctx.task.initial_config, ctx.task.calls)
-    for call, first, second in zip(ctx.task.calls, ctx.traces, again):
+    again = replay(ctx.task)  # results and final state only: no per-step snapshots needed
+    final = again.final_state
+    for call, first, second in zip(ctx.task.calls, ctx.traces, again.outcomes):
         if first.result != second.result:
             raise Reject(
                 RejectionCode.EXECUTE_NONDETERMINISTIC,
@@ -128,7 +127,7 @@ def check_binding_types(ctx: ValidationContext) -> None:
     for j, call in enumerate(ctx.task.calls):
         # the same mismatch without a declared binding: the value only an output of another
         # meaning provides (a distance in km passed where miles are wanted)
-        crossing = crossed_types(ctx.task.calls, ctx.outputs, ctx.task.question, j)
+        crossing = ctx.flows.crossed_types(j)
         if crossing is None:
             continue
         name, source, given, wanted = crossing
@@ -171,8 +170,8 @@ def check_declared_dependencies(ctx: ValidationContext) -> None:
             if parent in bound or _feeds(ctx.traces[position[parent]].result, call.arguments):
                 continue
             i = position[parent]
-            if _conditioned_on(ctx, i):
-                continue  # "if the read says so, do this": the question makes the edge
+            if _conditioned_on(ctx, i) or i in ctx.hidden_effects(every_pair=True)[j]:
+                continue  # the question makes the edge, or the perturbed state shows it
             without, _ = ctx.without(i)
             if ctx.traces[j].same_behaviour(without[j]) and not _orders(ctx, i, j):
                 raise Reject(
@@ -189,7 +188,7 @@ def check_undeclared_dependencies(ctx: ValidationContext) -> None:
     ancestors = ctx.ancestors()
     position = {call.id: index for index, call in enumerate(ctx.task.calls)}
     inferred = data_bindings(ctx.task.calls, ctx.outputs, ctx.task.question)
-    rounded = rounded_sources(ctx.task.calls, ctx.outputs, ctx.task.question)
+    rounded = ctx.flows.rounded_sources()
     for j, (call, producers) in enumerate(zip(ctx.task.calls, rounded)):
         for i in sorted(producers - ancestors[j]):
             raise Reject(
@@ -209,12 +208,21 @@ def check_undeclared_dependencies(ctx: ValidationContext) -> None:
                 f"a value only step {producer}'s output provides, but does not depend on it",
                 Evidence(step_id=call.id, output=ctx.traces[position[producer]].result),
             )
+    for j, hidden in enumerate(ctx.hidden_effects()):
+        for i in sorted(hidden - ancestors[j]):
+            raise Reject(
+                RejectionCode.DEPENDENCY_UNDECLARED,
+                f"step {ctx.task.calls[j].id} behaves differently without step "
+                f"{ctx.task.calls[i].id} once the initial state holds unrelated extra content "
+                "(a coincidence of the real state hides it), but does not depend on it",
+                Evidence(step_id=ctx.task.calls[j].id),
+            )
     for i, earlier in enumerate(ctx.task.calls):
         later = [
             j for j in range(i + 1, len(ctx.task.calls)) if ctx.task.calls[j].env == earlier.env
         ]
-        if not later:
-            continue
+        if all(i in ancestors[j] for j in later):
+            continue  # already ordered before every later call that could need it
         without, _ = ctx.without(i)
         for j in later:
             if i in ancestors[j] or ctx.traces[j].same_behaviour(without[j]):

@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -177,30 +176,27 @@ def api_names_in(question: str, env_names: list[str]) -> list[str]:
     as code: followed by ``(``, in backticks, or qualified as ``env.tool``. Ordinary English
     stays allowed.
     """
+    words = {
+        match.group()
+        for match in _WORD.finditer(question)
+        if match.start() == 0 or question[match.start() - 1] != "."
+    }
+    as_code = {name for pair in _AS_CODE.findall(question) for name in pair if name}
+    qualified = set(_QUALIFIED.findall(question))
     found: list[str] = []
     for env_name in env_names:
-        for name, pattern in _api_name_patterns(env_name):
-            if pattern.search(question):
+        for name in ENVIRONMENTS[env_name].tool_specs():
+            spelled = _looks_like_identifier(name) and name in words
+            if spelled or name in as_code or (env_name, name) in qualified:
                 found.append(name)
     return found
 
 
-@cache
-def _api_name_patterns(env_name: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    """One compiled pattern per tool, built once: compiling them per question overflowed the
-    ``re`` module's cache and made this check the slowest of the chain."""
-    compiled = []
-    for name in ENVIRONMENTS[env_name].tool_specs():
-        escaped = re.escape(name)
-        patterns = [
-            rf"`{escaped}`",
-            rf"\b{escaped}\s*\(",
-            rf"\b{re.escape(env_name)}\.{escaped}\b",
-        ]
-        if _looks_like_identifier(name):
-            patterns.append(rf"(?<![\w.]){escaped}(?![\w])")
-        compiled.append((name, re.compile("|".join(f"(?:{p})" for p in patterns))))
-    return tuple(compiled)
+_WORD = re.compile(r"\w+")
+#: a name written as code: in backticks, or called with "("
+_AS_CODE = re.compile(r"`(\w+)`|\b(\w+)\s*\(")
+#: ``env.tool``
+_QUALIFIED = re.compile(r"\b(\w+)\.(\w+)\b")
 
 
 def check_question(ctx: ValidationContext) -> None:
