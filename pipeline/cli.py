@@ -110,6 +110,12 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     summary = build_dataset(args.output, args.run_id, bfcl, use_prefect=not args.inline, llm=llm)
     counts = summary.manifest["counts"]
     print(f"seeds: {summary.sources}")
+    imports = summary.manifest.get("imports")
+    if imports:
+        print(
+            f"BFCL turns: kept {imports['turns_kept']}, merged {imports['turns_merged']}, "
+            f"dropped {imports['turns_dropped']} {imports['dropped_by_code']}"
+        )
     print(
         f"validated tasks: {counts['evolved']} ({counts['seeds_accepted']} seeds + "
         f"{counts['new_accepted']} evolved); rejected {counts['rejected']}"
@@ -130,11 +136,10 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 def _cmd_gather(args: argparse.Namespace) -> int:
     bfcl = None if args.no_bfcl else args.bfcl
-    sources = gather_candidates(args.out, bfcl)
-    if bfcl is not None and bfcl.is_dir():
-        # gather_candidates does not hand its report back, so the (deterministic) import runs
-        # again here to show what was kept, merged and dropped
-        _print_import_report(import_bfcl(multi_turn_files(bfcl), Granularity.TURN), examples=5)
+    gathered = gather_candidates(args.out, bfcl)
+    if gathered.report is not None:
+        _print_import_report(gathered.report, examples=5)
+    sources = gathered.sources
     print(f"wrote {sum(sources.values())} candidates {sources} to {args.out}")
     return 0
 

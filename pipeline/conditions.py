@@ -6,13 +6,15 @@ replaying them in either order gives the same results. Execution cannot see such
 wording can.
 
 Rule: the question is split into sentences, and each call is placed in the sentence that names
-it (a literal argument it passes, or a word of its tool's name), calls that nothing names
-staying with the sentence of the call before them. In a sentence with a conditional clause
-("if", "unless", "should any ...", "in case", "only when", "whenever"; not "if possible",
-"if needed"), the **last** call placed there is the conditioned step: it depends on the closest
-earlier read (a call of kind ``read``) placed in that sentence or an earlier one — the step
-that produced the tested value. A sentence whose only call is the read itself conditions
-nothing that the calls show, and adds no edge.
+it best (the most literal arguments it passes and words of its tool's name), never before the
+sentence of the call before it; calls that nothing names stay with the previous call's sentence.
+In a sentence with a conditional clause ("if", "unless", "should any ...", "in case",
+"only when", "whenever"; not "if possible", "if needed"), the calls placed there are the
+conditioned steps, and the tested value comes from the closest read (a call of kind ``read``)
+placed in an earlier sentence ("Check the tyres. Should any be low, find a shop and navigate
+there"); when there is none and the sentence itself opens with a read ("Check the tyres and, if
+any is low, find a shop"), that read is the tested one and the calls after it are conditioned.
+Each conditioned step depends on the tested read.
 """
 
 from __future__ import annotations
@@ -60,15 +62,12 @@ def _literals(call: Call) -> list[str]:
     return found
 
 
-def _names(call: Call, sentence: str) -> bool:
-    lowered = sentence.lower()
-    if any(literal in sentence for literal in _literals(call)):
-        return True
-    # a word of the tool's name, compared by its stem ("shop" ~ "shops", "check" ~ "checking")
-    words = re.findall(r"[a-z]+", lowered)
-    return any(
-        word[:5] == part[:5] for part in _name_words(call.tool) for word in words if len(word) >= 4
-    )
+def _score(call: Call, sentence: str) -> int:
+    """How strongly ``sentence`` names ``call``: literal arguments count double, then words of
+    the tool's name, compared by stem ("shop" ~ "shops", "pressure" ~ "pressures")."""
+    literals = sum(2 for literal in _literals(call) if literal in sentence)
+    stems = {word[:5] for word in re.findall(r"[a-z]+", sentence.lower()) if len(word) >= 4}
+    return literals + sum(1 for part in set(_name_words(call.tool)) if part[:5] in stems)
 
 
 def place_calls(question: str, calls: Sequence[Call]) -> list[int]:
@@ -77,10 +76,10 @@ def place_calls(question: str, calls: Sequence[Call]) -> list[int]:
     placed: list[int] = []
     current = 0
     for call in calls:
-        for index in range(current, len(parts)):
-            if _names(call, parts[index]):
-                current = index
-                break
+        scores = [(_score(call, parts[index]), -index) for index in range(current, len(parts))]
+        best = max(scores, default=(0, -current))
+        if best[0] > 0:
+            current = -best[1]
         placed.append(current)
     return placed
 
@@ -105,8 +104,12 @@ def control_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]
         members = [j for j, spot in enumerate(placed) if spot == index]
         if not members:
             continue
-        last = members[-1]
-        reads = [i for i in range(last) if placed[i] <= index and _is_read(calls[i])]
-        if reads:
-            edges.append((reads[-1], last))
+        earlier = [i for i in range(members[0]) if placed[i] < index and _is_read(calls[i])]
+        if earlier:
+            tested, conditioned = earlier[-1], members
+        elif len(members) >= 2 and _is_read(calls[members[0]]):
+            tested, conditioned = members[0], members[1:]
+        else:
+            continue
+        edges += [(tested, j) for j in conditioned]
     return edges

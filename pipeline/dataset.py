@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
+from pipeline.bfcl.importer import Granularity, ImportReport, import_bfcl, multi_turn_files
 from pipeline.compose import ComposeSettings, ComposeTally, iter_instances
 from pipeline.evolve.engine import EvolveSettings, evolve
 from pipeline.jsonl import read_records, write_atomic, write_records
@@ -40,16 +40,39 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
 
 
-def gather_candidates(target: Path, bfcl_folder: Path | None = DEFAULT_BFCL) -> dict[str, int]:
+@dataclass
+class Gathered:
+    """What ``gather_candidates`` wrote: counts per source and the BFCL import's report."""
+
+    sources: dict[str, int]
+    report: ImportReport | None = None
+
+    def imports(self) -> dict[str, Any]:
+        """The import's counts for the manifest: turns kept, merged and dropped (per code)."""
+        if self.report is None:
+            return {}
+        return {
+            "tasks": len(self.report.tasks),
+            "turns_kept": self.report.kept,
+            "turns_merged": self.report.merged,
+            "turns_dropped": len(self.report.dropped),
+            "dropped_by_code": dict(self.report.dropped_by_code().most_common()),
+            "upstream_skipped": len(self.report.skipped),
+            "duplicates": self.report.duplicates,
+        }
+
+
+def gather_candidates(target: Path, bfcl_folder: Path | None = DEFAULT_BFCL) -> Gathered:
     """Write the seeds (and BFCL turn-level imports when available) to ``target``."""
     candidates: list[Task] = load_seeds(SEED_DIR)
     sources: Counter[str] = Counter({"seeds": len(candidates)})
+    report = None
     if bfcl_folder is not None and bfcl_folder.is_dir():
         report = import_bfcl(multi_turn_files(bfcl_folder), Granularity.TURN)
         candidates.extend(report.tasks)
         sources["bfcl"] = len(report.tasks)
     write_records(target, candidates)
-    return dict(sources)
+    return Gathered(dict(sources), report)
 
 
 def build_dataset(
@@ -64,7 +87,8 @@ def build_dataset(
 ) -> DatasetSummary:
     run_dir = output_root / "runs" / (run_id or new_run_id())
     candidates = run_dir / "seeds.jsonl"
-    sources = gather_candidates(candidates, bfcl_folder)
+    gathered = gather_candidates(candidates, bfcl_folder)
+    sources = gathered.sources
     settings = settings or EvolveSettings()
     if use_prefect:
         from pipeline.flows import run_evolve_flow
@@ -74,6 +98,8 @@ def build_dataset(
         seeds = list(read_records(candidates, Task))
         manifest = evolve(seeds, run_dir, settings, llm)
     manifest["sources"] = sources
+    if gathered.report is not None:
+        manifest["imports"] = gathered.imports()
     tasks = list(read_records(run_dir / "evolved.jsonl", Task))
     tally = ComposeTally()
     chosen = compose_settings or ComposeSettings()

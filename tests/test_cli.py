@@ -51,6 +51,10 @@ def test_dataset_takes_bfcl_turns_as_seeds(bfcl_dir: Path, tmp_path: Path) -> No
     counts = manifest["counts"]
     assert counts["seeds"] == manifest["sources"]["bfcl"] + manifest["sources"]["seeds"]
     assert counts["seeds_accepted"] + counts["seeds_rejected"] == counts["seeds"]
+    imports = manifest["imports"]  # every BFCL turn is accounted for: kept, merged or dropped
+    assert imports["tasks"] == manifest["sources"]["bfcl"]
+    assert sum(imports["dropped_by_code"].values()) == imports["turns_dropped"] > 0
+    assert imports["turns_kept"] > 0 and imports["turns_merged"] > 0
 
 
 def test_replay_and_tools_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -112,3 +112,22 @@ def test_a_dependency_hidden_by_a_coincidence_of_the_state_is_found() -> None:
     assert verdict.rejection.code is RejectionCode.DEPENDENCY_UNDECLARED
     assert "extra content" in verdict.rejection.message
     assert validate_task(task.model_copy(update={"calls": inferred})).accepted
+
+
+def test_every_conditioned_step_depends_on_the_read_of_an_earlier_sentence() -> None:
+    calls = [
+        Call(id="s1", tool="vehicle.check_tire_pressure", arguments={}),
+        Call(id="s2", tool="vehicle.find_nearest_tire_shop", arguments={}),
+        Call(
+            id="s3",
+            tool="vehicle.set_navigation",
+            arguments={"destination": "456 Oakwood Avenue, Rivermist, 83214"},
+        ),
+    ]
+    question = (
+        "Please verify the tire pressures. Should any tire fall below 40 PSI, pinpoint the "
+        "nearest tire shop and set navigation to it."
+    )
+    inferred = infer_dependencies(["vehicle"], {}, calls, question)
+    # the lookup is tested against the check; navigation follows the lookup (and so the check)
+    assert [call.depends_on for call in inferred] == [[], ["s1"], ["s2"]]

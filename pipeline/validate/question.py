@@ -251,6 +251,8 @@ _CONNECTIVE = re.compile(
         (?:'s|\s+is|\s+being)?\s+(?:all\s+|now\s+)?
         (?:sorted|done|settled|set|complete|completed|finished|arranged|handled)\b
       | (?:great|excellent|perfect|wonderful|awesome|thanks|thank\s+you)\s*[,!.]
+      | (?:after|following|upon\s+completion\s+of)\s+(?:the|that|this|those|these)\s
+        [^,.;!?]{{1,40}},
     )""",
     re.VERBOSE,
 )

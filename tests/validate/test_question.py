@@ -180,6 +180,11 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
     ),
     # -- the question leans on a conversation that is not there
     (
+        "opens after an event it never asked for",
+        copy_task("After the file transfer, go into workspace and copy notes.txt to archive."),
+        RejectionCode.QUESTION_CONTEXT_DEPENDENT,
+    ),
+    (
         "praise for work the question has not seen",
         copy_task("Go into workspace. Wonderful, with that done, copy notes.txt into archive."),
         RejectionCode.QUESTION_CONTEXT_DEPENDENT,

@@ -119,7 +119,7 @@ def test_bfcl_turn_tasks_through_the_flow(
     from pipeline.flows import run_validate_flow
 
     candidates = tmp_path / "bfcl.jsonl"
-    sources = gather_candidates(candidates, bfcl_dir)
+    sources = gather_candidates(candidates, bfcl_dir).sources
     manifest = run_validate_flow(candidates, tmp_path / "run", shard_size=100)
     counts = manifest["counts"]
     total = sources["seeds"] + sources["bfcl"]
