@@ -358,14 +358,16 @@ def _qualified_by_source(
 
 def _reworded(extended: Task, parent: Task, verbaliser: Verbaliser) -> Task | None:
     calls = extended.calls
+    # the outputs let a list taken whole from an earlier step read as that list
+    outputs = [outcome.result for outcome in replay(extended).outcomes]
     # the verbaliser states every literal; the dependencies are re-inferred against the new
     # question, whose wording no longer mentions the values the steps pass along
     try:
-        question = verbaliser.question(calls)
+        question = verbaliser.question(calls, outputs)
     except (KeyError, ValueError):
         return None
     calls = infer_dependencies(extended.envs, extended.initial_config, calls, question)
-    question = verbaliser.question(calls)
+    question = verbaliser.question(calls, outputs)
     result = extended.model_copy(
         update={
             "question": question,

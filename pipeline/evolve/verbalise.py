@@ -8,7 +8,13 @@ are joined into one request ("First, ...; then ...; finally ....").
 
 An argument that a call takes from an earlier output (a declared binding) is not written as its
 value: the macro receives a :class:`Ref` instead, which reads as "the user id from the previous
-step". The question then asks for the dependency instead of giving the answer away.
+step". The question then asks for the dependency instead of giving the answer away. A reference
+names the value as a person would: an entry of a listing of named things is "the third file
+listed in the previous step"; a data text is named by its format ("the key/value text"), "the
+document's text" only for a stored document a step read; consecutive elements of one earlier
+list read as one phrase ("the first and third parts"), and a list argument that holds, in
+order, every element of an earlier list (known from the outputs) is that list ("the watch list
+from the previous step").
 
 Templates can use these helpers besides the usual Jinja2 ones:
 
@@ -22,6 +28,7 @@ Templates can use these helpers besides the usual Jinja2 ones:
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -33,6 +40,7 @@ from jinja2.runtime import Macro
 
 from pipeline.envs import ToolError, resolve_tool
 from pipeline.models import Call, Lineage, Task
+from pipeline.replay import replay
 from pipeline.semantics import Sem, describe
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
@@ -104,6 +112,33 @@ def _singular(noun: str) -> str:
     return noun
 
 
+_COUNT_WORDS = (
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+)  # fmt: skip
+
+#: words after which a noun phrase qualifies its head noun: the head of "amount in dollars",
+#: "number of shares" and "file listed" is its first word
+_QUALIFIERS = re.compile(r" (?:in|of|listed|found)(?: |$)")
+
+
+def _plural_word(word: str) -> str:
+    if word.endswith("y") and word[-2:-1] not in ("a", "e", "o", "u", ""):
+        return word[:-1] + "ies"
+    if word.endswith(("s", "x", "z", "ch", "sh")):
+        return word + "es"
+    return word + "s"
+
+
+def _plural(noun: str) -> str:
+    """A noun in the plural: "stock symbol" -> "stock symbols", "file listed" -> "files
+    listed", "amount in dollars" -> "amounts in dollars"."""
+    qualifier = _QUALIFIERS.search(noun)
+    head, tail = (noun[: qualifier.start()], noun[qualifier.start() :]) if qualifier else (noun, "")
+    words = head.split(" ")
+    words[-1] = _plural_word(words[-1])
+    return " ".join(words) + tail
+
+
 def _is_id_key(key: str) -> bool:
     return key == "id" or key.endswith("_id") or (key.endswith("Id") and len(key) > 2)
 
@@ -145,14 +180,23 @@ class Ref:
         path: str = "",
         consumer_index: int | None = None,
         meaning: str | None = None,
+        text_format: str | None = None,
+        label: str | None = None,
     ) -> None:
         self.step_index = step_index
         self.argument = argument
         self.path = path
         self.consumer_index = consumer_index
         #: what the value is by its semantic type ("zip code"), used when its place in the
-        #: output says nothing ("result", a bare list index)
+        #: output says nothing ("result", a bare list index); "file listed" for an entry of a
+        #: listing of named things, "value found" for a value found somewhere
         self.meaning = meaning
+        #: the data format ("json", "csv", "keyvalue", "markdown") the phrase already names
+        #: ("the CSV text from ..."), so a template need not name it again
+        self.text_format = text_format
+        #: a noun that names the value outright ("watch list", "files listed"), for a whole
+        #: list whose path would read badly ("the age of the columns")
+        self.label = label
 
     @property
     def _tokens(self) -> list[str]:
@@ -162,30 +206,71 @@ class Ref:
     def where(self) -> str:
         """Which step: "from the previous step", "from the second step" ("in the previous
         step" after a value *found* there)."""
-        preposition = "in" if (self.meaning or "").endswith(" found") else "from"
+        if self.label is not None:
+            found = self.label.endswith(" listed")
+        else:
+            found = self._names_by_meaning and (self.meaning or "").endswith((" found", " listed"))
+        preposition = "in" if found else "from"
         if self.consumer_index is not None and self.consumer_index == self.step_index + 1:
             return f"{preposition} the previous step"
         return f"{preposition} the {ordinal(self.step_index)} step"
+
+    @property
+    def _names_by_meaning(self) -> bool:
+        """Whether :attr:`noun` names the value by its meaning, its place in the output saying
+        nothing ("result", a bare list index)."""
+        tokens = self._tokens
+        if self.label or not self.meaning or (tokens == ["id"] and _is_id_key(self.argument)):
+            return False
+        return not tokens or tokens[-1].isdigit() or tokens[-1] in _VAGUE_KEYS
 
     @property
     def noun(self) -> str:
         """What the value is, from its place in the output ("the first matching line"); a bare
         ``id`` is named after the argument ("the tweet id"), the whole output is "the result"."""
         tokens = self._tokens
+        if self.label is not None:
+            return f"the {self.label}"
         if tokens == ["id"] and _is_id_key(self.argument):
             return f"the {humanise(self.argument)}"
-        if self.meaning and (not tokens or tokens[-1].isdigit() or tokens[-1] in _VAGUE_KEYS):
+        if self._names_by_meaning:
             if tokens and tokens[-1].isdigit():
                 return f"the {ordinal(int(tokens[-1]) + 1)} {self.meaning}"
             return f"the {self.meaning}"
         return _describe(tokens)
+
+    @property
+    def stated_format(self) -> str | None:
+        """The data format the phrase itself names ("the CSV text from ..." -> "csv")."""
+        return self.text_format if self._names_by_meaning else None
+
+    @property
+    def element(self) -> tuple[int, str] | None:
+        """For an element of a list (``watchlist.2``), its 0-based index and what one element is
+        ("stock listed", "matching line"), as :attr:`noun` names it after the ordinal; ``None``
+        for anything else."""
+        tokens = self._tokens
+        if self.label is not None or not tokens or not tokens[-1].isdigit():
+            return None
+        if self.meaning:
+            return int(tokens[-1]), self.meaning
+        if len(tokens) == 2 and not tokens[0].isdigit():
+            return int(tokens[-1]), _singular(humanise(tokens[0]))
+        return None
+
+    def named(self, entity: str) -> str:
+        """The ``entity`` this value names: "the second document listed in the previous step"
+        when the phrase already says what it is, else "the document named by the ..."."""
+        if self.meaning == f"{entity} listed":
+            return str(self)
+        return f"the {entity} named by {self}"
 
     def about(self, entity: str) -> str:
         """The thing the value identifies: for ``ticket_id`` taken from ``id`` of a new ticket,
         ``about("ticket")`` is "the ticket from the previous step"; values that are not ids
         read as ``str(self)``."""
         tokens = self._tokens
-        if not tokens or not _is_id_key(tokens[-1]):
+        if self.label is not None or not tokens or not _is_id_key(tokens[-1]):
             return str(self)
         last, rest = tokens[-1], tokens[:-1]
         if last != "id" and rest:
@@ -221,13 +306,71 @@ class _MarkedRef(Ref):
 
 
 def _marked(ref: Ref) -> Ref:
-    return _MarkedRef(
-        ref.step_index,
-        ref.argument,
-        path=ref.path,
-        consumer_index=ref.consumer_index,
-        meaning=ref.meaning,
+    marked = copy.copy(ref)
+    marked.__class__ = _MarkedRef
+    return marked
+
+
+class _Phrase(str):
+    """Text rendered as it is, never quoted (a phrase naming earlier values)."""
+
+
+def _same_list(first: Ref, other: Ref) -> bool:
+    """Whether two references are elements of one list of one step's output, named alike."""
+    a, b = first.element, other.element
+    return (
+        a is not None
+        and b is not None
+        and a[1] == b[1]
+        and first.step_index == other.step_index
+        and first.consumer_index == other.consumer_index
+        and first._tokens[:-1] == other._tokens[:-1]
     )
+
+
+def _elements_phrase(run: Sequence[Ref]) -> str:
+    """Several elements of one earlier list as one phrase: "the first and third stocks listed in
+    the previous step", "the first four matching lines from the previous step"."""
+    first = run[0]
+    elements = [ref.element for ref in run]
+    indices = [element[0] for element in elements if element is not None]
+    noun = _plural(elements[0][1] if elements[0] is not None else "value")
+    if indices == list(range(len(indices))) and len(indices) - 2 < len(_COUNT_WORDS):
+        which = f"first {_COUNT_WORDS[len(indices) - 2]}"
+    else:
+        which = join_words([ordinal(index + 1) for index in indices])
+    text = f"the {which} {noun} {first.where}"
+    if isinstance(first, _MarkedRef):
+        return f"{_REF_START}{text}{_REF_END}"
+    return text
+
+
+def _grouped(items: Sequence[Any]) -> list[Any]:
+    """A list's items with each run of consecutive references to elements of one earlier list
+    joined into one phrase (a string), so it reads "the first and second parts from the
+    previous step" and not "the first part from the previous step and the second part from
+    the previous step"."""
+    grouped: list[Any] = []
+    run: list[Ref] = []
+
+    def flush() -> None:
+        if len(run) > 1:
+            grouped.append(_Phrase(_elements_phrase(run)))
+        else:
+            grouped.extend(run)
+        run.clear()
+
+    for item in items:
+        if isinstance(item, Ref) and run and _same_list(run[0], item):
+            run.append(item)
+            continue
+        flush()
+        if isinstance(item, Ref) and item.element is not None:
+            run.append(item)
+        else:
+            grouped.append(item)
+    flush()
+    return grouped
 
 
 # --- value formatting, exposed to templates as filters ----------------------------------------
@@ -259,7 +402,7 @@ def join_words(items: Sequence[str]) -> str:
 
 
 def _render(value: Any, quote: bool) -> str:
-    if isinstance(value, Ref):
+    if isinstance(value, Ref | _Phrase):
         return str(value)
     if value is None:
         return ""
@@ -270,7 +413,7 @@ def _render(value: Any, quote: bool) -> str:
     if isinstance(value, str):
         return _quote(value) if quote else value
     if isinstance(value, list | tuple):
-        return join_words([_render(item, quote) for item in value])
+        return join_words([_render(item, quote) for item in _grouped(value)])
     if isinstance(value, dict):
         return join_words(
             [f"{humanise(str(key))} {_render(item, quote)}" for key, item in value.items()]
@@ -288,10 +431,12 @@ def plain(value: Any) -> str:
 
 def words(value: Any) -> str:
     """An identifier-like choice in words; lists are joined, a ``Ref`` stays its phrase."""
+    if isinstance(value, _Phrase):
+        return str(value)
     if isinstance(value, str):
         return humanise(value)
     if isinstance(value, list | tuple):
-        return join_words([words(item) for item in value])
+        return join_words([words(item) for item in _grouped(value)])
     return plain(value)
 
 
@@ -366,8 +511,14 @@ class Verbaliser:
             raise ValueError(f"step {call.id} ({call.tool}): {error}") from None
         return _smooth_references(text.strip())
 
-    def refs(self, calls: Sequence[Call], position: int) -> dict[str, Ref]:
-        """The ``Ref`` of each bound slot of ``calls[position]``."""
+    def refs(
+        self, calls: Sequence[Call], position: int, outputs: Sequence[Any] | None = None
+    ) -> dict[str, Ref]:
+        """The ``Ref`` of each bound slot of ``calls[position]``.
+
+        With the calls' ``outputs``, a list argument whose elements are, in order, every
+        element of one list an earlier step returned is one reference to that whole list
+        ("the watch list from the previous step") instead of one reference per element."""
         index = {call.id: i for i, call in enumerate(calls)}
         call = calls[position]
         found: dict[str, Ref] = {}
@@ -381,12 +532,22 @@ class Verbaliser:
                 path=path,
                 consumer_index=position + 1,
                 meaning=_meaning(calls[index[producer]], path),
+                text_format=_text_format(calls[index[producer]], path),
             )
+        if outputs is not None:
+            for name, value in call.arguments.items():
+                whole = _whole_list(name, value, found, calls, outputs)
+                if whole is not None and isinstance(value, list):
+                    for element in range(len(value)):
+                        del found[f"{name}.{element}"]
+                    found[name] = whole
         return found
 
-    def question(self, calls: Sequence[Call]) -> str:
-        """All calls as one request: "First, ...; then ...; finally ...."."""
-        phrases = [self.phrase(call, self.refs(calls, i)) for i, call in enumerate(calls)]
+    def question(self, calls: Sequence[Call], outputs: Sequence[Any] | None = None) -> str:
+        """All calls as one request: "First, ...; then ...; finally ....". The calls'
+        ``outputs`` (when known) let a list taken whole from an earlier step read as that
+        list; without them it reads as its elements ("the first four stocks listed in ...")."""
+        phrases = [self.phrase(call, self.refs(calls, i, outputs)) for i, call in enumerate(calls)]
         if not phrases:
             raise ValueError("a question needs at least one call")
         if len(phrases) == 1:
@@ -422,24 +583,164 @@ _AGGREGATE_NOUNS = {
 }  # fmt: skip
 
 
+#: types that name a thing a listing lists: an entry of a list of them is "the second file
+#: listed in the previous step", not "the second file name from the previous step"
+_ENTITY_NOUNS: dict[Sem, str] = {
+    Sem.FILE_NAME: "file",
+    Sem.FOLDER_NAME: "folder",
+    Sem.DOCUMENT_ID: "document",
+    Sem.TABLE_NAME: "table",
+    Sem.BUFFER_ID: "buffer",
+    Sem.COLUMN_NAME: "column",
+    Sem.USER_NAME: "user",
+    Sem.STOCK_SYMBOL: "stock",
+}
+
+#: a data format's name (the value of a format argument) -> the type of a text in that format
+_FORMAT_TEXTS: dict[str, Sem] = {
+    "json": Sem.JSON_TEXT,
+    "csv": Sem.CSV_TEXT,
+    "keyvalue": Sem.KV_TEXT,
+    "markdown": Sem.MARKDOWN_TEXT,
+}
+
+#: format arguments that say what a call reads, not what it writes
+_INPUT_FORMAT = re.compile(r"^(?:source|input|from)(?:_|$)")
+
+
+def _result_sem(producer: Call, path: str) -> Sem | None:
+    try:
+        return resolve_tool(producer.tool)[1].result_type(path)
+    except ToolError:
+        return None
+
+
+def _written_format(producer: Call) -> str | None:
+    """The format of the data text a call writes: the value of its one format argument that
+    does not name the format it reads ("target_format", not "source_format")."""
+    try:
+        spec = resolve_tool(producer.tool)[1]
+    except ToolError:
+        return None
+    written = [
+        name
+        for name, sem in spec.param_types.items()
+        if sem is Sem.FORMAT and not _INPUT_FORMAT.match(name)
+    ]
+    if len(written) != 1:
+        return None
+    value = producer.arguments.get(written[0])
+    return value if isinstance(value, str) and value in _FORMAT_TEXTS else None
+
+
+def _loads_document(producer: Call) -> bool:
+    """Whether a call reads a stored document by its name (so its text is "the document's
+    text"), rather than making a text of its own."""
+    try:
+        spec = resolve_tool(producer.tool)[1]
+    except ToolError:
+        return False
+    return any(
+        sem is Sem.DOCUMENT_ID and name in producer.arguments
+        for name, sem in spec.param_types.items()
+    )
+
+
+def _text_format(producer: Call, path: str) -> str | None:
+    """The data format of the text at ``path`` of ``producer``'s output, where the calls say it:
+    a JSON text is JSON; a data text is in the format the producer was asked to write."""
+    sem = _result_sem(producer, path)
+    for name, text in _FORMAT_TEXTS.items():
+        if sem is text:
+            return name
+    if sem is Sem.DATA_TEXT:
+        return _written_format(producer)
+    return None
+
+
 def _meaning(producer: Call, path: str) -> str | None:
     """What the value at ``path`` of ``producer``'s output is, in words; ``None`` when its
     type says nothing a sentence could use (a plain number, free text)."""
-    try:
-        sem = resolve_tool(producer.tool)[1].result_type(path)
-    except ToolError:
-        return None
+    sem = _result_sem(producer, path)
     if sem is None or sem in (Sem.NUMBER, Sem.TEXT):
         return None
     function = producer.arguments.get("function")
     if sem is Sem.FIELD_VALUE and isinstance(function, str) and function in _AGGREGATE_NOUNS:
         return _AGGREGATE_NOUNS[function]
+    if sem is Sem.DATA_TEXT:
+        # a text is named by its format where the call wrote one; "the document's text" only
+        # for a stored document the call read
+        written = _written_format(producer)
+        if written is not None:
+            return _REF_NOUNS[_FORMAT_TEXTS[written]]
+        return _REF_NOUNS[sem] if _loads_document(producer) else "text"
+    tokens = path.split(".")
+    if sem in _ENTITY_NOUNS and tokens[-1].isdigit():
+        return f"{_ENTITY_NOUNS[sem]} listed"
     return _REF_NOUNS.get(sem) or describe(sem)
+
+
+def _at(value: Any, tokens: Sequence[str]) -> Any:
+    """The value at a path inside an output; ``None`` where there is none."""
+    for token in tokens:
+        if isinstance(value, dict):
+            value = value.get(token)
+        elif isinstance(value, list) and token.isdigit() and int(token) < len(value):
+            value = value[int(token)]
+        else:
+            return None
+    return value
+
+
+def _whole_list(
+    name: str, value: Any, found: Mapping[str, Ref], calls: Sequence[Call], outputs: Sequence[Any]
+) -> Ref | None:
+    """One reference to a whole list of an earlier output, when the list argument ``name``
+    holds, in order, every element of that list (each bound: ``stocks.i`` -> ``s1.watchlist.i``);
+    ``None`` otherwise."""
+    if not isinstance(value, list) or len(value) < 2:
+        return None
+    elements = [found.get(f"{name}.{slot}") for slot in range(len(value))]
+    first = elements[0]
+    if first is None:
+        return None
+    head = first._tokens[:-1]
+    for slot, ref in enumerate(elements):
+        if ref is None or ref.step_index != first.step_index or ref._tokens != [*head, str(slot)]:
+            return None
+    producer = first.step_index - 1
+    if producer >= len(outputs):
+        return None
+    whole = _at(outputs[producer], head)
+    if not isinstance(whole, list) or len(whole) != len(value):
+        return None
+    return Ref(
+        first.step_index,
+        name,
+        path=".".join(head),
+        consumer_index=first.consumer_index,
+        label=_list_label(head[-1] if head else "", first.meaning),
+    )
+
+
+def _list_label(key: str, element: str | None) -> str:
+    """A whole list named by its key, or by what its elements are: "watch list", "parts",
+    "files listed" (a listing of named things), "age values" (a key naming one element)."""
+    noun = humanise(key) if key and key not in _VAGUE_KEYS else ""
+    if noun.endswith("list"):
+        return noun
+    if element is not None and (element.endswith(" listed") or not noun):
+        return _plural(element)
+    if not noun:
+        return "values"
+    return noun if noun.endswith("s") else f"{noun} values"
 
 
 def verbalise(task: Task, verbaliser: Verbaliser) -> Task:
     """The task with its question rewritten from its calls; it needs validating again."""
-    question = verbaliser.question(task.calls)
+    question = verbaliser.question(
+        task.calls, [outcome.result for outcome in replay(task).outcomes]
+    )
     return task.model_copy(
         update={
             "question": question,

@@ -1,0 +1,275 @@
+"""References to earlier outputs read like a person wrote them: a list taken whole is that list,
+an entry of a listing is "the third file listed", a text named by its format is not followed by
+the format again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.evolve.verbalise import Ref, Verbaliser, verbalise
+from pipeline.models import Call, Task
+from pipeline.replay import replay
+
+
+@pytest.fixture(scope="module")
+def verbaliser() -> Verbaliser:
+    return Verbaliser()
+
+
+# --- 1. a list argument bound element by element to an earlier list ---------------------------
+
+_WATCHLIST = ["TSLA", "MSFT", "NVDA", "NEPT"]
+_TRADING: dict[str, Any] = {
+    "authenticated": True,
+    "market_status": "Closed",
+    "stocks": {
+        "AAPL": {
+            "price": 227.16,
+            "percent_change": 0.17,
+            "volume": 2.552,
+            "MA(5)": 227.16,
+            "MA(20)": 227.16,
+        },
+        "TSLA": {
+            "price": 667.92,
+            "percent_change": -0.12,
+            "volume": 1.654,
+            "MA(5)": 667.92,
+            "MA(20)": 667.92,
+        },
+        "MSFT": {
+            "price": 310.23,
+            "percent_change": 0.09,
+            "volume": 3.234,
+            "MA(5)": 310.23,
+            "MA(20)": 310.23,
+        },
+        "NVDA": {
+            "price": 220.34,
+            "percent_change": 0.34,
+            "volume": 1.234,
+            "MA(5)": 220.34,
+            "MA(20)": 220.34,
+        },
+        "NEPT": {
+            "price": 88.34,
+            "percent_change": 0.19,
+            "volume": 0.654,
+            "MA(5)": 88.34,
+            "MA(20)": 88.34,
+        },
+    },
+    "watch_list": _WATCHLIST,
+}
+
+
+def _watch_task(stocks: list[str], bindings: dict[str, str]) -> Task:
+    calls = [
+        Call(id="s1", tool="trading.get_watchlist"),
+        Call(
+            id="s2",
+            tool="trading.notify_price_change",
+            arguments={"stocks": stocks, "threshold": 0.15},
+            depends_on=["s1"],
+            bindings=bindings,
+        ),
+    ]
+    task = Task(
+        id="t",
+        category="trading",
+        envs=["trading"],
+        question="Do the steps.",
+        initial_config={"trading": _TRADING},
+        calls=calls,
+    )
+    assert replay(task).ok
+    return task
+
+
+def _element_bindings(count: int, indices: list[int] | None = None) -> dict[str, str]:
+    return {
+        f"stocks.{slot}": f"s1.watchlist.{index}"
+        for slot, index in enumerate(indices if indices is not None else range(count))
+    }
+
+
+def test_a_list_taken_whole_reads_as_that_list(verbaliser: Verbaliser) -> None:
+    task = _watch_task(list(_WATCHLIST), _element_bindings(4))
+    question = verbalise(task, verbaliser).question
+    assert (
+        "then tell me which stocks in the watch list from the previous step are up or down by "
+        "0.15% or more." in question
+    ), question
+    for old in ("the first stock symbol", "fourth", "TSLA"):
+        assert old not in question, question
+    # the same from the calls and their outputs
+    outputs = [outcome.result for outcome in replay(task).outcomes]
+    assert verbaliser.question(task.calls, outputs) == question
+
+
+def test_without_outputs_a_bound_prefix_reads_compactly(verbaliser: Verbaliser) -> None:
+    task = _watch_task(list(_WATCHLIST), _element_bindings(4))
+    question = verbaliser.question(task.calls)  # no outputs: the list may be longer
+    assert "tell me which of the first four stocks listed in the previous step are up" in question
+    assert "the first stock symbol from" not in question
+    assert question.count("previous step") == 1, question
+
+
+def test_a_prefix_of_a_longer_list_is_not_the_whole_list(verbaliser: Verbaliser) -> None:
+    task = _watch_task(_WATCHLIST[:3], _element_bindings(3))
+    question = verbalise(task, verbaliser).question
+    assert "which of the first three stocks listed in the previous step are up" in question
+    assert "watch list from" not in question
+
+
+def test_some_bound_elements_keep_their_ordinals_joined(verbaliser: Verbaliser) -> None:
+    task = _watch_task(["TSLA", "NVDA", "AAPL"], _element_bindings(2, [0, 2]))
+    question = verbalise(task, verbaliser).question
+    assert "which of the first and third stocks listed in the previous step and AAPL are" in (
+        question
+    ), question
+    assert "the first stock listed in the previous step," not in question
+
+
+def test_elements_of_a_list_with_no_type_are_grouped_by_its_key(verbaliser: Verbaliser) -> None:
+    calls = [
+        Call(id="s1", tool="string_manipulation.split_text", arguments={"text": "a;b;c"}),
+        Call(
+            id="s2",
+            tool="string_manipulation.join_parts",
+            arguments={"parts": ["b", "c"], "separator": "-"},
+            depends_on=["s1"],
+            bindings={"parts.0": "s1.parts.1", "parts.1": "s1.parts.2"},
+        ),
+    ]
+    question = verbaliser.question(calls)
+    assert "join the second and third parts from the previous step into one text" in question
+
+
+# --- 2. an entry of a listing of named things -------------------------------------------------
+
+
+def _listed(step: str, index: int) -> str:
+    return f"{step}.current_directory_content.{index}"
+
+
+def test_an_entry_of_a_listing_reads_as_the_thing_listed(verbaliser: Verbaliser) -> None:
+    calls = [
+        Call(id="s1", tool="filesystem.ls"),
+        Call(
+            id="s2",
+            tool="filesystem.sort",
+            arguments={"file_name": "c.txt"},
+            depends_on=["s1"],
+            bindings={"file_name": _listed("s1", 2)},
+        ),
+        Call(
+            id="s3",
+            tool="filesystem.tail",
+            arguments={"file_name": "c.txt"},
+            depends_on=["s1"],
+            bindings={"file_name": _listed("s1", 2)},
+        ),
+        Call(
+            id="s4",
+            tool="filesystem.wc",
+            arguments={"file_name": "b.txt", "mode": "l"},
+            depends_on=["s1"],
+            bindings={"file_name": _listed("s1", 1)},
+        ),
+    ]
+    question = verbaliser.question(calls)
+    assert (
+        "then show me the lines of the third file listed in the previous step in sorted order; "
+        "then show me the end of the third file listed in the first step; "
+        "finally count the lines in the second file listed in the first step."
+    ) in question, question
+    assert "file name" not in question
+
+
+def test_a_listed_document_is_not_named_by_itself(verbaliser: Verbaliser) -> None:
+    calls = [
+        Call(id="s1", tool="data_format.list_documents"),
+        Call(
+            id="s2",
+            tool="data_format.load_document",
+            arguments={"name": "team"},
+            depends_on=["s1"],
+            bindings={"name": "s1.names.1"},
+        ),
+    ]
+    question = verbaliser.question(calls)
+    assert question.endswith("; then show me the second document listed in the previous step.")
+    for old in ("named by", "document id"):
+        assert old not in question, question
+
+
+def test_a_name_that_is_not_a_listed_entry_keeps_its_noun() -> None:
+    ref = Ref(1, "name", path="new_name", consumer_index=2, meaning="document id")
+    assert ref.named("document") == "the document named by the new name from the previous step"
+
+
+# --- 3. a text is named by its format, and the format is not repeated -------------------------
+
+_NESTED = '{"server": {"host": "db.local"}, "debug": false}'
+_KV = "server:\n  host: db.local\ndebug: false"
+
+
+def test_a_converted_text_is_named_by_its_format(verbaliser: Verbaliser) -> None:
+    calls = [
+        Call(id="s1", tool="data_format.unflatten_record", arguments={"content": _NESTED}),
+        Call(
+            id="s2",
+            tool="data_format.convert_format",
+            arguments={"content": _NESTED, "source_format": "json", "target_format": "keyvalue"},
+            depends_on=["s1"],
+            bindings={"content": "s1.content"},
+        ),
+        Call(
+            id="s3",
+            tool="data_format.save_document",
+            arguments={"name": "config", "content": _KV, "source_format": "keyvalue"},
+            depends_on=["s2"],
+            bindings={"content": "s2.content"},
+        ),
+    ]
+    question = verbaliser.question(calls)
+    assert "then convert the JSON text from the previous step to the key/value format;" in question
+    assert "finally save the key/value text from the previous step as the document 'config'." in (
+        question
+    )
+    for old in ("(JSON)", "(key/value)", "document's text"):
+        assert old not in question, question
+
+
+def test_only_a_loaded_document_has_a_documents_text(verbaliser: Verbaliser) -> None:
+    calls = [
+        Call(id="s1", tool="data_format.load_document", arguments={"name": "budget"}),
+        Call(
+            id="s2",
+            tool="data_format.convert_format",
+            arguments={"content": "a,b\n1,2", "source_format": "csv", "target_format": "json"},
+            depends_on=["s1"],
+            bindings={"content": "s1.content"},
+        ),
+        Call(
+            id="s3",
+            tool="data_format.convert_document",
+            arguments={"name": "budget", "target_format": "csv", "new_name": "budget_csv"},
+        ),
+        Call(
+            id="s4",
+            tool="data_format.extract_field",
+            arguments={"content": "a,b\n1,2", "path": "0.a", "source_format": "csv"},
+            depends_on=["s3"],
+            bindings={"content": "s3.content"},
+        ),
+    ]
+    question = verbaliser.question(calls)
+    # a loaded document's format is not in its noun, so it is still named
+    assert "then convert the document's text from the previous step (CSV) to JSON;" in question
+    # a document converted to CSV gives CSV text, named once
+    assert "finally get the value at '0.a' in the CSV text from the previous step." in question
+    assert "(format: csv)" not in question and question.count("document's text") == 1
