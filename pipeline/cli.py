@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.bfcl.importer import Granularity, ImportReport, import_bfcl, multi_turn_files
 from pipeline.dataset import DEFAULT_BFCL, build_dataset, gather_candidates, new_run_id
@@ -78,7 +79,43 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_type(schema: dict[str, Any]) -> str:
+    if "anyOf" in schema:
+        return " or ".join(_json_type(branch) for branch in schema["anyOf"])
+    if "enum" in schema:
+        return "one of " + ", ".join(json.dumps(value) for value in schema["enum"])
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return f"list of {_json_type(schema['items'])}"
+    return str(schema.get("type", "any"))
+
+
+def _print_full_tools() -> None:
+    """Each tool as an agent meets it: description, and per parameter its JSON type, semantic
+    type, default and documentation."""
+    for env_name, cls in ENVIRONMENTS.items():
+        print(f"## {env_name}\n")
+        for name, spec in cls.tool_specs().items():
+            print(f"### {env_name}.{name} ({spec.kind.value})\n\n{spec.description}\n")
+            required = set(spec.parameters.get("required", []))
+            for param, schema in spec.parameters.get("properties", {}).items():
+                default = (
+                    "required"
+                    if param in required
+                    else f"default {json.dumps(schema.get('default'))}"
+                )
+                sem = schema.get("x-semantic-type", "?")
+                doc = schema.get("description", "")
+                print(f"- `{param}` ({_json_type(schema)}; {sem}; {default}): {doc}")
+            returns = ", ".join(
+                f"`{path or '(value)'}`: {sem.value}" for path, sem in spec.result_types
+            )
+            print(f"- returns: {' '.join(filter(None, [spec.returns, returns]))}\n")
+
+
 def _cmd_tools(args: argparse.Namespace) -> int:
+    if args.full:
+        _print_full_tools()
+        return 0
     print("| tool | kind | latency (s) | parameters (semantic type) | returns | description |")
     print("| --- | --- | --- | --- | --- | --- |")
     for env_name, cls in ENVIRONMENTS.items():
@@ -480,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     sch.set_defaults(run=_cmd_schemas)
 
     tls = sub.add_parser("tools", help="list every tool with its kind and default latency")
+    tls.add_argument(
+        "--full", action="store_true", help="every parameter's type, default and documentation"
+    )
     tls.set_defaults(run=_cmd_tools)
 
     val = sub.add_parser("validate", help="validate candidate tasks (a Prefect flow)")

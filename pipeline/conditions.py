@@ -9,11 +9,17 @@ Rule: the question is split into sentences, and each call is placed in the sente
 it best (the most literal arguments it passes and words of its tool's name), never before the
 sentence of the call before it; calls that nothing names stay with the previous call's sentence.
 In a sentence with a conditional clause ("if", "unless", "should any ...", "in case",
-"only when", "whenever"; not "if possible", "if needed"), the calls placed there are the
-conditioned steps, and the tested value comes from the closest read (a call of kind ``read``)
-placed in an earlier sentence ("Check the tyres. Should any be low, find a shop and navigate
-there"); when there is none and the sentence itself opens with a read ("Check the tyres and, if
-any is low, find a shop"), that read is the tested one and the calls after it are conditioned.
+"only when", "whenever", "check that ...", "verify whether ..."; not "if possible",
+"if needed"), the tested value comes from, in this order:
+
+1. the last read (a call of kind ``read``) the sentence names before its condition ("Check the
+   tyres, and should any be low, find a shop"): the calls placed after it are conditioned;
+2. the closest read placed in an earlier sentence ("Check the tyres. Should any be low, find a
+   shop and navigate there"): every call placed in the sentence is conditioned;
+3. the sentence's own first read, unnamed ("Log in, check that I am logged in, and then send
+   the message"): the calls after it are conditioned.
+
+A call of the tested read's own tool is not conditioned on it (asking again is no action).
 Each conditioned step depends on the tested read.
 """
 
@@ -28,7 +34,8 @@ from pipeline.models import Call
 #: a clause that makes a step happen only under a condition on some value; "if possible",
 #: "if needed" and the like condition on nothing the calls return
 CONDITION = re.compile(
-    r"\b(?:if|unless|in case|only when|whenever|should (?:any|the|it|its|my|one|there))\b"
+    r"\b(?:if|unless|in case|only when|whenever|should (?:any|the|it|its|my|one|there)"
+    r"|(?:check|verify|confirm) (?:that|whether))\b"
     r"(?!\s+(?:possible|needed|necessary|required|you can|you could|applicable|any\s*[,.;]))",
     re.IGNORECASE,
 )
@@ -62,12 +69,25 @@ def _literals(call: Call) -> list[str]:
     return found
 
 
+_STEM_WORD = re.compile(r"[a-z]{4,}")
+
+
+def _mentions(call: Call, sentence: str) -> list[tuple[int, int]]:
+    """Where ``sentence`` names ``call``, as (position, weight): literal arguments weigh 2, words
+    of the tool's name 1, compared by stem ("shop" ~ "shops", "pressure" ~ "pressures")."""
+    found = [(sentence.find(literal), 2) for literal in _literals(call) if literal in sentence]
+    stems = {part[:5] for part in _name_words(call.tool)}
+    seen: set[str] = set()
+    for word in _STEM_WORD.finditer(sentence.lower()):
+        stem = word.group()[:5]
+        if stem in stems and stem not in seen:
+            seen.add(stem)
+            found.append((word.start(), 1))
+    return found
+
+
 def _score(call: Call, sentence: str) -> int:
-    """How strongly ``sentence`` names ``call``: literal arguments count double, then words of
-    the tool's name, compared by stem ("shop" ~ "shops", "pressure" ~ "pressures")."""
-    literals = sum(2 for literal in _literals(call) if literal in sentence)
-    stems = {word[:5] for word in re.findall(r"[a-z]+", sentence.lower()) if len(word) >= 4}
-    return literals + sum(1 for part in set(_name_words(call.tool)) if part[:5] in stems)
+    return sum(weight for _, weight in _mentions(call, sentence))
 
 
 def place_calls(question: str, calls: Sequence[Call]) -> list[int]:
@@ -104,12 +124,24 @@ def control_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]
         members = [j for j, spot in enumerate(placed) if spot == index]
         if not members:
             continue
+        cue = CONDITION.search(part)
+        assert cue is not None
+        # where the sentence first names each member: a read named before the condition is the
+        # one it tests ("Check the tyres, and should any be low, find a shop")
+        first = {j: min((at for at, _ in _mentions(calls[j], part)), default=None) for j in members}
+        before = [j for j in members if _is_read(calls[j]) and (first[j] or 0) < cue.start()
+                  and first[j] is not None]  # fmt: skip
         earlier = [i for i in range(members[0]) if placed[i] < index and _is_read(calls[i])]
-        if earlier:
+        own = [j for j in members if _is_read(calls[j])]
+        if before:
+            tested = before[-1]
+            conditioned = [j for j in members if j > tested]
+        elif earlier:
             tested, conditioned = earlier[-1], members
-        elif len(members) >= 2 and _is_read(calls[members[0]]):
-            tested, conditioned = members[0], members[1:]
+        elif own and own[0] != members[-1]:
+            tested, conditioned = own[0], [j for j in members if j > own[0]]
         else:
             continue
-        edges += [(tested, j) for j in conditioned]
+        # asking the same thing again is not the conditioned action
+        edges += [(tested, j) for j in conditioned if calls[j].tool != calls[tested].tool]
     return edges

@@ -65,6 +65,11 @@ def test_replay_and_tools_commands(tmp_path: Path, capsys: pytest.CaptureFixture
     listing = capsys.readouterr().out
     assert "| maths.add | read |" in listing
     assert "fuelAmount: volume.gallons" in listing  # semantic types are listed
+    assert main(["tools", "--full"]) == 0
+    full = capsys.readouterr().out
+    # an agent's view: optional parameters with their defaults and documentation
+    assert "- `required` (list of string or null; field_name; default null): The fields" in full
+    assert "- `folder` (string; folder_name; required):" in full
 
 
 def test_bad_input_file_gives_a_clear_error(

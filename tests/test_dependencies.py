@@ -131,3 +131,27 @@ def test_every_conditioned_step_depends_on_the_read_of_an_earlier_sentence() -> 
     inferred = infer_dependencies(["vehicle"], {}, calls, question)
     # the lookup is tested against the check; navigation follows the lookup (and so the check)
     assert [call.depends_on for call in inferred] == [[], ["s1"], ["s2"]]
+
+
+def test_the_tested_read_is_the_one_named_before_the_condition() -> None:
+    from pipeline.conditions import control_edges
+
+    calls = [
+        Call(id="s1", tool="vehicle.liter_to_gallon", arguments={"liter": 20}),
+        Call(id="s2", tool="vehicle.fillFuelTank", arguments={"fuelAmount": 5.28344}),
+        Call(id="s3", tool="vehicle.check_tire_pressure", arguments={}),
+        Call(id="s4", tool="vehicle.find_nearest_tire_shop", arguments={}),
+    ]
+    same_sentence = (
+        "Convert 20 liters to gallons and add that much fuel. Check my tyre pressure, and "
+        "should any tyre be under 35 PSI, find the nearest tyre shop."
+    )
+    assert control_edges(same_sentence, calls) == [(2, 3)]  # not the conversion of sentence 1
+    login = [
+        Call(id="s1", tool="messaging.message_login", arguments={"user_id": "USR008"}),
+        Call(id="s2", tool="messaging.message_get_login_status", arguments={}),
+        Call(id="s3", tool="messaging.send_message", arguments={"receiver_id": "USR005"}),
+    ]
+    question = "Log in as USR008, check that I'm actually logged in, and then send USR005 a note."
+    assert control_edges(question, login) == [(1, 2)]
+    assert control_edges(question.replace("check that", "tell me whether"), login) == []

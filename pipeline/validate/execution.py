@@ -170,7 +170,7 @@ def check_declared_dependencies(ctx: ValidationContext) -> None:
             if parent in bound or _feeds(ctx.traces[position[parent]].result, call.arguments):
                 continue
             i = position[parent]
-            if _conditioned_on(ctx, i) or i in ctx.hidden_effects(every_pair=True)[j]:
+            if _conditioned_on(ctx, i, j) or i in ctx.hidden_effects(every_pair=True)[j]:
                 continue  # the question makes the edge, or the perturbed state shows it
             without, _ = ctx.without(i)
             if ctx.traces[j].same_behaviour(without[j]) and not _orders(ctx, i, j):
@@ -266,11 +266,9 @@ def check_unordered_calls(ctx: ValidationContext) -> None:
                 )
 
 
-def _conditioned_on(ctx: ValidationContext, index: int) -> bool:
-    """Whether the question is conditional and call ``index`` is a read it may test."""
-    call = ctx.task.calls[index]
-    is_read = resolve_tool(call.tool)[1].kind is ToolKind.READ
-    return is_read and CONDITION.search(ctx.task.question) is not None
+def _conditioned_on(ctx: ValidationContext, read: int, step: int) -> bool:
+    """Whether the question makes call ``step`` conditional on the value call ``read`` tests."""
+    return (read, step) in control_edges(ctx.task.question, ctx.task.calls)
 
 
 def check_conditional_dependencies(ctx: ValidationContext) -> None:

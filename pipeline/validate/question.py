@@ -253,6 +253,8 @@ _CONNECTIVE = re.compile(
       | (?:great|excellent|perfect|wonderful|awesome|thanks|thank\s+you)\s*[,!.]
       | (?:after|following|upon\s+completion\s+of)\s+(?:the|that|this|those|these)\s
         [^,.;!?]{{1,40}},
+      | with\s+(?:the|that|this|those|these|my|our)\s[^,.;!?]{{0,30}}?\w+ed\b[^,.;!?]{{0,10}},
+      | upon\s+\w+ing\b
     )""",
     re.VERBOSE,
 )
@@ -739,6 +741,13 @@ def check_context_dependent(ctx: ValidationContext, text: QuestionText) -> None:
                 opener,
             )
     lower = text.lower
+    first = text.original.split(maxsplit=1)[0] if text.original.strip() else ""
+    # a lower-case first word that is no request ("please ...", "copy ...") and no name or
+    # command ("ls -a", "q1_report.csv"): the text was cut from a longer one
+    starts_request = first in VERBS or first in _REQUEST_STARTS
+    if first.isalpha() and first.islower() and not starts_request:
+        said = text.original.strip()[:40]
+        raise _reject(code, f"the question starts mid-sentence ({said!r})", first)
     for sentence in text.sentences[1:]:
         if _ACKNOWLEDGEMENT.match(lower, sentence.start):
             said = text.span(sentence.start, sentence.end)[:60]
@@ -1089,8 +1098,9 @@ def check_unused_value(ctx: ValidationContext) -> None:
     """A name or value the question quotes is one the calls act on or a result shows: "copy
     it into the 'Glacier' folder inside 'Documentation'" with no step that enters
     'Documentation' leaves the reader guessing where they are. A quoted span counts as used when
-    some argument or result contains it, or contains each of its words and numbers ('12/25'
-    for the expiry 12/2025); a tool's own name ('ls') is a command, not a value. It runs after
+    some argument or result contains it, or has each of its words and numbers among its own
+    ('Zeta Corp' in "Corp Zeta"; not '12/25' for the expiry 12/2025, whose year is written
+    otherwise); a tool's own name ('ls') is a command, not a value. It runs after
     grounding: an argument that replaced the quoted value is the more precise diagnosis."""
     observed = _observed_strings(ctx)
     tools = {call.tool.rsplit(".", 1)[-1] for call in ctx.task.calls}
@@ -1103,7 +1113,7 @@ def check_unused_value(ctx: ValidationContext) -> None:
             continue
         if any(span in seen for seen in observed):
             continue
-        if any(all(token in seen for token in tokens) for seen in observed):
+        if any(set(tokens) <= set(_TOKEN.findall(seen)) for seen in observed):
             continue
         raise Reject(
             RejectionCode.QUESTION_UNUSED_VALUE,

@@ -180,6 +180,16 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
     ),
     # -- the question leans on a conversation that is not there
     (
+        "starts mid-sentence",
+        copy_task("latest notes that I keep in workspace. Copy notes.txt into archive."),
+        RejectionCode.QUESTION_CONTEXT_DEPENDENT,
+    ),
+    (
+        "opens with a state reached in a turn that is not there",
+        copy_task("With the folder tidied up, go into workspace and copy notes.txt to archive."),
+        RejectionCode.QUESTION_CONTEXT_DEPENDENT,
+    ),
+    (
         "opens after an event it never asked for",
         copy_task("After the file transfer, go into workspace and copy notes.txt to archive."),
         RejectionCode.QUESTION_CONTEXT_DEPENDENT,
@@ -296,6 +306,14 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
 ]
 
 SOUND: list[tuple[str, Task]] = [
+    (
+        "a request in lower case",
+        copy_task("please go into workspace and copy notes.txt into archive."),
+    ),
+    (
+        "a condition on the state, opened by 'with' and a participle inside the request",
+        copy_task("Go into workspace and, with the folder opened, copy notes.txt into archive."),
+    ),
     # context: earlier steps give later references their referent
     (
         "steps in order, then 'that file'",

@@ -217,19 +217,20 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
     (
         "wrong-dependency: the conditioned step is unlinked though another read has a dependent",
         _task(
-            "Start the engine and show me the fuel level. Check my tyre pressure, and should "
-            "any tyre be under 35 PSI, find the nearest tyre shop.",
+            "Convert 20 liters to gallons and add that much fuel. Check my tyre pressure, and "
+            "should any tyre be under 35 PSI, find the nearest tyre shop.",
             ["vehicle"],
             [
-                {"id": "s1", "tool": "vehicle.displayCarStatus", "arguments": {"option": "fuel"}},
-                {"id": "s2", "tool": "vehicle.check_tire_pressure", "arguments": {}},
-                {"id": "s3", "tool": "vehicle.find_nearest_tire_shop", "arguments": {}},
+                {"id": "s1", "tool": "vehicle.liter_to_gallon", "arguments": {"liter": 20}},
                 {
-                    "id": "s4",
-                    "tool": "vehicle.displayCarStatus",
-                    "arguments": {"option": "fuel"},
+                    "id": "s2",
+                    "tool": "vehicle.fillFuelTank",
+                    "arguments": {"fuelAmount": 5.283440000000001},
                     "depends_on": ["s1"],
+                    "bindings": {"fuelAmount": "s1.gallon"},
                 },
+                {"id": "s3", "tool": "vehicle.check_tire_pressure", "arguments": {}},
+                {"id": "s4", "tool": "vehicle.find_nearest_tire_shop", "arguments": {}},
             ],
         ),
         RejectionCode.DEPENDENCY_CONDITION_UNLINKED,
