@@ -23,7 +23,9 @@ Matching rules (and nothing else):
   English word from zero to twenty, in the question or inside observed text;
 - a number **derived** from observed numbers is grounded: the length of a returned list, the
   sum of a returned list of numbers, or the sum, difference, product or quotient of two
-  observed numbers (rounded to 2 decimals), for example the room left in a tank;
+  observed numbers (rounded to 2 decimals), for example the room left in a tank; at least one
+  of the two is stated by the question or a call (two numbers of the documentation alone,
+  such as the bounds of "priority from 1 to 5", ground no third);
 - booleans and ``None`` are flags, always grounded; an argument declared in ``bindings`` is
   grounded by its producer.
 """
@@ -130,6 +132,8 @@ class Sources:
         self._numbers: set[float] = numbers_in(question)
         self._lists: list[list[Any]] = []
         self._derived: set[float] | None = None
+        self._documented: set[float] = set()
+        self._stated: set[float] = set(self._numbers)  # from the question and the calls
         for value in observed:
             self.add(value)
 
@@ -143,14 +147,20 @@ class Sources:
                 continue
             if isinstance(leaf, int | float):
                 self._numbers.add(_float(leaf))
+                self._stated.add(_float(leaf))
             elif isinstance(leaf, str):
                 self._raw_texts.append(leaf)
                 self._texts.append(_normal(leaf))
                 self._numbers |= numbers_in(leaf)
+                self._stated |= numbers_in(leaf)
 
     def add_numbers(self, numbers: Iterable[float]) -> None:
+        """Numbers the tools' documentation states: usable as they are, but arithmetic needs
+        one operand the question or a call states (5 - 1 from "priority 1 to 5" is no
+        request for priority 4)."""
         self._derived = None
-        self._numbers.update(numbers)
+        self._documented.update(numbers)
+        self._numbers.update(self._documented)
 
     def _collect_lists(self, value: Any) -> None:
         if isinstance(value, list):
@@ -210,8 +220,11 @@ class Sources:
                         derived.add(round(total, 2))
             operands = sorted(n for n in self._numbers if math.isfinite(n) and abs(n) < 1e12)
             if len(operands) <= MAX_DERIVED_OPERANDS:
+                stated = self._stated
                 for i, a in enumerate(operands):
                     for b in operands[i:]:
+                        if a not in stated and b not in stated:
+                            continue
                         derived.update((round(a + b, 2), round(abs(a - b), 2), round(a * b, 2)))
                         if b:
                             derived.add(round(a / b, 2))

@@ -253,7 +253,8 @@ _CONNECTIVE = re.compile(
       | (?:great|excellent|perfect|wonderful|awesome|thanks|thank\s+you)\s*[,!.]
       | (?:after|following|upon\s+completion\s+of)\s+(?:the|that|this|those|these)\s
         [^,.;!?]{{1,40}},
-      | with\s+(?:the|that|this|those|these|my|our)\s[^,.;!?]{{0,30}}?\w+ed\b[^,.;!?]{{0,10}},
+      | with\s+(?:the|that|this|those|these|my|our)\s
+        [^,.;!?]{{0,30}}?\w+(?:ed|ing)\b[^,.;!?]{{0,10}},
       | upon\s+\w+ing\b
     )""",
     re.VERBOSE,
@@ -810,8 +811,6 @@ def _check_references(text: QuestionText) -> None:
         word, noun = match.group(1), match.group(3)
         if noun in FUNCTION_WORDS:
             continue
-        if word in ("that", "this", "these", "those") and text.statement_before(match.start()):
-            continue  # an earlier sentence set the scene ("those doors" of the car it described)
         if word in ("that", "this"):
             if (
                 (_is_verb_form(noun) and not _determiner_that(text, match.start()))

@@ -180,6 +180,13 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
     ),
     # -- the question leans on a conversation that is not there
     (
+        "a demonstrative after a statement that never introduced its noun",
+        copy_task(
+            "The folder is workspace. Copy notes.txt from that list to archive, in workspace."
+        ),
+        RejectionCode.QUESTION_CONTEXT_DEPENDENT,
+    ),
+    (
         "starts mid-sentence",
         copy_task("latest notes that I keep in workspace. Copy notes.txt into archive."),
         RejectionCode.QUESTION_CONTEXT_DEPENDENT,

@@ -289,6 +289,28 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
         RejectionCode.QUESTION_UNUSED_VALUE,
     ),
     (
+        "ungrounded: a number derived from two numbers of the documentation only",
+        _task(
+            "Log me in to the ticket system as 'tomas' with password 'SecurePass123', then open "
+            "a ticket titled 'Unsatisfactory support'.",
+            ["tickets"],
+            [
+                {
+                    "id": "s1",
+                    "tool": "tickets.ticket_login",
+                    "arguments": {"username": "tomas", "password": "SecurePass123"},
+                },
+                {
+                    "id": "s2",
+                    "tool": "tickets.create_ticket",
+                    "arguments": {"title": "Unsatisfactory support", "priority": 4},
+                    "depends_on": ["s1"],
+                },
+            ],
+        ),
+        RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
+    ),
+    (
         "mismatch: a call that does nothing the question asks for",
         _task(
             "Go into workspace, list what is there and tell me the current path.",
