@@ -742,13 +742,17 @@ def check_context_dependent(ctx: ValidationContext, text: QuestionText) -> None:
                 opener,
             )
     lower = text.lower
-    first = text.original.split(maxsplit=1)[0] if text.original.strip() else ""
-    # a lower-case first word that is no request ("please ...", "copy ...") and no name or
-    # command ("ls -a", "q1_report.csv"): the text was cut from a longer one
-    starts_request = first in VERBS or first in _REQUEST_STARTS
-    if first.isalpha() and first.islower() and not starts_request:
-        said = text.original.strip()[:40]
-        raise _reject(code, f"the question starts mid-sentence ({said!r})", first)
+    for sentence in text.sentences:
+        # a sentence whose first word is lower case and no request ("please ...", "copy ...")
+        # nor a name or command ("ls -a", "q1_report.csv") was cut from a longer text
+        words = text.original[sentence.start : sentence.end].split(maxsplit=1)
+        first = words[0] if words else ""
+        before = text.original[: sentence.start].rstrip()
+        after_abbreviation = before.endswith(("e.g.", "i.e.", "etc.", "vs."))
+        starts_request = first in VERBS or first in _REQUEST_STARTS
+        if first.isalpha() and first.islower() and not starts_request and not after_abbreviation:
+            said = text.original[sentence.start : sentence.end].strip()[:40]
+            raise _reject(code, f"a sentence starts mid-sentence ({said!r})", first)
     for sentence in text.sentences[1:]:
         if _ACKNOWLEDGEMENT.match(lower, sentence.start):
             said = text.span(sentence.start, sentence.end)[:60]
