@@ -7,18 +7,22 @@ service computes from live inventory, 1.2 s; authentication 1 s; writes that tou
 network (registering a card, booking, cancelling, buying insurance) 2-4 s; a support request
 1.5 s.
 
-Fares: upstream's observed base fares (USD, economy) are reproduced exactly for every route
-seen in the reference runs; any other route between two known airports gets a deterministic
-fare from the great-circle distance between the airports (fictional towns have made-up
-coordinates). Business costs 2x and first class 5x economy; a date whose digits add up to an
-even number carries a 2x peak surcharge (this is what upstream's prices show).
+Fares: upstream prices only the directed routes of its route table, stored once in
+``pipeline/envs/data/flight_routes.csv`` (origin, destination, economy base fare in USD) and
+loaded on import; every other pair of airports is answered with upstream's error "No available
+route for the given airports.". A quote is the base fare x the class factor (economy 1,
+business 2, first 5) x 2 when the travel date's digits add up to an even number (upstream's
+peak surcharge). Quotes accept every airport of the route table (upstream's table has JFK->PVG
+although PVG is not in its airport listing); bookings accept only listed airports, as upstream.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from datetime import date
+from importlib import resources
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, JsonValue
@@ -89,55 +93,9 @@ _AIRPORTS: tuple[str, ...] = (
     "ORD",
     "BOS",
 )
-# (latitude, longitude); real airports approximately, fictional towns invented.
-_COORDINATES: dict[str, tuple[float, float]] = {
-    "SFO": (37.62, -122.38),
-    "LAX": (33.94, -118.41),
-    "JFK": (40.64, -73.78),
-    "ORD": (41.98, -87.90),
-    "BOS": (42.36, -71.01),
-    "LHR": (51.47, -0.45),
-    "CDG": (49.01, 2.55),
-    "PEK": (40.08, 116.58),
-    "HND": (35.55, 139.78),
-    "HKG": (22.31, 113.91),
-    "CIA": (41.80, 12.59),
-    "RMS": (39.50, -105.00),
-    "SBK": (38.90, -104.80),
-    "MPC": (44.00, -93.00),
-    "SVP": (47.00, -117.00),
-    "SHD": (36.00, -115.00),
-    "SSV": (34.50, -112.00),
-    "OKD": (38.50, -121.50),
-    "WLB": (45.50, -122.70),
-    "CRH": (35.00, -106.60),
-    "ATV": (42.90, -78.90),
-    "PHV": (44.80, -68.80),
-    "GFD": (39.80, -86.20),
-}
-# Economy base fares in USD observed on upstream (directional: JFK->LAX differs from LAX->JFK).
-_OBSERVED_FARES: dict[tuple[str, str], int] = {
-    ("SFO", "LAX"): 200,
-    ("SFO", "ORD"): 400,
-    ("SFO", "BOS"): 450,
-    ("SFO", "CIA"): 700,
-    ("LAX", "JFK"): 600,
-    ("LAX", "HND"): 430,
-    ("JFK", "LAX"): 570,
-    ("JFK", "HND"): 800,
-    ("ORD", "LAX"): 180,
-    ("ORD", "SVP"): 380,
-    ("LHR", "CDG"): 100,
-    ("OKD", "LAX"): 220,
-    ("RMS", "SBK"): 220,
-    ("RMS", "GFD"): 320,
-    ("RMS", "JFK"): 210,
-    ("RMS", "LAX"): 330,
-    ("RMS", "BOS"): 200,
-    ("CRH", "RMS"): 280,
-    ("CRH", "PHV"): 250,
-    ("CRH", "HKG"): 290,
-}
+#: upstream's route table (see the module docstring and the file's own header)
+_ROUTES_FILE = "data/flight_routes.csv"
+_NO_ROUTE = "No available route for the given airports."
 _CLASS_FACTOR: dict[str, int] = {"economy": 1, "business": 2, "first": 5}
 #: units of each currency per US dollar (RMB, EUR, GBP observed upstream; others chosen)
 _PER_USD: dict[str, float] = {
@@ -231,25 +189,23 @@ def _parse_date(value: str, what: str) -> date:
         raise ToolError(f"{what} must be a date formatted YYYY-MM-DD, got {value[:40]!r}") from None
 
 
-def _distance_km(origin: str, destination: str) -> float:
-    (lat1, lon1), (lat2, lon2) = _COORDINATES[origin], _COORDINATES[destination]
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371.0 * math.asin(math.sqrt(a))
+def _load_routes() -> dict[tuple[str, str], int]:
+    """Economy base fares in USD of upstream's directed routes, keyed by (origin, destination)."""
+    text = resources.files("pipeline.envs").joinpath(_ROUTES_FILE).read_text(encoding="utf-8")
+    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    return {(row["origin"], row["destination"]): int(row["base_fare_usd"]) for row in rows}
 
 
-def _base_fare(origin: str, destination: str) -> int:
-    for code in (origin, destination):
-        if code not in _COORDINATES:
-            known = ", ".join(_AIRPORTS)
-            raise ToolError(f"unknown airport {code[:40]!r}; known airports: {known}")
-    if origin == destination:
-        raise ToolError("departure and arrival airports must differ")
-    observed = _OBSERVED_FARES.get((origin, destination))
-    if observed is not None:
-        return observed
-    return int(round((100 + 0.08 * _distance_km(origin, destination)) / 10.0)) * 10
+_BASE_FARES: dict[tuple[str, str], int] = _load_routes()
+#: airports a fare can be quoted for: the listing plus any code of the route table
+_QUOTABLE: frozenset[str] = frozenset(_AIRPORTS).union(*_BASE_FARES)
+
+
+def _check_airports(known: frozenset[str] | tuple[str, ...], *codes: str) -> None:
+    for code in codes:
+        if code not in known:
+            listed = ", ".join(_AIRPORTS)
+            raise ToolError(f"unknown airport {code[:40]!r}; known airports: {listed}")
 
 
 def flight_cost(origin: str, destination: str, travel_date: str, travel_class: str) -> float:
@@ -257,9 +213,13 @@ def flight_cost(origin: str, destination: str, travel_date: str, travel_class: s
     _parse_date(travel_date, "travel_date")
     if travel_class not in _CLASS_FACTOR:
         raise ToolError("travel_class must be one of economy, business, first")
+    _check_airports(_QUOTABLE, origin, destination)
+    base_fare = _BASE_FARES.get((origin, destination))
+    if base_fare is None:
+        raise ToolError(_NO_ROUTE)
     digit_sum = sum(int(char) for char in travel_date if char.isdigit())
     peak = 2 if digit_sum % 2 == 0 else 1
-    return float(_base_fare(origin, destination) * _CLASS_FACTOR[travel_class] * peak)
+    return float(base_fare * _CLASS_FACTOR[travel_class] * peak)
 
 
 class TravelState(SeededState):
@@ -592,6 +552,7 @@ class Travel(Environment[TravelState]):
             travel_class: The travel class: economy, business or first.
         """
         self._check_token(access_token)
+        _check_airports(_AIRPORTS, travel_from, travel_to)
         cost = flight_cost(travel_from, travel_to, travel_date, travel_class)
         self._charge(card_id, cost)
         booking_id = str(self.rng.randint(10**6, 10**7 - 1))

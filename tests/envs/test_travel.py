@@ -136,20 +136,36 @@ def test_observed_fares(route: tuple[str, str], day: str, klass: str, price: flo
     assert flight_cost(route[0], route[1], day, klass) == price
 
 
-def test_unobserved_route_gets_a_deterministic_distance_fare() -> None:
-    env = Travel.from_state({})
+def test_route_missing_from_upstream_table_is_refused_with_upstream_error() -> None:
+    env = logged_in()
+    quote = {"travel_date": "2026-05-06", "travel_class": "economy"}
+    for origin, destination in [("PEK", "BOS"), ("BOS", "SFO"), ("SFO", "SFO")]:
+        args = {"travel_from": origin, "travel_to": destination, **quote}
+        with pytest.raises(ToolError) as raised:
+            env.invoke("get_flight_cost", args)
+        assert str(raised.value) == "No available route for the given airports."
+        assert_fails_without_change(
+            env,
+            "book_flight",
+            {"access_token": TOKEN, "card_id": "c1", **args},
+            "No available route for the given airports",
+        )
+
+
+def test_route_to_an_unlisted_airport_is_quoted_but_not_booked() -> None:
+    """Upstream's table prices JFK->PVG, but PVG is missing from its airport listing, so its
+    book_flight refuses the code."""
+    env = logged_in()
     args = {
-        "travel_from": "PEK",
-        "travel_to": "BOS",
-        "travel_date": "2026-05-06",
+        "travel_from": "JFK",
+        "travel_to": "PVG",
+        "travel_date": "2026-01-02",
         "travel_class": "economy",
     }
-    quote = env.invoke("get_flight_cost", args)
-    assert quote == env.invoke("get_flight_cost", args)
-    assert isinstance(quote, dict) and isinstance(quote["travel_cost_list"], list)
-    [price] = quote["travel_cost_list"]
-    assert isinstance(price, float)
-    assert 500 <= price <= 2000
+    assert env.invoke("get_flight_cost", args) == {"travel_cost_list": [950.0]}
+    assert_fails_without_change(
+        env, "book_flight", {"access_token": TOKEN, "card_id": "c1", **args}, "unknown airport"
+    )
 
 
 def test_fare_errors() -> None:
@@ -171,16 +187,6 @@ def test_fare_errors() -> None:
                 "travel_from": "SFO",
                 "travel_to": "LAX",
                 "travel_date": "next friday",
-                "travel_class": "economy",
-            },
-        )
-    with pytest.raises(ToolError, match="must differ"):
-        env.invoke(
-            "get_flight_cost",
-            {
-                "travel_from": "SFO",
-                "travel_to": "SFO",
-                "travel_date": "2026-01-05",
                 "travel_class": "economy",
             },
         )
