@@ -20,6 +20,9 @@ In a sentence with a conditional clause ("if", "unless", "should any ...", "in c
    the message"): the calls after it are conditioned.
 
 A call of the tested read's own tool is not conditioned on it (asking again is no action).
+A call that passes one of two quoted alternatives the question offers ("share the status, with
+the message 'healthy' or 'not healthy'") passes what a read decided, and depends on the closest
+earlier read.
 Each conditioned step depends on the tested read.
 """
 
@@ -111,11 +114,32 @@ def _is_read(call: Call) -> bool:
         return False
 
 
+#: quoted alternatives for one value ("with the message 'healthy' or 'not healthy'")
+_ALTERNATIVES = re.compile(r"""(['"])([^'"\n]{1,80})\1\s*,?\s+or\s+(['"])([^'"\n]{1,80})\3""")
+
+
+def _choice_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]:
+    """A call that passes one of two quoted alternatives the question offers ("post 'healthy'
+    or 'not healthy'") passes what an earlier read decided: it depends on the closest one."""
+    choices = {value for match in _ALTERNATIVES.finditer(question) for value in match.group(2, 4)}
+    if not choices:
+        return []
+    edges: list[tuple[int, int]] = []
+    for j, call in enumerate(calls):
+        values = [v for v in call.arguments.values() if isinstance(v, str)]
+        if any(value in choices for value in values):
+            reads = [i for i in range(j) if _is_read(calls[i])]
+            if reads:
+                edges.append((reads[-1], j))
+    return edges
+
+
 def control_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]:
     """``(read, conditioned)`` index pairs that the question's conditional clauses create."""
     parts = sentences(question)
+    choices = _choice_edges(question, calls)
     if not any(CONDITION.search(part) for part in parts):
-        return []
+        return choices
     placed = place_calls(question, calls)
     edges: list[tuple[int, int]] = []
     for index, part in enumerate(parts):
@@ -144,4 +168,4 @@ def control_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]
             continue
         # asking the same thing again is not the conditioned action
         edges += [(tested, j) for j in conditioned if calls[j].tool != calls[tested].tool]
-    return edges
+    return edges + [edge for edge in choices if edge not in edges]

@@ -155,3 +155,17 @@ def test_the_tested_read_is_the_one_named_before_the_condition() -> None:
     question = "Log in as USR008, check that I'm actually logged in, and then send USR005 a note."
     assert control_edges(question, login) == [(1, 2)]
     assert control_edges(question.replace("check that", "tell me whether"), login) == []
+
+
+def test_a_value_chosen_from_quoted_alternatives_depends_on_the_read_that_decides_it() -> None:
+    from pipeline.conditions import control_edges
+
+    calls = [
+        Call(id="s1", tool="vehicle.check_tire_pressure", arguments={}),
+        Call(id="s2", tool="posting.post_tweet", arguments={"content": "not healthy"}),
+    ]
+    question = (
+        "Check my tire pressure and share its status (with the message 'healthy' or 'not healthy')."
+    )
+    assert control_edges(question, calls) == [(0, 1)]
+    assert control_edges(question.replace(" or 'not healthy'", ""), calls) == []

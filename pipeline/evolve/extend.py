@@ -36,7 +36,7 @@ from pipeline.dependencies import bindable, infer_dependencies
 from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, ToolSpec, resolve_tool
 from pipeline.evolve.verbalise import Verbaliser
 from pipeline.models import Call, Lineage, Task
-from pipeline.replay import build_envs, replay
+from pipeline.replay import build_envs, replay, run_call, same_outcome_state
 from pipeline.semantics import RENAMEABLE_TYPES, Sem
 from pipeline.toolgraph import NOT_GENERATED, QUALIFIERS, conversion_tools, generative_edge
 from pipeline.validate.grounding import schema_offers
@@ -262,12 +262,39 @@ def _try(
         return None  # a document's format is the one it came with, never a guess
     if len(set(added.bindings.values())) < len(added.bindings):
         return None  # one value passed twice ("add x and x") is not a request a user makes
+    if spec.kind is ToolKind.WRITE and any(
+        _picked_by_position(source) for source in added.bindings.values()
+    ):
+        return None  # overwriting or deleting "the second file listed" is no one's request
+    if spec.kind is ToolKind.WRITE and _undoes_a_step(task, env_name, after):
+        return None  # adding a stock and taking it off again leaves nothing done
     tools = {call.id: call.tool for call in task.calls}
     if added.tool in conversion_tools() and any(
         tools.get(source.split(".")[0]) in conversion_tools() for source in added.bindings.values()
     ):
         return None  # converting a converted value back is a round trip, not a request
     return task.model_copy(update={"calls": [*task.calls, added]})
+
+
+def _picked_by_position(source: str) -> bool:
+    """Whether a binding's source is an element of a returned list (``s1.names.1``)."""
+    return any(part.isdigit() for part in source.split(".")[1:])
+
+
+def _undoes_a_step(task: Task, env_name: str, after: dict[str, Any]) -> bool:
+    """Whether the environment ends as it was before one of the task's own writes to it: the
+    new step takes back what an earlier one did."""
+    envs = build_envs(task.envs, task.initial_config)
+    for call in task.calls:
+        if call.env != env_name:
+            run_call(envs, call)
+            continue
+        before = envs[env_name].snapshot()
+        run_call(envs, call)
+        changed = envs[env_name].snapshot() != before
+        if changed and same_outcome_state({env_name: before}, {env_name: after}):
+            return True
+    return False
 
 
 def _slot_value(arguments: dict[str, Any], slot: str) -> Any:

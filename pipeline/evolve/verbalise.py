@@ -38,6 +38,8 @@ from typing import Any
 import jinja2
 from jinja2.runtime import Macro
 
+from pipeline.conditions import control_edges
+from pipeline.dependencies import ancestor_sets, infer_dependencies
 from pipeline.envs import ToolError, resolve_tool
 from pipeline.models import Call, Lineage, Task
 from pipeline.replay import replay
@@ -736,14 +738,41 @@ def _list_label(key: str, element: str | None) -> str:
     return noun if noun.endswith("s") else f"{noun} values"
 
 
+def _without_lost_conditions(task: Task, question: str) -> list[Call]:
+    lost = set(control_edges(task.question, task.calls)) - set(control_edges(question, task.calls))
+    if not lost:
+        return list(task.calls)
+    inferred = infer_dependencies(task.envs, task.initial_config, task.calls, question)
+    position = {call.id: index for index, call in enumerate(task.calls)}
+    needed = ancestor_sets([{position[p] for p in call.depends_on} for call in inferred])
+    calls: list[Call] = []
+    for j, call in enumerate(task.calls):
+        bound = {source.split(".", 1)[0] for source in call.bindings.values()}
+        kept = {
+            parent
+            for parent in call.depends_on
+            if (position[parent], j) not in lost or parent in bound or position[parent] in needed[j]
+        }
+        if kept != set(call.depends_on):  # what the dropped edge implied, execution may need
+            kept |= set(inferred[j].depends_on)
+        ordered = [earlier.id for earlier in task.calls[:j] if earlier.id in kept]
+        calls.append(call.model_copy(update={"depends_on": ordered}))
+    return calls
+
+
 def verbalise(task: Task, verbaliser: Verbaliser) -> Task:
-    """The task with its question rewritten from its calls; it needs validating again."""
-    question = verbaliser.question(
-        task.calls, [outcome.result for outcome in replay(task).outcomes]
-    )
+    """The task with its question rewritten from its calls; it needs validating again.
+
+    A step the old question made conditional ("check that I'm logged in, and then send") is
+    plain sequence in the new wording, so that control edge is dropped unless execution needs
+    it; every other dependency and binding stays as it was."""
+    outputs = [outcome.result for outcome in replay(task).outcomes]
+    question = verbaliser.question(task.calls, outputs)
+    calls = _without_lost_conditions(task, question)
     return task.model_copy(
         update={
             "question": question,
+            "calls": calls,
             "expected": None,
             "lineage": Lineage(
                 parents=[task.id],

@@ -283,3 +283,42 @@ def test_an_aggregate_is_named_by_its_function(verbaliser: Verbaliser) -> None:
     question = verbaliser.question(calls)
     assert "the maximum from the previous step" in question, question
     assert "field value" not in question
+
+
+# --- writes act on what the task made or named, and never take back an earlier step -----------
+
+
+def test_no_write_on_an_entry_picked_by_position_from_a_listing() -> None:
+    task = _task(
+        "data_format",
+        _DOCUMENTS,
+        [
+            Call(id="s1", tool="data_format.list_documents", arguments={}),
+            Call(id="s2", tool="data_format.load_document", arguments={"name": "team"}),
+        ],
+    )
+    # overwriting the second listed document with another one's text
+    assert (
+        _attempt(
+            task, "data_format.save_document",
+            {"name": "config", "content": _TABLE, "source_format": "markdown"},
+        )
+        is None
+    )  # fmt: skip
+
+
+def test_no_step_that_takes_back_an_earlier_one() -> None:
+    from pipeline.evolve.extend import _undoes_a_step
+
+    task = _task(
+        "trading",
+        {"watch_list": ["NVDA"]},
+        [
+            Call(id="s1", tool="trading.get_stock_info", arguments={"symbol": "AAPL"}),
+            Call(id="s2", tool="trading.add_to_watchlist", arguments={"stock": "AAPL"}),
+        ],
+    )
+    final = replay(task).final_state["trading"]
+    taken_back = {**final, "watch_list": ["NVDA"]}
+    assert _undoes_a_step(task, "trading", taken_back)
+    assert not _undoes_a_step(task, "trading", {**final, "watch_list": ["NVDA", "AAPL", "MSFT"]})
