@@ -16,10 +16,13 @@ In a sentence with a conditional clause ("if", "unless", "should any ...", "in c
    tyres, and should any be low, find a shop"): the calls placed after it are conditioned;
 2. the closest read placed in an earlier sentence ("Check the tyres. Should any be low, find a
    shop and navigate there"): every call placed in the sentence is conditioned;
-3. the sentence's own first read, unnamed ("Log in, check that I am logged in, and then send
-   the message"): the calls after it are conditioned.
+3. the sentence's own first read, when the condition is a check ("Log in, check that I am
+   logged in, and then send the message") or the read is not named after the condition: the
+   calls after it are conditioned.
 
-A call of the tested read's own tool is not conditioned on it (asking again is no action).
+A call of the tested read's own tool is not conditioned on it (asking again is no action). A
+conditional sentence with steps but no read to test is reported by :func:`untested_conditions`
+(the validator rejects it: the condition cannot be evaluated).
 A call that passes one of two quoted alternatives the question offers ("share the status, with
 the message 'healthy' or 'not healthy'") passes what a read decided, and depends on the closest
 earlier read.
@@ -29,7 +32,7 @@ Each conditioned step depends on the tested read.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pipeline.envs import ToolError, ToolKind, resolve_tool
 from pipeline.models import Call
@@ -42,6 +45,7 @@ CONDITION = re.compile(
     r"(?!\s+(?:possible|needed|necessary|required|you can|you could|applicable|any\s*[,.;]))",
     re.IGNORECASE,
 )
+_CHECK = re.compile(r"(?:check|verify|confirm)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 _NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _MIN_WORD = 4
@@ -134,38 +138,55 @@ def _choice_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]
     return edges
 
 
-def control_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]:
-    """``(read, conditioned)`` index pairs that the question's conditional clauses create."""
+def _conditional_steps(
+    question: str, calls: Sequence[Call]
+) -> Iterator[tuple[str, int | None, list[int]]]:
+    """For each conditional sentence with calls placed in it: the sentence, the tested read
+    (``None`` when no step reads anything it could test) and the conditioned calls."""
     parts = sentences(question)
-    choices = _choice_edges(question, calls)
     if not any(CONDITION.search(part) for part in parts):
-        return choices
+        return
     placed = place_calls(question, calls)
-    edges: list[tuple[int, int]] = []
     for index, part in enumerate(parts):
-        if not CONDITION.search(part):
-            continue
-        members = [j for j, spot in enumerate(placed) if spot == index]
-        if not members:
-            continue
         cue = CONDITION.search(part)
-        assert cue is not None
+        members = [j for j, spot in enumerate(placed) if spot == index]
+        if cue is None or not members:
+            continue
         # where the sentence first names each member: a read named before the condition is the
         # one it tests ("Check the tyres, and should any be low, find a shop")
-        first = {j: min((at for at, _ in _mentions(calls[j], part)), default=None) for j in members}
-        before = [j for j in members if _is_read(calls[j]) and (first[j] or 0) < cue.start()
-                  and first[j] is not None]  # fmt: skip
+        first = {
+            j: min((at for at, _ in _mentions(calls[j], part)), default=len(part)) for j in members
+        }
+        before = [j for j in members if _is_read(calls[j]) and first[j] < cue.start()]
         earlier = [i for i in range(members[0]) if placed[i] < index and _is_read(calls[i])]
         own = [j for j in members if _is_read(calls[j])]
         if before:
-            tested = before[-1]
-            conditioned = [j for j in members if j > tested]
+            yield part, before[-1], [j for j in members if j > before[-1]]
         elif earlier:
-            tested, conditioned = earlier[-1], members
-        elif own and own[0] != members[-1]:
-            tested, conditioned = own[0], [j for j in members if j > own[0]]
+            yield part, earlier[-1], members
+        elif (
+            own
+            and own[0] != members[-1]
+            and (_CHECK.match(cue.group()) or first[own[0]] == len(part))
+        ):
+            # "check that I'm logged in, and then send": the read the cue itself describes
+            yield part, own[0], [j for j in members if j > own[0]]
         else:
-            continue
-        # asking the same thing again is not the conditioned action
-        edges += [(tested, j) for j in conditioned if calls[j].tool != calls[tested].tool]
+            yield part, None, members
+
+
+def untested_conditions(question: str, calls: Sequence[Call]) -> list[str]:
+    """Conditional sentences whose steps test a value that no step reads ("should any tyre be
+    under 40 PSI, find a shop" with no pressure check): the condition cannot be evaluated."""
+    return [part for part, tested, _ in _conditional_steps(question, calls) if tested is None]
+
+
+def control_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]:
+    """``(read, conditioned)`` index pairs that the question's conditional clauses create."""
+    edges: list[tuple[int, int]] = []
+    for _, tested, conditioned in _conditional_steps(question, calls):
+        if tested is not None:
+            # asking the same thing again is not the conditioned action
+            edges += [(tested, j) for j in conditioned if calls[j].tool != calls[tested].tool]
+    choices = _choice_edges(question, calls)
     return edges + [edge for edge in choices if edge not in edges]

@@ -34,8 +34,9 @@ ordering is preserved, and schedulers keep the most parallelism.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -139,14 +140,29 @@ def data_bindings(
 
     A value binds only to an output field whose semantic type may fill the parameter
     (:func:`pipeline.semantics.feeds`): a tyre pressure of 30 that equals a count of 30 is a
-    coincidence, not a data flow. Among fitting fields the first in call order wins."""
+    coincidence, not a data flow. Among fitting fields the first in call order wins. A list
+    argument equal to a whole returned list (two or more items, not all stated by the question)
+    binds as one (``values -> s1.items``), not item by item."""
     produced: dict[tuple[str, Any], list[tuple[str, Sem | None]]] = {}
+    whole_lists: dict[str, list[tuple[str, Sem | None]]] = {}
     result: list[dict[str, str]] = []
     for call, output in zip(calls, outputs):
         spec = _spec(call)
         bindings: dict[str, str] = {}
         for name, value in call.arguments.items():
             wanted = spec.param_types.get(name) if spec is not None else None
+            if isinstance(value, list) and _whole_list(value, question):
+                source = next(
+                    (
+                        src
+                        for src, sem in whole_lists.get(_list_key(value), ())
+                        if feeds(sem, wanted)
+                    ),
+                    None,
+                )
+                if source is not None:
+                    bindings[name] = source
+                    continue
             slots = (
                 [(f"{name}.{index}", item) for index, item in enumerate(value)]
                 if isinstance(value, list)
@@ -166,7 +182,38 @@ def data_bindings(
                 produced.setdefault(_value_key(leaf), []).append(
                     (f"{call.id}.{path}" if path else call.id, sem)
                 )
+        for path, items in _list_nodes(output):
+            if len(items) >= 2:
+                sem = spec.result_type(f"{path}.0" if path else "0") if spec is not None else None
+                whole_lists.setdefault(_list_key(items), []).append(
+                    (f"{call.id}.{path}" if path else call.id, sem)
+                )
     return result
+
+
+def _list_nodes(value: Any, path: str = "") -> Iterator[tuple[str, list[Any]]]:
+    """Every list inside an output with its dotted path."""
+    if isinstance(value, list):
+        yield path, value
+        items: Iterable[tuple[str, Any]] = ((str(i), item) for i, item in enumerate(value))
+    elif isinstance(value, dict):
+        items = ((str(key), item) for key, item in value.items())
+    else:
+        return
+    for key, item in items:
+        yield from _list_nodes(item, f"{path}.{key}" if path else key)
+
+
+def _list_key(items: list[Any]) -> str:
+    return json.dumps([_value_key(item) for item in items], sort_keys=True, default=str)
+
+
+def _whole_list(value: list[Any], question: str) -> bool:
+    return (
+        len(value) >= 2
+        and all(bindable(item) for item in value)
+        and not all(_mentioned(item, question) for item in value)
+    )
 
 
 class ValueFlows:

@@ -169,3 +169,27 @@ def test_a_value_chosen_from_quoted_alternatives_depends_on_the_read_that_decide
     )
     assert control_edges(question, calls) == [(0, 1)]
     assert control_edges(question.replace(" or 'not healthy'", ""), calls) == []
+
+
+def test_a_whole_returned_list_binds_as_one() -> None:
+    calls = [
+        Call(id="s1", tool="maths.add", arguments={"a": 2, "b": 3}),
+        Call(id="s2", tool="maths.max_value", arguments={"numbers": [4, 9, 7]}),
+        Call(id="s3", tool="maths.mean", arguments={"numbers": [4, 9, 7]}),
+    ]
+    outputs = [{"result": 5.0}, {"result": 9}, {"result": 6.67}]
+    listing = {"items": [4, 9, 7]}
+    # a list passed on whole binds to the list, even though one item (4) is in the question
+    got = data_bindings(
+        [Call(id="s0", tool="data_generation.random_integers", arguments={}), *calls[1:]],
+        [listing, *outputs[1:]],
+        "draw some integers (4 or more), take their maximum and their mean",
+    )
+    assert got[1] == {"numbers": "s0.items"} and got[2] == {"numbers": "s0.items"}
+    # every item stated by the question: no data flow
+    stated = data_bindings(
+        [Call(id="s0", tool="data_generation.random_integers", arguments={}), *calls[1:]],
+        [listing, *outputs[1:]],
+        "take the maximum of 4, 9 and 7, and their mean",
+    )
+    assert stated[1] == {} and stated[2] == {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.conditions import CONDITION, control_edges, sentences
+from pipeline.conditions import CONDITION, control_edges, sentences, untested_conditions
 from pipeline.dependencies import (
     bindable,
     data_bindings,
@@ -277,6 +277,13 @@ def check_conditional_dependencies(ctx: ValidationContext) -> None:
     (:func:`pipeline.conditions.control_edges` says which step and which read)."""
     ancestors = ctx.ancestors()
     calls = ctx.task.calls
+    for sentence in untested_conditions(ctx.task.question, calls):
+        raise Reject(
+            RejectionCode.DEPENDENCY_CONDITION_UNLINKED,
+            f"the question makes steps conditional ({sentence[:120]!r}), but no step reads a "
+            "value the condition could test",
+            Evidence(output={"condition": sentence[:300]}),
+        )
     for read, conditioned in control_edges(ctx.task.question, calls):
         if read in ancestors[conditioned]:
             continue

@@ -23,9 +23,11 @@ Matching rules (and nothing else):
   English word from zero to twenty, in the question or inside observed text;
 - a number **derived** from observed numbers is grounded: the length of a returned list, the
   sum of a returned list of numbers, or the sum, difference, product or quotient of two
-  observed numbers (rounded to 2 decimals), for example the room left in a tank; at least one
-  of the two is stated by the question or a call (two numbers of the documentation alone,
-  such as the bounds of "priority from 1 to 5", ground no third);
+  observed numbers (rounded to 2 decimals), for example the room left in a tank; a number
+  of the documentation pairs only with one a call returned: the tank's documented capacity
+  minus the level a status call reported grounds the room left, but the capacity minus a number
+  of the question does not (the question's "I've just put in 13.2 gallons" is no level), and
+  two numbers of the documentation (the bounds of "priority from 1 to 5") ground no third;
 - booleans and ``None`` are flags, always grounded; an argument declared in ``bindings`` is
   grounded by its producer.
 """
@@ -134,6 +136,7 @@ class Sources:
         self._derived: set[float] | None = None
         self._documented: set[float] = set()
         self._stated: set[float] = set(self._numbers)  # from the question and the calls
+        self._returned: set[float] = set()  # from the calls only
         for value in observed:
             self.add(value)
 
@@ -148,11 +151,13 @@ class Sources:
             if isinstance(leaf, int | float):
                 self._numbers.add(_float(leaf))
                 self._stated.add(_float(leaf))
+                self._returned.add(_float(leaf))
             elif isinstance(leaf, str):
                 self._raw_texts.append(leaf)
                 self._texts.append(_normal(leaf))
                 self._numbers |= numbers_in(leaf)
                 self._stated |= numbers_in(leaf)
+                self._returned |= numbers_in(leaf)
 
     def add_numbers(self, numbers: Iterable[float]) -> None:
         """Numbers the tools' documentation states: usable as they are, but arithmetic needs
@@ -220,11 +225,13 @@ class Sources:
                         derived.add(round(total, 2))
             operands = sorted(n for n in self._numbers if math.isfinite(n) and abs(n) < 1e12)
             if len(operands) <= MAX_DERIVED_OPERANDS:
-                stated = self._stated
+                stated, returned = self._stated, self._returned
                 for i, a in enumerate(operands):
                     for b in operands[i:]:
-                        if a not in stated and b not in stated:
-                            continue
+                        if (a not in stated and b not in returned) or (
+                            b not in stated and a not in returned
+                        ):
+                            continue  # a documented number pairs only with a returned one
                         derived.update((round(a + b, 2), round(abs(a - b), 2), round(a * b, 2)))
                         if b:
                             derived.add(round(a / b, 2))

@@ -311,6 +311,44 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
         RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
     ),
     (
+        "under-specified: a condition on a value that no step reads",
+        _task(
+            "Should any tyre be under 40 PSI, find the nearest tire shop and set the navigation "
+            "to it.",
+            ["vehicle"],
+            [
+                {"id": "s1", "tool": "vehicle.find_nearest_tire_shop", "arguments": {}},
+                {
+                    "id": "s2",
+                    "tool": "vehicle.set_navigation",
+                    "arguments": {"destination": "456 Oakwood Avenue, Rivermist, 83214"},
+                    "depends_on": ["s1"],
+                    "bindings": {"destination": "s1.shopLocation"},
+                },
+            ],
+        ),
+        RejectionCode.DEPENDENCY_CONDITION_UNLINKED,
+    ),
+    (
+        "ungrounded: a level no step shows, taken from the question's refill",
+        _task(
+            "I've just put 13.2 gallons of fuel in my car. Top the tank up to the maximum "
+            "it holds, then show me the fuel level.",
+            ["vehicle"],
+            [
+                {"id": "s1", "tool": "vehicle.fillFuelTank", "arguments": {"fuelAmount": 36.8}},
+                {
+                    "id": "s2",
+                    "tool": "vehicle.displayCarStatus",
+                    "arguments": {"option": "fuel"},
+                    "depends_on": ["s1"],
+                },
+            ],
+            {"vehicle": {"fuelLevel": 13.2}},
+        ),
+        RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
+    ),
+    (
         "mismatch: a call that does nothing the question asks for",
         _task(
             "Go into workspace, list what is there and tell me the current path.",
