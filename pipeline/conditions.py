@@ -21,8 +21,11 @@ In a sentence with a conditional clause ("if", "unless", "should any ...", "in c
    calls after it are conditioned.
 
 A call of the tested read's own tool is not conditioned on it (asking again is no action). A
-conditional sentence with steps but no read to test is reported by :func:`untested_conditions`
-(the validator rejects it: the condition cannot be evaluated).
+conditional sentence with steps but no read to test ("should any tyre be under 40 PSI, find a
+shop" with no pressure check) is reported by :func:`untested_conditions` (the validator
+rejects it: the condition cannot be evaluated); "check that ..." asking for a check no step
+makes is left to the other checks. "If" after "verify", "see", "tell me" and the like asks
+whether, and is no condition.
 A call that passes one of two quoted alternatives the question offers ("share the status, with
 the message 'healthy' or 'not healthy'") passes what a read decided, and depends on the closest
 earlier read.
@@ -40,9 +43,13 @@ from pipeline.models import Call
 #: a clause that makes a step happen only under a condition on some value; "if possible",
 #: "if needed" and the like condition on nothing the calls return
 CONDITION = re.compile(
+    # "verify if", "see if", "tell me if": an indirect question (whether), not a condition
+    r"(?<!verify )(?<!check )(?<!see )(?<!know )(?<!ask )(?<!tell me )(?<!determine )"
+    r"(?<!confirm )(?<!wonder )(?<!out )"
     r"\b(?:if|unless|in case|only when|whenever|should (?:any|the|it|its|my|one|there)"
     r"|(?:check|verify|confirm) (?:that|whether))\b"
-    r"(?!\s+(?:possible|needed|necessary|required|you can|you could|applicable|any\s*[,.;]))",
+    r"(?!\s+(?:possible|needed|necessary|required|you can|you could|applicable|any\s*[,.;]"
+    r"|(?:that|it|this) helps|you (?:don't|do not) mind|you (?:like|want|prefer|wish)))",
     re.IGNORECASE,
 )
 _CHECK = re.compile(r"(?:check|verify|confirm)\b", re.IGNORECASE)
@@ -178,7 +185,16 @@ def _conditional_steps(
 def untested_conditions(question: str, calls: Sequence[Call]) -> list[str]:
     """Conditional sentences whose steps test a value that no step reads ("should any tyre be
     under 40 PSI, find a shop" with no pressure check): the condition cannot be evaluated."""
-    return [part for part, tested, _ in _conditional_steps(question, calls) if tested is None]
+    return [
+        part
+        for part, tested, _ in _conditional_steps(question, calls)
+        if tested is None and not _CHECK.match(_cue(part))
+    ]
+
+
+def _cue(sentence: str) -> str:
+    found = CONDITION.search(sentence)
+    return found.group() if found else ""
 
 
 def control_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]:

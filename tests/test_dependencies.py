@@ -193,3 +193,18 @@ def test_a_whole_returned_list_binds_as_one() -> None:
         "take the maximum of 4, 9 and 7, and their mean",
     )
     assert stated[1] == {} and stated[2] == {}
+
+
+def test_whether_questions_and_politeness_are_no_conditions() -> None:
+    from pipeline.conditions import CONDITION, untested_conditions
+
+    for said in (
+        "Would you be able to verify if my tire pressure is in check?",
+        "Tell me if it is raining.",
+        "If that helps, my user id is 'USR005'.",
+        "Post it if you like.",
+    ):
+        assert CONDITION.search(said) is None, said
+    shop = [Call(id="s1", tool="vehicle.find_nearest_tire_shop", arguments={})]
+    assert untested_conditions("If any tyre is under 35 PSI, find the nearest tire shop.", shop)
+    assert not untested_conditions("Find the nearest tire shop.", shop)
