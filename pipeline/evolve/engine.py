@@ -38,7 +38,7 @@ from pipeline.evolve.rename import rename
 from pipeline.evolve.verbalise import Verbaliser, verbalise
 from pipeline.jsonl import read_records, write_atomic
 from pipeline.llm import LLMClient, LLMConfig, UsageLedger
-from pipeline.models import Rejection, Task
+from pipeline.models import Rejection, Task, content_hash
 from pipeline.validate.chain import validate_task
 
 
@@ -282,6 +282,33 @@ def _concatenate(parts: Sequence[Path], target: Path) -> None:
     write_atomic(target, "".join(part.read_text(encoding="utf-8") for part in parts))
 
 
+def _claim_inputs(base: Path, seeds: Sequence[Task], settings: EvolveSettings) -> None:
+    """Record what this run evolves from, or refuse to resume from other seeds or settings: the
+    finished shards of a run are reused, so a rerun with other inputs would silently mix two
+    runs' tasks."""
+    inputs = {
+        "seeds": content_hash([seed.id for seed in seeds]),
+        "settings": {**asdict(settings), "operators": [op.value for op in settings.operators]},
+    }
+    record = base / "inputs.json"
+    if record.exists():
+        before = json.loads(record.read_text(encoding="utf-8"))
+        if before != json.loads(json.dumps(inputs)):
+            what = [key for key in inputs if before.get(key) != json.loads(json.dumps(inputs[key]))]
+            raise ValueError(
+                f"{base.parent} was evolved from other {' and '.join(what)}; resuming would mix "
+                "two runs. Use a new run id, or delete that folder to start it again."
+            )
+        return
+    if base.is_dir() and any(base.iterdir()):
+        raise ValueError(
+            f"{base.parent} holds an evolve stage that does not record its inputs; resuming "
+            "could mix two runs. Use a new run id, or delete that folder to start it again."
+        )
+    base.mkdir(parents=True, exist_ok=True)
+    write_atomic(record, json.dumps(inputs, indent=2) + "\n")
+
+
 def _validate_seeds(seeds: Sequence[Task], folder: Path) -> tuple[int, int]:
     if (folder / "stats.json").exists():
         stats = json.loads((folder / "stats.json").read_text())
@@ -332,6 +359,7 @@ def evolve(
     """Run the rounds; returns the manifest (also written to ``run_dir/manifest.json``)."""
     started = time.perf_counter()
     base = run_dir / "evolve"
+    _claim_inputs(base, seeds, settings)
     seeds_ok, seeds_bad = _validate_seeds(seeds, base / "round_00")
     accepted_files = [base / "round_00" / "accepted.jsonl"]
     rejected_files = [base / "round_00" / "rejected.jsonl"]

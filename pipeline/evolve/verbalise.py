@@ -738,37 +738,36 @@ def _list_label(key: str, element: str | None) -> str:
     return noun if noun.endswith("s") else f"{noun} values"
 
 
-def _without_lost_conditions(task: Task, question: str) -> list[Call]:
-    lost = set(control_edges(task.question, task.calls)) - set(control_edges(question, task.calls))
-    if not lost:
-        return list(task.calls)
+def _dependencies_for(task: Task, question: str) -> list[Call]:
+    """The calls with the dependencies the new wording needs: a value the old question left to
+    an earlier step (10.04 gallons, the conversion rounded) and the new one states is no longer
+    waited for; bindings, and edges that execution needs, stay."""
     inferred = infer_dependencies(task.envs, task.initial_config, task.calls, question)
     position = {call.id: index for index, call in enumerate(task.calls)}
     needed = ancestor_sets([{position[p] for p in call.depends_on} for call in inferred])
     calls: list[Call] = []
     for j, call in enumerate(task.calls):
         bound = {source.split(".", 1)[0] for source in call.bindings.values()}
-        kept = {
-            parent
-            for parent in call.depends_on
-            if (position[parent], j) not in lost or parent in bound or position[parent] in needed[j]
-        }
-        if kept != set(call.depends_on):  # what the dropped edge implied, execution may need
+        kept = {p for p in call.depends_on if p in bound or position[p] in needed[j]}
+        if kept != set(call.depends_on):  # what a dropped edge implied, execution may need
             kept |= set(inferred[j].depends_on)
         ordered = [earlier.id for earlier in task.calls[:j] if earlier.id in kept]
         calls.append(call.model_copy(update={"depends_on": ordered}))
     return calls
 
 
-def verbalise(task: Task, verbaliser: Verbaliser) -> Task:
+def verbalise(task: Task, verbaliser: Verbaliser) -> Task | None:
     """The task with its question rewritten from its calls; it needs validating again.
 
-    A step the old question made conditional ("check that I'm logged in, and then send") is
-    plain sequence in the new wording, so that control edge is dropped unless execution needs
-    it; every other dependency and binding stays as it was."""
+    ``None`` for a task whose question makes steps conditional ("if any tyre is low, find a
+    shop", "post 'healthy' or 'not healthy'"): the calls say what was done, not why, so a
+    question written from them would drop the condition (and with it the reason for the
+    values). Dependencies follow the new wording (:func:`_dependencies_for`)."""
+    if control_edges(task.question, task.calls):
+        return None
     outputs = [outcome.result for outcome in replay(task).outcomes]
     question = verbaliser.question(task.calls, outputs)
-    calls = _without_lost_conditions(task, question)
+    calls = _dependencies_for(task, question)
     return task.model_copy(
         update={
             "question": question,

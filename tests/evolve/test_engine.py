@@ -138,3 +138,15 @@ def test_evolve_flow_matches_inline(tmp_path: Path, prefect_harness: None) -> No
     evolved = (tmp_path / "runs" / "flow" / "evolved.jsonl").read_bytes().splitlines()
     counts = Counter(json.loads(line)["lineage"]["operator"] for line in evolved)
     assert inline["counts"]["evolved"] == sum(counts.values())  # type: ignore[index]
+
+
+def test_rerun_with_other_settings_is_refused_not_mixed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(tmp_path, "r", "--rounds", "1", "--target", "20")
+    evolved = (tmp_path / "runs" / "r" / "evolved.jsonl").read_bytes()
+    argv = ["evolve", "--inline", "--output", str(tmp_path), "--run-id", "r", "--rounds", "2"]
+    assert main([*argv, "--target", "20"]) == 2
+    assert "evolved from other settings" in capsys.readouterr().err
+    assert (tmp_path / "runs" / "r" / "evolved.jsonl").read_bytes() == evolved  # nothing lost
+    _run(tmp_path, "r", "--rounds", "1", "--target", "20")  # the same inputs resume

@@ -97,7 +97,9 @@ def _element_bindings(count: int, indices: list[int] | None = None) -> dict[str,
 
 def test_a_list_taken_whole_reads_as_that_list(verbaliser: Verbaliser) -> None:
     task = _watch_task(list(_WATCHLIST), _element_bindings(4))
-    question = verbalise(task, verbaliser).question
+    verbalised = verbalise(task, verbaliser)
+    assert verbalised is not None
+    question = verbalised.question
     assert (
         "then tell me which stocks in the watch list from the previous step are up or down by "
         "0.15% or more." in question
@@ -119,14 +121,18 @@ def test_without_outputs_a_bound_prefix_reads_compactly(verbaliser: Verbaliser) 
 
 def test_a_prefix_of_a_longer_list_is_not_the_whole_list(verbaliser: Verbaliser) -> None:
     task = _watch_task(_WATCHLIST[:3], _element_bindings(3))
-    question = verbalise(task, verbaliser).question
+    verbalised = verbalise(task, verbaliser)
+    assert verbalised is not None
+    question = verbalised.question
     assert "which of the first three stocks listed in the previous step are up" in question
     assert "watch list from" not in question
 
 
 def test_some_bound_elements_keep_their_ordinals_joined(verbaliser: Verbaliser) -> None:
     task = _watch_task(["TSLA", "NVDA", "AAPL"], _element_bindings(2, [0, 2]))
-    question = verbalise(task, verbaliser).question
+    verbalised = verbalise(task, verbaliser)
+    assert verbalised is not None
+    question = verbalised.question
     assert "which of the first and third stocks listed in the previous step and AAPL are" in (
         question
     ), question
