@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from pipeline.conditions import control_edges
 from pipeline.dependencies import ValueFlows, hidden_state_effects
 from pipeline.models import Evidence, Rejection, RejectionCode, Task
 from pipeline.replay import StepTrace, trace_calls
@@ -73,6 +74,11 @@ class ValidationContext:
         return self._without[index]
 
     @cached_property
+    def control(self) -> frozenset[tuple[int, int]]:
+        """``(read, step)`` edges the question's conditions make (:mod:`pipeline.conditions`)."""
+        return frozenset(control_edges(self.task.question, self.task.calls))
+
+    @cached_property
     def flows(self) -> ValueFlows:
         return ValueFlows(self.task.calls, self.outputs, self.task.question)
 
@@ -88,6 +94,10 @@ class ValidationContext:
 
     def ancestors(self) -> list[set[int]]:
         """Declared ancestors of every call (indices), following ``depends_on`` transitively."""
+        return self._ancestors
+
+    @cached_property
+    def _ancestors(self) -> list[set[int]]:
         position = {call.id: index for index, call in enumerate(self.task.calls)}
         result: list[set[int]] = []
         for call in self.task.calls:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.conditions import CONDITION, control_edges, sentences, untested_conditions
+from pipeline.conditions import CONDITION, sentences, untested_conditions
 from pipeline.dependencies import (
     bindable,
     data_bindings,
@@ -268,7 +268,7 @@ def check_unordered_calls(ctx: ValidationContext) -> None:
 
 def _conditioned_on(ctx: ValidationContext, read: int, step: int) -> bool:
     """Whether the question makes call ``step`` conditional on the value call ``read`` tests."""
-    return (read, step) in control_edges(ctx.task.question, ctx.task.calls)
+    return (read, step) in ctx.control
 
 
 def check_conditional_dependencies(ctx: ValidationContext) -> None:
@@ -284,7 +284,7 @@ def check_conditional_dependencies(ctx: ValidationContext) -> None:
             "value the condition could test",
             Evidence(output={"condition": sentence[:300]}),
         )
-    for read, conditioned in control_edges(ctx.task.question, calls):
+    for read, conditioned in sorted(ctx.control):
         if read in ancestors[conditioned]:
             continue
         raise Reject(

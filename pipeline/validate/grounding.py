@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from pipeline.envs import ToolError, resolve_tool
@@ -61,7 +61,8 @@ def _normal(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def numbers_in(text: str) -> set[float]:
+@lru_cache(maxsize=16384)  # outputs repeat the same texts (file contents, messages) often
+def numbers_in(text: str) -> frozenset[float]:
     found: set[float] = set()
     for match in _NUMBER.finditer(text):
         token = match.group().replace(",", "").replace("$", "").replace("€", "").replace("£", "")
@@ -76,7 +77,7 @@ def numbers_in(text: str) -> set[float]:
             found.add(value / 100)
     for match in _WORD_NUMBER.finditer(text):
         found.add(float(_WORDS.index(match.group().lower())))
-    return found
+    return frozenset(found)
 
 
 def _strings_and_numbers(value: Any) -> Iterator[Any]:
@@ -131,7 +132,7 @@ class Sources:
         self._raw_texts: list[str] = [question]
         self._texts: list[str] = [self.question]
         self._keys: set[str] = set()
-        self._numbers: set[float] = numbers_in(question)
+        self._numbers: set[float] = set(numbers_in(question))
         self._lists: list[list[Any]] = []
         self._derived: set[float] | None = None
         self._documented: set[float] = set()
@@ -155,9 +156,10 @@ class Sources:
             elif isinstance(leaf, str):
                 self._raw_texts.append(leaf)
                 self._texts.append(_normal(leaf))
-                self._numbers |= numbers_in(leaf)
-                self._stated |= numbers_in(leaf)
-                self._returned |= numbers_in(leaf)
+                found = numbers_in(leaf)
+                self._numbers |= found
+                self._stated |= found
+                self._returned |= found
 
     def add_numbers(self, numbers: Iterable[float]) -> None:
         """Numbers the tools' documentation states: usable as they are, but arithmetic needs
