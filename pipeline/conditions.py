@@ -52,6 +52,8 @@ CONDITION = re.compile(
     r"|(?:that|it|this) helps|you (?:don't|do not) mind|you (?:like|want|prefer|wish)))",
     re.IGNORECASE,
 )
+#: a word every condition cue contains
+_CUE_WORDS = ("if", "unless", "case", "when", "should", "check", "verify", "confirm")
 _CHECK = re.compile(r"(?:check|verify|confirm)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 _NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
@@ -150,6 +152,9 @@ def _conditional_steps(
 ) -> Iterator[tuple[str, int | None, list[int]]]:
     """For each conditional sentence with calls placed in it: the sentence, the tested read
     (``None`` when no step reads anything it could test) and the conditioned calls."""
+    lowered = question.lower()
+    if not any(word in lowered for word in _CUE_WORDS):
+        return  # most questions condition nothing: skip the sentence split and the regex
     parts = sentences(question)
     if not any(CONDITION.search(part) for part in parts):
         return

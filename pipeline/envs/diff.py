@@ -8,8 +8,12 @@ from typing import Any
 _MAX_SHOWN = 120
 
 
+#: built once: json.dumps with options builds a new encoder on every call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    text = _ENCODER.encode(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
