@@ -22,7 +22,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.compose import ComposeSettings, ComposeTally, InstanceSpec, build_instance, iter_specs
-from pipeline.evolve.engine import EvolveSettings, ShardJob, evolve, run_shard
+from pipeline.evolve.engine import EvolveSettings, ShardJob, claim_inputs, evolve, run_shard
 from pipeline.evolve.engine import ShardStats as EvolveShardStats
 from pipeline.harness.runner import run_many
 from pipeline.harness.scoring import EpisodeScore
@@ -175,6 +175,8 @@ def run_evolve_flow(
     on_round: Callable[[int, int], None] | None = None,
     runner: Runner | None = None,
 ) -> dict[str, Any]:
+    # refused here, before a flow run starts, so the operator sees one clear line
+    claim_inputs(run_dir / "evolve", list(read_records(seeds_path, Task)), settings)
     public = llm.public_dict() if llm is not None and llm.configured else None
     file = str(llm_config_file) if llm_config_file else None
     chosen = evolve_flow.with_options(task_runner=(runner or Runner()).task_runner())

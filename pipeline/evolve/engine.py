@@ -282,7 +282,7 @@ def _concatenate(parts: Sequence[Path], target: Path) -> None:
     write_atomic(target, "".join(part.read_text(encoding="utf-8") for part in parts))
 
 
-def _claim_inputs(base: Path, seeds: Sequence[Task], settings: EvolveSettings) -> None:
+def claim_inputs(base: Path, seeds: Sequence[Task], settings: EvolveSettings) -> None:
     """Record what this run evolves from, or refuse to resume from other seeds or settings: the
     finished shards of a run are reused, so a rerun with other inputs would silently mix two
     runs' tasks."""
@@ -359,7 +359,7 @@ def evolve(
     """Run the rounds; returns the manifest (also written to ``run_dir/manifest.json``)."""
     started = time.perf_counter()
     base = run_dir / "evolve"
-    _claim_inputs(base, seeds, settings)
+    claim_inputs(base, seeds, settings)
     seeds_ok, seeds_bad = _validate_seeds(seeds, base / "round_00")
     accepted_files = [base / "round_00" / "accepted.jsonl"]
     rejected_files = [base / "round_00" / "rejected.jsonl"]

@@ -150,3 +150,15 @@ def test_rerun_with_other_settings_is_refused_not_mixed(
     assert "evolved from other settings" in capsys.readouterr().err
     assert (tmp_path / "runs" / "r" / "evolved.jsonl").read_bytes() == evolved  # nothing lost
     _run(tmp_path, "r", "--rounds", "1", "--target", "20")  # the same inputs resume
+
+
+def test_the_flow_refuses_other_inputs_before_it_starts(tmp_path: Path) -> None:
+    from pipeline.evolve.engine import EvolveSettings
+    from pipeline.flows import run_evolve_flow
+    from pipeline.jsonl import write_records
+
+    seeds = tmp_path / "seeds.jsonl"
+    write_records(seeds, load_seeds(SEED_DIR)[:20])
+    _run(tmp_path, "f", "--seeds", str(seeds), "--rounds", "1", "--target", "10")
+    with pytest.raises(ValueError, match="evolved from other settings"):
+        run_evolve_flow(seeds, tmp_path / "runs" / "f", EvolveSettings(rounds=2, target=10))
