@@ -11,6 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.bfcl.importer import Granularity, ImportReport, import_bfcl, multi_turn_files
+from pipeline.cli_types import (
+    non_negative_int,
+    port,
+    positive_int,
+    positive_rate,
+    run_id,
+    seconds,
+    share,
+)
 from pipeline.dataset import DEFAULT_BFCL, build_dataset, gather_candidates, new_run_id
 from pipeline.envs import ENVIRONMENTS
 from pipeline.jsonl import RecordError, read_records, write_records
@@ -480,7 +489,7 @@ def _runner_arguments(parser: argparse.ArgumentParser) -> None:
         "--runner", choices=["threads", "dask"], default="threads", help="where shard tasks run"
     )
     parser.add_argument("--dask-address", help="tcp://host:8786 of an existing Dask scheduler")
-    parser.add_argument("--dask-workers", type=int, default=2, help="LocalCluster workers")
+    parser.add_argument("--dask-workers", type=positive_int, default=2, help="LocalCluster workers")
 
 
 def _runner(args: argparse.Namespace) -> Runner:
@@ -491,7 +500,11 @@ def _runner(args: argparse.Namespace) -> Runner:
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--run", dest="run_id", metavar="RUN", help="run under output/runs (default: newest)"
+        "--run",
+        dest="run_id",
+        metavar="RUN",
+        type=run_id,
+        help="run under output/runs (default: newest)",
     )
     parser.add_argument("--run-dir", type=Path, help="the run folder itself")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="output root (default: output)")
@@ -524,31 +537,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="validate candidate tasks (a Prefect flow)")
     val.add_argument("input", type=Path, help="JSON-lines file of candidate tasks")
-    val.add_argument("--run-id", help="name of the run folder (default: a timestamp)")
+    val.add_argument("--run-id", type=run_id, help="name of the run folder (default: a timestamp)")
     val.add_argument("--output", type=Path, default=OUTPUT, help="output root (default: output)")
-    val.add_argument("--shard-size", type=int, default=1000, help="candidates per Prefect task")
+    val.add_argument(
+        "--shard-size", type=positive_int, default=1000, help="candidates per Prefect task"
+    )
     val.add_argument("--inline", action="store_true", help="run in this process without Prefect")
     _runner_arguments(val)
     val.set_defaults(run=_cmd_validate)
 
     evo = sub.add_parser("evolve", help="grow validated tasks from seeds with operators")
     evo.add_argument("--seeds", type=Path, nargs="+", default=seed_files(), help="seed JSONL files")
-    evo.add_argument("--rounds", type=int, default=3)
-    evo.add_argument("--target", type=int, default=1000, help="stop after this many new tasks")
+    evo.add_argument("--rounds", type=positive_int, default=3)
+    evo.add_argument(
+        "--target", type=positive_int, default=1000, help="stop after this many new tasks"
+    )
     evo.add_argument(
         "--operators",
         default="rename,extend,verbalise,deepen,broaden,paraphrase",
         help="comma-separated; LLM operators are skipped when no endpoint is configured",
     )
     evo.add_argument("--seed", type=int, default=0, help="random seed of the operators")
-    evo.add_argument("--shard-size", type=int, default=50, help="parents per Prefect task")
-    evo.add_argument("--run-id", help="name of the run folder; rerun it to resume")
+    evo.add_argument("--shard-size", type=positive_int, default=50, help="parents per Prefect task")
+    evo.add_argument("--run-id", type=run_id, help="name of the run folder; rerun it to resume")
     evo.add_argument("--output", type=Path, default=OUTPUT, help="output root (default: output)")
     evo.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (ASYNCTOOL_LLM_BASE_URL)")
     evo.add_argument("--llm-model", help="model name (ASYNCTOOL_LLM_MODEL)")
     evo.add_argument("--llm-config", type=Path, help="TOML file with LLM settings")
-    evo.add_argument("--concurrency", type=int, help="LLM requests in flight")
-    evo.add_argument("--rpm", type=float, help="LLM requests per minute limit")
+    evo.add_argument("--concurrency", type=positive_int, help="LLM requests in flight")
+    evo.add_argument("--rpm", type=positive_rate, help="LLM requests per minute limit")
     evo.add_argument("--no-repair", action="store_true", help="do not send rejects to repair")
     evo.add_argument("--judge", action="store_true", help="ask the LLM judge about accepted tasks")
     evo.add_argument("--inline", action="store_true", help="run in this process without Prefect")
@@ -556,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     evo.set_defaults(run=_cmd_evolve)
 
     dat = sub.add_parser("dataset", help="run the pipeline's stages end to end (offline)")
-    dat.add_argument("--run-id", help="name of the run folder (default: a timestamp)")
+    dat.add_argument("--run-id", type=run_id, help="name of the run folder (default: a timestamp)")
     dat.add_argument("--output", type=Path, default=OUTPUT, help="output root (default: output)")
     dat.add_argument("--bfcl", type=Path, default=DEFAULT_BFCL, help="BFCL v4 data folder")
     dat.add_argument("--no-bfcl", action="store_true", help="use the project's seeds only")
@@ -571,22 +588,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     com = sub.add_parser("compose", help="compose multi-task instances from a run's tasks")
     _run_arguments(com)
-    com.add_argument("--count", type=int, default=1200, help="instances to compose")
+    com.add_argument("--count", type=positive_int, default=1200, help="instances to compose")
     com.add_argument("--seed", type=int, default=0)
-    com.add_argument("--three-share", type=float, default=0.5, help="share of 3-task instances")
-    com.add_argument("--cross-share", type=float, default=0.5, help="share of cross-category")
+    com.add_argument("--three-share", type=share, default=0.5, help="share of 3-task instances")
+    com.add_argument("--cross-share", type=share, default=0.5, help="share of cross-category")
     com.add_argument(
         "--profiles",
         default="uniform=0.4,lognormal=0.4,paper-rounds=0.2",
         help="latency profiles with weights (defaults, uniform, lognormal, paper-rounds)",
     )
-    com.add_argument("--turn-cost", type=float, default=1.0, help="seconds per agent turn")
+    com.add_argument("--turn-cost", type=seconds, default=1.0, help="seconds per agent turn")
     com.add_argument(
         "--runner", choices=["inline", "threads", "dask"], default="inline",
         help="inline (default), or a Prefect flow on threads or Dask",
     )  # fmt: skip
     com.add_argument("--dask-address", help="tcp://host:8786 of an existing Dask scheduler")
-    com.add_argument("--dask-workers", type=int, default=2, help="LocalCluster workers")
+    com.add_argument("--dask-workers", type=positive_int, default=2, help="LocalCluster workers")
     com.set_defaults(run=_cmd_compose)
 
     evl = sub.add_parser("eval", help="run an agent over a split in the latency simulator")
@@ -594,10 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
     evl.add_argument("--agent", default="oracle-async", help="oracle-async, oracle-sync, openai")
     evl.add_argument("--mode", default="clock", choices=["sync", "rounds", "clock"])
     evl.add_argument("--split", default="test", choices=["train", "test", "all"])
-    evl.add_argument("--limit", type=int, help="only the first N instances")
-    evl.add_argument("--concurrency", type=int, default=8, help="episodes at once")
-    evl.add_argument("--plots", type=int, default=3, help="timeline plots to draw")
-    evl.add_argument("--turn-cost", type=float, help="seconds per turn (default: the instance's)")
+    evl.add_argument("--limit", type=positive_int, help="only the first N instances")
+    evl.add_argument("--concurrency", type=positive_int, default=8, help="episodes at once")
+    evl.add_argument("--plots", type=non_negative_int, default=3, help="timeline plots to draw")
+    evl.add_argument("--turn-cost", type=seconds, help="seconds per turn (default: the instance's)")
     evl.add_argument("--measure-turns", action="store_true", help="turn cost = model wall time")
     evl.add_argument("--llm-base-url", help="endpoint for the openai agent")
     evl.add_argument("--llm-model", help="model for the openai agent")
@@ -607,13 +624,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="inline (default), or a Prefect flow on threads or Dask",
     )  # fmt: skip
     evl.add_argument("--dask-address", help="tcp://host:8786 of an existing Dask scheduler")
-    evl.add_argument("--dask-workers", type=int, default=2, help="LocalCluster workers")
+    evl.add_argument("--dask-workers", type=positive_int, default=2, help="LocalCluster workers")
     evl.set_defaults(run=_cmd_eval)
 
     pub = sub.add_parser("publish", help="build a run's Hugging Face dataset folder")
     _run_arguments(pub)
     pub.add_argument("--version", default="0.1.0", help="dataset version x.y.z (default 0.1.0)")
-    pub.add_argument("--test-fraction", type=float, help="share of seeds in test (default 0.2)")
+    pub.add_argument("--test-fraction", type=share, help="share of seeds in test (default 0.2)")
     pub.add_argument("--repo", help="Hub repo user/name, shown in the card's loading example")
     pub.set_defaults(run=_cmd_publish)
 
@@ -630,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv = aud_sub.add_parser("serve", help="start the review app on a loopback address")
     _run_arguments(srv)
     srv.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
-    srv.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    srv.add_argument("--port", type=port, default=8765, help="port (default 8765)")
     srv.set_defaults(run=_cmd_audit_serve)
     exp = aud_sub.add_parser("export", help="write one self-contained HTML report of the rejects")
     _run_arguments(exp)

@@ -91,3 +91,32 @@ def test_console_script_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "up to date" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["dataset", "--run-id", "../../x"], "is not a run id"),
+        (["dataset", "--run-id", "/abs/path"], "is not a run id"),
+        (["evolve", "--run-id", "r" * 300], "is not a run id"),
+        (["compose", "--run", "a/b"], "is not a run id"),
+        (["compose", "--count", "-5"], "out of range"),
+        (["compose", "--turn-cost", "nan"], "not a finite number"),
+        (["compose", "--three-share", "1.5"], "between 0 and 1"),
+        (["eval", "--limit", "-1"], "out of range"),
+        (["eval", "--concurrency", "0"], "out of range"),
+        (["eval", "--turn-cost", "-1"], "negative"),
+        (["eval", "--turn-cost", "inf"], "not a finite number"),
+        (["evolve", "--rounds", "x"], "not a whole number"),
+        (["evolve", "--rpm", "0"], "not a positive rate"),
+        (["audit", "serve", "--port", "70000"], "not a TCP port"),
+    ],
+)
+def test_bad_arguments_are_refused_at_the_door(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
