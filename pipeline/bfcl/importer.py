@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from typing import Any
 from pipeline.bfcl.data import BfclTask, fresh_envs, load_tasks, to_arguments
 from pipeline.calls import CallParseError
 from pipeline.dependencies import infer_dependencies
+from pipeline.envs import BFCL_CLASSES
 from pipeline.models import Call, Lineage, RejectionCode, Task
 from pipeline.replay import run_call
 from pipeline.validate.chain import validate_task
@@ -278,11 +279,29 @@ def tasks_from_bfcl(upstream: BfclTask, granularity: Granularity) -> Iterator[Ta
             yield outcome.task
 
 
+#: upstream's task file of the long-context category; its environments load long contexts
+LONG_CONTEXT_MARK = "_long_context"
+
+
+def with_long_context(upstream: BfclTask) -> BfclTask:
+    """The task with ``long_context: true`` in the config of every involved class that has
+    the flag, as upstream's loader passes it for the long-context category (the task file
+    itself does not say so)."""
+    config = {name: dict(value) for name, value in upstream.initial_config.items()}
+    for bfcl_class in upstream.involved_classes:
+        if "long_context" in BFCL_CLASSES[bfcl_class].state_model.model_fields:
+            config.setdefault(bfcl_class, {})["long_context"] = True
+    return replace(upstream, initial_config=config)
+
+
 def import_bfcl(files: Sequence[Path], granularity: Granularity) -> ImportReport:
     report = ImportReport()
     seen: set[str] = set()
     for path in files:
+        long_context = path.stem.endswith(LONG_CONTEXT_MARK)
         for upstream in load_tasks(path):
+            if long_context:
+                upstream = with_long_context(upstream)
             try:
                 if granularity is Granularity.TASK:
                     produced = list(tasks_from_bfcl(upstream, granularity))

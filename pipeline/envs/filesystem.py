@@ -18,6 +18,11 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, JsonValue, model_validator
 
 from pipeline.envs.base import Environment, EnvState, ToolError, ToolKind, tool
+from pipeline.envs.long_context import (
+    EXTRA_FILE_NAMES,
+    FILE_CONTENT_EXTENSION,
+    FILES_KEPT_SHORT,
+)
 from pipeline.semantics import Sem
 
 _NAV = 0.05
@@ -91,6 +96,40 @@ def _lines(content: str) -> list[str]:
     return content.splitlines()
 
 
+def _long_context_tree(node: Any) -> Any:
+    """A copy of an upstream directory entry with upstream's long-context additions: every
+    file not in ``FILES_KEPT_SHORT`` gets ``FILE_CONTENT_EXTENSION`` appended, and every
+    directory without subdirectories gets the empty files ``EXTRA_FILE_NAMES`` after its own
+    entries (an existing entry of the same name is kept)."""
+    if not isinstance(node, Mapping) or node.get("type") != "directory":
+        return node
+    contents = node.get("contents")
+    if not isinstance(contents, Mapping):
+        return node
+    copied: dict[str, Any] = {}
+    has_subdirectory = False
+    for name, child in contents.items():
+        if isinstance(child, Mapping) and child.get("type") == "directory":
+            has_subdirectory = True
+            copied[name] = _long_context_tree(child)
+        elif (
+            isinstance(child, Mapping)
+            and child.get("type") == "file"
+            and isinstance(child.get("content"), str)
+            and name not in FILES_KEPT_SHORT
+        ):
+            copied[name] = {
+                **child,
+                "content": child["content"] + FILE_CONTENT_EXTENSION,
+            }
+        else:
+            copied[name] = child
+    if not has_subdirectory:
+        for name in EXTRA_FILE_NAMES:
+            copied.setdefault(name, {"type": "file", "content": ""})
+    return {**node, "contents": copied}
+
+
 class FilesystemState(EnvState):
     """The tree (``root`` holds exactly one top directory) and the current directory."""
 
@@ -159,6 +198,8 @@ class Filesystem(Environment[FilesystemState]):
             state["root"] = {first: root[first]}
         if "long_context" in config:
             state["long_context"] = config["long_context"]
+        if state.get("long_context") is True and "root" in state:
+            state["root"] = {name: _long_context_tree(node) for name, node in state["root"].items()}
         env = cls.from_state(state)
         assert isinstance(env, Filesystem)
         return env

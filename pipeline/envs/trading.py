@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, field_validator
 
+from pipeline.envs import long_context
 from pipeline.envs.base import Environment, EnvState, SeededState, ToolError, ToolKind, tool
 from pipeline.semantics import Sem
 
@@ -340,6 +341,8 @@ class Trading(Environment[TradingState]):
             "volume": Sem.NUMBER,
             "MA(5)": Sem.MONEY_USD,
             "MA(20)": Sem.MONEY_USD,
+            "MA(5).*": Sem.MONEY_USD,
+            "MA(20).*": Sem.MONEY_USD,
         },
     )
     def get_stock_info(self, symbol: Symbol) -> dict[str, JsonValue]:
@@ -348,7 +351,11 @@ class Trading(Environment[TradingState]):
         Args:
             symbol: The stock's ticker symbol.
         """
-        return self._stock(symbol).model_dump(mode="json")
+        info: dict[str, JsonValue] = self._stock(symbol).model_dump(mode="json")
+        if self.state.long_context:  # upstream's long-context variant: long price histories
+            info["MA(5)"] = list(long_context.MOVING_AVERAGE_5)
+            info["MA(20)"] = list(long_context.MOVING_AVERAGE_20)
+        return info
 
     @tool(ToolKind.READ, _QUOTE, returns={"stock_list.*": Sem.STOCK_SYMBOL})
     def get_available_stocks(self, sector: Annotated[str, Sem.SECTOR]) -> dict[str, JsonValue]:
@@ -361,6 +368,8 @@ class Trading(Environment[TradingState]):
         for known, symbols in _SECTORS.items():
             if known.lower() == wanted:
                 listed: list[JsonValue] = [s for s in symbols if s in self.state.stocks]
+                if self.state.long_context:  # upstream's long-context variant: many more
+                    listed += long_context.AVAILABLE_STOCKS_EXTENSION
                 return {"stock_list": listed}
         raise ToolError(f"unknown sector {_shown(sector)!r}; known: {', '.join(_SECTORS)}")
 
@@ -404,9 +413,15 @@ class Trading(Environment[TradingState]):
         return {"notification": f"Stocks with significant price changes: {', '.join(moved)}"}
 
     # ----- watch list -----------------------------------------------------------------
-    @tool(ToolKind.READ, _WATCHLIST_READ, returns={"watchlist.*": Sem.STOCK_SYMBOL})
-    def get_watchlist(self) -> dict[str, JsonValue]:
+    @tool(
+        ToolKind.READ,
+        _WATCHLIST_READ,
+        returns={"watchlist.*": Sem.STOCK_SYMBOL, "*": Sem.STOCK_SYMBOL},
+    )
+    def get_watchlist(self) -> dict[str, JsonValue] | list[JsonValue]:
         """Get the symbols on the watch list."""
+        if self.state.long_context:  # upstream's long-context variant: a bare, long list
+            return [*self.state.watch_list, *long_context.WATCH_LIST_EXTENSION, "..."]
         return {"watchlist": list(self.state.watch_list)}
 
     @tool(ToolKind.WRITE, _WATCHLIST_WRITE, returns={"watchlist.*": Sem.STOCK_SYMBOL})
@@ -489,7 +504,7 @@ class Trading(Environment[TradingState]):
             "amount": amount,
         }
 
-    @tool(ToolKind.READ, _ACCOUNT_READ, returns=_ORDER_FIELDS)
+    @tool(ToolKind.READ, _ACCOUNT_READ, returns={**_ORDER_FIELDS, "metadata.*": Sem.TEXT})
     def get_order_details(self, order_id: OrderId) -> dict[str, JsonValue]:
         """Get an order's type, symbol, price, number of shares and status.
 
@@ -497,7 +512,14 @@ class Trading(Environment[TradingState]):
             order_id: The order's id.
         """
         self._require_login()
-        return self._order(order_id).model_dump(mode="json")
+        details: dict[str, JsonValue] = self._order(order_id).model_dump(mode="json")
+        if self.state.long_context:  # upstream's long-context variant: a long company report
+            symbol = str(details.get("symbol"))
+            details["metadata"] = {
+                key: text.replace("<SYMBOL>", symbol)
+                for key, text in long_context.ORDER_METADATA_TEMPLATE.items()
+            }
+        return details
 
     @tool(ToolKind.WRITE, _CANCEL, returns={"order_id": Sem.ORDER_ID, "status": Sem.STATUS})
     def cancel_order(self, order_id: OrderId) -> dict[str, JsonValue]:

@@ -18,15 +18,18 @@ although PVG is not in its airport listing); bookings accept only listed airport
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import re
+from collections.abc import Mapping
 from datetime import date
 from importlib import resources
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, JsonValue
 
+from pipeline.envs import long_context
 from pipeline.envs.base import Environment, SeededState, ToolError, ToolKind, tool
 from pipeline.semantics import Sem
 
@@ -249,6 +252,26 @@ class Travel(Environment[TravelState]):
     internal_fields: ClassVar[frozenset[str]] = frozenset(
         {"random_seed", "rng_words", "today", "support_requests"}
     )
+
+    # ----- construction ----------------------------------------------------------------
+    @classmethod
+    def from_bfcl_config(cls, config: Mapping[str, Any]) -> Travel:
+        """Upstream's loader; with ``long_context`` true it appends upstream's extra cards and
+        bookings after the configured ones (a configured id is kept as configured)."""
+        data = dict(config)
+        if data.get("long_context") is True:
+            for name, extra in (
+                ("credit_card_list", long_context.CREDIT_CARD_EXTENSION),
+                ("booking_record", long_context.BOOKING_RECORD_EXTENSION),
+            ):
+                configured = data.get(name)
+                merged = dict(configured) if isinstance(configured, Mapping) else {}
+                for key, value in extra.items():
+                    merged.setdefault(key, copy.deepcopy(value))
+                data[name] = merged
+        env = super().from_bfcl_config(data)
+        assert isinstance(env, Travel)
+        return env
 
     # ----- helpers ---------------------------------------------------------------------
     def _check_token(self, access_token: str) -> None:
@@ -500,6 +523,11 @@ class Travel(Environment[TravelState]):
             travel_class: The travel class: economy, business or first.
         """
         cost = flight_cost(travel_from, travel_to, travel_date, travel_class)
+        if self.state.long_context:  # upstream quotes its whole table, scaled like this fare
+            factor = cost / _BASE_FARES[(travel_from, travel_to)]
+            return {
+                "travel_cost_list": [float(fare * factor) for fare in long_context.FLIGHT_COST_LIST]
+            }
         return {"travel_cost_list": [cost]}
 
     @tool(ToolKind.READ, _CACHED, returns={"exchanged_value": Sem.MONEY})
@@ -568,11 +596,14 @@ class Travel(Environment[TravelState]):
             "travel_cost": cost,
             "transaction_id": transaction_id,
         }
+        history: dict[str, JsonValue] = {}
+        if self.state.long_context:  # upstream returns the whole record, this booking included
+            history = {key: dict(entry) for key, entry in self.state.booking_record.items()}
         return {
             "booking_id": booking_id,
             "transaction_id": transaction_id,
             "booking_status": True,
-            "booking_history": {},
+            "booking_history": history,
         }
 
     @tool(ToolKind.READ, _AUTH_READ, returns=_records("booking_history", _BOOKING_FIELDS))

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, JsonValue, model_validator
 
+from pipeline.envs import long_context
 from pipeline.envs.base import Environment, EnvState, SeededState, ToolError, ToolKind, tool
 from pipeline.semantics import Sem
 
@@ -308,6 +309,7 @@ class Vehicle(Environment[VehicleState]):
         ToolKind.WRITE,
         _ACTUATOR,
         returns={
+            "parkingBrakeInstruction": Sem.TEXT,
             "parkingBrakeStatus": Sem.STATUS,
             "_parkingBrakeForce": Sem.FORCE,
             "_slopeAngle": Sem.ANGLE_DEGREES,
@@ -329,7 +331,10 @@ class Vehicle(Environment[VehicleState]):
             state.parkingBrakeStatus = "released"
             state.parkingBrakeForce = 0.0
         state.slopeAngle = PARKED_SLOPE_DEGREES
-        return {
+        result: dict[str, JsonValue] = {}
+        if state.long_context:  # upstream's long-context variant adds a long manual first
+            result["parkingBrakeInstruction"] = long_context.PARKING_BRAKE_INSTRUCTION
+        return result | {
             "parkingBrakeStatus": state.parkingBrakeStatus,
             "_parkingBrakeForce": state.parkingBrakeForce,
             "_slopeAngle": state.slopeAngle,
@@ -430,6 +435,7 @@ class Vehicle(Environment[VehicleState]):
         ToolKind.READ,
         _SENSOR,
         returns={
+            "metadata": Sem.TEXT,
             "fuelLevel": Sem.VOLUME_GALLONS,
             "batteryVoltage": Sem.VOLTAGE,
             "doorStatus.*": Sem.STATUS,
@@ -456,6 +462,12 @@ class Vehicle(Environment[VehicleState]):
             option: Which part to show: "fuel", "battery", "doors", "climate", "headlights",
                 "parkingBrake", "brakePedal" or "engine".
         """
+        status = self._status(option)
+        if self.state.long_context:  # upstream's long-context variant adds the car's metadata
+            return {"metadata": long_context.CAR_STATUS_METADATA} | status
+        return status
+
+    def _status(self, option: StatusOption) -> dict[str, JsonValue]:
         state = self.state
         if option == "fuel":
             return {"fuelLevel": state.fuelLevel}
@@ -510,7 +522,7 @@ class Vehicle(Environment[VehicleState]):
         low, high = HEALTHY_PRESSURE_PSI
         result: dict[str, JsonValue] = dict(pressures)
         result["healthy_tire_pressure"] = low <= average <= high
-        result["car_info"] = {}
+        result["car_info"] = long_context.CAR_STATUS_METADATA if state.long_context else {}
         return result
 
     @tool(ToolKind.READ, _SENSOR, returns={"currentSpeed": Sem.SPEED})
@@ -591,7 +603,11 @@ class Vehicle(Environment[VehicleState]):
             raise ToolError(f"unknown city {shown!r}; known: {', '.join(ZIPCODES)}")
         return {"zipcode": zipcode}
 
-    @tool(ToolKind.READ, _ONLINE, returns={"distance": Sem.DISTANCE_KM})
+    @tool(
+        ToolKind.READ,
+        _ONLINE,
+        returns={"distance": Sem.DISTANCE_KM, "intermediaryCities.*": Sem.CITY},
+    )
     def estimate_distance(
         self, cityA: Annotated[str, Sem.ZIP_CODE], cityB: Annotated[str, Sem.ZIP_CODE]
     ) -> dict[str, JsonValue]:
@@ -611,6 +627,11 @@ class Vehicle(Environment[VehicleState]):
         distance = _DISTANCES_KM.get(frozenset({cityA, cityB}))
         if distance is None:
             raise ToolError(f"no route between {cityA} and {cityB} is known")
+        if self.state.long_context:  # upstream's long-context variant lists cities on the way
+            return {
+                "distance": distance,
+                "intermediaryCities": list(long_context.INTERMEDIARY_CITIES),
+            }
         return {"distance": distance}
 
     @tool(ToolKind.READ, _ONLINE, returns={"shopLocation": Sem.ADDRESS})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -261,3 +262,20 @@ def test_every_base_turn_is_kept_merged_or_dropped(bfcl_dir: Path) -> None:
     for task in report.tasks:  # every task the import emits passes the validation chain
         assert validate_task(task).accepted, task.lineage.source
     assert len({task.id for task in report.tasks}) == len(report.tasks)
+
+
+def test_long_context_file_keeps_the_flag_and_the_long_state(tmp_path: Path) -> None:
+    base = _write_bfcl(tmp_path, "synthetic_lc", _TURNS[:1])
+    long_file = base.with_name("BFCL_v4_multi_turn_long_context.json")
+    base.rename(long_file)
+    (base.parent / "possible_answer" / base.name).rename(
+        base.parent / "possible_answer" / long_file.name
+    )
+    report = import_bfcl([long_file], Granularity.TASK)
+    (task,) = report.tasks
+    config: Any = task.initial_config["filesystem"]
+    assert config["long_context"] is True
+    home = config["root"]["home"]["contents"]
+    assert len(home["notes.txt"]["content"]) > 1000  # upstream's long file content
+    assert home["report.txt"]["content"] == "Quarterly numbers are up."  # kept short upstream
+    assert sum(name.startswith("image_") for name in home) == 30
