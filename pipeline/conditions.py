@@ -112,10 +112,14 @@ def place_calls(question: str, calls: Sequence[Call]) -> list[int]:
     placed: list[int] = []
     current = 0
     for call in calls:
-        scores = [(_score(call, parts[index]), -index) for index in range(current, len(parts))]
-        best = max(scores, default=(0, -current))
-        if best[0] > 0:
-            current = -best[1]
+        scores = {index: _score(call, parts[index]) for index in range(current, len(parts))}
+        best = max(scores.values(), default=0)
+        if best > 0:
+            tied = [index for index, score in scores.items() if score == best]
+            # a tie between this sentence and the next goes forward: calls move on through the
+            # question, and the shared word here was most likely the previous call's
+            forward = tied[0] == current and current + 1 in tied
+            current = current + 1 if forward else tied[0]
         placed.append(current)
     return placed
 

@@ -208,3 +208,29 @@ def test_whether_questions_and_politeness_are_no_conditions() -> None:
     shop = [Call(id="s1", tool="vehicle.find_nearest_tire_shop", arguments={})]
     assert untested_conditions("If any tyre is under 35 PSI, find the nearest tire shop.", shop)
     assert not untested_conditions("Find the nearest tire shop.", shop)
+
+
+def test_a_call_named_as_much_here_as_in_the_next_sentence_moves_forward() -> None:
+    from pipeline.conditions import control_edges
+
+    calls = [
+        Call(id="s1", tool="vehicle.check_tire_pressure", arguments={}),
+        Call(id="s2", tool="vehicle.find_nearest_tire_shop", arguments={}),
+    ]
+    question = (
+        "Please assess my tire pressures. If any tire registers under 40 PSI, guide me to the "
+        "closest tire service facility."
+    )
+    assert control_edges(question, calls) == [(0, 1)]
+
+
+def test_numbers_inside_returned_text_are_no_operands() -> None:
+    from pipeline.validate.grounding import Sources
+
+    sources = Sources("Fill the tank up entirely.", {"car_info": "AudioVolume: 15; Seats: 5"})
+    sources.add_numbers([50.0])  # the documented capacity
+    assert sources.grounds(15)  # stated as written in a result
+    assert not sources.grounds(35.0)  # but 50 - 15 is no fuel level
+    with_level = Sources("Fill the tank up entirely.", {"fuelLevel": 15.0})
+    with_level.add_numbers([50.0])
+    assert with_level.grounds(35.0)  # the capacity minus a reported level

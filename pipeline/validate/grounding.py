@@ -28,6 +28,8 @@ Matching rules (and nothing else):
   minus the level a status call reported grounds the room left, but the capacity minus a number
   of the question does not (the question's "I've just put in 13.2 gallons" is no level), and
   two numbers of the documentation (the bounds of "priority from 1 to 5") ground no third;
+  operands are numbers of the question, of the documentation and numeric fields of results,
+  never numbers inside returned text (a long status text's "AudioVolume: 15" is no fuel level);
 - booleans and ``None`` are flags, always grounded; an argument declared in ``bindings`` is
   grounded by its producer.
 """
@@ -156,10 +158,9 @@ class Sources:
             elif isinstance(leaf, str):
                 self._raw_texts.append(leaf)
                 self._texts.append(_normal(leaf))
-                found = numbers_in(leaf)
-                self._numbers |= found
-                self._stated |= found
-                self._returned |= found
+                # numbers inside returned text ground a value as written, but take no part
+                # in arithmetic: a long status text offers too many operands by chance
+                self._numbers |= numbers_in(leaf)
 
     def add_numbers(self, numbers: Iterable[float]) -> None:
         """Numbers the tools' documentation states: usable as they are, but arithmetic needs
@@ -225,7 +226,11 @@ class Sources:
                     total = math.fsum(numeric)
                     if math.isfinite(total):
                         derived.add(round(total, 2))
-            operands = sorted(n for n in self._numbers if math.isfinite(n) and abs(n) < 1e12)
+            operands = sorted(
+                n
+                for n in self._stated | self._documented
+                if math.isfinite(n) and abs(n) < 1e12
+            )
             if len(operands) <= MAX_DERIVED_OPERANDS:
                 stated, returned = self._stated, self._returned
                 for i, a in enumerate(operands):
