@@ -227,9 +227,7 @@ class Sources:
                     if math.isfinite(total):
                         derived.add(round(total, 2))
             operands = sorted(
-                n
-                for n in self._stated | self._documented
-                if math.isfinite(n) and abs(n) < 1e12
+                n for n in self._stated | self._documented if math.isfinite(n) and abs(n) < 1e12
             )
             if len(operands) <= MAX_DERIVED_OPERANDS:
                 stated, returned = self._stated, self._returned
