@@ -16,6 +16,7 @@ from pipeline.cli_types import (
     port,
     positive_int,
     positive_rate,
+    repo_id,
     run_id,
     seconds,
     share,
@@ -210,6 +211,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         return 2
     run_dir = args.output / "runs" / (args.run_id or new_run_id())
     total = sum(shard.lines for shard in plan_shards(source, args.shard_size))
+    if total == 0:
+        print(f"error: {source} holds no candidate tasks (it is empty)", file=sys.stderr)
+        return 2
     bar = tqdm(total=total, desc="validate", unit="task")
 
     def advance(stats: ShardStats) -> None:
@@ -230,6 +234,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for code, count in list(counts["rejected_by_code"].items())[:8]:
         print(f"  {code}: {count}")
     print(f"written to {run_dir}/ (accepted.jsonl, rejected.jsonl, manifest.json)")
+    unreadable = sum(
+        n for code, n in counts["rejected_by_code"].items() if code.startswith("parse.")
+    )
+    if counts["accepted"] == 0 and unreadable == counts["input"]:
+        print(f"error: no line of {source} is a task (every one failed to parse)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -631,11 +641,13 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(pub)
     pub.add_argument("--version", default="0.1.0", help="dataset version x.y.z (default 0.1.0)")
     pub.add_argument("--test-fraction", type=share, help="share of seeds in test (default 0.2)")
-    pub.add_argument("--repo", help="Hub repo user/name, shown in the card's loading example")
+    pub.add_argument(
+        "--repo", type=repo_id, help="Hub repo user/name, shown in the card's loading example"
+    )
     pub.set_defaults(run=_cmd_publish)
 
     psh = sub.add_parser("push", help="push a run's dataset folder as one commit plus a tag")
-    psh.add_argument("--repo", required=True, help="Hub dataset repo, user/name")
+    psh.add_argument("--repo", required=True, type=repo_id, help="Hub dataset repo, user/name")
     psh.add_argument("--version", required=True, help="the folder's version x.y.z (tag vx.y.z)")
     _run_arguments(psh)
     psh.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")

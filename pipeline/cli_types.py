@@ -8,6 +8,8 @@ import argparse
 import math
 import re
 
+from pipeline.names import check_repo_id
+
 #: a run id is a folder name under output/runs, never a path
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: more would be no run a machine like this finishes; a typo, not a wish
@@ -21,6 +23,14 @@ def run_id(text: str) -> str:
             "(at most 64 characters, no path)"
         )
     return text
+
+
+def repo_id(text: str) -> str:
+    """A Hub repository id ``user/name`` (what ``push`` accepts, ``publish`` accepts too)."""
+    try:
+        return check_repo_id(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _integer(text: str) -> int:

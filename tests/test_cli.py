@@ -110,6 +110,8 @@ def test_console_script_runs() -> None:
         (["evolve", "--rounds", "x"], "not a whole number"),
         (["evolve", "--rpm", "0"], "not a positive rate"),
         (["audit", "serve", "--port", "70000"], "not a TCP port"),
+        (["publish", "--repo", "../evil"], "not of the form user/name"),
+        (["push", "--repo", "a/b/c", "--version", "0.1.0"], "not of the form user/name"),
     ],
 )
 def test_bad_arguments_are_refused_at_the_door(
@@ -120,3 +122,20 @@ def test_bad_arguments_are_refused_at_the_door(
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err
+
+
+def test_validate_says_when_nothing_usable_was_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    argv = ["validate", "--inline", "--output", str(tmp_path)]
+    assert main([*argv, str(empty)]) == 2
+    assert "holds no candidate tasks" in capsys.readouterr().err
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("not json\n{\n[1, 2]\n", encoding="utf-8")
+    assert main([*argv, "--run-id", "junk", str(junk)]) == 1
+    err = capsys.readouterr().err
+    assert "every one failed to parse" in err and "Traceback" not in err
+    rejected = (tmp_path / "runs" / "junk" / "rejected.jsonl").read_text(encoding="utf-8")
+    assert rejected.count("\n") == 3  # each line kept with its reason

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from huggingface_hub.repocard import metadata_load
 
+from pipeline.names import check_repo_id
 from pipeline.publish.version import tag_of
 
 REPO_TYPE = "dataset"
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
 class PushError(ValueError):
@@ -78,8 +77,10 @@ def push_folder(
     checks the inputs and lists what would be uploaded.
     """
     tag = tag_of(version)
-    if not _REPO_ID.match(repo_id):
-        raise PushError(f"repository id {repo_id!r} is not of the form user/name")
+    try:
+        check_repo_id(repo_id)
+    except ValueError as error:
+        raise PushError(str(error)) from None
     _check_folder(folder, version)
     files = tuple(folder_files(folder))
     if dry_run:
