@@ -23,6 +23,11 @@ EnvName = Annotated[str, Field(max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 BindingSource = Annotated[str, Field(max_length=256, pattern=r"^[A-Za-z0-9_.-]+(\.[^.]+)*$")]
 
 
+#: a duration in seconds: finite and not negative (a NaN or negative latency would run the
+#: simulator without end or score an impossible makespan)
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class Contract(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
@@ -108,9 +113,9 @@ class Composition(StrEnum):
 class Bounds(Contract):
     """Makespans in seconds under the scheduling model of ``pipeline.schedule``."""
 
-    optimal_makespan: float = Field(ge=0)
-    sequential_makespan: float = Field(ge=0)
-    turn_cost: float = Field(ge=0)
+    optimal_makespan: Seconds
+    sequential_makespan: Seconds
+    turn_cost: Seconds
 
 
 class Instance(Contract):
@@ -121,7 +126,7 @@ class Instance(Contract):
     composition: Composition
     latency_profile: str
     seed: int
-    latency: dict[QualifiedTool, float]
+    latency: dict[QualifiedTool, Seconds]
     bounds: Bounds
 
 

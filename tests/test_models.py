@@ -108,3 +108,19 @@ def test_stale_schema_is_detected(tmp_path) -> None:  # type: ignore[no-untyped-
     (tmp_path / "task.schema.json").write_text("{}")
     (tmp_path / "old.schema.json").write_text("{}")
     assert stale_schemas(tmp_path) == ["old.schema.json", "task.schema.json"]
+
+
+@pytest.mark.parametrize("latency", [float("nan"), float("inf"), -1.0])
+def test_an_instance_latency_is_a_finite_duration(latency: float) -> None:
+    from pipeline.compose import ComposeSettings, iter_instances
+    from pipeline.models import Instance
+    from pipeline.seeds import load_seeds
+
+    instance = next(iter_instances(load_seeds()[:12], ComposeSettings(count=1)))
+    data = json.loads(instance.model_dump_json())
+    tool = next(iter(data["latency"]))
+    data["latency"][tool] = latency
+    with pytest.raises(ValidationError):
+        Instance.model_validate_json(json.dumps(data))
+    data["latency"][tool] = 0.5
+    Instance.model_validate_json(json.dumps(data))
