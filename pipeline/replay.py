@@ -81,7 +81,7 @@ def build_envs(env_names: Iterable[str], initial_config: Mapping[str, Mapping[st
 
 
 def run_call(envs: Envs, call: Call) -> CallOutcome:
-    """Run one call; a ``ToolError`` becomes the outcome's error, anything else propagates."""
+    """Run one call; a ``ToolError`` (or a simulator bug it raises) becomes the outcome's error."""
     env = envs.get(call.env)
     if env is None:
         if call.env in ENVIRONMENTS:
@@ -93,6 +93,11 @@ def run_call(envs: Envs, call: Call) -> CallOutcome:
         result = env.invoke(call.function, call.arguments)
     except ToolError as failure:
         return CallOutcome(call.id, call.tool, error=str(failure))
+    except Exception as failure:  # noqa: BLE001 - a simulator bug on hostile arguments fails
+        # this call (and so rejects its candidate), never the whole run
+        detail = str(failure)[:200]
+        error = f"{call.tool} failed unexpectedly ({type(failure).__name__}: {detail})"
+        return CallOutcome(call.id, call.tool, error=error)
     return CallOutcome(call.id, call.tool, result=result)
 
 

@@ -352,6 +352,8 @@ class StringManipulation(Environment[StringManipulationState]):
             raise ToolError("the substring to replace is empty")
         if count is not None and count < 1:
             raise ToolError("count must be at least 1")
+        if count is not None and count > len(text) + 1:
+            count = None  # more replacements than the text has places: all of them
         found = text.count(old)
         replaced = found if count is None else min(found, count)
         if len(text) + replaced * (len(new) - len(old)) > _MAX_OUTPUT:
@@ -423,6 +425,8 @@ class StringManipulation(Environment[StringManipulationState]):
         _check_text(replacement, "replacement")
         if count is not None and count < 1:
             raise ToolError("count must be at least 1")
+        if count is not None and count > len(text) + 1:
+            count = None  # more replacements than the text has places: all of them
         compiled = _compile(pattern, ignore_case)
         result, replaced = _regex_sub(compiled, pattern, replacement, text, count or 0)
         return {"result": result, "replacements": replaced}
