@@ -57,22 +57,76 @@ def answer_file_for(task_file: Path) -> Path:
     return task_file.parent / "possible_answer" / task_file.name
 
 
-def load_tasks(task_file: Path) -> list[BfclTask]:
-    """Join a BFCL task file with its ground truth in ``possible_answer/`` beside it."""
-    answers = {row["id"]: row["ground_truth"] for row in read_jsonl(answer_file_for(task_file))}
-    tasks = []
-    for row in read_jsonl(task_file):
-        if row["id"] not in answers:
-            raise ValueError(f"{task_file}: task {row['id']} has no ground truth")
-        tasks.append(
-            BfclTask(
-                id=row["id"],
-                turns=[_turn_text(turn) for turn in row["question"]],
-                initial_config=row.get("initial_config", {}),
-                involved_classes=list(row["involved_classes"]),
-                ground_truth=answers[row["id"]],
-            )
+def _answers(task_file: Path) -> dict[str, list[list[str]]]:
+    path = answer_file_for(task_file)
+    if not path.is_file():
+        raise ValueError(f"{task_file}: no ground truth file {path} beside it")
+    answers: dict[str, list[list[str]]] = {}
+    for number, row in enumerate(read_jsonl(path), 1):
+        where = f"{path}, row {number}"
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            raise ValueError(f"{where}: an answer row is an object with a string 'id'")
+        truth = row.get("ground_truth")
+        if not isinstance(truth, list) or not all(
+            isinstance(turn, list) and all(isinstance(call, str) for call in turn) for turn in truth
+        ):
+            raise ValueError(f"{where}: 'ground_truth' must be a list of lists of call strings")
+        if row["id"] in answers:
+            raise ValueError(f"{where}: the id {row['id']!r} is answered twice")
+        answers[row["id"]] = truth
+    if not answers:
+        raise ValueError(f"{path}: no ground truth in it")
+    return answers
+
+
+def _task(row: Any, where: str, answers: Mapping[str, list[list[str]]]) -> BfclTask:
+    """One upstream row, checked field by field: a malformed row is a clear error naming it."""
+    if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+        raise ValueError(f"{where}: a task row is an object with a string 'id'")
+    question = row.get("question")
+    if not isinstance(question, list) or not all(
+        isinstance(turn, list) and all(isinstance(message, dict) for message in turn)
+        for turn in question
+    ):
+        raise ValueError(f"{where}: 'question' must be a list of turns, each a list of messages")
+    config = row.get("initial_config", {})
+    if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
+        raise ValueError(f"{where}: 'initial_config' must map class names to objects")
+    classes = row.get("involved_classes")
+    if not isinstance(classes, list) or not all(isinstance(name, str) for name in classes):
+        raise ValueError(f"{where}: 'involved_classes' must be a list of class names")
+    if row["id"] not in answers:
+        raise ValueError(f"{where}: task {row['id']} has no ground truth")
+    truth = answers[row["id"]]
+    if len(truth) < len(question):
+        raise ValueError(
+            f"{where}: task {row['id']} has {len(question)} turns but ground truth for {len(truth)}"
         )
+    return BfclTask(
+        id=row["id"],
+        turns=[_turn_text(turn) for turn in question],
+        initial_config=config,
+        involved_classes=list(classes),
+        ground_truth=truth,
+    )
+
+
+def load_tasks(task_file: Path) -> list[BfclTask]:
+    """Join a BFCL task file with its ground truth in ``possible_answer/`` beside it. A
+    malformed row, a missing or empty answer file, a task with fewer answered turns than
+    turns, or an id seen twice is a ``ValueError`` naming the file and row: nothing is
+    dropped silently."""
+    if not task_file.is_file():
+        raise ValueError(f"{task_file} is not a file")
+    answers = _answers(task_file)
+    tasks: list[BfclTask] = []
+    seen: set[str] = set()
+    for number, row in enumerate(read_jsonl(task_file), 1):
+        task = _task(row, f"{task_file}, row {number}", answers)
+        if task.id in seen:
+            raise ValueError(f"{task_file}, row {number}: the id {task.id!r} appears twice")
+        seen.add(task.id)
+        tasks.append(task)
     return tasks
 
 

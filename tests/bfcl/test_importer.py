@@ -279,3 +279,44 @@ def test_long_context_file_keeps_the_flag_and_the_long_state(tmp_path: Path) -> 
     assert len(home["notes.txt"]["content"]) > 1000  # upstream's long file content
     assert home["report.txt"]["content"] == "Quarterly numbers are up."  # kept short upstream
     assert sum(name.startswith("image_") for name in home) == 30
+
+
+_GOOD_ROW = {
+    "id": "t1",
+    "question": [[{"role": "user", "content": "Add 1 and 2."}]],
+    "initial_config": {},
+    "involved_classes": ["MathAPI"],
+}
+
+
+@pytest.mark.parametrize(
+    ("rows", "answers", "said"),
+    [
+        ([{**_GOOD_ROW, "involved_classes": None}], None, "'involved_classes' must be"),
+        ([[1, 2, 3]], None, "a task row is an object"),
+        ([{**_GOOD_ROW, "question": "a string"}], None, "'question' must be"),
+        ([{**_GOOD_ROW, "initial_config": []}], None, "'initial_config' must map"),
+        ([_GOOD_ROW], [], "no ground truth in it"),
+        ([_GOOD_ROW], [{"id": "t1"}], "'ground_truth' must be"),
+        ([{**_GOOD_ROW, "question": _GOOD_ROW["question"] * 2}], None, "2 turns but ground"),
+        ([_GOOD_ROW, _GOOD_ROW], None, "appears twice"),
+        ([{**_GOOD_ROW, "id": "t9"}], None, "has no ground truth"),
+    ],
+)
+def test_a_malformed_upstream_file_is_one_clear_error(
+    tmp_path: Path,
+    rows: list[object],
+    answers: list[object] | None,
+    said: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "possible_answer").mkdir()
+    name = "BFCL_v4_multi_turn_base.json"
+    (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    truth = [{"id": "t1", "ground_truth": [["add(a=1, b=2)"]]}] if answers is None else answers
+    (tmp_path / "possible_answer" / name).write_text(
+        "".join(json.dumps(r) + "\n" for r in truth), encoding="utf-8"
+    )
+    assert main(["import-bfcl", str(tmp_path / name), "--out", str(tmp_path / "out.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
