@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Callable
 
 from pipeline.names import check_repo_id
 
@@ -40,25 +41,22 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
 
 
-def positive_int(text: str) -> int:
-    value = _integer(text)
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{value} is out of range: give 1 to {MAX_COUNT:,}")
+def _within(value: int, low: int, high: int, message: str) -> int:
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(message.format(value=value, low=low, high=high))
     return value
+
+
+def positive_int(text: str) -> int:
+    return _within(_integer(text), 1, MAX_COUNT, "{value} is out of range: give {low} to {high:,}")
 
 
 def non_negative_int(text: str) -> int:
-    value = _integer(text)
-    if not 0 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{value} is out of range: give 0 to {MAX_COUNT:,}")
-    return value
+    return _within(_integer(text), 0, MAX_COUNT, "{value} is out of range: give {low} to {high:,}")
 
 
 def port(text: str) -> int:
-    value = _integer(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1 to 65535)")
-    return value
+    return _within(_integer(text), 1, 65535, "{value} is not a TCP port ({low} to {high})")
 
 
 def _finite(text: str) -> float:
@@ -71,24 +69,22 @@ def _finite(text: str) -> float:
     return value
 
 
+def _checked(text: str, fits: Callable[[float], bool], message: str) -> float:
+    value = _finite(text)
+    if not fits(value):
+        raise argparse.ArgumentTypeError(message.format(value=value))
+    return value
+
+
 def seconds(text: str) -> float:
     """A duration: finite and not negative (a turn that takes -1 s would score as perfect)."""
-    value = _finite(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} s is negative")
-    return value
+    return _checked(text, lambda value: value >= 0, "{value} s is negative")
 
 
 def positive_rate(text: str) -> float:
-    value = _finite(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive rate")
-    return value
+    return _checked(text, lambda value: value > 0, "{value} is not a positive rate")
 
 
 def share(text: str) -> float:
     """A fraction from 0 to 1."""
-    value = _finite(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is not a share between 0 and 1")
-    return value
+    return _checked(text, lambda value: 0 <= value <= 1, "{value} is not a share between 0 and 1")
