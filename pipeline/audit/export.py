@@ -14,6 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from pipeline.audit.faults import Faults, find_faults, mark_question
 from pipeline.audit.store import (
     DECISIONS,
     Kind,
@@ -62,13 +63,19 @@ def sample_context(
     task = data.task(sample_id)
     rejections = data.rejections.get(sample_id, [])
     history = [review for review in reviews if review.sample_id == sample_id]
+    faults = find_faults(task, rejections)
     return {
         "sample_id": sample_id,
         "kind": kind.value,
         "task": task,
         "rejections": rejections,
-        "failing": {r.evidence.step_id for r in rejections if r.evidence.step_id},
+        "failing": faults.calls,
+        "faults": faults,
+        "question_parts": mark_question(task.question, faults.spans) if task else [],
         "history": history,
+        # the version a decision form carries: a different count at submit time means
+        # someone decided this sample after the page was rendered
+        "seen": len(history),
         "latest": history[-1] if history else None,
         "decisions": [decision.value for decision in DECISIONS[kind]],
         "lineage": data.lineage(sample_id),
@@ -88,10 +95,21 @@ def sample_json(context: Mapping[str, Any]) -> dict[str, Any]:
         "reviews": [r.model_dump(mode="json") for r in context["history"]],
         "latest": context["latest"].model_dump(mode="json") if context["latest"] else None,
         "decisions": context["decisions"],
+        "seen": context["seen"],
+        "faults": faults_json(context["faults"]),
         "lineage": [
             {"id": step.id, "depth": step.depth, "kind": step.kind.value if step.kind else None}
             for step in context["lineage"]
         ],
+    }
+
+
+def faults_json(faults: Faults) -> dict[str, Any]:
+    return {
+        "calls": sorted(faults.calls),
+        "arguments": {key: sorted(names) for key, names in faults.arguments.items() if names},
+        "bindings": {key: sorted(slots) for key, slots in faults.bindings.items() if slots},
+        "question": faults.spans,
     }
 
 

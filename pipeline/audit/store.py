@@ -144,13 +144,44 @@ class RunCache:
             return self._data
 
 
-def append_review(run_dir: Path, review: Review) -> None:
-    """Append one decision; safe against concurrent writers in any process on this machine."""
+class StaleDecision(Exception):
+    """A decision made on an out-of-date view: the sample was decided since the page loaded."""
+
+    def __init__(self, seen: int, current: list[Review]) -> None:
+        self.seen = seen
+        #: every decision on the sample now, oldest first
+        self.current = current
+        super().__init__(
+            f"the page saw {seen} decision(s) on this sample; there are now {len(current)}"
+        )
+
+    @property
+    def since(self) -> list[Review]:
+        """The decisions the page did not show."""
+        return self.current[self.seen :] if self.seen < len(self.current) else self.current
+
+
+def append_review(run_dir: Path, review: Review, seen: int | None = None) -> None:
+    """Append one decision; safe against concurrent writers in any process on this machine.
+
+    ``seen`` is how many decisions on the sample the reviewer's page showed: when the file holds
+    another number, :class:`StaleDecision` is raised and nothing is written. The check runs under
+    the same exclusive lock as the write, so two reviewers racing on one sample cannot both pass.
+    """
     line = (review.model_dump_json() + "\n").encode("utf-8")
     fd = os.open(run_dir / REVIEWS, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
+        if seen is not None:
+            text = os.pread(fd, size, 0).decode("utf-8")
+            current = [
+                other
+                for other in _parse_reviews(text, run_dir / REVIEWS)
+                if other.sample_id == review.sample_id
+            ]
+            if len(current) != seen:
+                raise StaleDecision(seen, current)
         # a line torn by a crash must not swallow the next decision
         if size and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line
@@ -170,6 +201,10 @@ def read_reviews(run_dir: Path) -> list[Review]:
     with path.open("rb") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
         text = handle.read().decode("utf-8")
+    return _parse_reviews(text, path)
+
+
+def _parse_reviews(text: str, path: Path) -> list[Review]:
     reviews = []
     # split on "\n" only: splitlines() also breaks at U+2028 inside a reviewer's note
     for number, line in enumerate(text.split("\n"), 1):
@@ -256,3 +291,24 @@ def query_rejects(
     options = {key: sorted({v for row in rows for v in row.values(key)}) for key in FILTERS}
     start = (page - 1) * PAGE_SIZE
     return RejectPage(chosen[start : start + PAGE_SIZE], len(chosen), page, pages, counts, options)
+
+
+def reject_queue(
+    data: RunData, latest: Mapping[str, Review], filters: Mapping[str, str]
+) -> list[str]:
+    """The ids a reviewer works through from a filtered list, in list order.
+
+    The decision filter is left out: deciding a sample must not move it out of its own queue.
+    """
+    return [
+        row.sample_id for row in reject_rows(data, latest) if _matches(row, filters, "decision")
+    ]
+
+
+def next_undecided(queue: Sequence[str], latest: Mapping[str, Review], current: str) -> str | None:
+    """The first undecided id after ``current`` in ``queue`` (wrapping around), or None."""
+    start = queue.index(current) + 1 if current in queue else 0
+    for sample_id in [*queue[start:], *queue[:start]]:
+        if sample_id != current and sample_id not in latest:
+            return sample_id
+    return None

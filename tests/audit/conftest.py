@@ -91,7 +91,7 @@ def make_audit_run(run_dir: Path, filler: int = 0) -> AuditRun:
         }
     ).with_content_id()
     payload = Task(
-        id="",
+        id="pending",  # replaced by the content id below
         category="filesystem",
         envs=["filesystem"],
         question=f"Show me {SCRIPT} and {IMG} from notes.txt",
@@ -112,14 +112,16 @@ def make_audit_run(run_dir: Path, filler: int = 0) -> AuditRun:
         ],
         lineage=Lineage(parents=[seeds[2].id], operator="verbalise", round=1, model="evil-llm"),
     ).with_content_id()
+    last = good.calls[-1]
+    # worded as the grounding check words it: the argument at fault is named in the message
+    name, value = sorted(last.arguments.items())[-1]
     rejections = [
         _rejection(
             good.id,
             RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
-            f"step {good.calls[-1].id} passes a value the question does not give",
-            evidence=Evidence(
-                step_id=good.calls[-1].id, output={"written": True}, diff=["+ alice/out.txt"]
-            ),
+            f"step {last.id} passes {name}={value!r}, which appears neither in the question "
+            "nor in an earlier output",
+            evidence=Evidence(step_id=last.id, output=last.arguments, diff=["+ alice/out.txt"]),
         ),
         _rejection(
             broken.id,

@@ -77,7 +77,8 @@ def test_filters_counts_and_paging(audit_run: AuditRun) -> None:
     }
     page = client.get("/rejects", params={"operator": "extend"})
     assert page.status_code == 200
-    assert f'href="/sample/{audit_run.broken.id}"' in page.text
+    # the sample link keeps the filters: they define the sample page's "next sample"
+    assert f'href="/sample/{audit_run.broken.id}?operator=extend"' in page.text
     assert audit_run.good.id not in page.text
     assert "static.unknown_tool</a> 1" in page.text
 
@@ -178,7 +179,7 @@ def test_spot_check_is_deterministic_and_takes_reject(audit_run: AuditRun) -> No
     assert len(drawn["ids"]) == 4 and drawn["total"] == len(audit_run.accepted)
     assert set(drawn["ids"]) <= {task.id for task in audit_run.accepted}
     page = client.get("/spot", params={"seed": 3, "size": 4}).text
-    assert all(f'href="/sample/{task_id}"' in page for task_id in drawn["ids"])
+    assert all(f'href="/sample/{task_id}?seed=3&amp;size=4"' in page for task_id in drawn["ids"])
     target = drawn["ids"][0]
     sample = client.get(f"/sample/{target}").text
     assert 'value="reject">reject</button>' in sample and "override accept" not in sample

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.audit.store import append_review, latest_reviews, read_reviews
+from pipeline.audit.store import StaleDecision, append_review, latest_reviews, read_reviews
 from pipeline.jsonl import RecordError
 from pipeline.models import Decision, Review
 
@@ -61,3 +61,14 @@ def test_appends_from_several_processes_lose_nothing(tmp_path: Path) -> None:
     reviews = read_reviews(tmp_path)
     assert len(reviews) == workers * count
     assert len({(r.reviewer, r.note) for r in reviews}) == workers * count
+
+
+def test_a_stale_version_writes_nothing(tmp_path: Path) -> None:
+    append_review(tmp_path, _review("a", Decision.CONFIRM_REJECT, "ann"), seen=0)
+    append_review(tmp_path, _review("b", Decision.CONFIRM_REJECT, "bo"), seen=0)  # other sample
+    with pytest.raises(StaleDecision) as stale:
+        append_review(tmp_path, _review("a", Decision.OVERRIDE_ACCEPT, "cy"), seen=0)
+    assert [r.reviewer for r in stale.value.since] == ["ann"]
+    assert [r.reviewer for r in read_reviews(tmp_path)] == ["ann", "bo"]
+    append_review(tmp_path, _review("a", Decision.OVERRIDE_ACCEPT, "cy"), seen=1)
+    assert latest_reviews(read_reviews(tmp_path))["a"].reviewer == "cy"
