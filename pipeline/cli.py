@@ -163,16 +163,13 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
             f"BFCL turns: kept {imports['turns_kept']}, merged {imports['turns_merged']}, "
             f"dropped {imports['turns_dropped']} {imports['dropped_by_code']}"
         )
+    print(f"evolve: {counts['seeds_accepted']} seeds + {counts['new_accepted']} evolved tasks")
+    # every other count comes from the published release, so the lines below add up
+    for line in summary.counts.summary_lines():
+        print(line)
     print(
-        f"validated tasks: {counts['evolved']} ({counts['seeds_accepted']} seeds + "
-        f"{counts['new_accepted']} evolved); rejected {counts['rejected']}"
-    )
-    for code, count in list(counts["rejected_by_code"].items())[:8]:
-        print(f"  {code}: {count}")
-    composed = summary.manifest["compose"]
-    print(f"multi-task instances: {composed['instances']} {composed['per_split']}")
-    print(
-        f"dataset folder: {summary.folder}/ (load it with datasets.load_dataset(folder, 'multi'))"
+        f"dataset folder: {summary.folder}/ "
+        f'(datasets.load_dataset("{summary.folder}", "multi", split="test"))'
     )
     print(
         f"push it: make push REPO=user/name VERSION=0.1.0 RUN={summary.run_dir.name}"
@@ -427,13 +424,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from pipeline.publish import build_dataset_folder
+    from pipeline.publish import publish_run
     from pipeline.splits import DEFAULT_TEST_FRACTION
 
     run_dir = _publish_run_dir(args)
     fraction = DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction
-    folder = build_dataset_folder(run_dir, args.version, fraction, repo_id=args.repo)
+    published = publish_run(run_dir, args.version, fraction, repo_id=args.repo)
+    folder = published.folder
     print(f"wrote the dataset folder {folder}/ (version {args.version}, run {run_dir.name})")
+    for line in published.counts.summary_lines():
+        print(line)
     repo = args.repo or "user/name"
     print(f"push it: asynctool push --repo {repo} --version {args.version} --run-dir {run_dir}")
     if run_dir.parent.resolve() == (args.output / "runs").resolve():
@@ -447,12 +447,16 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
     from pipeline.publish import push_folder
     from pipeline.publish.folder import DATASET_DIR
+    from pipeline.publish.push import TagError
 
     folder = _publish_run_dir(args) / DATASET_DIR
     try:
         result = push_folder(
             folder, args.repo, args.version, endpoint=args.endpoint, dry_run=args.dry_run
         )
+    except TagError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except HfHubHTTPError as error:
         print(f"error: the Hub refused the push: {error}", file=sys.stderr)
         return 1
@@ -460,14 +464,22 @@ def _cmd_push(args: argparse.Namespace) -> int:
         print(f"error: could not reach the Hub: {error}", file=sys.stderr)
         return 1
     verb = "would upload" if result.dry_run else "uploaded"
+    if result.reused_commit:
+        print(f"the newest commit on {args.repo} already holds this content (its tag step failed)")
+        verb = "not committed again:"
     print(f"{verb} {len(result.files)} files ({result.total_bytes} bytes) from {folder}/")
     for item in result.files:
         print(f"  {item.size:>10}  {item.path}")
     if result.dry_run:
         print(f"dry run: nothing sent; a push makes one commit to {args.repo} tagged {result.tag}")
+        print(f"the pushed README.md names {args.repo} at {result.tag} in its examples")
     else:
-        print(f"committed {result.commit_url} and tagged it {result.tag}")
-        print(f'load it: datasets.load_dataset("{args.repo}", revision="{result.tag}")')
+        done = "tagged the existing commit" if result.reused_commit else "committed"
+        print(f"{done} {result.commit_url} and tagged it {result.tag}")
+        print(
+            f'load it: datasets.load_dataset("{args.repo}", "multi", split="test", '
+            f'revision="{result.tag}")'
+        )
     return 0
 
 

@@ -10,11 +10,12 @@ compose multi-task instances; publish the Hugging Face dataset folder. Everythin
 from __future__ import annotations
 
 import json
+import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.bfcl.importer import Granularity, ImportReport, import_bfcl, multi_turn_files
 from pipeline.compose import ComposeSettings, ComposeTally, iter_instances
@@ -22,8 +23,10 @@ from pipeline.evolve.engine import EvolveSettings, evolve
 from pipeline.jsonl import read_records, write_atomic, write_records
 from pipeline.llm import LLMConfig
 from pipeline.models import Task
-from pipeline.publish import build_dataset_folder
 from pipeline.seeds import SEED_DIR, load_seeds
+
+if TYPE_CHECKING:
+    from pipeline.publish.counts import ReleaseCounts
 
 DEFAULT_BFCL = Path(__file__).resolve().parent.parent.parent / "shared" / "peers" / "bfcl" / "v4"
 
@@ -34,10 +37,12 @@ class DatasetSummary:
     sources: dict[str, int]
     manifest: dict[str, Any]
     folder: Path
+    counts: ReleaseCounts  # what was published, and every drop on the way
 
 
 def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    # a random suffix: two runs started in the same second must not share a folder
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 @dataclass
@@ -110,5 +115,7 @@ def build_dataset(
         "settings": dict((compose_settings or ComposeSettings()).__dict__),
     }
     write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    folder = build_dataset_folder(run_dir, version)
-    return DatasetSummary(run_dir, sources, manifest, folder)
+    from pipeline.publish import publish_run  # datasets and pyarrow load only when publishing
+
+    published = publish_run(run_dir, version)
+    return DatasetSummary(run_dir, sources, manifest, published.folder, published.counts)

@@ -7,20 +7,22 @@ import json
 import os
 import shutil
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from pipeline.audit.overrides import accepted_overrides, rejected_by_review
-from pipeline.jsonl import read_records
+from pipeline.audit.store import latest_reviews, read_reviews
+from pipeline.jsonl import read_records, replace_folder
 from pipeline.models import Instance, Rejection, Review, Task
 from pipeline.publish.assign import PublishError, SplitPlan, check_disjoint, plan_splits
 from pipeline.publish.card import CardInfo, DataFile, render_card
+from pipeline.publish.counts import REJECTED_SPLIT, ReleaseCounts, manifest_disagreements
 from pipeline.publish.parquet import write_parquet
+from pipeline.publish.review import ReviewOutcome, apply_reviews, review_rejections
 from pipeline.publish.rows import (
     INSTANCE_COLUMNS,
     REJECTION_COLUMNS,
@@ -38,10 +40,11 @@ DATASET_DIR = "dataset"
 EVOLVED = "evolved.jsonl"
 INSTANCES = "instances.jsonl"
 REJECTED = "evolve_rejected.jsonl"
-REVIEWS = "reviews.jsonl"
+REJECTED_TASKS = "rejected_tasks.jsonl"
+REVIEWS = "reviews.jsonl"  # read through pipeline.audit.store, which locks it
 MANIFEST = "manifest.json"
-#: the one split of the rejected config; "all" is reserved by datasets (the union of all splits)
-REJECTED_SPLIT = "full"
+#: hex digits of a data file's SHA-256 in its name (see ``_Builder.write``)
+NAME_DIGEST = 16
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,24 +52,33 @@ M = TypeVar("M", bound=BaseModel)
 @dataclass(frozen=True)
 class RunInputs:
     tasks: list[Task]
+    task_repeats: int  # identical lines of evolved.jsonl, kept once
     instances: list[Instance]
     rejections: list[Rejection]
     reviews: list[Review]
+    candidates: dict[str, Task]  # rejected candidates by id (``rejected_tasks.jsonl``)
     manifest: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Published:
+    folder: Path
+    counts: ReleaseCounts
 
 
 def _records(path: Path, model: type[M]) -> list[M]:
     return list(read_records(path, model)) if path.is_file() else []
 
 
-def _unique(records: Sequence[M], key: Callable[[M], str], what: str) -> list[M]:
-    """One record per id: exact repeats collapse, two different records with one id are an error."""
+def _unique(records: Sequence[M], key: Callable[[M], str], what: str) -> tuple[list[M], int]:
+    """One record per id and how many exact repeats collapsed; two different records with one
+    id are an error."""
     seen: dict[str, M] = {}
     for record in records:
         earlier = seen.setdefault(key(record), record)
         if earlier is not record and earlier != record:
             raise PublishError(f"two different {what}s share the id {key(record)}")
-    return list(seen.values())
+    return list(seen.values()), len(records) - len(seen)
 
 
 def load_run(run_dir: Path) -> RunInputs:
@@ -77,11 +89,18 @@ def load_run(run_dir: Path) -> RunInputs:
     manifest = json.loads(manifest_path.read_text("utf-8")) if manifest_path.is_file() else None
     if manifest is not None and not isinstance(manifest, dict):
         raise PublishError(f"{manifest_path} is not a JSON object")
+    tasks, repeats = _unique(_records(evolved, Task), lambda t: t.id, "task")
+    instances, _ = _unique(_records(run_dir / INSTANCES, Instance), lambda i: i.id, "instance")
+    candidates: dict[str, Task] = {}
+    for task in _records(run_dir / REJECTED_TASKS, Task):
+        candidates.setdefault(task.id, task)
     return RunInputs(
-        tasks=_unique(_records(evolved, Task), lambda t: t.id, "task"),
-        instances=_unique(_records(run_dir / INSTANCES, Instance), lambda i: i.id, "instance"),
+        tasks=tasks,
+        task_repeats=repeats,
+        instances=instances,
         rejections=_records(run_dir / REJECTED, Rejection),
-        reviews=_records(run_dir / REVIEWS, Review),
+        reviews=read_reviews(run_dir),
+        candidates=candidates,
         manifest=manifest,
     )
 
@@ -113,14 +132,23 @@ class _Builder:
     def write(
         self, config: str, split: str, rows: list[Row], columns: dict[str, ColumnKind]
     ) -> None:
+        """Write one split as ``data/<config>/<split>-<digest>.parquet``.
+
+        The content digest in the name is what keeps ``datasets`` from serving stale rows: for a
+        local folder whose card lists ``configs``, its cache key is the folder's name plus a hash
+        of the card's ``data_files`` patterns, not of the files' contents. Every run's folder is
+        called ``dataset``, so with fixed file names two runs, or a republished run, shared one
+        cache entry. With the digest in the name, new content means a new key.
+        """
         if not rows:
             return  # an empty split cannot be loaded by datasets; the card says so
-        relative = f"data/{config}/{split}-00000-of-00001.parquet"
-        path = self.root / relative
-        write_parquet(path, rows, columns)
-        self.files.append(
-            DataFile(config, split, relative, len(rows), path.stat().st_size, _sha256(path))
-        )
+        staging = self.root / "data" / config / f".{split}.parquet"
+        write_parquet(staging, rows, columns)
+        digest = _sha256(staging)
+        relative = f"data/{config}/{split}-{digest[:NAME_DIGEST]}.parquet"
+        os.replace(staging, self.root / relative)
+        size = (self.root / relative).stat().st_size
+        self.files.append(DataFile(config, split, relative, len(rows), size, digest))
 
 
 def _single_rows(tasks: Sequence[Task], plan: SplitPlan) -> dict[Split, list[Row]]:
@@ -140,19 +168,63 @@ def _multi_rows(instances: Sequence[Instance], plan: SplitPlan) -> dict[Split, l
     return by_split
 
 
+def _rejected_rows(inputs: RunInputs, outcome: ReviewOutcome) -> list[Row]:
+    """Validator rejections, then reviewers' rejections of accepted tasks, each with the
+    candidate task (when there is one) and the sample's latest review decision."""
+    latest = latest_reviews(inputs.reviews)
+    accepted = {task.id: task for task in inputs.tasks}
+    rows = []
+    for rejection in [*inputs.rejections, *review_rejections(outcome)]:
+        sample = rejection.sample_id
+        candidate = inputs.candidates.get(sample) or accepted.get(sample)
+        decision = latest[sample].decision.value if sample in latest else None
+        rows.append(rejection_to_row(rejection, candidate, decision))
+    return sorted(rows, key=_rejection_key)
+
+
 def _rejection_key(row: Row) -> tuple[str, ...]:
     return (row["sample_id"], row["stage"], row["code"], row["message"], row["evidence"])
 
 
+@dataclass(frozen=True)
+class _Release:
+    """What goes into the folder: the reviewed records and their split plan."""
+
+    run_id: str
+    inputs: RunInputs
+    tasks: list[Task]
+    instances: list[Instance]
+    plan: SplitPlan
+    counts: ReleaseCounts
+
+
+def _plan_release(run_dir: Path, test_fraction: float) -> _Release:
+    inputs = load_run(run_dir)
+    outcome, tasks, instances = apply_reviews(
+        inputs.reviews, inputs.tasks, inputs.instances, inputs.candidates
+    )
+    # Splits are planned on the whole lineage (reviewer-rejected tasks too), so dropping a
+    # parent never moves its descendants to another split.
+    plan = plan_splits(
+        [*inputs.tasks, *outcome.overrides_published], inputs.instances, test_fraction
+    )
+    counts = ReleaseCounts(
+        tasks_validated=len(inputs.tasks),
+        task_repeats=inputs.task_repeats,
+        instances_composed=Counter(plan.instance_split(i).value for i in inputs.instances),
+        validator_rejections=Counter(rejection.code.value for rejection in inputs.rejections),
+        review=outcome,
+    )
+    counts.disagreements = manifest_disagreements(inputs.manifest, counts)
+    return _Release(run_dir.name, inputs, tasks, instances, plan, counts)
+
+
 def _card_info(
-    inputs: RunInputs,
-    plan: SplitPlan,
-    files: list[DataFile],
-    version: str,
-    license: str,
-    repo_id: str | None,
+    release: _Release, files: list[DataFile], version: str, license: str, repo_id: str | None
 ) -> CardInfo:
+    plan = release.plan
     listing = "".join(f"{f.path} {f.sha256}\n" for f in sorted(files, key=lambda f: f.path))
+    manifest = {**(release.inputs.manifest or {}), "published": release.counts.to_json()}
     info = CardInfo(
         version=version,
         license=license,
@@ -160,15 +232,17 @@ def _card_info(
         repo_id=repo_id,
         files=files,
         data_sha256=hashlib.sha256(listing.encode()).hexdigest(),
-        manifest=inputs.manifest,
+        counts=release.counts,
+        manifest=manifest,
+        run_id=release.run_id,
     )
     roots: dict[str, set[str]] = defaultdict(set)
-    for task in inputs.tasks:
+    for task in release.tasks:
         split = plan.task_split(task).value
         info.single[(split, task.category)] += 1
         info.operators[task.lineage.operator] += 1
         roots[split].add(plan.root(task))
-    for instance in inputs.instances:
+    for instance in release.instances:
         split = plan.instance_split(instance).value
         info.multi[(split, instance.composition.value)] += 1
         info.tasks_per_instance[len(instance.tasks)] += 1
@@ -176,57 +250,58 @@ def _card_info(
         roots[split].update(plan.root(task) for task in instance.tasks)
     check_disjoint(roots)
     info.roots.update({split: len(members) for split, members in roots.items()})
-    info.rejected_by_code.update(rejection.code.value for rejection in inputs.rejections)
-    info.reviews.update(review.decision.value for review in inputs.reviews)
-    info.reviewed_samples = len({review.sample_id for review in inputs.reviews})
     return info
 
 
 def _write_folder(
-    root: Path, inputs: RunInputs, plan: SplitPlan, version: str, license: str, repo_id: str | None
+    root: Path, release: _Release, version: str, license: str, repo_id: str | None
 ) -> None:
     builder = _Builder(root, [])
-    single = _single_rows(inputs.tasks, plan)
-    multi = _multi_rows(inputs.instances, plan)
+    single = _single_rows(release.tasks, release.plan)
+    multi = _multi_rows(release.instances, release.plan)
     for split in Split:
         builder.write("single", split.value, single[split], TASK_COLUMNS)
     for split in Split:
         builder.write("multi", split.value, multi[split], INSTANCE_COLUMNS)
-    rejected = sorted((rejection_to_row(r) for r in inputs.rejections), key=_rejection_key)
+    rejected = _rejected_rows(release.inputs, release.counts.review)
     builder.write("rejected", REJECTED_SPLIT, rejected, REJECTION_COLUMNS)
-    info = _card_info(inputs, plan, builder.files, version, license, repo_id)
+    release.counts.rows.update({(f.config, f.split): f.rows for f in builder.files})
+    info = _card_info(release, builder.files, version, license, repo_id)
     (root / "README.md").write_text(render_card(info), encoding="utf-8")
-    if inputs.manifest is not None:
-        text = json.dumps(inputs.manifest, indent=2, ensure_ascii=False) + "\n"
-        (root / MANIFEST).write_text(text, encoding="utf-8")
+    text = json.dumps(info.manifest, indent=2, ensure_ascii=False) + "\n"
+    (root / MANIFEST).write_text(text, encoding="utf-8")
 
 
 def _swap_in(built: Path, target: Path) -> None:
-    """Replace ``target`` by ``built``; a folder cannot be renamed over a non-empty one."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-old-"))
-        os.replace(target, old / target.name)
-    os.replace(built, target)
-    if old is not None:
-        shutil.rmtree(old)
+    """Replace ``target`` by ``built``, leaving a complete folder at every instant."""
+    replace_folder(built, target)
 
 
-def _reviewed(run_dir: Path, inputs: RunInputs) -> tuple[list[Task], RunInputs]:
-    """Apply reviewers' latest decisions (``pipeline.audit``): overrides that still replay join
-    the tasks; spot-check rejects leave them, with every instance holding one.
+def publish_run(
+    run_dir: Path,
+    version: str = "0.1.0",
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    license: str = "apache-2.0",
+    repo_id: str | None = None,
+) -> Published:
+    """Write ``run_dir/dataset`` (built aside, then renamed into place) with reviewers' latest
+    decisions applied; return it with every count the release reports.
 
-    Also returns the lineage pool (rejected tasks kept) the splits are planned on, so a dropped
-    parent never moves its descendants to another split.
+    ``repo_id`` only fills the card's loading and evaluation examples (a push rewrites them for
+    the repository it pushes to).
     """
-    known = {task.id for task in inputs.tasks}
-    pool = inputs.tasks + [task for task in accepted_overrides(run_dir) if task.id not in known]
-    dropped = rejected_by_review(run_dir)
-    if not dropped and len(pool) == len(inputs.tasks):
-        return pool, inputs
-    tasks = [task for task in pool if task.id not in dropped]
-    instances = [i for i in inputs.instances if not any(t.id in dropped for t in i.tasks)]
-    return pool, replace(inputs, tasks=tasks, instances=instances)
+    check_version(version)
+    release = _plan_release(run_dir, test_fraction)
+    target = run_dir / DATASET_DIR
+    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{DATASET_DIR}-new-"))
+    try:
+        _write_folder(staging, release, version, license, repo_id)
+        staging.chmod(0o755)  # mkdtemp makes it private; a published folder should not be
+        _swap_in(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Published(target, release.counts)
 
 
 def build_dataset_folder(
@@ -236,20 +311,5 @@ def build_dataset_folder(
     license: str = "apache-2.0",
     repo_id: str | None = None,
 ) -> Path:
-    """Write ``run_dir/dataset`` (built aside, then renamed into place) and return its path.
-
-    ``repo_id`` only fills the loading example of the card.
-    """
-    check_version(version)
-    lineage, inputs = _reviewed(run_dir, load_run(run_dir))
-    plan = plan_splits(lineage, inputs.instances, test_fraction)
-    target = run_dir / DATASET_DIR
-    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{DATASET_DIR}-new-"))
-    try:
-        _write_folder(staging, inputs, plan, version, license, repo_id)
-        staging.chmod(0o755)  # mkdtemp makes it private; a published folder should not be
-        _swap_in(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    """:func:`publish_run`, returning only the folder."""
+    return publish_run(run_dir, version, test_fraction, license, repo_id).folder

@@ -16,6 +16,7 @@ _DTYPES: dict[ColumnKind, str] = {
     "string": "string",
     "nullable_string": "string",
     "json": "string",
+    "nullable_json": "string",
     "int64": "int64",
     "float64": "float64",
 }

@@ -1,21 +1,46 @@
-"""Push a dataset folder to the Hugging Face Hub as one commit plus a version tag."""
+"""Push a dataset folder to the Hugging Face Hub as one commit plus a version tag.
+
+The pushed card names the repository and tag it is pushed to (its loading and evaluation
+examples are rewritten for them). The commit's title carries the version and a digest of
+everything sent, so a rerun after a failed tag step finds that commit at the head of the branch
+and tags it instead of committing the same content again.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2  # huggingface_hub's HTTP client
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
+from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
 from huggingface_hub.repocard import metadata_load
 
 from pipeline.names import check_repo_id
+from pipeline.publish.card import CardError, retarget_card
 from pipeline.publish.version import tag_of
 
 REPO_TYPE = "dataset"
+BRANCH = "main"
+CARD = "README.md"
+TITLE_DIGEST = 16  # hex digits of the content digest in the commit title
 
 
 class PushError(ValueError):
     """The push cannot start; nothing was sent."""
+
+
+class TagError(RuntimeError):
+    """The commit is on the Hub but the tag step failed; a rerun tags that commit."""
+
+    def __init__(self, repo_id: str, tag: str, commit_url: str, reason: str) -> None:
+        super().__init__(
+            f"committed {commit_url} to {repo_id}, but tagging it {tag} failed: {reason}. "
+            f"The commit stays untagged; rerun the same push to tag it (it will not be "
+            f"committed again)."
+        )
+        self.commit_url = commit_url
 
 
 @dataclass(frozen=True)
@@ -33,6 +58,8 @@ class PushResult:
     dry_run: bool
     commit_url: str | None = None
     commit_oid: str | None = None
+    #: the commit was already on the branch (a rerun after a failed tag step); only tagged now
+    reused_commit: bool = False
 
     @property
     def total_bytes(self) -> int:
@@ -63,6 +90,58 @@ def _check_folder(folder: Path, version: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Payload:
+    """What a push sends: the folder's files, its card retargeted to the repository."""
+
+    folder: Path
+    card: bytes
+    sha256: dict[str, str]  # path -> digest of the bytes sent
+
+    def source(self, path: str) -> Path | bytes:
+        return self.card if path == CARD else self.folder / path
+
+    def size(self, path: str) -> int:
+        return len(self.card) if path == CARD else (self.folder / path).stat().st_size
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _payload(folder: Path, files: list[FolderFile], repo_id: str, tag: str) -> _Payload:
+    try:
+        card = retarget_card((folder / CARD).read_text("utf-8"), repo_id, tag).encode("utf-8")
+    except CardError as error:
+        raise PushError(f"{folder / CARD}: {error}; rebuild it with `asynctool publish`") from None
+    digests = {item.path: _file_sha256(folder / item.path) for item in files if item.path != CARD}
+    digests[CARD] = hashlib.sha256(card).hexdigest()
+    return _Payload(folder, card, digests)
+
+
+def commit_title(tag: str, payload: _Payload) -> str:
+    listing = "".join(f"{path} {payload.sha256[path]}\n" for path in sorted(payload.sha256))
+    digest = hashlib.sha256(listing.encode()).hexdigest()
+    return f"AsyncTool Forge dataset {tag} (content {digest[:TITLE_DIGEST]})"
+
+
+def _head_commit(api: HfApi, repo_id: str) -> tuple[str, str] | None:
+    """(id, title) of the newest commit on the branch, or None for a repository without one."""
+    try:
+        commits = api.list_repo_commits(repo_id, repo_type=REPO_TYPE, revision=BRANCH)
+    except RevisionNotFoundError:
+        return None
+    return (commits[0].commit_id, commits[0].title) if commits else None
+
+
+def _commit_url(api: HfApi, repo_id: str, oid: str) -> str:
+    return f"{api.endpoint}/datasets/{repo_id}/commit/{oid}"
+
+
 def push_folder(
     folder: Path,
     repo_id: str,
@@ -74,7 +153,9 @@ def push_folder(
     """Create the dataset repo if needed, commit every file of ``folder`` at once, tag the commit.
 
     ``token`` defaults to ``HF_TOKEN`` or the login stored by ``hf auth login``. A dry run only
-    checks the inputs and lists what would be uploaded.
+    checks the inputs and lists what would be uploaded. If the newest commit on the branch
+    already holds exactly this content for this version (a rerun after a failed tag step), that
+    commit is tagged and nothing is committed. A failed tag step raises :class:`TagError`.
     """
     tag = tag_of(version)
     try:
@@ -82,9 +163,11 @@ def push_folder(
     except ValueError as error:
         raise PushError(str(error)) from None
     _check_folder(folder, version)
-    files = tuple(folder_files(folder))
+    files = folder_files(folder)
+    payload = _payload(folder, files, repo_id, tag)
+    listed = tuple(FolderFile(item.path, payload.size(item.path)) for item in files)
     if dry_run:
-        return PushResult(repo_id, version, tag, files, dry_run=True)
+        return PushResult(repo_id, version, tag, listed, dry_run=True)
     if constants.is_offline_mode():
         raise PushError(
             "HF_HUB_OFFLINE is set (the Makefile sets it for the other targets): unset it"
@@ -97,23 +180,29 @@ def push_folder(
     # Versions are immutable: refuse before committing rather than leave an untagged commit.
     if any(ref.name == tag for ref in api.list_repo_refs(repo_id, repo_type=REPO_TYPE).tags):
         raise PushError(f"{repo_id} already has the tag {tag}: publish a new version")
-    # create_commit, not upload_folder: with hf_xet installed upload_folder may split a large
-    # folder into several commits, and a version must be exactly one commit.
-    operations = [
-        CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=folder / item.path)
-        for item in files
-    ]
-    commit = api.create_commit(
-        repo_id,
-        operations=operations,
-        commit_message=f"AsyncTool Forge dataset {tag}",
-        repo_type=REPO_TYPE,
-    )
-    api.create_tag(
-        repo_id,
-        tag=tag,
-        tag_message=f"AsyncTool Forge dataset version {version}",
-        revision=commit.oid,
-        repo_type=REPO_TYPE,
-    )
-    return PushResult(repo_id, version, tag, files, False, commit.commit_url, commit.oid)
+    title = commit_title(tag, payload)
+    head = _head_commit(api, repo_id)
+    if head is not None and head[1] == title:
+        oid, url, reused = head[0], _commit_url(api, repo_id, head[0]), True
+    else:
+        # create_commit, not upload_folder: with hf_xet installed upload_folder may split a
+        # large folder into several commits, and a version must be exactly one commit.
+        operations = [
+            CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=payload.source(item.path))
+            for item in files
+        ]
+        commit = api.create_commit(
+            repo_id, operations=operations, commit_message=title, repo_type=REPO_TYPE
+        )
+        oid, url, reused = commit.oid, commit.commit_url, False
+    try:
+        api.create_tag(
+            repo_id,
+            tag=tag,
+            tag_message=f"AsyncTool Forge dataset version {version}",
+            revision=oid,
+            repo_type=REPO_TYPE,
+        )
+    except (HfHubHTTPError, httpx2.TransportError) as error:
+        raise TagError(repo_id, tag, url, str(error).splitlines()[0]) from error
+    return PushResult(repo_id, version, tag, listed, False, url, oid, reused)

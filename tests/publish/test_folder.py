@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow.parquet as pq
 import pytest
 from huggingface_hub.repocard import metadata_load
 
@@ -33,7 +34,7 @@ from pipeline.models import (
     Task,
 )
 from pipeline.publish import PublishError, build_dataset_folder
-from pipeline.publish.rows import row_to_instance, row_to_rejection, row_to_task
+from pipeline.publish.rows import SCHEMAS, row_to_instance, row_to_rejection, row_to_task
 from pipeline.seeds import load_seeds
 from pipeline.splits import Split, root_ancestors, split_of
 
@@ -172,7 +173,9 @@ def test_every_config_and_split_loads_and_round_trips(
     key = Rejection.model_dump_json
     assert sorted(rejected, key=key) == sorted(REJECTIONS, key=key)
     assert [r.sample_id for r in rejected] == ["a2", "z1", "z1"]  # sorted by sample id
-    assert json.loads((folder / "manifest.json").read_text("utf-8")) == MANIFEST
+    published = json.loads((folder / "manifest.json").read_text("utf-8"))
+    assert {key: published[key] for key in MANIFEST} == MANIFEST  # the run's, plus `published`
+    assert published["published"]["rows"]["multi"] == {"test": 4, "train": 4}
 
 
 def test_train_and_test_share_no_seed_ancestor(
@@ -217,10 +220,20 @@ def test_card_metadata_and_counts(built: tuple[Path, list[Task], list[Instance]]
     test_n = sum(1 for t in tasks if t.category == category) - train_n
     assert f"| {category} | {train_n} | {test_n} | {train_n + test_n} |" in body
     assert "| execute.tool_error | 2 |" in body and "| parse.malformed | 1 |" in body
-    assert "| execute | 2 |" in body and "3 rejected candidates" in body
-    assert "3 review decisions on 2 samples" in body and "| override_accept | 2 |" in body
-    assert 'load_dataset("user/asynctool-forge", "multi", split="test", revision="v1.2.3")' in body
+    assert "| execute | 2 |" in body and "3 rejected candidates: 3 by the validator" in body
+    # only the latest decision per sample counts; the superseded one is said, not counted
+    assert "3 review decisions on 2 samples" in body and "(1 superseded by a later decision" in body
+    assert "| override_accept | 1 |" in body and "| confirm_reject | 1 |" in body
+    # the override of a2 cannot be published (it never parsed): said, with the reason
+    assert "not published: override of `a2`: no candidate task was stored" in body
+    assert "0 overrides (`override_accept`) were published" in body
+    # a card built for a local folder shows how to load that folder, and names no made-up repo
+    run = folder.parent.name
+    assert f'load_dataset("output/runs/{run}/dataset", "multi", split="test")' in body
+    assert "user/asynctool-forge" not in body and "revision=" not in body
     assert '"note": "ünïcode"' in body  # the manifest, as a JSON block
+    # the manifest's stage counts disagree with the files: listed, the files win
+    assert f"counts.evolved is 0, evolved.jsonl holds {len(tasks)}" in body
     digest = hashlib.sha256(
         "".join(
             f"{path} {hashlib.sha256((folder / path).read_bytes()).hexdigest()}\n"
@@ -228,6 +241,25 @@ def test_card_metadata_and_counts(built: tuple[Path, list[Task], list[Instance]]
         ).encode()
     ).hexdigest()
     assert meta["data_sha256"] == digest and digest in body
+
+
+def test_card_explains_columns_evaluation_limits_licence_and_citation(
+    built: tuple[Path, list[Task], list[Instance]],
+) -> None:
+    folder = built[0]
+    body = (folder / "README.md").read_text("utf-8")
+    for config, schema in SCHEMAS.items():
+        section = body.split(f"`{config}`:\n\n| column | type | meaning |", 1)[1].split("\n\n")[0]
+        documented = re.findall(r"^\| `(\w+)` \| [\w ]+ \| .+ \|$", section, re.MULTILINE)
+        assert documented == list(schema), config  # every column, in file order, with a meaning
+    assert "| `optimal_makespan` | float64 | seconds (simulated)" in body
+    run = folder.parent.name
+    assert f"asynctool eval --dataset output/runs/{run}/dataset --split test" in body
+    for metric in ("task_success", "subtask_success", "name_f1", "efficiency", "label_*"):
+        assert f"`{metric}`" in body
+    assert "## Limitations" in body and "Simulated latency" in body
+    assert "Apache-2.0" in body and "AsyncTool paper (arXiv 2605.27995" in body
+    assert "@misc{asynctool2026," in body and "@inproceedings{patil2025bfcl," in body
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -294,3 +326,58 @@ def test_cli_publish_picks_the_newest_run(
     assert main(["publish", "--output", str(tmp_path), "--run", "a", "--repo", "me/forge"]) == 0
     assert 'load_dataset("me/forge"' in (older / "dataset" / "README.md").read_text("utf-8")
     assert main(["publish", "--output", str(tmp_path), "--run", "nope"]) == 2
+
+
+@pytest.fixture
+def default_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The cache a user's plain ``load_dataset`` call uses (no ``cache_dir``), in a tmp folder
+    shared by every call of the test, as one shared cache is what hid stale rows."""
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
+    # datasets reads these at import time, so the module's copies are pointed there too
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home / "datasets")
+    monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", home / "datasets" / "dl")
+    monkeypatch.setattr(datasets.config, "EXTRACTED_DATASETS_PATH", home / "datasets" / "ex")
+    return home
+
+
+def _on_disk(folder: Path, config: str, split: str) -> list[str]:
+    """The ids in the Parquet file the card lists for ``config``/``split``, read directly."""
+    meta = metadata_load(folder / "README.md") or {}
+    entry = next(c for c in meta["configs"] if c["config_name"] == config)
+    (path,) = [f["path"] for f in entry["data_files"] if f["split"] == split]
+    return [str(value) for value in pq.read_table(folder / path, columns=["id"])["id"].to_pylist()]
+
+
+def test_readme_load_returns_the_rows_on_disk_across_runs_and_republish(
+    tmp_path: Path, default_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runs = {name: tmp_path / "output" / "runs" / name for name in ("A", "B")}
+    for name, run_dir in runs.items():
+        run_dir.mkdir(parents=True)
+        _, instances = make_run(run_dir)
+        if name == "B":  # another run: one test instance fewer
+            write_records(run_dir / "instances.jsonl", [i for i in instances if i.id != "test-3"])
+    for name in runs:
+        assert main(["publish", "--output", "output", "--run", name]) == 0
+
+    def readme_load(name: str, **options: Any) -> list[str]:
+        # exactly what the README tells a user to run, with the default cache
+        rows = datasets.load_dataset(
+            f"output/runs/{name}/dataset", "multi", split="test", **options
+        )
+        return [row["id"] for row in rows]
+
+    seen = {name: readme_load(name) for name in runs}
+    for name, run_dir in runs.items():
+        assert seen[name] == _on_disk(run_dir / "dataset", "multi", "test")
+    assert len(seen["A"]) == 4 and len(seen["B"]) == 3
+    # republish A in place with other rows: the same command returns the new rows
+    write_records(runs["A"] / "instances.jsonl", make_run(runs["A"])[1][:5])
+    assert main(["publish", "--output", "output", "--run", "A"]) == 0
+    assert readme_load("A") == _on_disk(runs["A"] / "dataset", "multi", "test") == ["test-0"]
+    assert readme_load("A", download_mode="force_redownload") == ["test-0"]
+    assert readme_load("B") == seen["B"]  # and B's cached copy is still B's
+    assert list((default_cache / "datasets").iterdir())  # the shared cache was the one used

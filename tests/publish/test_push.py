@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from huggingface_hub import constants
 from pipeline.cli import main
 from pipeline.jsonl import write_records
 from pipeline.publish import PushError, build_dataset_folder, push_folder
+from pipeline.publish.card import retarget_card
 from pipeline.seeds import load_seeds
 
 
@@ -29,6 +31,11 @@ class FakeHub:
     unknown: list[str] = field(default_factory=list)
     repos: set[str] = field(default_factory=set)
     tags: dict[str, list[str]] = field(default_factory=dict)
+    history: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # repo -> commits
+    fail_tags: int = 0  # answer this many tag requests with a server error
+
+    def head(self, repo: str) -> str:
+        return self.history[repo][-1]["id"] if self.history.get(repo) else "c0"
 
     def answer(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         if (method, path) == ("GET", "/api/agent-harnesses"):
@@ -55,8 +62,20 @@ class FakeHub:
                     {"name": tag, "ref": f"refs/tags/{tag}", "targetCommit": "c0"}
                     for tag in self.tags.get(repo, [])
                 ]
-                main_ref = {"name": "main", "ref": "refs/heads/main", "targetCommit": "c0"}
+                head = self.head(repo)
+                main_ref = {"name": "main", "ref": "refs/heads/main", "targetCommit": head}
                 return 200, {"branches": [main_ref], "converts": [], "tags": tags}
+            if method == "GET" and action == "commits":
+                commits = [
+                    {
+                        **c,
+                        "message": "",
+                        "authors": [{"user": "me"}],
+                        "date": "2026-01-01T00:00:00Z",
+                    }
+                    for c in reversed(self.history.get(repo, []))
+                ]
+                return 200, commits
             if method == "POST" and action == "preupload":
                 files = [
                     {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
@@ -65,11 +84,16 @@ class FakeHub:
                 return 200, {"files": files, "commitOid": "c0"}
             if method == "POST" and action == "commit":
                 oid = f"{len(self.commits()):040x}"
+                title = payload[0]["value"]["summary"]
+                self.history.setdefault(repo, []).append({"id": oid, "title": title})
                 return 200, {
                     "commitUrl": f"{self.url}/datasets/{repo}/commit/{oid}",
                     "commitOid": oid,
                 }
             if method == "POST" and action == "tag":
+                if self.fail_tags:
+                    self.fail_tags -= 1
+                    return 500, {"error": "tag service unavailable"}
                 self.tags.setdefault(repo, []).append(payload["tag"])
                 return 200, {}
         self.unknown.append(f"{method} {path}")
@@ -151,11 +175,18 @@ def test_push_is_one_commit_of_every_file_then_the_tag(hub: FakeHub, run_dir: Pa
     header, *files = commit
     assert header["key"] == "header" and "v0.3.0" in header["value"]["summary"]
     sent = {f["value"]["path"]: base64.b64decode(f["value"]["content"]) for f in files}
-    assert sent == _folder_contents(folder)
+    local = _folder_contents(folder)
     assert {"README.md", "manifest.json"} <= set(sent) and len(sent) >= 4
+    # every file as it is, except the card, whose examples now name the repo and tag pushed to
+    assert {p: b for p, b in sent.items() if p != "README.md"} == {
+        p: b for p, b in local.items() if p != "README.md"
+    }
+    card = sent["README.md"].decode("utf-8")
+    assert card == retarget_card(local["README.md"].decode("utf-8"), "me/forge", "v0.3.0")
     assert [f"{method} {path.split('?')[0]}" for method, path, _ in hub.requests] == [
         "POST /api/repos/create",
         "GET /api/datasets/me/forge/refs",
+        "GET /api/datasets/me/forge/commits/main",
         "POST /api/validate-yaml",
         "POST /api/datasets/me/forge/preupload/main",
         "POST /api/datasets/me/forge/commit/main",
@@ -174,7 +205,7 @@ def test_cli_push_and_dry_run(
     assert main([*base, "--dry-run", "--endpoint", hub.url]) == 0
     assert hub.requests == []  # a dry run sends nothing
     out = capsys.readouterr().out
-    assert "would upload" in out and "data/single/train-00000-of-00001.parquet" in out
+    assert "would upload" in out and re.search(r"data/single/train-[0-9a-f]{16}\.parquet", out)
     assert main([*base, "--endpoint", hub.url]) == 0
     assert len(hub.commits()) == 1 and hub.tags == {"me/forge": ["v0.3.0"]}
     assert "tagged it v0.3.0" in capsys.readouterr().out
@@ -204,3 +235,62 @@ def test_push_refuses_bad_input_before_sending(
     with pytest.raises(PushError, match="HF_HUB_OFFLINE"):
         push_folder(folder, "me/forge", "0.3.0", endpoint=hub.url, token="t")
     assert hub.requests == []
+
+
+def _sent_card(hub: FakeHub, commit: int = -1) -> str:
+    files = hub.commits()[commit][1:]
+    (card,) = [f["value"]["content"] for f in files if f["value"]["path"] == "README.md"]
+    return base64.b64decode(card).decode("utf-8")
+
+
+def test_pushed_card_names_the_repo_and_tag_pushed(
+    hub: FakeHub, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # built for another repo (or none): the card on the Hub names where it actually lives
+    build_dataset_folder(run_dir, version="0.3.0", repo_id="someone/else")
+    local = (run_dir / "dataset" / "README.md").read_text("utf-8")
+    argv = ["push", "--repo", "me/forge-2", "--version", "0.3.0", "--run-dir", str(run_dir)]
+    assert main([*argv, "--endpoint", hub.url]) == 0
+    card = _sent_card(hub)
+    for config, split in (("multi", "test"), ("single", "train"), ("rejected", "full")):
+        assert f'load_dataset("me/forge-2", "{config}", split="{split}", revision="v0.3.0")' in card
+    assert "asynctool eval --dataset me/forge-2 --revision v0.3.0 --split test" in card
+    assert "someone/else" not in card and "output/runs/" not in card
+    assert "the tag `v0.3.0` of the dataset repository `me/forge-2`" in card
+    # only the examples changed; the local folder is left as published
+    assert (run_dir / "dataset" / "README.md").read_text("utf-8") == local
+    assert card.split("## Loading")[0] == local.split("## Loading")[0]
+    assert card.split("## How it was built")[1] == local.split("## How it was built")[1]
+    assert 'load_dataset("me/forge-2", "multi", split="test", revision="v0.3.0")' in (
+        capsys.readouterr().out
+    )
+
+
+def test_failed_tag_is_reported_and_the_rerun_tags_the_same_commit(
+    hub: FakeHub, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["push", "--repo", "me/forge", "--version", "0.3.0", "--run-dir", str(run_dir)]
+    hub.fail_tags = 1
+    assert main([*argv, "--endpoint", hub.url]) == 1
+    err = capsys.readouterr().err
+    (first,) = hub.history["me/forge"]
+    assert f"committed {hub.url}/datasets/me/forge/commit/{first['id']}" in err
+    assert "tagging it v0.3.0 failed" in err and "rerun the same push to tag it" in err
+    assert hub.tags == {}
+    # the rerun finds that commit at the head of the branch and tags it: no second commit
+    assert main([*argv, "--endpoint", hub.url]) == 0
+    assert "tagged the existing commit" in capsys.readouterr().out
+    assert hub.history["me/forge"] == [first] and hub.tags == {"me/forge": ["v0.3.0"]}
+    assert hub.requests[-1][1] == f"/api/datasets/me/forge/tag/{first['id']}"
+
+
+def test_rerun_with_other_content_commits_it_before_tagging(hub: FakeHub, run_dir: Path) -> None:
+    argv = ["push", "--repo", "me/forge", "--version", "0.3.0", "--run-dir", str(run_dir)]
+    hub.fail_tags = 1
+    assert main([*argv, "--endpoint", hub.url]) == 1
+    # republished with other data under the same version: the untagged commit is not reused
+    build_dataset_folder(run_dir, version="0.3.0", test_fraction=0.5)
+    assert main([*argv, "--endpoint", hub.url]) == 0
+    first, second = hub.history["me/forge"]
+    assert first["title"] != second["title"] and "v0.3.0" in second["title"]
+    assert hub.requests[-1][1] == f"/api/datasets/me/forge/tag/{second['id']}"
