@@ -110,6 +110,14 @@ class Composition(StrEnum):
     CROSS_CATEGORY = "cross_category"
 
 
+class ContextProfile(StrEnum):
+    """How much context an instance's environments load (issue 16)."""
+
+    STANDARD = "standard"  # each task as validated
+    #: every environment with upstream BFCL's long-context mode runs with it on
+    LONG = "long"
+
+
 class Bounds(Contract):
     """Makespans in seconds under the scheduling model of ``pipeline.schedule``."""
 
@@ -128,6 +136,8 @@ class Instance(Contract):
     seed: int
     latency: dict[QualifiedTool, Seconds]
     bounds: Bounds
+    #: defaulted, so instances written before the field existed still load
+    context_profile: ContextProfile = ContextProfile.STANDARD
 
 
 class Stage(StrEnum):
