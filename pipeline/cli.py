@@ -347,31 +347,45 @@ def _cmd_compose(args: argparse.Namespace) -> int:
         cross_category_share=args.cross_share,
         profiles=profiles,
         turn_cost=args.turn_cost,
+        long_context_share=args.long_context_share,
     )
     tasks = list(read_records(run_dir / "evolved.jsonl", Task))
-    tally = ComposeTally()
     if args.runner == "inline":
+        tally = ComposeTally()
         count = write_records(run_dir / "instances.jsonl", iter_instances(tasks, settings, tally))
+        summary = tally.summary()
     else:
         from pipeline.flows import Runner, run_compose_flow
 
         _prefect_note(False)
         runner = Runner(args.runner, args.dask_address, args.dask_workers)
-        result = run_compose_flow(run_dir, settings, runner)
-        count, tally.attempts = result["instances"], result["attempts"]
-        tally.per_split.update(result["per_split"])
+        summary = run_compose_flow(run_dir, settings, runner)
+        count = summary.pop("instances")
+    left_out = summary.pop("long_context_left_out", [])
+    left_out_file = run_dir / "compose" / "long_context_left_out.jsonl"
+    if settings.long_context_share > 0:
+        # every task kept out of long instances, with the rejection of its variant
+        write_atomic(left_out_file, "".join(json.dumps(item) + "\n" for item in left_out))
+        summary["long_context"]["left_out_file"] = str(left_out_file.relative_to(run_dir))
+    else:
+        left_out_file.unlink(missing_ok=True)  # from an earlier compose of this run
+        summary.pop("long_context", None)
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest["compose"] = {
-        "settings": {**settings.__dict__},
-        "instances": count,
-        "per_split": dict(tally.per_split),
-        "attempts": tally.attempts,
-    }
+    manifest["compose"] = {"settings": {**settings.__dict__}, "instances": count, **summary}
     write_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
-    print(f"composed {count} instances {dict(tally.per_split)} from {len(tasks)} tasks")
+    print(f"composed {count} instances {summary['per_split']} from {len(tasks)} tasks")
     if count < args.count:
         print(f"note: the pool allowed only {count} of {args.count} instances")
+    if settings.long_context_share > 0:
+        report = summary["long_context"]
+        print(
+            f"long context: {summary['per_context'].get('long', 0)} instances; of "
+            f"{report['tasks_checked']} tasks, {report['tasks_lengthened']} run long, "
+            f"{report['tasks_without_mode']} have no long-context mode, "
+            f"{report['tasks_left_out']} left out {report['left_out_by_code']} "
+            f"(reasons in {left_out_file})"
+        )
     print(f"written to {run_dir}/instances.jsonl")
     return 0
 
@@ -620,6 +634,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="latency profiles with weights (defaults, uniform, lognormal, paper-rounds)",
     )
     com.add_argument("--turn-cost", type=seconds, default=1.0, help="seconds per agent turn")
+    com.add_argument(
+        "--long-context-share",
+        type=share,
+        default=0.0,
+        help="share of instances whose environments run in BFCL's long-context mode (0-1)",
+    )
     com.add_argument(
         "--runner", choices=["inline", "threads", "dask"], default="inline",
         help="inline (default), or a Prefect flow on threads or Dask",

@@ -7,6 +7,12 @@ own ``initial_config``: the harness builds separate environments per task, so no
 share state even when they use the same tools. The latency table covers every tool the
 instance's tasks call and is drawn from a named profile with the instance's seed; the bounds
 follow the scheduling model of ``pipeline.schedule``.
+
+A share of the instances (``long_context_share``) has the ``long`` context profile: each of its
+tasks runs with the long-context mode of every environment that has one
+(``pipeline.long_context_variants``). Such an instance draws, by the same rules, from the tasks
+that have such an environment and whose long-context variant passes validation again; the others
+are left out of long instances and reported with their reasons.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from pipeline.envs import resolve_tool
-from pipeline.models import Bounds, Composition, Instance, Task, content_hash
+from pipeline.long_context_variants import LongContextVariants, long_context_variant
+from pipeline.models import Bounds, Composition, ContextProfile, Instance, Task, content_hash
 from pipeline.schedule import TaskDag, optimal_schedule, sequential_makespan
 from pipeline.splits import DEFAULT_TEST_FRACTION, Split, root_ancestors, split_of
 
@@ -79,11 +87,19 @@ class ComposeSettings:
     )
     turn_cost: float = DEFAULT_TURN_COST
     test_fraction: float = DEFAULT_TEST_FRACTION
+    #: share of instances with the ``long`` context profile (0: none, 1: all)
+    long_context_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in self.profiles:
             LatencyProfile(name)  # a clear ValueError for an unknown profile
-        for share in (self.three_task_share, self.cross_category_share, self.test_fraction):
+        shares = (
+            self.three_task_share,
+            self.cross_category_share,
+            self.test_fraction,
+            self.long_context_share,
+        )
+        for share in shares:
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"shares must be between 0 and 1, got {share}")
 
@@ -93,13 +109,14 @@ class ComposeReport:
     instances: list[Instance]
     attempts: int
     per_split: dict[str, int]
+    per_context: dict[str, int] = field(default_factory=dict)
+    long_context: dict[str, Any] = field(default_factory=dict)
 
 
 def _pools(
-    tasks: Sequence[Task], test_fraction: float
+    tasks: Sequence[Task], roots: Mapping[str, str], test_fraction: float
 ) -> dict[Split, dict[str, list[tuple[str, Task]]]]:
     """Split -> category -> [(root, task)]."""
-    roots = root_ancestors(tasks)
     pools: dict[Split, dict[str, list[tuple[str, Task]]]] = {s: defaultdict(list) for s in Split}
     for task in tasks:
         root = roots[task.id]
@@ -133,13 +150,34 @@ def compose(tasks: Sequence[Task], settings: ComposeSettings) -> ComposeReport:
     """Draw ``settings.count`` distinct instances (fewer only if the pool runs out)."""
     tally = ComposeTally()
     instances = list(iter_instances(tasks, settings, tally))
-    return ComposeReport(instances, tally.attempts, dict(tally.per_split))
+    return ComposeReport(
+        instances,
+        tally.attempts,
+        dict(tally.per_split),
+        dict(tally.per_context),
+        tally.long_context.report(),
+    )
 
 
 @dataclass
 class ComposeTally:
     attempts: int = 0
     per_split: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    per_context: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: the long-context check of every task (when some instances are long)
+    long_context: LongContextVariants = field(default_factory=LongContextVariants)
+
+    def summary(self) -> dict[str, Any]:
+        """Plain JSON for the run's manifest; ``long_context_left_out`` lists the rejections."""
+        return {
+            "attempts": self.attempts,
+            "per_split": dict(self.per_split),
+            "per_context": dict(self.per_context),
+            "long_context": self.long_context.report(),
+            "long_context_left_out": [
+                rejection.model_dump(mode="json") for rejection in self.long_context.rejections
+            ],
+        }
 
 
 @dataclass(frozen=True)
@@ -152,6 +190,7 @@ class InstanceSpec:
     profile: str
     seed: int
     split: str
+    context: str = ContextProfile.STANDARD.value
 
 
 def iter_specs(
@@ -159,8 +198,16 @@ def iter_specs(
 ) -> Iterator[InstanceSpec]:
     """The draws, cheap and sequential (they depend on what was drawn before)."""
     tally = tally if tally is not None else ComposeTally()
-    pools = _pools(tasks, settings.test_fraction)
-    sizes = {split: sum(len(m) for m in pools[split].values()) for split in Split}
+    roots = root_ancestors(tasks)
+    pools = {ContextProfile.STANDARD: _pools(tasks, roots, settings.test_fraction)}
+    if settings.long_context_share > 0:
+        usable = [task for task in tasks if tally.long_context.check(task).usable]
+        pools[ContextProfile.LONG] = _pools(usable, roots, settings.test_fraction)
+    sizes = {
+        (context, split): sum(len(m) for m in pool[split].values())
+        for context, pool in pools.items()
+        for split in Split
+    }
     profiles = list(settings.profiles)
     weights = list(settings.profiles.values())
     made = 0
@@ -170,31 +217,49 @@ def iter_specs(
         attempts += 1
         tally.attempts = attempts
         rng = random.Random(f"{settings.seed}:{attempts}")
+        # its own generator: with no long instances every other draw stays what it was
+        long = random.Random(f"{settings.seed}:{attempts}:context").random()
+        context = (
+            ContextProfile.LONG if long < settings.long_context_share else ContextProfile.STANDARD
+        )
         split = Split.TEST if rng.random() < settings.test_fraction else Split.TRAIN
-        if not sizes[split]:
+        if not sizes[context, split]:
             continue
         size = 3 if rng.random() < settings.three_task_share else 2
         cross = rng.random() < settings.cross_category_share
-        picked = _pick(rng, pools[split], size, cross)
+        picked = _pick(rng, pools[context][split], size, cross)
         if picked is None:
             continue
         profile = LatencyProfile(rng.choices(profiles, weights)[0])
         instance_seed = rng.getrandbits(32)
-        key = content_hash([[t.id for t in picked], cross, profile.value, instance_seed])
-        identity = content_hash([sorted(t.id for t in picked), profile.value])
+        # a standard instance's id and identity stay as before the context profile existed
+        marks = [context.value] if context is ContextProfile.LONG else []
+        key = content_hash([[t.id for t in picked], cross, profile.value, instance_seed, *marks])
+        identity = content_hash([sorted(t.id for t in picked), profile.value, *marks])
         if identity in seen:
             continue
         seen.add(identity)
         made += 1
         tally.per_split[split.value] += 1
+        tally.per_context[context.value] += 1
         yield InstanceSpec(
-            key, tuple(t.id for t in picked), cross, profile.value, instance_seed, split.value
+            key,
+            tuple(t.id for t in picked),
+            cross,
+            profile.value,
+            instance_seed,
+            split.value,
+            context.value,
         )
 
 
 def build_instance(spec: InstanceSpec, tasks: Mapping[str, Task], turn_cost: float) -> Instance:
-    """The expensive part of a draw: the latency table and the exact bounds."""
+    """The expensive part of a draw: the latency table and the exact bounds (and, for a long
+    instance, its tasks' long-context variants, which the draw checked)."""
     picked = [tasks[task_id] for task_id in spec.task_ids]
+    context = ContextProfile(spec.context)
+    if context is ContextProfile.LONG:
+        picked = [long_context_variant(task) for task in picked]
     tools = [call.tool for task in picked for call in task.calls]
     profile = LatencyProfile(spec.profile)
     latency = latency_table(tools, profile, random.Random(spec.seed), turn_cost)
@@ -206,6 +271,7 @@ def build_instance(spec: InstanceSpec, tasks: Mapping[str, Task], turn_cost: flo
         seed=spec.seed,
         latency=latency,
         bounds=bounds_for(picked, latency, turn_cost),
+        context_profile=context,
     )
 
 

@@ -334,7 +334,7 @@ def compose_flow(run_dir: str, settings: ComposeSettings, shard_size: int = 1000
         for part in parts:
             out.write(part.read_bytes())
     (folder / ".instances.jsonl.tmp").replace(folder / "instances.jsonl")
-    return {"instances": count, "per_split": dict(tally.per_split), "attempts": tally.attempts}
+    return {"instances": count, **tally.summary()}
 
 
 def run_compose_flow(run_dir: Path, settings: ComposeSettings, runner: Runner) -> dict[str, Any]:

@@ -40,7 +40,8 @@ def load_split(
     if split == "all":
         return instances
     pool: list[Task] = list(read_records(run_dir / "evolved.jsonl", Task))
-    roots = root_ancestors(pool)
+    # instance tasks join the lineage too: a long-context variant descends from a pool task
+    roots = root_ancestors([*pool, *(task for i in instances for task in i.tasks)])
     return [
         i
         for i in instances

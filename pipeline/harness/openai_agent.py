@@ -4,6 +4,8 @@ Each step renders what happened since the model's last reply — one ``tool`` me
 made (the acknowledgement: call id and status, or why it was refused), then a user message with
 the clock, the results delivered (by call id) and what is still open — asks the model, and turns
 the reply into actions: native ``tool_calls`` first, else calls written as JSON in the text.
+Results are shown whole, whatever their JSON shape (a bare list such as ``get_watchlist``'s in
+BFCL's long-context mode included); ``max_result_chars`` is an explicit, opt-in cap.
 
 Nothing the model says can crash an episode. A reply with nothing to act on is reported back:
 while calls are pending it counts as a wait; with nothing pending it is answered at once (an
@@ -52,7 +54,10 @@ class OpenAIAgentSettings:
     native_tools: bool = True  # send the tool schemas; False: full signatures in the prompt
     max_turns: int | None = None  # model requests per episode, retries of bad replies included
     max_invalid_replies: int = 3  # in a row, before the agent gives up
-    max_result_chars: int = 4000  # per delivered result, as JSON
+    #: None (the default): every result is shown whole, however long (BFCL's long-context
+    #: variant exists to test that). A number caps each result's JSON at that many characters,
+    #: and the cut is stated to the model and logged, never silent.
+    max_result_chars: int | None = None
     name: str | None = None  # defaults to "openai:<model>"
 
 
@@ -64,13 +69,20 @@ class _Reply:
     tool_call_id: str | None  # native calls are answered by id; JSON-in-text calls are not
 
 
-def _clip(value: Any, limit: int) -> Any:
-    """The value, or its JSON cut to ``limit`` characters (a huge listing would crowd out the
-    rest of the conversation)."""
+def _result_fields(value: Any, limit: int | None) -> tuple[dict[str, Any], int | None]:
+    """The delivery's result fields: the value as it is (any JSON: an object, a bare list, a
+    string), or, over ``limit``, the start of its JSON and a field saying it was cut. Also the
+    full length when cut (for the log)."""
+    if limit is None:
+        return {"result": value}, None
     text = json.dumps(value, ensure_ascii=False, default=str)
     if len(text) <= limit:
-        return value
-    return f"{text[:limit]}... (truncated, {len(text)} characters in all)"
+        return {"result": value}, None
+    note = (
+        f"the result is {len(text)} characters of JSON; only the first {limit} are shown"
+        " (this agent's max_result_chars)"
+    )
+    return {"result": text[:limit], "result_truncated": note}, len(text)
 
 
 def _line(payload: dict[str, Any]) -> str:
@@ -237,7 +249,7 @@ class OpenAIAgent:
             outcome["result_expected_at"] = round(ack.eta, 3)
         return outcome
 
-    def _delivery(self, delivery: Delivery) -> str:
+    def _delivery(self, delivery: Delivery, observation: Observation) -> str:
         payload: dict[str, Any] = {
             "call_id": delivery.call_id,
             "task_id": delivery.task_id,
@@ -246,9 +258,13 @@ class OpenAIAgent:
         }
         limit = self.settings.max_result_chars
         if delivery.error is not None:
-            payload["error"] = delivery.error[:limit]
+            payload["error"] = delivery.error
         else:
-            payload["result"] = _clip(delivery.result, limit)
+            fields, full_length = _result_fields(delivery.result, limit)
+            payload.update(fields)
+            if full_length is not None:
+                message = f"{delivery.call_id}: {full_length} characters cut to {limit}"
+                self._log(observation, "result_truncated", message)
         return _line(payload)
 
     def _render(self, observation: Observation) -> None:
@@ -274,7 +290,7 @@ class OpenAIAgent:
             self._note = None
         if observation.deliveries:
             lines.append(f"Results delivered ({len(observation.deliveries)}):")
-            lines += [self._delivery(d) for d in observation.deliveries]
+            lines += [self._delivery(d, observation) for d in observation.deliveries]
         elif len(self.messages) > 1:
             lines.append("No new results.")
         open_tasks = [t for t in self.task_ids if t not in observation.finished]
