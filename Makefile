@@ -86,8 +86,11 @@ validate: prefect-start $(INPUT)
 
 # RUN picks the run folder (default: the newest with evolved.jsonl); VERSION is x.y.z.
 PUBLISH_RUN = $(if $(RUN),--run $(RUN),)
+# LONG_CONTEXT: share of instances whose environments run BFCL's long-context mode (0 to 1)
+LONG_CONTEXT ?=
 compose: $(STAMP)
-	$(VENV)/bin/asynctool compose $(PUBLISH_RUN)
+	$(VENV)/bin/asynctool compose $(PUBLISH_RUN) \
+		$(if $(LONG_CONTEXT),--long-context-share $(LONG_CONTEXT),)
 
 MODEL ?= oracle-async
 MODE ?= clock
