@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import sys
@@ -700,11 +702,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: commands that write into a run folder: one process at a time (audit only appends decisions)
+_WRITES_RUN = frozenset({"validate", "evolve", "dataset", "compose", "eval", "publish", "push"})
+
+
+def _locked_run_folder(args: argparse.Namespace) -> Path | None:
+    """The run folder a writing command names explicitly (``--run-id``/``--run``/``--run-dir``)."""
+    if args.command not in _WRITES_RUN:
+        return None
+    run_dir: Path | None = getattr(args, "run_dir", None)
+    name: str | None = getattr(args, "run_id", None)
+    if run_dir is None and name is not None:
+        run_dir = getattr(args, "output", OUTPUT) / "runs" / name
+    if run_dir is None and args.command in {"compose", "eval", "publish", "push"}:
+        if getattr(args, "dataset", None) is not None:
+            return None  # evaluating a published release: no run folder involved
+        try:
+            run_dir = _publish_run_dir(args)  # the newest run, which the command will use
+        except FileNotFoundError:
+            return None  # the command itself says so
+    if run_dir is None:
+        return None
+    creates = args.command in {"validate", "evolve", "dataset"}
+    return run_dir if creates or run_dir.is_dir() else None
+
+
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.runguard import RunBusy, run_lock
+
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.run(args)
-    except (RecordError, FileNotFoundError, ValueError) as error:
+        folder = _locked_run_folder(args)
+        with run_lock(folder) if folder is not None else contextlib.nullcontext():
+            code: int = args.run(args)
+    except (RecordError, FileNotFoundError, ValueError, RunBusy) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            print(
+                f"error: the disk is full ({error.filename or 'while writing'}); finished "
+                "shards are kept: free some space and rerun the same command to resume",
+                file=sys.stderr,
+            )
+            return 3
         print(f"error: {error}", file=sys.stderr)
         return 2
     return code

@@ -40,10 +40,18 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from pipeline.budget import check_time
 from pipeline.conditions import control_edges
 from pipeline.envs import ToolError, ToolSpec, get_env_class, resolve_tool
 from pipeline.models import Call
-from pipeline.replay import StepTrace, same_outcome_state, trace_calls
+from pipeline.replay import (
+    StepTrace,
+    build_envs,
+    run_call,
+    same_outcome_state,
+    states_before,
+    trace_calls,
+)
 from pipeline.semantics import Sem, feeds
 
 _MIN_STRING_BIND = 3
@@ -377,18 +385,23 @@ def reorder_changes_outcome(
     i: int,
     j: int,
     ancestors_of_j: set[int],
+    states: Sequence[Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> bool:
     """Whether running call ``j`` (with its ancestors that sit after ``i``) before call ``i``
-    changes any call's result or error, or the final state."""
+    changes any call's result or error, or the final state.
+
+    With ``states`` (:func:`pipeline.replay.states_before`) only the calls from ``i`` to ``j``
+    are replayed first, from the state before ``i``: when they give the same results and leave
+    exactly the state the task had after ``j``, every later call runs as before and the answer
+    is no. Anything else is settled by replaying the whole reordered task.
+    """
     if all(step.pure for step in baseline[i : j + 1]):
         return False  # calls that change nothing see the same state in any order
     moved = [k for k in range(i + 1, j) if k in ancestors_of_j] + [j]
-    order = [
-        *range(i),
-        *moved,
-        *(k for k in range(i, j) if k not in moved),
-        *range(j + 1, len(calls)),
-    ]
+    window = [*moved, *(k for k in range(i, j) if k not in moved)]
+    if states is not None and _window_keeps_outcome(env_names, calls, baseline, states, window):
+        return False
+    order = [*range(i), *window, *range(j + 1, len(calls))]
     traces, reordered_final = trace_calls(env_names, initial_config, [calls[k] for k in order])
     if not same_outcome_state(reordered_final, final):
         return True
@@ -396,6 +409,23 @@ def reorder_changes_outcome(
         (traces[spot].result, traces[spot].error) != (baseline[k].result, baseline[k].error)
         for spot, k in enumerate(order)
     )
+
+
+def _window_keeps_outcome(
+    env_names: Sequence[str],
+    calls: Sequence[Call],
+    baseline: Sequence[StepTrace],
+    states: Sequence[Mapping[str, Mapping[str, Any]]],
+    window: Sequence[int],
+) -> bool:
+    first, last = min(window), max(window)
+    envs = build_envs(env_names, states[first])
+    for k in window:
+        outcome = run_call(envs, calls[k])
+        if (outcome.result, outcome.error) != (baseline[k].result, baseline[k].error):
+            return False
+    check_time()
+    return {name: env.snapshot() for name, env in envs.items()} == states[last + 1]
 
 
 def ordering_edges(
@@ -410,15 +440,19 @@ def ordering_edges(
     other results when ``j`` runs first (a write after a read, two calls drawing random ids):
     then every order a scheduler may pick reproduces the same results and final state."""
     result = [set(parents) for parents in edges]
+    states = states_before(env_names, initial_config, calls)
+    ancestors: list[set[int]] = []  # final for every call before j: edges only point back
     for j in range(len(calls)):
+        mine = set(result[j]).union(*(ancestors[p] for p in result[j]))
         for i in range(j - 1, -1, -1):
-            ancestors = ancestor_sets(result)
-            if calls[i].env != calls[j].env or i in ancestors[j]:
+            if calls[i].env != calls[j].env or i in mine:
                 continue
             if reorder_changes_outcome(
-                env_names, initial_config, calls, baseline, final, i, j, ancestors[j]
+                env_names, initial_config, calls, baseline, final, i, j, mine, states
             ):
                 result[j].add(i)
+                mine |= {i} | ancestors[i]
+        ancestors.append(mine)
     return result
 
 

@@ -27,13 +27,15 @@ from pipeline.evolve.engine import ShardStats as EvolveShardStats
 from pipeline.harness.runner import run_many
 from pipeline.harness.scoring import EpisodeScore
 from pipeline.harness.sim import Mode
-from pipeline.jsonl import read_records, write_atomic, write_records
+from pipeline.jsonl import read_records, write_atomic, write_parts, write_records
 from pipeline.llm import LLMConfig
 from pipeline.models import Task
+from pipeline.runguard import run_lock
 from pipeline.validate.runner import (
     DEFAULT_SHARD_SIZE,
     Shard,
     ShardStats,
+    claim_run,
     finish_run,
     plan_shards,
     validate_shard,
@@ -111,6 +113,19 @@ def run_validate_flow(
     """Run :func:`validate_flow` without the per-flow heartbeat that costs about a second."""
     runner = runner or Runner()
     chosen = validate_flow.with_options(task_runner=runner.task_runner())
+    with run_lock(run_dir):
+        claim_run(input_path, run_dir, shard_size)
+        return _run_validate(chosen, input_path, run_dir, shard_size, on_shard, runner)
+
+
+def _run_validate(
+    chosen: Any,
+    input_path: Path,
+    run_dir: Path,
+    shard_size: int,
+    on_shard: Callable[[ShardStats], None] | None,
+    runner: Runner,
+) -> dict[str, Any]:
     report = None
     if on_shard is not None:
 
@@ -175,8 +190,21 @@ def run_evolve_flow(
     on_round: Callable[[int, int], None] | None = None,
     runner: Runner | None = None,
 ) -> dict[str, Any]:
-    # refused here, before a flow run starts, so the operator sees one clear line
-    claim_inputs(run_dir / "evolve", list(read_records(seeds_path, Task)), settings)
+    with run_lock(run_dir):
+        # refused here, before a flow run starts, so the operator sees one clear line
+        claim_inputs(run_dir / "evolve", list(read_records(seeds_path, Task)), settings)
+        return _run_evolve(seeds_path, run_dir, settings, llm, llm_config_file, on_round, runner)
+
+
+def _run_evolve(
+    seeds_path: Path,
+    run_dir: Path,
+    settings: EvolveSettings,
+    llm: LLMConfig | None,
+    llm_config_file: Path | None,
+    on_round: Callable[[int, int], None] | None,
+    runner: Runner | None,
+) -> dict[str, Any]:
     public = llm.public_dict() if llm is not None and llm.configured else None
     file = str(llm_config_file) if llm_config_file else None
     chosen = evolve_flow.with_options(task_runner=(runner or Runner()).task_runner())
@@ -330,10 +358,7 @@ def compose_flow(run_dir: str, settings: ComposeSettings, shard_size: int = 1000
             compose_shard_task.submit(run_dir, start, stop, settings.turn_cost, str(part))
         )
     count = sum(future.result() for future in futures)
-    with (folder / ".instances.jsonl.tmp").open("wb") as out:
-        for part in parts:
-            out.write(part.read_bytes())
-    (folder / ".instances.jsonl.tmp").replace(folder / "instances.jsonl")
+    write_parts(parts, folder / "instances.jsonl")
     return {"instances": count, **tally.summary()}
 
 

@@ -1,8 +1,11 @@
-"""JSON-lines reading and atomic writing of contract records."""
+"""JSON-lines reading and atomic writing of contract records, files and folders."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -62,3 +65,58 @@ def write_records(path: Path, records: Iterable[BaseModel]) -> int:
         Path(temp).unlink(missing_ok=True)
         raise
     return count
+
+
+def write_parts(parts: Iterable[Path], path: Path) -> None:
+    """Join files into ``path`` in order, atomically; a failed join (a full disk) leaves no
+    half-written temporary file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with part.open("rb") as handle:
+                    shutil.copyfileobj(handle, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2``); False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd = -100
+    done = renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False  # an old kernel or a file system without exchange
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def replace_folder(built: Path, target: Path) -> None:
+    """Put the folder ``built`` in place of ``target`` so that ``target`` is a complete folder
+    at every instant: exchanged in one step where the system can. Elsewhere the old folder is
+    moved aside first; a kill between the two renames leaves it in ``.<name>-old-*``, which
+    :func:`pipeline.runguard.sweep_leftovers` puts back."""
+    if not target.exists():
+        os.replace(built, target)
+        return
+    if _exchange(built, target):
+        shutil.rmtree(built)  # now the old folder
+        return
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-old-"))
+    os.replace(target, old / target.name)
+    os.replace(built, target)
+    shutil.rmtree(old)

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 
 StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 QualifiedTool = Annotated[
@@ -22,6 +31,27 @@ EnvName = Annotated[str, Field(max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 #: ``step_id`` or ``step_id.json.path`` (dotted keys / list indices into that step's output)
 BindingSource = Annotated[str, Field(max_length=256, pattern=r"^[A-Za-z0-9_.-]+(\.[^.]+)*$")]
 
+
+#: text a person reads or an id: no control characters but tab and newlines (a NUL or an escape
+#: sequence in a question or id would be published as it is and break the tools that show it)
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_IN_ID = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _refuse(pattern: re.Pattern[str]) -> AfterValidator:
+    def check(text: str) -> str:
+        found = pattern.search(text)
+        if found is not None:
+            raise ValueError(f"holds the control character U+{ord(found.group()):04X}")
+        return text
+
+    return AfterValidator(check)
+
+
+PlainText = Annotated[str, _refuse(_CONTROL_IN_TEXT)]
+RecordId = Annotated[str, Field(min_length=1, max_length=256), _refuse(_CONTROL_IN_ID)]
+#: an integer Parquet (and so a published dataset) can hold
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 #: a duration in seconds: finite and not negative (a NaN or negative latency would run the
 #: simulator without end or score an impossible makespan)
@@ -70,7 +100,7 @@ class Expected(Contract):
 class Lineage(Contract):
     parents: list[str] = Field(default_factory=list)
     operator: str = "seed"
-    round: int = 0
+    round: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     model: str | None = None
     prompt_hash: str | None = None
     #: where a seed came from, e.g. ``seeds/filesystem.jsonl`` or ``bfcl:multi_turn_base_3#turn1``
@@ -80,10 +110,10 @@ class Lineage(Contract):
 class Task(Contract):
     """A single task: a question, the start state of each environment, and its ground truth."""
 
-    id: str
+    id: RecordId
     category: EnvName
     envs: list[EnvName] = Field(min_length=1)
-    question: str = Field(min_length=1)
+    question: Annotated[PlainText, Field(min_length=1)]
     initial_config: dict[EnvName, dict[str, JsonValue]] = Field(default_factory=dict)
     calls: list[Call]
     expected: Expected | None = None
@@ -129,11 +159,11 @@ class Bounds(Contract):
 class Instance(Contract):
     """A multi-task instance: 2–3 tasks the agent works on at once."""
 
-    id: str
+    id: RecordId
     tasks: list[Task] = Field(min_length=2, max_length=3)
     composition: Composition
     latency_profile: str
-    seed: int
+    seed: Int64
     latency: dict[QualifiedTool, Seconds]
     bounds: Bounds
     #: defaulted, so instances written before the field existed still load
@@ -142,6 +172,7 @@ class Instance(Contract):
 
 class Stage(StrEnum):
     PARSE = "parse"
+    LIMIT = "limit"
     STATIC = "static"
     EXECUTE = "execute"
     DEPENDENCY = "dependency"
@@ -157,6 +188,13 @@ class RejectionCode(StrEnum):
 
     PARSE_MALFORMED = "parse.malformed"
     PARSE_UNSAFE = "parse.unsafe"
+    #: a later line of the same input repeats a task id (the first one is kept)
+    PARSE_DUPLICATE_ID = "parse.duplicate_id"
+    #: the candidate exceeds a documented size or time bound (docs/validation.md, "Limits")
+    LIMIT_CALLS = "limit.calls"
+    LIMIT_QUESTION = "limit.question"
+    LIMIT_OUTPUT = "limit.output"
+    LIMIT_TIME = "limit.time"
     STATIC_UNKNOWN_TOOL = "static.unknown_tool"
     STATIC_BAD_ARGUMENTS = "static.bad_arguments"
     STATIC_TOO_FEW_CALLS = "static.too_few_calls"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import JsonValue
 
+from pipeline.budget import check_time
 from pipeline.envs import ENVIRONMENTS, Environment, SeededState, ToolError, get_env_class
 from pipeline.envs.diff import state_diff
 from pipeline.models import Call, Task, content_hash
@@ -98,7 +100,20 @@ def run_call(envs: Envs, call: Call) -> CallOutcome:
         detail = str(failure)[:200]
         error = f"{call.tool} failed unexpectedly ({type(failure).__name__}: {detail})"
         return CallOutcome(call.id, call.tool, error=error)
+    if not _finite(result):  # JSON has no inf or NaN: stored, it would silently become null
+        error = f"{call.tool} returned a number JSON cannot hold (infinite or NaN)"
+        return CallOutcome(call.id, call.tool, error=error)
     return CallOutcome(call.id, call.tool, result=result)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
 
 
 def replay_calls(envs: Envs, calls: Iterable[Call]) -> ReplayResult:
@@ -171,6 +186,7 @@ def trace_calls(
         after = env.snapshot() if env is not None else {}
         if env is not None:
             latest[call.env] = after
+        check_time()
         traces.append(
             StepTrace(
                 outcome.result,
@@ -180,3 +196,26 @@ def trace_calls(
             )
         )
     return traces, {name: env.snapshot() for name, env in envs.items()}
+
+
+def states_before(
+    env_names: Iterable[str],
+    initial_config: Mapping[str, Mapping[str, Any]],
+    calls: Sequence[Call],
+) -> list[dict[str, dict[str, Any]]]:
+    """The whole state before each call, and after the last one (``len(calls) + 1`` entries).
+
+    Snapshots of environments a call leaves alone are shared between entries, so this costs
+    one snapshot per call.
+    """
+    envs = build_envs(env_names, initial_config)
+    current = {name: env.snapshot() for name, env in envs.items()}
+    states = [current]
+    for call in calls:
+        run_call(envs, call)
+        env = envs.get(call.env)
+        if env is not None:
+            current = {**current, call.env: env.snapshot()}
+        states.append(current)
+        check_time()
+    return states

@@ -36,9 +36,10 @@ from pipeline.evolve.candidate import Candidate
 from pipeline.evolve.extend import extend
 from pipeline.evolve.rename import rename
 from pipeline.evolve.verbalise import Verbaliser, verbalise
-from pipeline.jsonl import read_records, write_atomic
+from pipeline.jsonl import read_records, write_atomic, write_parts
 from pipeline.llm import LLMClient, LLMConfig, UsageLedger
 from pipeline.models import Rejection, Task, content_hash
+from pipeline.runguard import claim, run_lock
 from pipeline.validate.chain import validate_task
 
 
@@ -278,35 +279,13 @@ def run_inline(
     return [run_shard(job, settings, llm) for job in jobs]
 
 
-def _concatenate(parts: Sequence[Path], target: Path) -> None:
-    write_atomic(target, "".join(part.read_text(encoding="utf-8") for part in parts))
-
-
 def claim_inputs(base: Path, seeds: Sequence[Task], settings: EvolveSettings) -> None:
-    """Record what this run evolves from, or refuse to resume from other seeds or settings: the
-    finished shards of a run are reused, so a rerun with other inputs would silently mix two
-    runs' tasks."""
+    """Record what this run evolves from, or refuse to resume from other seeds or settings."""
     inputs = {
         "seeds": content_hash([seed.id for seed in seeds]),
         "settings": {**asdict(settings), "operators": [op.value for op in settings.operators]},
     }
-    record = base / "inputs.json"
-    if record.exists():
-        before = json.loads(record.read_text(encoding="utf-8"))
-        if before != json.loads(json.dumps(inputs)):
-            what = [key for key in inputs if before.get(key) != json.loads(json.dumps(inputs[key]))]
-            raise ValueError(
-                f"{base.parent} was evolved from other {' and '.join(what)}; resuming would mix "
-                "two runs. Use a new run id, or delete that folder to start it again."
-            )
-        return
-    if base.is_dir() and any(base.iterdir()):
-        raise ValueError(
-            f"{base.parent} holds an evolve stage that does not record its inputs; resuming "
-            "could mix two runs. Use a new run id, or delete that folder to start it again."
-        )
-    base.mkdir(parents=True, exist_ok=True)
-    write_atomic(record, json.dumps(inputs, indent=2) + "\n")
+    claim(base / "inputs.json", inputs, "evolved")
 
 
 def _validate_seeds(seeds: Sequence[Task], folder: Path) -> tuple[int, int]:
@@ -357,6 +336,18 @@ def evolve(
     on_round: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run the rounds; returns the manifest (also written to ``run_dir/manifest.json``)."""
+    with run_lock(run_dir):
+        return _evolve(seeds, run_dir, settings, llm, runner, on_round)
+
+
+def _evolve(
+    seeds: Sequence[Task],
+    run_dir: Path,
+    settings: EvolveSettings,
+    llm: LLMConfig | None,
+    runner: ShardRunner,
+    on_round: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
     started = time.perf_counter()
     base = run_dir / "evolve"
     claim_inputs(base, seeds, settings)
@@ -405,12 +396,12 @@ def evolve(
         fresh = [line for line in lines if json.loads(line)["id"] not in known_ids]
         merged += repeated + len(lines) - len(fresh)
         write_atomic(folder / "accepted.jsonl", "".join(line + "\n" for line in fresh))
-        _concatenate(
+        write_parts(
             [shard_dir / f"{job.index:05d}.rejected.jsonl" for job in jobs],
             folder / "rejected.jsonl",
         )
         accepted_files.append(folder / "accepted.jsonl")
-        _concatenate(
+        write_parts(
             [shard_dir / f"{job.index:05d}.rejected_tasks.jsonl" for job in jobs],
             folder / "rejected_tasks.jsonl",
         )
@@ -423,7 +414,7 @@ def evolve(
             on_round(round_no, new_total)
     evolved, _ = _dedupe(accepted_files)
     write_atomic(run_dir / "evolved.jsonl", "".join(line + "\n" for line in evolved))
-    _concatenate(rejected_files, run_dir / "evolve_rejected.jsonl")
+    write_parts(rejected_files, run_dir / "evolve_rejected.jsonl")
     rejected_tasks, _ = _dedupe(rejected_task_files)
     write_atomic(run_dir / "rejected_tasks.jsonl", "".join(line + "\n" for line in rejected_tasks))
     rejected_total = sum(1 for p in rejected_files for _ in p.open(encoding="utf-8"))

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.models import Expected, Rejection, Task
+from pipeline.budget import OverBudget, time_budget
+from pipeline.models import Expected, Rejection, RejectionCode, Task
 from pipeline.replay import state_digest
 from pipeline.validate.context import Reject, ValidationContext
 from pipeline.validate.execution import (
@@ -25,6 +26,7 @@ from pipeline.validate.execution import (
     requested_outputs,
 )
 from pipeline.validate.grounding import check_grounding
+from pipeline.validate.limits import DEFAULT_LIMITS, Limits, check_output_size, check_size
 from pipeline.validate.question import check_question, check_unused_value
 from pipeline.validate.static import STATIC_CHECKS, parse_candidate, raw_sample_id
 
@@ -54,7 +56,20 @@ class Verdict:
         return self.rejection is None
 
 
-def validate_task(task: Task, raw: str | None = None) -> Verdict:
+def validate_task(task: Task, raw: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Verdict:
+    try:
+        check_size(task, limits)
+        with time_budget(limits.seconds_per_candidate):
+            return _checked(task, raw, limits)
+    except Reject as verdict:
+        return Verdict(None, verdict.to_rejection(task.id, raw))
+    except OverBudget as spent:
+        message = f"checking the candidate {spent}; the limit per candidate is {spent.seconds:g} s"
+        rejection = Reject(RejectionCode.LIMIT_TIME, message).to_rejection(task.id, raw)
+        return Verdict(None, rejection)
+
+
+def _checked(task: Task, raw: str | None, limits: Limits) -> Verdict:
     ctx = ValidationContext(task)
     for position, check in enumerate(STATIC_CHECKS):
         try:
@@ -67,16 +82,27 @@ def validate_task(task: Task, raw: str | None = None) -> Verdict:
                     verdict.evidence.also_failed.setdefault(extra.code.value, extra.message)
             return Verdict(None, verdict.to_rejection(task.id, raw))
     for check in EXECUTION_CHECKS:
-        try:
-            check(ctx)
-        except Reject as verdict:
-            return Verdict(None, verdict.to_rejection(task.id, raw))
+        if check is check_execution:  # before the second replay doubles what it holds
+            check_output_size(ctx, limits)
+        check(ctx)
     expected = Expected(state_digest=state_digest(ctx.final_state), outputs=requested_outputs(ctx))
     return Verdict(task.model_copy(update={"expected": expected}), None)
 
 
-def validate_line(raw: str) -> Verdict:
+def validate_line(raw: str | bytes) -> Verdict:
     """Validate one JSON line as it comes from a file or a model; never raises on bad input."""
+    if isinstance(raw, bytes):
+        data = raw
+        try:
+            raw = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            text = data.decode("utf-8", errors="replace")
+            bad = data[error.start : error.start + 4].hex(" ")
+            verdict = Reject(
+                RejectionCode.PARSE_MALFORMED,
+                f"not valid UTF-8: bytes {bad} at offset {error.start} (nothing was replaced)",
+            )
+            return Verdict(None, verdict.to_rejection(raw_sample_id(text), text[:100_000]))
     try:
         task = parse_candidate(raw)
     except Reject as verdict:

@@ -9,7 +9,7 @@ from typing import Any
 from pipeline.conditions import control_edges
 from pipeline.dependencies import ValueFlows, hidden_state_effects
 from pipeline.models import Evidence, Rejection, RejectionCode, Task
-from pipeline.replay import StepTrace, trace_calls
+from pipeline.replay import StepTrace, states_before, trace_calls
 
 
 class Reject(Exception):  # noqa: N818 - it is a verdict, not an error
@@ -43,6 +43,11 @@ class ValidationContext:
     @cached_property
     def baseline(self) -> tuple[list[StepTrace], dict[str, dict[str, Any]]]:
         return trace_calls(self.task.envs, self.task.initial_config, self.task.calls)
+
+    @cached_property
+    def states(self) -> list[dict[str, dict[str, Any]]]:
+        """The whole state before each call and after the last (for windowed replays)."""
+        return states_before(self.task.envs, self.task.initial_config, self.task.calls)
 
     @property
     def traces(self) -> list[StepTrace]:

@@ -99,7 +99,7 @@ def _orders(ctx: ValidationContext, i: int, j: int) -> bool:
     between = {k for k in ancestors[j] if i < k < j and i not in ancestors[k]}
     return reorder_changes_outcome(
         ctx.task.envs, ctx.task.initial_config, ctx.task.calls, ctx.traces, ctx.final_state,
-        i, j, between,
+        i, j, between, ctx.states,
     )  # fmt: skip
 
 
@@ -257,6 +257,7 @@ def check_unordered_calls(ctx: ValidationContext) -> None:
                 i,
                 j,
                 ancestors[j],
+                ctx.states,
             ):
                 raise Reject(
                     RejectionCode.DEPENDENCY_UNDECLARED,

@@ -15,17 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pipeline.jsonl import write_atomic
+from pipeline.jsonl import write_atomic, write_parts
+from pipeline.models import Rejection, RejectionCode
+from pipeline.runguard import claim, run_lock
 from pipeline.validate.chain import validate_line
 
 DEFAULT_SHARD_SIZE = 1000
@@ -72,7 +73,7 @@ def plan_shards(path: Path, shard_size: int = DEFAULT_SHARD_SIZE) -> list[Shard]
     return shards
 
 
-def _shard_lines(path: Path, shard: Shard) -> Iterator[str]:
+def _shard_lines(path: Path, shard: Shard) -> Iterator[bytes]:
     with path.open("rb") as handle:
         handle.seek(shard.start)
         remaining = shard.end - shard.start
@@ -82,7 +83,7 @@ def _shard_lines(path: Path, shard: Shard) -> Iterator[str]:
                 break
             remaining -= len(line)
             if line.strip():  # bytes, as in plan_shards: a line of Unicode spaces still counts
-                yield line.decode("utf-8", errors="replace").rstrip("\r\n")
+                yield line.rstrip(b"\r\n")  # decoded by validate_line, which rejects bad UTF-8
 
 
 def _shard_dir(run_dir: Path) -> Path:
@@ -125,13 +126,42 @@ def validate_shard(input_path: Path, run_dir: Path, shard: Shard) -> ShardStats:
     return stats
 
 
-def _concatenate(parts: Iterable[Path], target: Path) -> None:
-    temp = target.with_name(f".{target.name}.tmp")
-    with temp.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as handle:
-                shutil.copyfileobj(handle, out)
-    temp.replace(target)
+def _write_unique(parts: list[Path], target: Path) -> Path:
+    """Join the shards' accepted tasks into ``target``, keeping the first task of each id; the
+    later ones become ``parse.duplicate_id`` rejections (returned as a file beside the shards),
+    since every later stage keys tasks by id."""
+    seen: set[str] = set()
+    repeats: list[str] = []
+    unique = target.with_name(f".{target.name}.unique.tmp")
+    try:
+        with unique.open("w", encoding="utf-8") as out:
+            for part in parts:
+                with part.open(encoding="utf-8", newline="\n") as handle:
+                    for line in handle:
+                        task_id = json.loads(line)["id"]
+                        if task_id in seen:
+                            repeats.append(_repeat(task_id, line))
+                            continue
+                        seen.add(task_id)
+                        out.write(line)
+        unique.replace(target)
+    except BaseException:
+        unique.unlink(missing_ok=True)
+        raise
+    repeats_file = parts[0].parent / "duplicates.rejected.jsonl" if parts else target
+    write_atomic(repeats_file, "".join(repeats))
+    return repeats_file
+
+
+def _repeat(task_id: str, line: str) -> str:
+    rejection = Rejection(
+        sample_id=task_id,
+        stage=RejectionCode.PARSE_DUPLICATE_ID.stage,
+        code=RejectionCode.PARSE_DUPLICATE_ID,
+        message=f"an earlier line of the input has the task id {task_id!r}; the first is kept",
+        raw=line.rstrip("\n")[:100_000],
+    )
+    return rejection.model_dump_json() + "\n"
 
 
 def file_sha256(path: Path) -> str:
@@ -160,15 +190,24 @@ def finish_run(
     """Merge shard outputs in input order and write the manifest; returns the manifest."""
     folder = _shard_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _concatenate((folder / f"{s.stem}.accepted.jsonl" for s in shards), run_dir / "accepted.jsonl")
-    _concatenate((folder / f"{s.stem}.rejected.jsonl" for s in shards), run_dir / "rejected.jsonl")
+    repeats = _write_unique(
+        [folder / f"{s.stem}.accepted.jsonl" for s in shards], run_dir / "accepted.jsonl"
+    )
+    write_parts(
+        [*(folder / f"{s.stem}.rejected.jsonl" for s in shards), repeats],
+        run_dir / "rejected.jsonl",
+    )
     codes: Counter[str] = Counter()
     stages: Counter[str] = Counter()
     for item in stats:
         codes.update(item.codes)
         stages.update(item.stages)
-    accepted = sum(item.accepted for item in stats)
-    rejected = sum(item.rejected for item in stats)
+    repeated = sum(1 for _ in repeats.open(encoding="utf-8"))
+    if repeated:
+        codes[RejectionCode.PARSE_DUPLICATE_ID.value] += repeated
+        stages[RejectionCode.PARSE_DUPLICATE_ID.stage.value] += repeated
+    accepted = sum(item.accepted for item in stats) - repeated
+    rejected = sum(item.rejected for item in stats) + repeated
     manifest = {
         "run_id": run_dir.name,
         "stage": "validate",
@@ -198,6 +237,14 @@ def finish_run(
     return manifest
 
 
+def claim_run(input_path: Path, run_dir: Path, shard_size: int) -> None:
+    """Record the input and shard size a run validates, or refuse a rerun with others: shards
+    are byte ranges named by position, so another input or size would mix, lose or repeat
+    lines."""
+    inputs = {"input_sha256": file_sha256(input_path), "shard_size": shard_size}
+    claim(_shard_dir(run_dir) / "inputs.json", inputs, "validated")
+
+
 def validate_file(
     input_path: Path,
     run_dir: Path,
@@ -205,13 +252,16 @@ def validate_file(
     on_shard: Callable[[ShardStats], None] | None = None,
 ) -> dict[str, Any]:
     """Validate in this process, shard after shard (the flow runs the same shards as tasks)."""
-    started = time.perf_counter()
-    shards = plan_shards(input_path, shard_size)
-    stats = []
-    for shard in shards:
-        result = validate_shard(input_path, run_dir, shard)
-        stats.append(result)
-        if on_shard is not None:
-            on_shard(result)
-    config = {"shard_size": shard_size, "runner": "inline"}
-    return finish_run(input_path, run_dir, shards, stats, config, time.perf_counter() - started)
+    with run_lock(run_dir):
+        started = time.perf_counter()
+        claim_run(input_path, run_dir, shard_size)
+        shards = plan_shards(input_path, shard_size)
+        stats = []
+        for shard in shards:
+            result = validate_shard(input_path, run_dir, shard)
+            stats.append(result)
+            if on_shard is not None:
+                on_shard(result)
+        config = {"shard_size": shard_size, "runner": "inline"}
+        seconds = time.perf_counter() - started
+        return finish_run(input_path, run_dir, shards, stats, config, seconds)
