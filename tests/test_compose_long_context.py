@@ -26,6 +26,7 @@ from pipeline.llm import LLMClient, LLMConfig
 from pipeline.llm.fake_server import FakeOpenAIServer
 from pipeline.long_context_variants import long_context_config
 from pipeline.models import Call, ContextProfile, Instance, Rejection, Task
+from pipeline.publish.rows import instance_to_row, row_to_instance
 from pipeline.replay import replay, state_digest
 from pipeline.seeds import load_seeds
 from pipeline.splits import root_ancestors, split_of
@@ -166,6 +167,24 @@ def test_share_mixes_profiles_and_zero_keeps_the_standard_draw(
     assert "share between 0 and 1" in capsys.readouterr().err
 
 
+def test_the_prefect_flow_composes_the_same_long_instances(
+    run: Path, tmp_path: Path, prefect_harness: None
+) -> None:
+    other = tmp_path / "run"
+    other.mkdir()
+    shutil.copy(run / "evolved.jsonl", other / "evolved.jsonl")
+    assert _compose(other, "--long-context-share", "0.5", "--runner", "threads") == 0
+    flow_instances = (other / "instances.jsonl").read_bytes()
+    flow_manifest = json.loads((other / "manifest.json").read_text())["compose"]
+    flow_left_out = (other / "compose" / "long_context_left_out.jsonl").read_bytes()
+    assert _compose(other, "--long-context-share", "0.5") == 0
+    assert (other / "instances.jsonl").read_bytes() == flow_instances
+    inline_manifest = json.loads((other / "manifest.json").read_text())["compose"]
+    for key in ("per_split", "per_context", "long_context"):
+        assert flow_manifest[key] == inline_manifest[key]
+    assert (other / "compose" / "long_context_left_out.jsonl").read_bytes() == flow_left_out
+
+
 def test_oracle_solves_long_instances(instances: list[Instance], tmp_path: Path) -> None:
     for mode in (Mode.CLOCK, Mode.ROUNDS):
         scores = asyncio.run(
@@ -183,6 +202,15 @@ def test_eval_finds_each_long_instance_in_its_split(run: Path) -> None:
         args = ["eval", "--run-dir", str(run), "--split", split, "--plots", "0"]
         assert main([*args, "--agent", "oracle-async"]) == 0
         assert len(list((run / "eval").glob("*/episodes/*.jsonl"))) == per_split[split]
+
+
+def test_rows_round_trip_the_profile_and_older_rows_read_as_standard(
+    instances: list[Instance],
+) -> None:
+    row = instance_to_row(instances[0], "train", ["root"])
+    assert row["context_profile"] == "long" and row_to_instance(row) == instances[0]
+    older = {key: value for key, value in row.items() if key != "context_profile"}
+    assert row_to_instance(older).context_profile is ContextProfile.STANDARD
 
 
 # --- what an agent sees ----------------------------------------------------------------------

@@ -198,7 +198,9 @@ def _from_row(model: type[M], row: Mapping[str, Any]) -> M:
     # accept enum values as strings there, and nested values are not parsed twice.
     columns = COLUMNS[model]
     parts = []
-    for name in model.model_fields:
+    for name, field in model.model_fields.items():
+        if name not in row and not field.is_required():
+            continue  # a defaulted field added later (context_profile): older releases lack it
         value = row[name]
         text = value if columns[name] == "json" else dumps(value)
         parts.append(f"{dumps(name)}:{text}")
