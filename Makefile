@@ -152,6 +152,7 @@ bench: prefect-start
 	$(PY) bench/harness.py
 	$(PY) bench/compose.py
 	$(PY) bench/publish.py
+	$(PY) bench/scaling.py
 
 clean:
 	rm -rf output .mypy_cache .ruff_cache .pytest_cache
