@@ -492,10 +492,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
     else:
         done = "tagged the existing commit" if result.reused_commit else "committed"
         print(f"{done} {result.commit_url} and tagged it {result.tag}")
-        print(
-            f'load it: datasets.load_dataset("{args.repo}", "multi", split="test", '
-            f'revision="{result.tag}")'
-        )
+        print(f'load it: datasets.load_dataset("{args.repo}", revision="{result.tag}")')
     return 0
 
 

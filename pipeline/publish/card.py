@@ -78,8 +78,12 @@ class Where:
 
     repo_id: str | None
     tag: str
-    default_config: str
+    configs: dict[str, list[str]]  # config -> its splits, as the front matter lists them
     local_folder: str  # shown while no repository is named
+
+    @property
+    def default_config(self) -> str:
+        return "multi" if "multi" in self.configs else "single"
 
 
 def size_category(rows: int) -> str:
@@ -90,7 +94,7 @@ def size_category(rows: int) -> str:
 
 
 def default_config(info: CardInfo) -> str:
-    return "multi" if info.rows("multi") else "single"
+    return "multi" if info.rows("multi") else "single"  # as Where.default_config reads it back
 
 
 def front_matter(info: CardInfo) -> dict[str, Any]:
@@ -292,6 +296,10 @@ def where_block(where: Where) -> str:
             f"This release is the tag `{where.tag}` of the dataset repository `{where.repo_id}`, "
             "so `revision=` pins exactly the data described by this card:"
         )
+    examples = "\n".join(
+        f'{config} = load_dataset("{source}", "{config}", split="{splits[-1]}"{pin})'
+        for config, splits in where.configs.items()
+    )
     return f"""{WHERE_START}
 ## Loading
 
@@ -300,9 +308,7 @@ def where_block(where: Where) -> str:
 ```python
 from datasets import load_dataset
 
-multi = load_dataset("{source}", "multi", split="test"{pin})
-single = load_dataset("{source}", "single", split="train"{pin})
-rejected = load_dataset("{source}", "rejected", split="full"{pin})
+{examples}
 ```
 
 Without a configuration name, `load_dataset` opens `{default}`. Nested values (states, calls,
@@ -396,7 +402,9 @@ LIMITATIONS = """## Limitations
 
 def _body(info: CardInfo) -> str:
     tag = f"v{info.version}"
-    where = Where(info.repo_id, tag, default_config(info), f"output/runs/{info.run_id}/dataset")
+    where = Where(
+        info.repo_id, tag, _config_splits(front_matter(info)), f"output/runs/{info.run_id}/dataset"
+    )
     counts = info.counts
     files = _table(
         ["config", "split", "rows", "bytes", "file"],
@@ -541,17 +549,27 @@ def render_card(info: CardInfo) -> str:
     return f"---\n{meta}---\n\n{_body(info)}"
 
 
-def _card_default_config(text: str) -> str:
+def _config_splits(meta: Any) -> dict[str, list[str]]:
+    """Config -> splits, from a card's front matter (as written by :func:`front_matter`)."""
+    configs = meta.get("configs") if isinstance(meta, dict) else None
+    if not isinstance(configs, list) or not configs:
+        raise CardError("the card's front matter lists no configs")
+    found: dict[str, list[str]] = {}
+    for config in configs:
+        files = config.get("data_files") if isinstance(config, dict) else None
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+            raise CardError(f"the card's front matter has a malformed config: {config!r:.80}")
+        found[str(config.get("config_name"))] = [str(f.get("split")) for f in files]
+    return found
+
+
+def _front_matter_of(text: str) -> Any:
     if not text.startswith("---\n") or "\n---\n" not in text[3:]:
         raise CardError("the card has no YAML front matter")
-    meta = yaml.safe_load(text[4 : text.index("\n---\n", 3)]) or {}
-    configs = meta.get("configs") if isinstance(meta, dict) else None
-    if not isinstance(configs, list):
-        raise CardError("the card's front matter lists no configs")
-    for config in configs:
-        if isinstance(config, dict) and config.get("default"):
-            return str(config.get("config_name"))
-    raise CardError("the card's front matter names no default config")
+    try:
+        return yaml.safe_load(text[4 : text.index("\n---\n", 3)])
+    except yaml.YAMLError as error:
+        raise CardError(f"the card's front matter is not YAML: {error}") from None
 
 
 def retarget_card(text: str, repo_id: str, tag: str) -> str:
@@ -560,5 +578,5 @@ def retarget_card(text: str, repo_id: str, tag: str) -> str:
         raise CardError("the card has no loading section to rewrite (it predates this version)")
     start = text.index(WHERE_START)
     end = text.index(WHERE_END) + len(WHERE_END)
-    block = where_block(Where(repo_id, tag, _card_default_config(text), ""))
+    block = where_block(Where(repo_id, tag, _config_splits(_front_matter_of(text)), ""))
     return text[:start] + block + text[end:]

@@ -96,7 +96,8 @@ class ReleaseCounts:
             f"validated tasks: {self.tasks_validated}; composed instances: {composed} "
             f"{_splits(self.instances_composed)}",
             f"rejected candidates: {self.rejections} ({self.validator_total} "
-            f"by the validator, {self.review_rejections} by reviewers), by code:",
+            f"by the validator, {self.review_rejections} by reviewers)"
+            + (", by code:" if self.rejections else ""),
             *(f"  {code}: {n}" for code, n in sorted(self.by_code().items(), key=_by_count)),
         ]
         if review.decisions:
@@ -130,6 +131,8 @@ def _by_count(item: tuple[str, int]) -> tuple[int, str]:
 
 
 def _splits(counts: Counter[str]) -> str:
+    if not counts:
+        return "none"
     order = [split.value for split in Split] + [REJECTED_SPLIT]
     return "{" + ", ".join(f"{s}: {counts[s]}" for s in order if s in counts) + "}"
 

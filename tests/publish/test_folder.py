@@ -284,7 +284,11 @@ def test_without_instances_there_is_no_multi_config(tmp_path: Path) -> None:
     folder = build_dataset_folder(tmp_path)
     assert set(_configs(folder)) == {"single", "rejected"}
     assert not (folder / "data" / "multi").exists()
-    assert "no multi-task instances" in (folder / "README.md").read_text("utf-8")
+    card = (folder / "README.md").read_text("utf-8")
+    assert "no multi-task instances" in card
+    # the loading examples name only configs that exist, and the default is `single`
+    assert f'single = load_dataset("output/runs/{tmp_path.name}/dataset", "single"' in card
+    assert '"multi", split=' not in card and "`load_dataset` opens `single`" in card
     assert len(_load(folder, "single", "test", tmp_path / "cache")) > 0
 
 

@@ -17,8 +17,9 @@ from huggingface_hub import constants
 
 from pipeline.cli import main
 from pipeline.jsonl import write_records
+from pipeline.models import Rejection, RejectionCode, Stage
 from pipeline.publish import PushError, build_dataset_folder, push_folder
-from pipeline.publish.card import retarget_card
+from pipeline.publish.card import WHERE_END, WHERE_START, retarget_card
 from pipeline.seeds import load_seeds
 
 
@@ -247,13 +248,19 @@ def test_pushed_card_names_the_repo_and_tag_pushed(
     hub: FakeHub, run_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # built for another repo (or none): the card on the Hub names where it actually lives
+    rejection = Rejection(
+        sample_id="x1", stage=Stage.PARSE, code=RejectionCode.PARSE_MALFORMED, message="m"
+    )
+    write_records(run_dir / "evolve_rejected.jsonl", [rejection])
     build_dataset_folder(run_dir, version="0.3.0", repo_id="someone/else")
     local = (run_dir / "dataset" / "README.md").read_text("utf-8")
     argv = ["push", "--repo", "me/forge-2", "--version", "0.3.0", "--run-dir", str(run_dir)]
     assert main([*argv, "--endpoint", hub.url]) == 0
     card = _sent_card(hub)
-    for config, split in (("multi", "test"), ("single", "train"), ("rejected", "full")):
+    # an example per config there is (this run has no multi-task instances)
+    for config, split in (("single", "test"), ("rejected", "full")):
         assert f'load_dataset("me/forge-2", "{config}", split="{split}", revision="v0.3.0")' in card
+    assert '"multi"' not in card.split(WHERE_START)[1].split(WHERE_END)[0]
     assert "asynctool eval --dataset me/forge-2 --revision v0.3.0 --split test" in card
     assert "someone/else" not in card and "output/runs/" not in card
     assert "the tag `v0.3.0` of the dataset repository `me/forge-2`" in card
@@ -261,9 +268,7 @@ def test_pushed_card_names_the_repo_and_tag_pushed(
     assert (run_dir / "dataset" / "README.md").read_text("utf-8") == local
     assert card.split("## Loading")[0] == local.split("## Loading")[0]
     assert card.split("## How it was built")[1] == local.split("## How it was built")[1]
-    assert 'load_dataset("me/forge-2", "multi", split="test", revision="v0.3.0")' in (
-        capsys.readouterr().out
-    )
+    assert 'load_dataset("me/forge-2", revision="v0.3.0")' in capsys.readouterr().out
 
 
 def test_failed_tag_is_reported_and_the_rerun_tags_the_same_commit(
