@@ -30,6 +30,7 @@ from pipeline.harness.sim import Mode
 from pipeline.jsonl import read_records, write_atomic, write_parts, write_records
 from pipeline.llm import LLMConfig
 from pipeline.models import Task
+from pipeline.prefect_server import temporary_api
 from pipeline.runguard import run_lock
 from pipeline.validate.runner import (
     DEFAULT_SHARD_SIZE,
@@ -40,6 +41,15 @@ from pipeline.validate.runner import (
     plan_shards,
     validate_shard,
 )
+
+
+@contextmanager
+def _flow_settings() -> Iterator[None]:
+    """What every flow here runs under: a Prefect API that dies with this process
+    (:func:`pipeline.prefect_server.temporary_api`), and no per-flow heartbeat (about a second
+    per flow run)."""
+    with temporary_api(), temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 @task(name="validate-shard", retries=2, retry_delay_seconds=[1, 5])
@@ -133,7 +143,7 @@ def _run_validate(
             on_shard(ShardStats(**json.loads(path.read_text(encoding="utf-8"))))
 
     with (
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        _flow_settings(),
         _watch(run_dir / "shards", "*.stats.json", report),
     ):
         result: dict[str, Any] = chosen(str(input_path), str(run_dir), shard_size)
@@ -220,7 +230,7 @@ def _run_evolve(
             on_round(number, sum(part.read_text(encoding="utf-8").count("\n") for part in done))
 
     with (
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        _flow_settings(),
         _watch(run_dir / "evolve", "round_*/accepted.jsonl", report),
     ):
         result: dict[str, Any] = chosen(str(seeds_path), str(run_dir), settings, public, file)
@@ -305,7 +315,7 @@ def run_eval_flow(
 ) -> list[EpisodeScore]:  # fmt: skip
     public = llm.public_dict() if llm is not None and llm.configured else None
     chosen = eval_flow.with_options(task_runner=runner.task_runner())
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with _flow_settings():
         scores: list[EpisodeScore] = chosen(
             str(run_dir), split, count, agent, mode, str(out_dir), 100, public
         )
@@ -364,6 +374,6 @@ def compose_flow(run_dir: str, settings: ComposeSettings, shard_size: int = 1000
 
 def run_compose_flow(run_dir: Path, settings: ComposeSettings, runner: Runner) -> dict[str, Any]:
     chosen = compose_flow.with_options(task_runner=runner.task_runner())
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with _flow_settings():
         result: dict[str, Any] = chosen(str(run_dir), settings)
     return result

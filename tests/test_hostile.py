@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,7 @@ def test_resuming_under_another_input_or_shard_size_is_refused(
 
 _HOLDER = """
 import sys
+import time
 from pathlib import Path
 from pipeline.runguard import run_lock
 with run_lock(Path(sys.argv[1])):
@@ -253,3 +255,49 @@ def test_a_full_disk_is_one_clear_message(
 
 def test_run_ids_made_in_one_second_differ() -> None:
     assert len({new_run_id() for _ in range(20)}) == 20
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
+def test_a_killed_flow_run_leaves_no_temporary_prefect_server(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    lines = [t.model_dump_json() for t in load_seeds()] * 40
+    source.write_text("\n".join(lines) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    command = [sys.executable, "-m", "pipeline.cli", "validate", str(source), "--run-id", "r",
+               "--output", str(tmp_path), "--shard-size", "50"]  # fmt: skip
+    run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        servers: list[int] = []
+        while not servers and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.2)
+            servers = _children(run.pid)
+        assert servers, "validate finished or stalled before starting its Prefect server"
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in servers), "the temporary server outlived its run"
