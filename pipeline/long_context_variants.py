@@ -33,6 +33,14 @@ def has_long_context(env: str) -> bool:
     return FLAG in get_env_class(env).state_model.model_fields
 
 
+def made_from(task: Task) -> str:
+    """The id of the task a long-context variant was made from (else the task's own id): a
+    reviewer's decision on that task holds for its variants too (same question and calls)."""
+    if task.lineage.operator == OPERATOR and task.lineage.parents:
+        return task.lineage.parents[0]
+    return task.id
+
+
 def long_context_state(env: str, state: Mapping[str, Any] | None) -> dict[str, Any]:
     """``state`` with the long-context mode on. What the mode adds is defined once, in the
     environment's BFCL loader, so the state is loaded both ways and the fields the flag changes
@@ -174,4 +182,5 @@ __all__ = [
     "long_context_config",
     "long_context_state",
     "long_context_variant",
+    "made_from",
 ]

@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipeline.audit.store import append_review
 from pipeline.cli import main
 from pipeline.compose import ComposeSettings, compose
 from pipeline.envs import get_env_class
@@ -24,8 +26,8 @@ from pipeline.harness.sim import Mode
 from pipeline.jsonl import read_records
 from pipeline.llm import LLMClient, LLMConfig
 from pipeline.llm.fake_server import FakeOpenAIServer
-from pipeline.long_context_variants import long_context_config
-from pipeline.models import Call, ContextProfile, Instance, Rejection, Task
+from pipeline.long_context_variants import long_context_config, made_from
+from pipeline.models import Call, ContextProfile, Decision, Instance, Rejection, Review, Task
 from pipeline.publish.rows import instance_to_row, row_to_instance
 from pipeline.replay import replay, state_digest
 from pipeline.seeds import load_seeds
@@ -183,6 +185,29 @@ def test_the_prefect_flow_composes_the_same_long_instances(
     for key in ("per_split", "per_context", "long_context"):
         assert flow_manifest[key] == inline_manifest[key]
     assert (other / "compose" / "long_context_left_out.jsonl").read_bytes() == flow_left_out
+
+
+def test_a_reviewers_reject_removes_the_variants_too(
+    run: Path, instances: list[Instance], tmp_path: Path
+) -> None:
+    """A variant has the rejected task's question and calls: publish drops it too."""
+    import datasets
+
+    other = tmp_path / "run"
+    other.mkdir()
+    for name in ("evolved.jsonl", "instances.jsonl", "manifest.json"):
+        shutil.copy(run / name, other / name)
+    rejected = instances[0].tasks[0].lineage.parents[0]
+    review = Review(
+        sample_id=rejected, decision=Decision.REJECT, reviewer="t", at=datetime.now(UTC)
+    )
+    append_review(other, review)
+    holding = {i.id for i in instances if any(made_from(t) == rejected for t in i.tasks)}
+    assert holding
+
+    assert main(["publish", "--run-dir", str(other)]) == 0
+    rows = datasets.load_dataset(str(other / "dataset"), "multi", split="train+test")
+    assert {row["id"] for row in rows} == {i.id for i in instances} - holding
 
 
 def test_oracle_solves_long_instances(instances: list[Instance], tmp_path: Path) -> None:

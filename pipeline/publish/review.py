@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pipeline.audit.overrides import revalidated
 from pipeline.audit.store import latest_reviews
+from pipeline.long_context_variants import made_from
 from pipeline.models import Decision, Instance, Rejection, RejectionCode, Review, Stage, Task
 from pipeline.replay import replay
 
@@ -59,6 +60,11 @@ def _review_note(review: Review) -> str:
     return f"rejected by reviewer {review.reviewer} on {review.at.date().isoformat()}{note}"
 
 
+def _named(task: Task) -> str:
+    source = made_from(task)
+    return task.id if source == task.id else f"{task.id} (long-context variant of {source})"
+
+
 def apply_reviews(
     reviews: Sequence[Review],
     tasks: Sequence[Task],
@@ -96,7 +102,8 @@ def apply_reviews(
     kept += outcome.overrides_published
     left = []
     for instance in instances:
-        cut = [task.id for task in instance.tasks if task.id in removed]
+        # a long-context variant goes with the task it was made from
+        cut = [_named(task) for task in instance.tasks if made_from(task) in removed]
         if cut:
             reason = f"holds task {', '.join(cut)}, which a reviewer rejected"
             outcome.instances_dropped.append(Dropped(instance.id, reason))
