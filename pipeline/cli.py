@@ -393,16 +393,29 @@ def _cmd_compose(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from pipeline.harness.evaluate import evaluate, load_split
+    from pipeline.harness.evaluate import evaluate
     from pipeline.harness.sim import Mode
+    from pipeline.harness.source import dataset_source, run_source
     from pipeline.llm import LLMConfig
 
-    run_dir = _publish_run_dir(args)
-    instances = load_split(run_dir, args.split)
+    if args.dataset is not None:
+        if args.run_id is not None or args.run_dir is not None:
+            print("error: give --dataset or a run (--run/--run-dir), not both", file=sys.stderr)
+            return 2
+        source = dataset_source(args.dataset, args.revision, args.endpoint, args.output)
+    elif args.revision is not None or args.endpoint is not None:
+        print("error: --revision and --endpoint go with --dataset REPO_ID", file=sys.stderr)
+        return 2
+    else:
+        source = run_source(_publish_run_dir(args))
+    print(f"source: {source.label}")
+    instances = source.load(args.split)
+    for note in source.notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.limit:
         instances = instances[: args.limit]
     if not instances:
-        print(f"error: no instances in split {args.split!r} of {run_dir}", file=sys.stderr)
+        print(f"error: no instances in split {args.split!r} of {source.label}", file=sys.stderr)
         return 2
     llm = None
     if args.agent == "openai":
@@ -414,25 +427,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             print("error: the openai agent needs --llm-base-url and --llm-model", file=sys.stderr)
             return 2
     mode = Mode(args.mode)
-    out = run_dir / "eval" / f"{args.agent}-{mode.value}"
+    out = (args.out or source.eval_dir) / f"{args.agent}-{mode.value}"
     scores = None
     if args.runner != "inline":
         from pipeline.flows import Runner, run_eval_flow
 
         if args.limit:
             print("note: --limit applies to the inline runner only", file=sys.stderr)
-        instances = load_split(run_dir, args.split)
+        instances = source.load(args.split)
         runner = Runner(args.runner, args.dask_address, args.dask_workers)
         scores = run_eval_flow(
-            run_dir, args.split, len(instances), args.agent, mode.value, out, runner, llm
+            source.folder, args.split, len(instances), args.agent, mode.value, out, runner, llm
         )
     summary = evaluate(
         instances, args.agent, mode, out, args.concurrency, args.plots,
         args.turn_cost, args.measure_turns, llm, scores,
+        context={"split": args.split, "source": source.short},
+        resume=not args.fresh, say=lambda line: print(line, file=sys.stderr),
     )  # fmt: skip
     print(f"{args.agent} / {mode.value} on {len(instances)} {args.split} instances:")
     for key in ("task_success", "subtask_success", "name_f1", "argument_f1", "efficiency"):
         print(f"  {key:16s} {summary[key]}")
+    print(f"  {'makespan':16s} {summary['makespan']} s (optimal {summary['optimal_makespan']} s)")
     labels = {k[6:]: v for k, v in summary.items() if k.startswith("label_")}
     print(f"  failure labels   {labels or 'none'}")
     print(f"written to {out}/ (episodes/, summary.csv, summary.md, plots/)")
@@ -649,6 +665,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     evl = sub.add_parser("eval", help="run an agent over a split in the latency simulator")
     _run_arguments(evl)
+    evl.add_argument(
+        "--dataset", metavar="FOLDER_OR_REPO",
+        help="a published dataset instead of a run: its folder, or a Hub repo id user/name",
+    )  # fmt: skip
+    evl.add_argument("--revision", help="with a Hub repo id: tag, branch or commit (default main)")
+    evl.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
+    evl.add_argument(
+        "--out", type=Path,
+        help="folder for the results (default: the run's eval/, or output/eval/<dataset>)",
+    )  # fmt: skip
+    evl.add_argument(
+        "--fresh", action="store_true", help="play every episode again (default: resume)"
+    )
     evl.add_argument("--agent", default="oracle-async", help="oracle-async, oracle-sync, openai")
     evl.add_argument("--mode", default="clock", choices=["sync", "rounds", "clock"])
     evl.add_argument("--split", default="test", choices=["train", "test", "all"])

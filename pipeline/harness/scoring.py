@@ -71,6 +71,22 @@ class EpisodeScore:
         data["labels"] = ",".join(self.labels)
         return data
 
+    def record(self) -> dict[str, Any]:
+        """Everything, for the episode log: ``from_record`` rebuilds the score from it."""
+        return {
+            **self.row(),
+            "subtask_success": self.subtask_success,
+            "label_details": self.label_details,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> EpisodeScore:
+        """The score a log's last line holds; ``KeyError``/``TypeError`` if it is not one."""
+        names = [name for name in cls.__dataclass_fields__ if name != "labels"]
+        values = {name: record[name] for name in names}
+        labels = [name for name in str(record["labels"]).split(",") if name]
+        return cls(**values, labels=labels)
+
 
 def _match(task: Task, calls: list[IssuedCall]) -> dict[str, str]:
     """Agent call id -> ground-truth step id, exact tool and arguments, first unused step."""

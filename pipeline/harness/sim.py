@@ -213,7 +213,8 @@ class Episode:
         heapq.heappush(self._pending, (issued.delivered_at, self._counter, issued))
         self._log(
             start, "call", call_id=call_id, task_id=action.task_id, tool=action.tool,
-            arguments=action.arguments, status="pending", eta=issued.delivered_at,
+            arguments=action.arguments, status="pending", started_at=end,
+            eta=issued.delivered_at,
         )  # fmt: skip
         return Ack(call_id, action.task_id, action.tool, "pending", eta=issued.delivered_at)
 
@@ -223,6 +224,9 @@ class Episode:
         fresh: list[Delivery] = []
         turns = 0
         trace = self.trace
+        # the log alone must be enough to redraw the episode (plots read it, not a rerun)
+        self._log(now, "start", instance_id=self.instance.id, mode=self.mode.value,
+                  turn_cost=self.turn_cost, task_ids=self.task_ids)  # fmt: skip
         while len(trace.finished) < len(self.task_ids):
             observation = Observation(
                 now, fresh, acks, len(self._pending), frozenset(trace.finished)
@@ -259,4 +263,5 @@ class Episode:
         else:
             trace.stop_reason = "all tasks finished"
         trace.end_time = now
+        self._log(now, "end", reason=trace.stop_reason)
         return trace
