@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,9 @@ def test_dataset_evolves_the_seeds(tmp_path: Path, capsys: pytest.CaptureFixture
     assert len(multi) >= 700
 
 
-def test_dataset_takes_bfcl_turns_as_seeds(bfcl_dir: Path, tmp_path: Path) -> None:
+def test_dataset_takes_bfcl_turns_as_seeds(
+    bfcl_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = [
         "dataset",
         "--output",
@@ -55,6 +58,14 @@ def test_dataset_takes_bfcl_turns_as_seeds(bfcl_dir: Path, tmp_path: Path) -> No
     assert imports["tasks"] == manifest["sources"]["bfcl"]
     assert sum(imports["dropped_by_code"].values()) == imports["turns_dropped"] > 0
     assert imports["turns_kept"] > 0 and imports["turns_merged"] > 0
+    # what it prints adds up: the rejected total is the sum of the codes listed under it, and
+    # both are the rows of the published `rejected` config (issue 14)
+    out = capsys.readouterr().out
+    total = re.search(r"^rejected candidates: (\d+) ", out, re.MULTILINE)
+    codes = re.findall(r"^  [a-z_]+\.[a-z_]+: (\d+)$", out, re.MULTILINE)
+    published = json.loads((tmp_path / "runs" / "r2" / "dataset" / "manifest.json").read_text())
+    assert total is not None and int(total[1]) == sum(map(int, codes))
+    assert int(total[1]) == published["published"]["rejections"]["published"]
 
 
 def test_replay_and_tools_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
