@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from pipeline.envs import resolve_tool
-from pipeline.long_context_variants import LongContextVariants, long_context_variant
+from pipeline.long_context_variants import LongContextVariants, VariantCache, long_context_variant
 from pipeline.models import Bounds, Composition, ContextProfile, Instance, Task, content_hash
 from pipeline.schedule import TaskDag, optimal_schedule, sequential_makespan
 from pipeline.splits import DEFAULT_TEST_FRACTION, Split, root_ancestors, split_of
@@ -253,13 +253,18 @@ def iter_specs(
         )
 
 
-def build_instance(spec: InstanceSpec, tasks: Mapping[str, Task], turn_cost: float) -> Instance:
+def build_instance(
+    spec: InstanceSpec,
+    tasks: Mapping[str, Task],
+    turn_cost: float,
+    variant_of: Callable[[Task], Task] = long_context_variant,
+) -> Instance:
     """The expensive part of a draw: the latency table and the exact bounds (and, for a long
     instance, its tasks' long-context variants, which the draw checked)."""
     picked = [tasks[task_id] for task_id in spec.task_ids]
     context = ContextProfile(spec.context)
     if context is ContextProfile.LONG:
-        picked = [long_context_variant(task) for task in picked]
+        picked = [variant_of(task) for task in picked]
     tools = [call.tool for task in picked for call in task.calls]
     profile = LatencyProfile(spec.profile)
     latency = latency_table(tools, profile, random.Random(spec.seed), turn_cost)
@@ -280,5 +285,6 @@ def iter_instances(
 ) -> Iterator[Instance]:
     """The instances one at a time, so a caller can stream any number of them to disk."""
     by_id = {task.id: task for task in tasks}
+    variants = VariantCache()
     for spec in iter_specs(tasks, settings, tally):
-        yield build_instance(spec, by_id, settings.turn_cost)
+        yield build_instance(spec, by_id, settings.turn_cost, variants)

@@ -12,7 +12,7 @@ longer results show. A task whose variant fails is left out of long-context inst
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +142,24 @@ def long_context_variant(task: Task) -> Task:
     return variant.model_copy(update={"expected": expected})
 
 
+class VariantCache:
+    """:func:`long_context_variant` keeping the last ``size`` variants built (a task drawn
+    again is not replayed again; a long state is tens of kilobytes, hence the bound)."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._kept: OrderedDict[str, Task] = OrderedDict()
+
+    def __call__(self, task: Task) -> Task:
+        variant = self._kept.pop(task.id, None)
+        if variant is None:
+            variant = long_context_variant(task)
+        self._kept[task.id] = variant
+        if len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+        return variant
+
+
 class LongContextVariants:
     """Each task's check, done once (validation is the costly part) and kept, so that every
     task left out is reported with its reason."""
@@ -177,6 +195,7 @@ __all__ = [
     "OPERATOR",
     "LongContextCheck",
     "LongContextVariants",
+    "VariantCache",
     "check_long_context",
     "has_long_context",
     "long_context_config",
