@@ -190,7 +190,7 @@ def test_the_prefect_flow_composes_the_same_long_instances(
 def test_a_reviewers_reject_removes_the_variants_too(
     run: Path, instances: list[Instance], tmp_path: Path
 ) -> None:
-    """A variant has the rejected task's question and calls: publish drops it too."""
+    """A variant has the rejected task's question and calls: eval and publish drop it too."""
     import datasets
 
     other = tmp_path / "run"
@@ -204,6 +204,12 @@ def test_a_reviewers_reject_removes_the_variants_too(
     append_review(other, review)
     holding = {i.id for i in instances if any(made_from(t) == rejected for t in i.tasks)}
     assert holding
+
+    # eval of the run itself (nothing published yet), then publish
+    assert main(["eval", "--run-dir", str(other), "--split", "all", "--plots", "0",
+                 "--agent", "oracle-async"]) == 0  # fmt: skip
+    played = list((other / "eval").glob("*/episodes/*.jsonl"))
+    assert len(played) == len(instances) - len(holding)
 
     assert main(["publish", "--run-dir", str(other)]) == 0
     rows = datasets.load_dataset(str(other / "dataset"), "multi", split="train+test")
