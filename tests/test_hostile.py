@@ -301,3 +301,15 @@ def test_a_killed_flow_run_leaves_no_temporary_prefect_server(tmp_path: Path) ->
     while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in servers), "the temporary server outlived its run"
+
+
+def test_evolve_counts_a_repeated_seed_id_instead_of_dropping_it(tmp_path: Path) -> None:
+    from pipeline.evolve.engine import EvolveSettings, Operator, evolve
+
+    seeds = [t for t in load_seeds() if t.category == "maths"][:2]
+    settings = EvolveSettings(rounds=0, operators=[Operator.RENAME])
+    manifest = evolve([*seeds, seeds[0]], tmp_path / "run", settings)
+    assert manifest["counts"]["seeds_accepted"] == 2
+    assert manifest["counts"]["seeds_rejected"] == 1
+    rejected = list(read_records(tmp_path / "run" / "evolve_rejected.jsonl", Rejection))
+    assert [r.code.value for r in rejected] == ["parse.duplicate_id"]

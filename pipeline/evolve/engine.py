@@ -38,7 +38,7 @@ from pipeline.evolve.rename import rename
 from pipeline.evolve.verbalise import Verbaliser, verbalise
 from pipeline.jsonl import read_records, write_atomic, write_parts
 from pipeline.llm import LLMClient, LLMConfig, UsageLedger
-from pipeline.models import Rejection, Task, content_hash
+from pipeline.models import Rejection, RejectionCode, Task, content_hash
 from pipeline.runguard import claim, run_lock
 from pipeline.validate.chain import validate_task
 
@@ -295,7 +295,12 @@ def _validate_seeds(seeds: Sequence[Task], folder: Path) -> tuple[int, int]:
     good: list[Task] = []
     bad: list[Rejection] = []
     bad_tasks: list[Task] = []
+    seen: set[str] = set()
     for seed in seeds:
+        if seed.id in seen:  # later stages key tasks by id: keep the first, count the rest
+            bad.append(_repeated_seed(seed))
+            continue
+        seen.add(seed.id)
         verdict = validate_task(seed)
         if verdict.task is not None:
             good.append(verdict.task)
@@ -307,6 +312,15 @@ def _validate_seeds(seeds: Sequence[Task], folder: Path) -> tuple[int, int]:
     write_atomic(folder / "rejected_tasks.jsonl", _jsonl(_unique(bad_tasks)))
     write_atomic(folder / "stats.json", json.dumps({"accepted": len(good), "rejected": len(bad)}))
     return len(good), len(bad)
+
+
+def _repeated_seed(seed: Task) -> Rejection:
+    return Rejection(
+        sample_id=seed.id,
+        stage=RejectionCode.PARSE_DUPLICATE_ID.stage,
+        code=RejectionCode.PARSE_DUPLICATE_ID,
+        message=f"an earlier seed has the task id {seed.id!r}; the first is kept",
+    )
 
 
 def _dedupe(paths: Sequence[Path]) -> tuple[list[str], int]:
