@@ -63,18 +63,29 @@ def _print_import_report(report: ImportReport, examples: int = 10) -> None:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     failures: Counter[str] = Counter()
-    total = 0
+    total = unreplayable = 0
+    if args.file.is_dir():
+        print(f"error: {args.file} is a folder; give a JSON-lines file of tasks", file=sys.stderr)
+        return 2
     for task in read_records(args.file, Task):
         total += 1
-        result = replay(task)
+        try:
+            result = replay(task)
+        except (KeyError, ValueError) as error:  # an unknown environment, a bad initial state
+            unreplayable += 1
+            print(f"{task.id}: cannot replay: {str(error).strip(chr(34))}", file=sys.stderr)
+            continue
         for outcome in result.errors:
             failures[outcome.tool] += 1
             if args.verbose:
                 print(f"{task.id} {outcome.call_id} {outcome.tool}: {outcome.error}")
     failed_calls = sum(failures.values())
-    print(f"replayed {total} tasks; {failed_calls} calls raised ToolError")
+    print(f"replayed {total - unreplayable} tasks; {failed_calls} calls raised ToolError")
     for tool, count in failures.most_common(10):
         print(f"  {tool}: {count}")
+    if unreplayable:
+        print(f"error: {unreplayable} of {total} tasks could not be replayed", file=sys.stderr)
+        return 1
     return 0
 
 

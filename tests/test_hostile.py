@@ -313,3 +313,18 @@ def test_evolve_counts_a_repeated_seed_id_instead_of_dropping_it(tmp_path: Path)
     assert manifest["counts"]["seeds_rejected"] == 1
     rejected = list(read_records(tmp_path / "run" / "evolve_rejected.jsonl", Rejection))
     assert [r.code.value for r in rejected] == ["parse.duplicate_id"]
+
+
+def test_replay_refuses_a_folder_and_names_a_task_it_cannot_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    unknown = _seed_line()
+    unknown.update(id="odd", category="nope", envs=["nope"], initial_config={})
+    source = tmp_path / "tasks.jsonl"
+    source.write_text(json.dumps(_seed_line()) + "\n" + json.dumps(unknown) + "\n")
+    assert main(["replay", str(source)]) == 1
+    captured = capsys.readouterr()
+    assert "odd: cannot replay: unknown environment 'nope'" in captured.err
+    assert "replayed 1 tasks" in captured.out
