@@ -144,9 +144,10 @@ def hub_source(
 
 def download_multi(repo_id: str, revision: str | None, endpoint: str | None) -> tuple[Path, str]:
     """The card and the ``multi`` config's files of ``repo_id`` at ``revision``, in the local
-    Hub cache; returns the snapshot folder and its commit. Offline, a cached snapshot is used."""
-    from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+    Hub cache; returns the snapshot folder and its commit."""
+    from huggingface_hub import constants, hf_hub_download, snapshot_download
     from huggingface_hub.errors import (
+        EntryNotFoundError,
         HfHubHTTPError,
         LocalEntryNotFoundError,
         OfflineModeIsEnabled,
@@ -155,26 +156,32 @@ def download_multi(repo_id: str, revision: str | None, endpoint: str | None) -> 
     )
 
     where = f"{repo_id} at revision {revision or 'main'}"
-    common: dict[str, Any] = {"repo_type": "dataset", "endpoint": endpoint}
+    # offline (as every make target runs), a revision downloaded before comes from the cache
+    offline = bool(constants.HF_HUB_OFFLINE)
+    common: dict[str, Any] = {
+        "repo_type": "dataset",
+        "endpoint": endpoint,
+        "local_files_only": offline,
+    }
     try:
-        if constants.HF_HUB_OFFLINE:
-            folder = snapshot_download(repo_id, revision=revision, local_files_only=True, **common)
-            return Path(folder), Path(folder).name
-        commit = HfApi(endpoint=endpoint).dataset_info(repo_id, revision=revision).sha
-        assert commit is not None, "the Hub names the commit of every revision"
-        card = hf_hub_download(repo_id, CARD, revision=commit, **common)
-        patterns = [CARD, *(pattern for paths in _config_files(Path(card)).values()
+        # the card first (its path names the commit the revision points to, and the cache
+        # remembers the revision), then that commit's multi-config files
+        card = Path(hf_hub_download(repo_id, CARD, revision=revision, **common))
+        commit = card.parent.name
+        patterns = [CARD, *(pattern for paths in _config_files(card).values()
                             for pattern in paths)]  # fmt: skip
         folder = snapshot_download(repo_id, revision=commit, allow_patterns=patterns, **common)
-    except RevisionNotFoundError:
-        raise SourceError(f"the Hub dataset {repo_id} has no revision {revision!r}") from None
-    except RepositoryNotFoundError:
-        raise SourceError(f"there is no Hub dataset {repo_id} (or it is private)") from None
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):  # before EntryNotFoundError, its base
         raise SourceError(
             f"{where} is not in the local Hub cache and HF_HUB_OFFLINE is set: unset it "
             "(`make eval DATASET=...` does) to download it"
         ) from None
+    except RevisionNotFoundError:
+        raise SourceError(f"the Hub dataset {repo_id} has no revision {revision!r}") from None
+    except RepositoryNotFoundError:
+        raise SourceError(f"there is no Hub dataset {repo_id} (or it is private)") from None
+    except EntryNotFoundError:
+        raise SourceError(f"{where} has no {CARD}: not a dataset asynctool published") from None
     except HfHubHTTPError as error:
         raise SourceError(f"the Hub refused {where}: {str(error).splitlines()[0]}") from None
     except OSError as error:  # connection refused, DNS, timeouts (httpx errors are OSErrors)
@@ -212,8 +219,8 @@ def _split_paths(card: Path, data_files: Any) -> dict[str, list[str]]:
 
 
 def _files(folder: Path, patterns: list[str]) -> list[Path]:
-    """The files a card lists, which must lie inside the folder."""
-    root = folder.resolve()
+    """The files a card lists, named inside the folder (a Hub snapshot's files are links into
+    the cache's blobs, so the names are checked, not where they lead)."""
     found: list[Path] = []
     for pattern in patterns:
         if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
@@ -221,7 +228,7 @@ def _files(folder: Path, patterns: list[str]) -> list[Path]:
         matches = sorted(folder.glob(pattern))
         if not matches:
             raise SourceError(f"{folder / CARD} lists {pattern}, which is not in {folder}")
-        found.extend(m for m in matches if m.resolve().is_relative_to(root))
+        found.extend(matches)
     return found
 
 
