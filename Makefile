@@ -153,6 +153,7 @@ bench: prefect-start
 	$(PY) bench/compose.py
 	$(PY) bench/publish.py
 	$(PY) bench/scaling.py
+	$(PY) bench/cli_startup.py
 
 clean:
 	rm -rf output .mypy_cache .ruff_cache .pytest_cache

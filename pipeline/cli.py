@@ -12,7 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.bfcl.importer import Granularity, ImportReport, import_bfcl, multi_turn_files
+# Only what building the parser needs is imported here: every stage's dependencies (datasets,
+# openai, pandas, the simulators) load inside its command, so `--help` answers at once.
 from pipeline.cli_types import (
     non_negative_int,
     port,
@@ -23,21 +24,22 @@ from pipeline.cli_types import (
     seconds,
     share,
 )
-from pipeline.dataset import DEFAULT_BFCL, build_dataset, gather_candidates, new_run_id
-from pipeline.envs import ENVIRONMENTS
-from pipeline.jsonl import RecordError, read_records, write_records
-from pipeline.models import Task
-from pipeline.replay import replay
-from pipeline.schemas import SCHEMA_DIR, stale_schemas, write_schemas
-from pipeline.seeds import seed_files
+from pipeline.names import DEFAULT_BFCL, new_run_id
 
 if TYPE_CHECKING:
+    from pipeline.bfcl.importer import ImportReport
     from pipeline.flows import Runner
+
+#: ``pipeline.bfcl.importer.Granularity`` (a test keeps the two equal)
+GRANULARITIES = ("task", "turn")
 
 OUTPUT = Path("output")
 
 
 def _cmd_import_bfcl(args: argparse.Namespace) -> int:
+    from pipeline.bfcl.importer import Granularity, import_bfcl, multi_turn_files
+    from pipeline.jsonl import write_records
+
     folder: Path = args.folder
     files = [folder] if folder.is_file() else multi_turn_files(folder)
     if not files:
@@ -62,6 +64,10 @@ def _print_import_report(report: ImportReport, examples: int = 10) -> None:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from pipeline.jsonl import read_records
+    from pipeline.models import Task
+    from pipeline.replay import replay
+
     failures: Counter[str] = Counter()
     total = unreplayable = 0
     if args.file.is_dir():
@@ -90,6 +96,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_schemas(args: argparse.Namespace) -> int:
+    from pipeline.schemas import SCHEMA_DIR, stale_schemas, write_schemas
+
     if args.check:
         stale = stale_schemas()
         if stale:
@@ -115,6 +123,8 @@ def _json_type(schema: dict[str, Any]) -> str:
 def _print_full_tools() -> None:
     """Each tool as an agent meets it: description, and per parameter its JSON type, semantic
     type, default and documentation."""
+    from pipeline.envs import ENVIRONMENTS
+
     for env_name, cls in ENVIRONMENTS.items():
         print(f"## {env_name}\n")
         for name, spec in cls.tool_specs().items():
@@ -136,6 +146,8 @@ def _print_full_tools() -> None:
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
+    from pipeline.envs import ENVIRONMENTS
+
     if args.full:
         _print_full_tools()
         return 0
@@ -158,6 +170,7 @@ def _cmd_tools(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
+    from pipeline.dataset import build_dataset
     from pipeline.llm import LLMConfig
 
     bfcl = None if args.no_bfcl else args.bfcl
@@ -192,6 +205,8 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_gather(args: argparse.Namespace) -> int:
+    from pipeline.dataset import gather_candidates
+
     bfcl = None if args.no_bfcl else args.bfcl
     gathered = gather_candidates(args.out, bfcl)
     if gathered.report is not None:
@@ -255,8 +270,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_evolve(args: argparse.Namespace) -> int:
     from pipeline.evolve.engine import EvolveSettings, Operator, evolve
-    from pipeline.jsonl import write_records
+    from pipeline.jsonl import read_records, write_records
     from pipeline.llm import LLMConfig
+    from pipeline.models import Task
+    from pipeline.seeds import seed_files
 
     try:
         operators = [Operator(name.strip()) for name in args.operators.split(",") if name.strip()]
@@ -287,7 +304,7 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     if not operators:
         print("error: no operator left to run", file=sys.stderr)
         return 2
-    seeds = [task for path in args.seeds for task in read_records(path, Task)]
+    seeds = [task for path in args.seeds or seed_files() for task in read_records(path, Task)]
     run_dir = args.output / "runs" / (args.run_id or new_run_id())
     seeds_path = run_dir / "seeds.jsonl"
     if not seeds_path.exists():
@@ -346,7 +363,8 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     import json
 
     from pipeline.compose import ComposeSettings, ComposeTally, iter_instances
-    from pipeline.jsonl import write_atomic, write_records
+    from pipeline.jsonl import read_records, write_atomic, write_records
+    from pipeline.models import Task
 
     run_dir = _publish_run_dir(args)
     profiles = dict(
@@ -578,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import-bfcl", help="turn BFCL multi-turn files into tasks")
     imp.add_argument("folder", type=Path, help="BFCL data folder (or one multi-turn file)")
-    imp.add_argument("--granularity", choices=[g.value for g in Granularity], default="turn")
+    imp.add_argument("--granularity", choices=GRANULARITIES, default="turn")
     imp.add_argument("--out", type=Path, help="output JSON-lines file")
     imp.set_defaults(run=_cmd_import_bfcl)
 
@@ -609,7 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.set_defaults(run=_cmd_validate)
 
     evo = sub.add_parser("evolve", help="grow validated tasks from seeds with operators")
-    evo.add_argument("--seeds", type=Path, nargs="+", default=seed_files(), help="seed JSONL files")
+    evo.add_argument(
+        "--seeds", type=Path, nargs="+", help="seed JSONL files (default: seeds/*.jsonl)"
+    )
     evo.add_argument("--rounds", type=positive_int, default=3)
     evo.add_argument(
         "--target", type=positive_int, default=1000, help="stop after this many new tasks"
@@ -772,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = _locked_run_folder(args)
         with run_lock(folder) if folder is not None else contextlib.nullcontext():
             code: int = args.run(args)
-    except (RecordError, FileNotFoundError, ValueError, RunBusy) as error:
+    except (FileNotFoundError, ValueError, RunBusy) as error:  # RecordError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:

@@ -10,10 +10,8 @@ compose multi-task instances; publish the Hugging Face dataset folder. Everythin
 from __future__ import annotations
 
 import json
-import secrets
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +21,11 @@ from pipeline.evolve.engine import EvolveSettings, evolve
 from pipeline.jsonl import read_records, write_atomic, write_records
 from pipeline.llm import LLMConfig
 from pipeline.models import Task
+from pipeline.names import DEFAULT_BFCL, new_run_id
 from pipeline.seeds import SEED_DIR, load_seeds
 
 if TYPE_CHECKING:
     from pipeline.publish.counts import ReleaseCounts
-
-DEFAULT_BFCL = Path(__file__).resolve().parent.parent.parent / "shared" / "peers" / "bfcl" / "v4"
 
 
 @dataclass
@@ -38,11 +35,6 @@ class DatasetSummary:
     manifest: dict[str, Any]
     folder: Path
     counts: ReleaseCounts  # what was published, and every drop on the way
-
-
-def new_run_id() -> str:
-    # a random suffix: two runs started in the same second must not share a folder
-    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 @dataclass

@@ -150,3 +150,22 @@ def test_validate_says_when_nothing_usable_was_read(
     assert "every one failed to parse" in err and "Traceback" not in err
     rejected = (tmp_path / "runs" / "junk" / "rejected.jsonl").read_text(encoding="utf-8")
     assert rejected.count("\n") == 3  # each line kept with its reason
+
+
+def test_help_loads_no_stage_dependencies() -> None:
+    """`asynctool --help` builds the parser only: no simulator, model client or dataframe
+    library is imported (each stage imports its own inside its command)."""
+    probe = (
+        "import sys; from pipeline.cli import build_parser; build_parser(); "
+        "heavy = ('openai', 'datasets', 'pandas', 'prefect', 'pydantic', 'pipeline.envs'); "
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
+
+
+def test_granularity_choices_match_the_importer() -> None:
+    from pipeline.bfcl.importer import Granularity
+    from pipeline.cli import GRANULARITIES
+
+    assert sorted(GRANULARITIES) == sorted(g.value for g in Granularity)

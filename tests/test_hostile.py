@@ -19,7 +19,7 @@ import pytest
 
 from pipeline import jsonl
 from pipeline.cli import main
-from pipeline.dataset import new_run_id
+from pipeline.names import new_run_id
 from pipeline.jsonl import read_records, replace_folder, write_parts
 from pipeline.models import Call, Rejection, Task
 from pipeline.replay import build_envs, run_call

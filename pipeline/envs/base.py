@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
@@ -189,13 +189,31 @@ class ToolSpec:
     latency: float
     description: str
     returns: str
-    parameters: dict[str, Any]
     param_names: tuple[str, ...]
-    args_model: type[BaseModel]
     #: semantic type of each parameter that declares one (of each element for a list)
     param_types: Mapping[str, Sem] = field(default_factory=dict)
     #: (dotted path pattern, type) of each declared result field, ``*`` matching any key/index
     result_types: tuple[tuple[str, Sem], ...] = ()
+    #: pydantic field definitions of the arguments; the model and its schema are built on first
+    #: use, so importing the environments (every process, ``asynctool --help``) stays cheap
+    arg_fields: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    model_name: str = ""
+
+    @cached_property
+    def args_model(self) -> type[BaseModel]:
+        return create_model(
+            self.model_name or f"{self.name}_args",
+            __config__=ConfigDict(strict=True, extra="forbid"),
+            **self.arg_fields,
+        )
+
+    @cached_property
+    def parameters(self) -> dict[str, Any]:
+        """The arguments' JSON schema (no titles), as tools are offered to a model."""
+        schema: dict[str, Any] = _strip_titles(self.args_model.model_json_schema())
+        schema.setdefault("properties", {})
+        schema.setdefault("required", [])
+        return schema
 
     def result_type(self, path: str) -> Sem | None:
         """The semantic type of the result value at ``path`` (``messages.0.sender_id``)."""
@@ -243,14 +261,6 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
             Field(default, description=arg_docs[pname], json_schema_extra=extra_schema),
         )
         names.append(pname)
-    model = create_model(
-        f"{owner.__name__}_{attr}_args",
-        __config__=ConfigDict(strict=True, extra="forbid"),
-        **fields,
-    )
-    parameters = _strip_titles(model.model_json_schema())
-    parameters.setdefault("properties", {})
-    parameters.setdefault("required", [])
     return ToolSpec(
         name=attr,
         method=attr,
@@ -258,11 +268,11 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         latency=mark.latency,
         description=summary,
         returns=returns,
-        parameters=parameters,
         param_names=tuple(names),
-        args_model=model,
         param_types=param_types,
         result_types=mark.returns,
+        arg_fields=fields,
+        model_name=f"{owner.__name__}_{attr}_args",
     )
 
 
