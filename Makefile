@@ -36,6 +36,7 @@ help:
 	@echo "make audit     review a run's rejects on http://127.0.0.1:8765 (RUN=name [AUDIT_PORT=n])"
 	@echo "make audit-export  write a run's rejects as one HTML report (RUN=name [OUT=file.html])"
 	@echo "make eval      run an agent on a split (MODEL=oracle-async|oracle-sync|openai MODE=clock)"
+	@echo "               of a run (RUN=name) or a release (DATASET=folder|user/name [REVISION=v])"
 	@echo "make llm-local start a real local OpenAI-compatible endpoint (llama.cpp, SmolLM2-135M)"
 	@echo "make prefect-stop  stop the local Prefect server the targets start"
 	@echo "make test      run lint, type checks and the test suite"
@@ -96,9 +97,13 @@ MODEL ?= oracle-async
 MODE ?= clock
 SPLIT ?= test
 EVAL_ARGS ?=
+# DATASET=folder or DATASET=user/name [REVISION=vx.y.z] evaluates a published release instead of
+# a run; a Hub download needs the network, so HF_HUB_OFFLINE is lifted for it (a revision
+# downloaded once is read from the local cache afterwards).
+EVAL_SOURCE = $(if $(DATASET),--dataset $(DATASET) $(if $(REVISION),--revision $(REVISION),),$(PUBLISH_RUN))
 eval: $(STAMP)
-	$(VENV)/bin/asynctool eval $(PUBLISH_RUN) --agent $(MODEL) --mode $(MODE) --split $(SPLIT) \
-		$(EVAL_ARGS)
+	$(if $(DATASET),HF_HUB_OFFLINE=0,) $(VENV)/bin/asynctool eval $(EVAL_SOURCE) --agent $(MODEL) \
+		--mode $(MODE) --split $(SPLIT) $(EVAL_ARGS)
 
 publish: $(STAMP)
 	$(VENV)/bin/asynctool publish $(PUBLISH_RUN) $(if $(VERSION),--version $(VERSION),) \
