@@ -239,8 +239,13 @@ def write_reports(
     write_summary(out_dir, summary_rows)
 
 
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")  # a path or repo must not split a row
+
+
 def _markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    header = "| " + " | ".join(_cell(c) for c in frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    rows = [" | ".join(_cell(v) for v in row) for row in frame.itertuples(index=False)]
+    rows = [f"| {row} |" for row in rows]
     return "\n".join([header, rule, *rows])
