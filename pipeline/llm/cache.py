@@ -3,11 +3,20 @@
 Every HTTP-successful answer is stored, valid or not, so a rerun replays the same conversation
 (re-asks included) without a single request. Lookups and inserts take well under a millisecond,
 so they run inline on the event loop.
+
+A key names one sample, not just a prompt (``cache_key``'s ``sample``): a prompt asked twice in
+a run at a temperature above 0 has two answers, and a rerun gets both back, each for the same
+caller. The first answer stored under a key is the one kept (``put`` returns it), so two
+requests for one sample racing each other agree with what a rerun will read.
+
+The same file remembers what each endpoint supports (``endpoints``), so every client, shard and
+run that shares the cache starts from what an earlier one learned.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 import time
@@ -17,7 +26,8 @@ from typing import Any
 
 from pipeline.models import canonical_json
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS answers (
     key TEXT PRIMARY KEY,
     raw TEXT NOT NULL,
@@ -26,7 +36,17 @@ CREATE TABLE IF NOT EXISTS answers (
     model TEXT,
     stored_at REAL NOT NULL
 )
-"""
+""",
+    """
+CREATE TABLE IF NOT EXISTS endpoints (
+    base_url TEXT NOT NULL,
+    model TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    learned_at REAL NOT NULL,
+    PRIMARY KEY (base_url, model)
+)
+""",
+)
 
 
 def cache_key(
@@ -36,18 +56,25 @@ def cache_key(
     parameters: dict[str, Any],
     template_hash: str,
     schema_digest: str,
+    sample: int = 0,
+    resample: int = 0,
 ) -> str:
     """sha256 over what decides the answer; deliberately not the response_format mode.
 
     ``schema_digest`` is ``content_hash(output_json_schema, 64)``, computed once per output type.
+    ``sample`` tells apart the answers to one prompt asked several times, ``resample`` the new
+    samples drawn after a reply was cut at the token cap. The first sample's first draw keys as
+    before samples were counted, so caches written earlier still answer.
     """
-    material = {
+    material: dict[str, Any] = {
         "model": model,
         "messages": messages,
         "parameters": parameters,
         "template_hash": template_hash,
         "schema": schema_digest,
     }
+    if sample or resample:
+        material["sample"] = [sample, resample]
     return hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
 
 
@@ -56,6 +83,9 @@ class CachedAnswer:
     raw: str
     prompt_tokens: int
     completion_tokens: int
+    #: why generation stopped ("stop", "length", "tool_calls", ...), None when the server did
+    #: not say (or the answer was cached before this was kept)
+    finish_reason: str | None = None
 
 
 class AnswerCache:
@@ -65,7 +95,7 @@ class AnswerCache:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._connection()  # create the file and table now, so a bad path fails early
+        self._connection()  # create the file and tables now, so a bad path fails early
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -77,7 +107,9 @@ class AnswerCache:
             connection.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: durable against process crashes, no fsync per insert
             connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(_SCHEMA)
+            for statement in _SCHEMA:
+                connection.execute(statement)
+            _add_finish_reason(connection)
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)
@@ -87,23 +119,64 @@ class AnswerCache:
         row = (
             self._connection()
             .execute(
-                "SELECT raw, prompt_tokens, completion_tokens FROM answers WHERE key = ?", (key,)
+                "SELECT raw, prompt_tokens, completion_tokens, finish_reason FROM answers"
+                " WHERE key = ?",
+                (key,),
             )
             .fetchone()
         )
         if row is None:
             return None
-        return CachedAnswer(raw=row[0], prompt_tokens=row[1], completion_tokens=row[2])
+        return CachedAnswer(row[0], row[1], row[2], row[3])
 
-    def put(self, key: str, answer: CachedAnswer, model: str | None = None) -> None:
-        self._connection().execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
-            (key, answer.raw, answer.prompt_tokens, answer.completion_tokens, model, time.time()),
+    def put(self, key: str, answer: CachedAnswer, model: str | None = None) -> CachedAnswer:
+        """Store ``answer`` unless the key already has one; returns the answer kept."""
+        connection = self._connection()
+        connection.execute(
+            "INSERT OR IGNORE INTO answers"
+            " (key, raw, prompt_tokens, completion_tokens, model, stored_at, finish_reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                answer.raw,
+                answer.prompt_tokens,
+                answer.completion_tokens,
+                model,
+                time.time(),
+                answer.finish_reason,
+            ),
         )
+        kept = self.get(key)
+        return answer if kept is None else kept
 
     def __len__(self) -> int:
         row = self._connection().execute("SELECT COUNT(*) FROM answers").fetchone()
         return int(row[0])
+
+    # -- what endpoints support --
+
+    def endpoint(self, base_url: str, model: str) -> dict[str, Any] | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT capabilities FROM endpoints WHERE base_url = ? AND model = ?",
+                (base_url, model),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        try:
+            data = json.loads(row[0])
+        except ValueError:
+            return None  # unreadable: learn again
+        return data if isinstance(data, dict) else None
+
+    def put_endpoint(self, base_url: str, model: str, capabilities: dict[str, Any]) -> None:
+        self._connection().execute(
+            "INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?, ?)",
+            (base_url, model, canonical_json(capabilities), time.time()),
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -111,3 +184,14 @@ class AnswerCache:
         for connection in connections:
             connection.close()
         self._local = threading.local()
+
+
+def _add_finish_reason(connection: sqlite3.Connection) -> None:
+    """Caches written before finish reasons were kept gain the column (NULL for old rows)."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(answers)")}
+    if "finish_reason" not in columns:
+        try:
+            connection.execute("ALTER TABLE answers ADD COLUMN finish_reason TEXT")
+        except sqlite3.OperationalError as error:  # another connection added it first
+            if "duplicate column" not in str(error):
+                raise

@@ -1,12 +1,18 @@
 """Structured output from any OpenAI-compatible endpoint, validated, retried, limited and cached.
 
 One ``structured`` call is a conversation: the prompt, then for each answer that fails validation
-the model's raw text and a short complaint (a re-ask), up to ``max_reasks`` times. Each turn is
-looked up in the disk cache before any request is sent, so a rerun replays from disk.
+the model's raw text and a short complaint (a re-ask), up to ``max_reasks`` times. A reply cut
+at the token cap (``finish_reason=length``) is never fed back: a new sample is drawn instead, up
+to ``max_resamples`` times (at a temperature above 0; at 0 it would be the same reply). Each
+turn is looked up in the disk cache before any request is sent, so a rerun replays from disk;
+the cache keys a sample (the n-th call with the same prompt in a client is sample n), so a
+prompt asked twice gets its two answers back in the same order.
 
 Output modes, best first: ``json_schema``, ``json_object`` with the schema (what llama.cpp's
-server honours), and plain text with the schema described in the system message. The best mode
-that has worked is remembered for the client's lifetime; a call starts from it.
+server honours), and plain text with the schema described in the system message. What the
+endpoint supports (mode, token-cap name, tools) is learned on first contact or first refusal
+and remembered per cache file, endpoint and model (``pipeline.llm.endpoint``); calls wait for
+the first one to be answered, so a refusal costs one request, not one per call.
 
 Requests go through ``AsyncOpenAI.post`` with ``cast_to=str`` (the SDK's documented way to make a
 raw request): it keeps the SDK's auth, base URL and error types, but skips building typed request
@@ -24,7 +30,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
@@ -40,6 +45,14 @@ from tenacity import (
 
 from pipeline.llm.cache import AnswerCache, CachedAnswer, cache_key
 from pipeline.llm.config import DUMMY_API_KEY, LLMConfig, is_local_url
+from pipeline.llm.endpoint import (
+    MODES,
+    Endpoint,
+    OutputMode,
+    Refusal,
+    classify,
+    endpoint_for,
+)
 from pipeline.llm.ratelimit import ConcurrencyLimit, RequestSpacing
 from pipeline.llm.usage import UsageLedger
 from pipeline.models import content_hash
@@ -54,15 +67,10 @@ TRANSIENT_STATUS = frozenset({408, 409, 429})
 REJECTED_STATUS = frozenset({400, 404, 422})
 CONNECTIONS_PER_SHARD = 8
 MAX_SHARDS = 32
+#: stages whose calls default to temperature 0: a verdict should not depend on the draw
+DETERMINISTIC_STAGE_PREFIX = "judge"
 
-
-class OutputMode(StrEnum):
-    JSON_SCHEMA = "json_schema"
-    JSON_OBJECT = "json_object"
-    TEXT = "text"
-
-
-MODES = tuple(OutputMode)
+__all__ = ["MODES", "ChatResult", "LLMClient", "LLMResult", "OutputMode"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class LLMResult(Generic[T]):
     error: str | None  # why value is None
     cached: bool  # answered entirely from the cache
     requests: int  # HTTP requests actually sent for this call
+    truncated: int = 0  # replies cut at the token cap (each then resampled or given up on)
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,11 @@ class ChatResult:
     cached: bool  # answered from the cache
     requests: int  # HTTP requests actually sent
     status: int | None = None  # the HTTP status of a failed request, when it got one
+    #: why the server stopped: "stop", "length" (cut at the token cap), "tool_calls", ...
+    finish_reason: str | None = None
+    #: what a failed request was refused for, when the server said: "context_overflow" (the
+    #: prompt does not fit the model's context), "tools" (no tools parameter), ...
+    refusal: str | None = None
 
 
 # --- parsing the model's text ------------------------------------------------------------------
@@ -216,6 +230,15 @@ class _ModeRejected(Exception):
     """Every output mode was refused for this request."""
 
 
+class _Refused(Exception):
+    """An error answer that no retry or other mode can fix (the prompt overflows the context)."""
+
+    def __init__(self, refusal: Refusal, error: openai.APIStatusError) -> None:
+        super().__init__(str(error))
+        self.refusal = refusal
+        self.error = error
+
+
 class _ModeFailure(Exception):
     """An HTTP error answer, with the mode it was sent in and the modes that were left."""
 
@@ -312,6 +335,17 @@ class _Answer:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str | None = None
+
+    def cached(self) -> CachedAnswer:
+        return CachedAnswer(
+            self.text, self.prompt_tokens, self.completion_tokens, self.finish_reason
+        )
+
+
+def _finish_reason(choice: dict[str, Any]) -> str | None:
+    reason = choice.get("finish_reason")
+    return reason if isinstance(reason, str) else None
 
 
 def _read_completion(text: str) -> _Answer:
@@ -320,12 +354,14 @@ def _read_completion(text: str) -> _Answer:
         choice = data["choices"][0]
         content = choice["message"].get("content")
         usage = data.get("usage") or {}
+        finish = _finish_reason(choice)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
         raise _Unusable(f"not a chat completion: {error!r}; body starts {text[:200]!r}") from None
     return _Answer(
         text=content if isinstance(content, str) else "",
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
+        finish_reason=finish,
     )
 
 
@@ -363,10 +399,12 @@ def _read_chat(text: str) -> _Answer:
     """A completion's assistant message, re-serialised as ``{"content", "tool_calls"}``."""
     try:
         data = json.loads(text)
-        message = data["choices"][0]["message"]
+        choice = data["choices"][0]
+        message = choice["message"]
         content = message.get("content")
         tool_calls = _plain_tool_calls(message)
         usage = data.get("usage") or {}
+        finish = _finish_reason(choice)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
         raise _Unusable(f"not a chat completion: {error!r}; body starts {text[:200]!r}") from None
     stored = {"content": content if isinstance(content, str) else "", "tool_calls": tool_calls}
@@ -374,12 +412,25 @@ def _read_chat(text: str) -> _Answer:
         text=json.dumps(stored, ensure_ascii=False),
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
+        finish_reason=finish,
     )
 
 
-def _chat_result(raw: str, cached: bool, requests: int) -> ChatResult:
-    stored = json.loads(raw)
-    return ChatResult(stored["content"], stored["tool_calls"], raw, None, cached, requests)
+def _chat_result(answer: CachedAnswer, cached: bool, requests: int) -> ChatResult:
+    stored = json.loads(answer.raw)
+    return ChatResult(
+        stored["content"],
+        stored["tool_calls"],
+        answer.raw,
+        None,
+        cached,
+        requests,
+        finish_reason=answer.finish_reason,
+    )
+
+
+def _why(error: openai.APIStatusError) -> str:
+    return f"HTTP {error.status_code}: {error.message}"[:200]
 
 
 class LLMClient:
@@ -407,7 +458,7 @@ class LLMClient:
         self._base_url = config.base_url
         self._model = config.model
         self._api_key = api_key
-        self._parameters = {"temperature": config.temperature, "max_tokens": config.max_tokens}
+        self._endpoint: Endpoint = endpoint_for(self.cache, self._base_url, self._model)
         self._slots = ConcurrencyLimit(config.concurrency)
         self._spacing = (
             RequestSpacing(config.requests_per_minute) if config.requests_per_minute else None
@@ -417,7 +468,7 @@ class LLMClient:
         # built now, bound to the first loop that sends: keeps the SDK's lazy imports and pool
         # set-up out of the first wave of requests
         self._spare: list[_Shard] | None = self._new_shards()
-        self._mode: OutputMode | None = None  # the best mode that has answered so far
+        self._samples: dict[str, int] = {}  # prompt key -> calls made with it so far
 
     @property
     def model(self) -> str:
@@ -425,8 +476,15 @@ class LLMClient:
 
     @property
     def mode(self) -> OutputMode | None:
-        """The output mode calls start with (None until one has worked)."""
-        return self._mode
+        """The output mode structured calls start with (None until one has worked)."""
+        return self._endpoint.output_mode
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        """What the endpoint is known to support, for a run manifest: ``output_mode``,
+        ``refused_output_modes``, ``token_parameter`` (and whether a request has confirmed it),
+        ``tools`` (unknown, refused, accepted or native) and how each was ``learned``."""
+        return self._endpoint.snapshot().as_dict()
 
     async def __aenter__(self) -> LLMClient:
         return self
@@ -486,26 +544,73 @@ class LLMClient:
         )
         return _Shard(api)
 
-    def _remember(self, mode: OutputMode) -> None:
+    # -- settings per call --
+
+    def _settings(
+        self, stage: str, temperature: float | None, max_tokens: int | None
+    ) -> dict[str, Any]:
+        """The sampling settings of one call, as the cache keys them (the wire name of the
+        token cap is the endpoint's business, not the answer's)."""
+        if temperature is None:
+            deterministic = stage.startswith(DETERMINISTIC_STAGE_PREFIX)
+            temperature = 0.0 if deterministic else self.config.temperature
+        return {
+            "temperature": temperature,
+            "max_tokens": self.config.max_tokens if max_tokens is None else max_tokens,
+        }
+
+    def _wire(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """``settings`` as sent: the token cap under the name the endpoint takes."""
+        name = self._endpoint.token_parameter.value
+        return {"temperature": settings["temperature"], name: settings["max_tokens"]}
+
+    def _sample_of(self, key: str, sample: int | None) -> int:
+        """The caller's sample index, else how many calls this client made with ``key``
+        before (counted when the call starts, so concurrent calls number in start order)."""
         with self._lock:
-            if self._mode is None or MODES.index(mode) < MODES.index(self._mode):
-                self._mode = mode
+            seen = self._samples.get(key, 0)
+            self._samples[key] = seen + 1
+        return seen if sample is None else sample
+
+    def _failed(self, stage: str, error: openai.APIStatusError) -> Refusal | None:
+        """Count an error answer and say what it refused; learns the token-cap name."""
+        self.usage.record(stage, failed_requests=1)
+        refusal = classify(error)
+        if refusal is Refusal.TOKEN_PARAMETER:
+            self._endpoint.use_max_completion_tokens(_why(error))
+        return refusal
 
     # -- one HTTP request --
 
     def _candidates(self, excluded: set[OutputMode]) -> list[OutputMode]:
         """Modes still worth trying, best first, never better than the remembered one."""
-        usable = [mode for mode in MODES if mode not in excluded]
-        remembered = self._mode
+        refused = excluded | self._endpoint.refused_modes
+        usable = [mode for mode in MODES if mode not in refused]
+        remembered = self._endpoint.output_mode
         if remembered is not None and remembered in usable:
             usable = usable[usable.index(remembered) :]
         return usable
+
+    async def _post(self, stage: str, body: dict[str, Any], counts: _Counts) -> str:
+        """One request under the client's limits; the raw response text."""
+        async with self._slots:
+            if self._spacing is not None:
+                await self._spacing.wait()
+            counts.requests += 1
+            self.usage.record(stage, requests=1)
+            shard = min(self._shards(), key=_load)
+            shard.in_flight += 1
+            try:
+                return await shard.api.post("/chat/completions", cast_to=str, body=body)
+            finally:
+                shard.in_flight -= 1
 
     async def _send(
         self,
         stage: str,
         conversation: list[dict[str, str]],
         schema: _Schema,
+        settings: dict[str, Any],
         excluded: set[OutputMode],
         counts: _Counts,
     ) -> tuple[OutputMode, _Answer]:
@@ -516,7 +621,7 @@ class LLMClient:
             if not candidates:
                 raise _ModeRejected("the server refused every output mode")
             mode = candidates[0]
-            body = self._body(mode, conversation, schema)
+            body = self._body(mode, conversation, schema, settings)
             if self._spacing is not None:
                 await self._spacing.wait()
             counts.requests += 1
@@ -532,12 +637,16 @@ class LLMClient:
         return mode, _read_completion(text)
 
     def _body(
-        self, mode: OutputMode, conversation: list[dict[str, str]], schema: _Schema
+        self,
+        mode: OutputMode,
+        conversation: list[dict[str, str]],
+        schema: _Schema,
+        settings: dict[str, Any],
     ) -> dict[str, Any]:
         messages = conversation
         if mode is not OutputMode.JSON_SCHEMA:
             messages = _with_instruction(conversation, schema.instruction)
-        body: dict[str, Any] = {"model": self._model, "messages": messages, **self._parameters}
+        body: dict[str, Any] = {"model": self._model, "messages": messages, **self._wire(settings)}
         response_format = _response_format(mode, schema)
         if response_format is not None:
             body["response_format"] = response_format
@@ -548,35 +657,51 @@ class LLMClient:
         stage: str,
         conversation: list[dict[str, str]],
         schema: _Schema,
-        refused: set[OutputMode],
+        settings: dict[str, Any],
         counts: _Counts,
     ) -> _Answer:
         """One attempt: send in the best usable mode, stepping down while modes are refused.
 
-        A mode that has never worked and gets 400/404/422 is refused for this call. A 500 on an
-        unproven json_schema request steps down at once too (llama.cpp answers json_schema so);
-        if json_object then fails as well, the 500s count as a server error and are retried.
-        Once a lower mode has worked it is remembered, so later calls skip the probe.
+        A mode that has never worked and gets 400/404/422, or any error that names the
+        response format, is refused for the endpoint. A bare 500 on an unproven json_schema
+        request steps down at once too (llama.cpp answers json_schema so); if the next mode
+        then works, json_schema is remembered as refused; if it fails as well, the 500s count
+        as a server error and are retried. A refused ``max_tokens`` switches the endpoint to
+        ``max_completion_tokens`` and sends again; a context overflow ends the call.
         """
-        stepped: set[OutputMode] = set()  # json_schema after a 500, for this attempt only
+        stepped: set[OutputMode] = set()  # json_schema after a bare 500, for this attempt only
         while True:
             try:
                 mode, answer = await self._send(
-                    stage, conversation, schema, refused | stepped, counts
+                    stage, conversation, schema, settings, stepped, counts
                 )
             except _ModeFailure as failure:
                 mode, error = failure.mode, failure.error
-                proven = mode is self._mode
-                if proven or len(failure.candidates) == 1:
+                refusal = self._failed(stage, error)
+                if refusal is Refusal.TOKEN_PARAMETER and "max_tokens" in self._wire(settings):
+                    continue  # now sent as max_completion_tokens
+                if refusal is Refusal.CONTEXT_OVERFLOW:
+                    raise _Refused(refusal, error) from None
+                last = len(failure.candidates) == 1
+                if refusal is Refusal.RESPONSE_FORMAT and mode is not OutputMode.TEXT:
+                    self._endpoint.refuse_mode(mode, _why(error))
+                    continue
+                proven = mode is self._endpoint.output_mode
+                if proven or last:
                     raise error from None
                 if error.status_code in REJECTED_STATUS:
-                    refused.add(mode)
+                    self._endpoint.refuse_mode(mode, _why(error))
                     continue
                 if mode is OutputMode.JSON_SCHEMA and error.status_code >= 500:
                     stepped.add(mode)
                     continue
                 raise error from None
-            self._remember(mode)
+            if OutputMode.JSON_SCHEMA in stepped:
+                # json_schema 500ed and the next mode answered at once: not a passing fault
+                self._endpoint.refuse_mode(
+                    OutputMode.JSON_SCHEMA, f"HTTP 500, then {mode.value} answered"
+                )
+            self._endpoint.answered(mode)
             return answer
 
     async def _exchange(
@@ -584,18 +709,18 @@ class LLMClient:
         stage: str,
         conversation: list[dict[str, str]],
         schema: _Schema,
-        refused: set[OutputMode],
+        settings: dict[str, Any],
         counts: _Counts,
     ) -> _Answer:
-        """The probe chain, retried with backoff on transient failures.
-
-        The first attempt runs bare and tenacity takes over after a transient failure: its
-        retry state costs about 20 us to set up, a third of a call's own set-up, and nearly
-        every call succeeds at once.
-        """
-        return await self._retrying(
-            stage, counts, lambda: self._probe_chain(stage, conversation, schema, refused, counts)
-        )
+        """The probe chain, retried with backoff on transient failures; while the endpoint's
+        output mode is unknown, calls wait for the first one to learn it."""
+        endpoint = self._endpoint
+        async with endpoint.first_contact("structured", endpoint.knows_structured):
+            return await self._retrying(
+                stage,
+                counts,
+                lambda: self._probe_chain(stage, conversation, schema, settings, counts),
+            )
 
     # -- the public call --
 
@@ -606,15 +731,39 @@ class LLMClient:
         messages: list[dict[str, str]],
         output: type[T],
         template_hash: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        sample: int | None = None,
     ) -> LLMResult[T]:
+        """A validated ``output`` for ``messages``.
+
+        ``temperature`` and ``max_tokens`` override the config for this call (stages named
+        ``judge...`` default to temperature 0). ``sample`` names which sample of this prompt
+        the call is (for the cache); by default the n-th call with the same prompt, settings
+        and output in this client is sample n.
+        """
         if not (isinstance(output, type) and issubclass(output, BaseModel)):
             raise TypeError(f"output must be a pydantic model class, got {output!r}")
         schema = _schema_of(output)
+        settings = self._settings(stage, temperature, max_tokens)
         conversation = [dict(message) for message in messages]
         counts = _Counts()
-        refused: set[OutputMode] = set()
         raw: str | None = None
         problem = ""
+        truncated = 0
+
+        def key_of(sample_no: int, resample: int) -> str:
+            return cache_key(
+                model=self._model,
+                messages=conversation,
+                parameters=settings,
+                template_hash=template_hash,
+                schema_digest=schema.digest,
+                sample=sample_no,
+                resample=resample,
+            )
+
+        sample_no = self._sample_of(key_of(0, 0), sample)
         for turn in range(self.config.max_reasks + 1):
             if turn:
                 assert raw is not None
@@ -628,44 +777,57 @@ class LLMClient:
                     },
                 ]
                 self.usage.record(stage, reasks=1)
-            key = cache_key(
-                model=self._model,
-                messages=conversation,
-                parameters=self._parameters,
-                template_hash=template_hash,
-                schema_digest=schema.digest,
-            )
-            hit = self.cache.get(key)
-            if hit is not None:
-                raw = hit.raw
-                self.usage.record(stage, cache_hits=1)
-            else:
-                try:
-                    answer = await self._exchange(stage, conversation, schema, refused, counts)
-                except (openai.OpenAIError, _Unusable, _ModeRejected) as error:
-                    self.usage.record(stage, failures=1)
-                    return LLMResult(
-                        value=None,
-                        raw=raw,
-                        error=f"request failed after {counts.retries} retries:"
-                        f" {_describe_transport(error)}",
-                        cached=False,
-                        requests=counts.requests,
+            cut = False
+            for resample in range(self.config.max_resamples + 1):
+                if resample:
+                    self.usage.record(stage, resamples=1)
+                key = key_of(sample_no, resample)
+                hit = self.cache.get(key)
+                if hit is not None:
+                    self.usage.record(stage, cache_hits=1)
+                else:
+                    try:
+                        answer = await self._exchange(stage, conversation, schema, settings, counts)
+                    except (openai.OpenAIError, _Unusable, _ModeRejected, _Refused) as error:
+                        self.usage.record(stage, failures=1)
+                        return LLMResult(
+                            value=None,
+                            raw=raw,
+                            error=self._failure_text(error, counts),
+                            cached=False,
+                            requests=counts.requests,
+                            truncated=truncated,
+                        )
+                    hit = self.cache.put(key, answer.cached(), self._model)
+                    self.usage.record(
+                        stage,
+                        prompt_tokens=answer.prompt_tokens,
+                        completion_tokens=answer.completion_tokens,
                     )
-                raw = answer.text
-                self.cache.put(
-                    key,
-                    CachedAnswer(raw, answer.prompt_tokens, answer.completion_tokens),
-                    self._model,
-                )
-                self.usage.record(
-                    stage,
-                    prompt_tokens=answer.prompt_tokens,
-                    completion_tokens=answer.completion_tokens,
-                )
+                raw = hit.raw
+                cut = hit.finish_reason == "length"
+                if not cut:
+                    break
+                truncated += 1
+                self.usage.record(stage, truncated=1)
+                if settings["temperature"] == 0:
+                    break  # a greedy draw would be the same reply again
+            assert raw is not None  # the loop above ran at least once
             value, problem = parse_output(raw, output)
             if value is not None:
-                return LLMResult(value, raw, None, counts.requests == 0, counts.requests)
+                return LLMResult(value, raw, None, counts.requests == 0, counts.requests, truncated)
+            if cut:
+                # feeding a cut reply back only gets it again: give up on this call
+                self.usage.record(stage, failures=1)
+                return LLMResult(
+                    value=None,
+                    raw=raw,
+                    error=f"the reply was cut at the token cap ({settings['max_tokens']} tokens)"
+                    f" in {truncated} sample(s): {problem}",
+                    cached=counts.requests == 0,
+                    requests=counts.requests,
+                    truncated=truncated,
+                )
         self.usage.record(stage, failures=1)
         return LLMResult(
             value=None,
@@ -673,23 +835,43 @@ class LLMClient:
             error=f"invalid output after {self.config.max_reasks} re-asks: {problem}",
             cached=counts.requests == 0,
             requests=counts.requests,
+            truncated=truncated,
         )
+
+    def _failure_text(self, error: BaseException, counts: _Counts) -> str:
+        if isinstance(error, _Refused) and error.refusal is Refusal.CONTEXT_OVERFLOW:
+            return (
+                "the prompt does not fit the model's context window:"
+                f" {_describe_transport(error.error)}"
+            )
+        return f"request failed after {counts.retries} retries: {_describe_transport(error)}"
 
     # -- free-form chat with tools --
 
-    async def _post_chat(self, stage: str, body: dict[str, Any], counts: _Counts) -> _Answer:
-        async with self._slots:
-            if self._spacing is not None:
-                await self._spacing.wait()
-            counts.requests += 1
-            self.usage.record(stage, requests=1)
-            shard = min(self._shards(), key=_load)
-            shard.in_flight += 1
+    async def _post_chat(
+        self, stage: str, body: dict[str, Any], settings: dict[str, Any], counts: _Counts
+    ) -> _Answer:
+        """One chat request; a refused ``max_tokens`` is sent again as max_completion_tokens,
+        other error answers propagate (a context overflow or a tools refusal as ``_Refused``)."""
+        while True:
+            wire = self._wire(settings)
+            sent = {key: value for key, value in body.items() if key not in _TOKEN_NAMES}
             try:
-                text = await shard.api.post("/chat/completions", cast_to=str, body=body)
-            finally:
-                shard.in_flight -= 1
-        return _read_chat(text)
+                text = await self._post(stage, {**sent, **wire}, counts)
+            except openai.APIStatusError as error:
+                refusal = self._failed(stage, error)
+                if refusal is Refusal.TOKEN_PARAMETER and "max_tokens" in wire:
+                    continue
+                if refusal is Refusal.CONTEXT_OVERFLOW:
+                    raise _Refused(refusal, error) from None
+                if refusal is Refusal.TOOLS and "tools" in body:
+                    self._endpoint.refuse_tools(_why(error))
+                    raise _Refused(refusal, error) from None
+                raise
+            answer = _read_chat(text)
+            tool_calls = bool(json.loads(answer.text)["tool_calls"]) if "tools" in body else None
+            self._endpoint.answered(None, tool_calls)
+            return answer
 
     async def _retrying(
         self, stage: str, counts: _Counts, attempt: Callable[[], Awaitable[_Answer]]
@@ -732,55 +914,73 @@ class LLMClient:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        sample: int | None = None,
     ) -> ChatResult:
         """One assistant turn for ``messages`` (any OpenAI chat messages, tool calls and tool
         results included), offering ``tools``; no output validation and no re-asks.
 
-        Shares the limits, retries, usage ledger and cache of ``structured``; the cache key
-        also covers the tools and tool choice. Never raises on transport failure: the result
-        then carries ``error``.
+        Shares the limits, retries, usage ledger, endpoint memory and cache of ``structured``
+        (``temperature``, ``max_tokens`` and ``sample`` as there); the cache key also covers
+        the tools and tool choice. Never raises on transport failure: the result then carries
+        ``error``, and ``refusal`` when the server said what it refused.
         """
-        parameters = dict(self._parameters)
-        key = cache_key(
-            model=self._model,
-            # canonical_json hashes any JSON; the annotation predates tool-call messages
-            messages=cast("list[dict[str, str]]", messages),
-            parameters=parameters,
-            template_hash=_CHAT_TEMPLATE,
-            schema_digest=content_hash({"tools": tools or [], "tool_choice": tool_choice}, 64),
-        )
+        settings = self._settings(stage, temperature, max_tokens)
+
+        def key_of(sample_no: int) -> str:
+            return cache_key(
+                model=self._model,
+                # canonical_json hashes any JSON; the annotation predates tool-call messages
+                messages=cast("list[dict[str, str]]", messages),
+                parameters=settings,
+                template_hash=_CHAT_TEMPLATE,
+                schema_digest=content_hash({"tools": tools or [], "tool_choice": tool_choice}, 64),
+                sample=sample_no,
+            )
+
+        key = key_of(self._sample_of(key_of(0), sample))
         hit = self.cache.get(key)
         if hit is not None:
             self.usage.record(stage, cache_hits=1)
-            return _chat_result(hit.raw, True, 0)
-        body: dict[str, Any] = {"model": self._model, "messages": messages, **parameters}
+            if hit.finish_reason == "length":
+                self.usage.record(stage, truncated=1)
+            return _chat_result(hit, True, 0)
+        body: dict[str, Any] = {"model": self._model, "messages": messages}
         if tools:
             body["tools"] = tools
             if tool_choice is not None:
                 body["tool_choice"] = tool_choice
         counts = _Counts()
+        endpoint = self._endpoint
         try:
-            answer = await self._retrying(
-                stage, counts, lambda: self._post_chat(stage, body, counts)
-            )
-        except (openai.OpenAIError, _Unusable) as error:
+            async with endpoint.first_contact(
+                "tools" if tools else "chat", lambda: endpoint.knows_chat(bool(tools))
+            ):
+                answer = await self._retrying(
+                    stage, counts, lambda: self._post_chat(stage, body, settings, counts)
+                )
+        except (openai.OpenAIError, _Unusable, _Refused) as error:
             self.usage.record(stage, failures=1)
+            refusal = error.refusal.value if isinstance(error, _Refused) else None
+            cause = error.error if isinstance(error, _Refused) else error
             return ChatResult(
                 content="",
                 tool_calls=[],
                 raw=None,
-                error=f"request failed after {counts.retries} retries:"
-                f" {_describe_transport(error)}",
+                error=self._failure_text(error, counts),
                 cached=False,
                 requests=counts.requests,
-                status=_status(error),
+                status=_status(cause),
+                refusal=refusal,
             )
-        self.cache.put(
-            key,
-            CachedAnswer(answer.text, answer.prompt_tokens, answer.completion_tokens),
-            self._model,
-        )
+        kept = self.cache.put(key, answer.cached(), self._model)
         self.usage.record(
             stage, prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens
         )
-        return _chat_result(answer.text, False, counts.requests)
+        if kept.finish_reason == "length":
+            self.usage.record(stage, truncated=1)
+        return _chat_result(kept, False, counts.requests)
+
+
+_TOKEN_NAMES = ("max_tokens", "max_completion_tokens")

@@ -36,7 +36,15 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "OPENAI_API_KEY": ("api_key", _as_str),
     "ASYNCTOOL_LLM_CONCURRENCY": ("concurrency", _as_int),
     "ASYNCTOOL_LLM_RPM": ("requests_per_minute", _as_float),
+    "ASYNCTOOL_LLM_TIMEOUT": ("timeout", _as_float),
 }
+
+#: defaults for a server on this machine or network (llama.cpp on a CPU answers one request at
+#: a time: ~40 s to first token for a 1.5k-token prompt and ~16 tokens/s with the 1.5B model),
+#: used for each setting no file, variable or flag gives. A queued request waits for the one
+#: ahead, so the timeout covers two full answers; more than 2 in flight only lengthens the queue
+#: (and with a short timeout the server goes on generating answers the client abandoned).
+LOCAL_DEFAULTS: dict[str, Any] = {"concurrency": 2, "timeout": 600.0}
 
 
 def is_local_url(url: str) -> bool:
@@ -63,6 +71,8 @@ class LLMConfig(BaseModel):
     timeout: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=6, ge=0, le=100)
     max_reasks: int = Field(default=2, ge=0, le=20)
+    #: new samples drawn after a reply cut at the token cap (finish_reason=length)
+    max_resamples: int = Field(default=2, ge=0, le=20)
     temperature: float = Field(default=0.7, ge=0, le=2)
     max_tokens: int = Field(default=1024, ge=1)
     # TOML and CLI give paths as strings
@@ -101,12 +111,14 @@ class LLMConfig(BaseModel):
             if value is not None:  # an unset CLI flag
                 values[key] = value
                 origin[key] = "command-line override"
-        if (
-            not values.get("api_key")
-            and values.get("base_url")
-            and is_local_url(values["base_url"])
-        ):
+        local = bool(values.get("base_url")) and is_local_url(str(values["base_url"]))
+        if local and not values.get("api_key"):
             values["api_key"] = DUMMY_API_KEY
+        if local:
+            for key, value in LOCAL_DEFAULTS.items():
+                if key not in values:
+                    values[key] = value
+                    origin[key] = "default for a local endpoint"
         try:
             return cls.model_validate(values)
         except ValidationError as error:

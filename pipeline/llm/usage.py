@@ -8,7 +8,9 @@ import threading
 #: answers cost nothing); requests: HTTP requests sent, probes and retries included; retries:
 #: backoffs after a transient failure; cache_hits: conversation turns answered from the cache;
 #: reasks: turns that re-asked after invalid output (cached or not); failures: calls that
-#: returned no value
+#: returned no value; failed_requests: requests answered with an HTTP error (refusals that taught
+#: the client what the endpoint supports included); truncated: replies cut at the token cap
+#: (``finish_reason=length``, cached or not); resamples: new samples drawn after such a reply
 COUNTERS = (
     "prompt_tokens",
     "completion_tokens",
@@ -17,6 +19,9 @@ COUNTERS = (
     "cache_hits",
     "reasks",
     "failures",
+    "failed_requests",
+    "truncated",
+    "resamples",
 )
 
 
@@ -38,6 +43,9 @@ class UsageLedger:
         cache_hits: int = 0,
         reasks: int = 0,
         failures: int = 0,
+        failed_requests: int = 0,
+        truncated: int = 0,
+        resamples: int = 0,
     ) -> None:
         deltas = (
             prompt_tokens,
@@ -47,6 +55,9 @@ class UsageLedger:
             cache_hits,
             reasks,
             failures,
+            failed_requests,
+            truncated,
+            resamples,
         )
         with self._lock:
             counters = self._stages.get(stage)
