@@ -43,6 +43,7 @@ from typing import Any
 from pipeline.budget import check_time
 from pipeline.conditions import control_edges
 from pipeline.envs import ToolError, ToolSpec, get_env_class, resolve_tool
+from pipeline.jsontree import leaves
 from pipeline.models import Call
 from pipeline.replay import (
     StepTrace,
@@ -65,18 +66,6 @@ def bindable(value: Any) -> bool:
     if isinstance(value, str):
         return len(value.strip()) >= _MIN_STRING_BIND
     return False
-
-
-def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """Every scalar inside an output with its dotted path (list indices as numbers)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _leaves(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, f"{path}.{index}" if path else str(index))
-    else:
-        yield path, value
 
 
 def _value_key(value: Any) -> tuple[str, Any]:
@@ -184,7 +173,7 @@ def data_bindings(
                         bindings[slot] = source
                         break
         result.append(bindings)
-        for path, leaf in _leaves(output):
+        for path, leaf in leaves(output):
             if bindable(leaf):
                 sem = spec.result_type(path) if spec is not None else None
                 produced.setdefault(_value_key(leaf), []).append(
@@ -238,7 +227,7 @@ class ValueFlows:
             self.leaves.append(
                 [
                     (path, leaf, spec.result_type(path) if spec is not None else None)
-                    for path, leaf in _leaves(output)
+                    for path, leaf in leaves(output)
                     if bindable(leaf)
                 ]
             )

@@ -35,6 +35,7 @@ from typing import Any
 from pipeline.dependencies import bindable, infer_dependencies
 from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, ToolSpec, resolve_tool
 from pipeline.evolve.verbalise import Verbaliser
+from pipeline.jsontree import leaves
 from pipeline.models import Call, Lineage, Task
 from pipeline.replay import build_envs, replay, run_call, same_outcome_state
 from pipeline.semantics import RENAMEABLE_TYPES, Sem
@@ -68,16 +69,7 @@ _NAMED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def _leaves(value: Any, path: str = "", named: bool = True) -> Iterator[tuple[str, Any]]:
     """Scalars with their paths; with ``named``, only those reached through named keys: a
     value under a data key ("2301877", "Alice") has no name a sentence could use."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if named and not _NAMED_KEY.fullmatch(str(key)):
-                continue
-            yield from _leaves(item, f"{path}.{key}" if path else str(key), named)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, f"{path}.{index}" if path else str(index), named)
-    else:
-        yield path, value
+    return leaves(value, path, _NAMED_KEY.fullmatch if named else None)
 
 
 def session_values(state: dict[str, dict[str, Any]]) -> frozenset[str]:

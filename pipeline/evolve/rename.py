@@ -44,6 +44,7 @@ from functools import cache
 from typing import Any
 
 from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, resolve_tool
+from pipeline.jsontree import strings
 from pipeline.models import Lineage, Task
 from pipeline.replay import replay
 from pipeline.semantics import RENAMEABLE_TYPES, Sem
@@ -122,18 +123,6 @@ _DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?$")
 _SEPARATORS = re.compile(r"([_\-. ]+)")
 #: camel-case humps, runs of capitals, lowercase words, digits, anything else
 _HUMPS = re.compile(r"[A-Z][a-z]+|[A-Z]+(?![a-z])|[a-z]+|\d+|[^A-Za-z\d]+")
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, str):
-        yield value
 
 
 def _schema_words(schema: Any, found: set[str]) -> None:
@@ -215,7 +204,7 @@ def _uses(task: Task) -> Iterator[_Use]:
                     bound = whole_bound or f"{name}.{index}" in call.bindings
                     yield _Use(item, sem, schema, not bound, write, surname)
                 else:  # inside a record or a mapping the parameter's type says nothing of it
-                    for text in _strings(item):
+                    for text in strings(item):
                         yield _Use(text, None, {}, False, write, False)
 
 
@@ -267,7 +256,7 @@ def _inside(span: tuple[int, int], regions: Iterable[tuple[int, int]]) -> bool:
 
 
 def _call_strings(task: Task) -> set[str]:
-    return {text for call in task.calls for text in _strings(call.arguments)}
+    return {text for call in task.calls for text in strings(call.arguments)}
 
 
 def _is_prose(question: str, span: tuple[int, int], quoted_elsewhere: bool) -> bool:
@@ -321,7 +310,7 @@ def candidates(task: Task) -> list[Candidate]:
     by_value: dict[str, list[_Use]] = {}
     for use in _uses(task):
         by_value.setdefault(use.value, []).append(use)
-    in_state = set(_strings(task.initial_config))
+    in_state = set(strings(task.initial_config))
     found = []
     for value in sorted(by_value):
         uses = by_value[value]
@@ -357,7 +346,7 @@ class _Pools:
     """Shuffled pools of fresh words and first names that occur nowhere in the task."""
 
     def __init__(self, task: Task, rng: random.Random) -> None:
-        self.taken = " ".join(_strings(task.model_dump(mode="json"))).lower()
+        self.taken = " ".join(strings(task.model_dump(mode="json"))).lower()
         self.words = [w for w in _NAME_POOL if w not in self.taken]
         self.people = [p for p in _PERSON_POOL if p.lower() not in self.taken]
         self.surnames = [p for p in _SURNAME_POOL if p.lower() not in self.taken]
@@ -544,7 +533,7 @@ def _literal_strings(task: Task) -> Iterator[tuple[tuple[str, str, int, int], st
             for index, leaf in enumerate(leaves):
                 if f"{name}.{index}" in call.bindings:
                     continue
-                for position, text in enumerate(_strings(leaf)):
+                for position, text in enumerate(strings(leaf)):
                     yield (call.id, name, index, position), text
 
 
@@ -552,7 +541,7 @@ def _argument_strings(task: Task) -> Iterator[tuple[tuple[str, str, int], str]]:
     """((step, argument, position), text) of every string in the arguments, bound or not."""
     for call in task.calls:
         for name, value in call.arguments.items():
-            for position, text in enumerate(_strings(value)):
+            for position, text in enumerate(strings(value)):
                 yield (call.id, name, position), text
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.envs import ToolError, resolve_tool
 from pipeline.harness.sim import EpisodeTrace, IssuedCall
+from pipeline.jsontree import scalars
 from pipeline.models import Instance, Task
 from pipeline.replay import replay, same_outcome_state
 from pipeline.validate.grounding import observable_sources, schema_offers
@@ -257,19 +258,11 @@ def _dependency_and_grounding(
             if name in bound:
                 continue
             schema = properties.get(name, {})
-            for literal in _literals(value):
+            for literal in scalars(value):
                 grounded = sources.grounds(literal, types.get(name))
                 if not grounded and not schema_offers(schema, literal):
                     label("ungrounded_argument", f"{call.call_id} passes {name}={literal!r}")
                     break
-
-
-def _literals(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [leaf for item in value.values() for leaf in _literals(item)]
-    if isinstance(value, list):
-        return [leaf for item in value for leaf in _literals(item)]
-    return [value]
 
 
 def _subtask_success(task: Task, trace: EpisodeTrace, calls: list[IssuedCall]) -> bool:

@@ -13,6 +13,7 @@ from pipeline.dependencies import (
 )
 from pipeline.envs import ToolKind, resolve_tool
 from pipeline.envs.diff import state_diff
+from pipeline.jsontree import scalars
 from pipeline.models import Evidence, RejectionCode
 from pipeline.replay import replay
 from pipeline.semantics import feeds
@@ -78,18 +79,10 @@ def _same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _scalars(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [leaf for item in value.values() for leaf in _scalars(item)]
-    if isinstance(value, list):
-        return [leaf for item in value for leaf in _scalars(item)]
-    return [value]
-
-
 def _feeds(output: Any, arguments: dict[str, Any]) -> bool:
     """Whether some non-trivial value of ``output`` is passed (maybe rounded) as an argument."""
-    produced = [v for v in _scalars(output) if bindable(v)]
-    wanted = [v for v in _scalars(arguments) if bindable(v)]
+    produced = [v for v in scalars(output) if bindable(v)]
+    wanted = [v for v in scalars(arguments) if bindable(v)]
     return any(_same_value(p, w) or rounds_to(p, w) for p in produced for w in wanted)
 
 
