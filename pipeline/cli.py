@@ -19,6 +19,7 @@ from pipeline.cli_types import (
     port,
     positive_int,
     positive_rate,
+    positive_seconds,
     repo_id,
     run_id,
     seconds,
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 GRANULARITIES = ("task", "turn")
 
 OUTPUT = Path("output")
+LLM_TIMEOUT_HELP = (
+    "seconds to wait for one LLM answer (ASYNCTOOL_LLM_TIMEOUT; default 60, or 600 for a local"
+    " endpoint, whose CPU may queue requests)"
+)
 
 
 def _cmd_import_bfcl(args: argparse.Namespace) -> int:
@@ -287,6 +292,7 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
             "model": args.llm_model,
             "concurrency": args.concurrency,
             "requests_per_minute": args.rpm,
+            "timeout": args.llm_timeout,
         },
         config_file=args.llm_config,
     )
@@ -449,7 +455,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     llm = None
     if args.agent == "openai":
         llm = LLMConfig.load(
-            overrides={"base_url": args.llm_base_url, "model": args.llm_model},
+            overrides={
+                "base_url": args.llm_base_url,
+                "model": args.llm_model,
+                "timeout": args.llm_timeout,
+            },
             config_file=args.llm_config,
         )
         if not llm.configured:
@@ -459,15 +469,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out = (args.out or source.eval_dir) / f"{args.agent}-{mode.value}"
     scores = None
     if args.runner != "inline":
-        from pipeline.flows import Runner, run_eval_flow
+        from pipeline.flows import EvalOptions, Runner, run_eval_flow
 
         if args.limit:
             print("note: --limit applies to the inline runner only", file=sys.stderr)
         instances = source.load(args.split)
         runner = Runner(args.runner, args.dask_address, args.dask_workers)
+        options = EvalOptions(args.turn_cost, args.measure_turns)
         scores = run_eval_flow(
-            source.folder, args.split, len(instances), args.agent, mode.value, out, runner, llm
-        )
+            source.folder, args.split, len(instances), args.agent, mode.value, out, runner, llm,
+            options,
+        )  # fmt: skip
     summary = evaluate(
         instances, args.agent, mode, out, args.concurrency, args.plots,
         args.turn_cost, args.measure_turns, llm, scores,
@@ -648,6 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     evo.add_argument("--llm-config", type=Path, help="TOML file with LLM settings")
     evo.add_argument("--concurrency", type=positive_int, help="LLM requests in flight")
     evo.add_argument("--rpm", type=positive_rate, help="LLM requests per minute limit")
+    evo.add_argument("--llm-timeout", type=positive_seconds, help=LLM_TIMEOUT_HELP)
     evo.add_argument("--no-repair", action="store_true", help="do not send rejects to repair")
     evo.add_argument("--judge", action="store_true", help="ask the LLM judge about accepted tasks")
     evo.add_argument("--inline", action="store_true", help="run in this process without Prefect")
@@ -720,6 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     evl.add_argument("--llm-base-url", help="endpoint for the openai agent")
     evl.add_argument("--llm-model", help="model for the openai agent")
     evl.add_argument("--llm-config", type=Path, help="TOML file with LLM settings")
+    evl.add_argument("--llm-timeout", type=positive_seconds, help=LLM_TIMEOUT_HELP)
     evl.add_argument(
         "--runner", choices=["inline", "threads", "dask"], default="inline",
         help="inline (default), or a Prefect flow on threads or Dask",

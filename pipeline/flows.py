@@ -269,18 +269,30 @@ def _watch(folder: Path, pattern: str, callback: Callable[[Path], None] | None) 
         poll()
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """What an episode's score depends on besides agent and mode: shards get it whole, so a
+    distributed eval scores and logs exactly as an inline one."""
+
+    turn_cost: float | None = None
+    measure_turns: bool = False
+
+
 @task(name="eval-shard", retries=1, retry_delay_seconds=[2])
 def eval_shard_task(
     run_dir: str, split: str, start: int, stop: int, agent: str, mode: str, out_dir: str,
-    llm_settings: dict[str, Any] | None,
+    llm_settings: dict[str, Any] | None, options: EvalOptions,
 ) -> list[EpisodeScore]:  # fmt: skip
-    from pipeline.harness.evaluate import agent_factory, load_split
+    from pipeline.harness.evaluate import agent_factory, agent_key, load_split
 
     instances = load_split(Path(run_dir), split)[start:stop]
     llm = LLMConfig.load(overrides=llm_settings) if llm_settings is not None else None
-    return asyncio.run(
-        run_many(instances, agent_factory(agent, llm), agent, Mode(mode), Path(out_dir))
-    )
+    episodes = run_many(
+        instances, agent_factory(agent, llm), agent, Mode(mode), Path(out_dir),
+        turn_cost=options.turn_cost, measure_turns=options.measure_turns,
+        agent_key=agent_key(agent, llm),
+    )  # fmt: skip
+    return asyncio.run(episodes)
 
 
 @flow(
@@ -291,6 +303,7 @@ def eval_shard_task(
 def eval_flow(
     run_dir: str, split: str, count: int, agent: str, mode: str, out_dir: str,
     shard_size: int = 100, llm_settings: dict[str, Any] | None = None,
+    options: EvalOptions | None = None,
 ) -> list[EpisodeScore]:  # fmt: skip
     """Episodes in shards of instances (by position in the split), one task per shard."""
     futures = [
@@ -303,6 +316,7 @@ def eval_flow(
             mode,
             out_dir,
             llm_settings,
+            options or EvalOptions(),
         )
         for start in range(0, count, shard_size)
     ]
@@ -311,13 +325,13 @@ def eval_flow(
 
 def run_eval_flow(
     run_dir: Path, split: str, count: int, agent: str, mode: str, out_dir: Path,
-    runner: Runner, llm: LLMConfig | None = None,
+    runner: Runner, llm: LLMConfig | None = None, options: EvalOptions | None = None,
 ) -> list[EpisodeScore]:  # fmt: skip
     public = llm.public_dict() if llm is not None and llm.configured else None
     chosen = eval_flow.with_options(task_runner=runner.task_runner())
     with _flow_settings():
         scores: list[EpisodeScore] = chosen(
-            str(run_dir), split, count, agent, mode, str(out_dir), 100, public
+            str(run_dir), split, count, agent, mode, str(out_dir), 100, public, options
         )
     return scores
 

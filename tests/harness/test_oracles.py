@@ -77,3 +77,15 @@ def test_eval_on_dask_matches_inline(built_run: Path, prefect_harness: None) -> 
     assert main([*base, "--plots", "0", "--runner", "dask"]) == 0
     dask = (built_run / "eval" / "oracle-sync-clock" / "episodes.csv").read_text()
     assert sorted(dask.splitlines()) == sorted(inline.splitlines())
+
+
+def test_eval_on_dask_keeps_the_turn_cost(built_run: Path, prefect_harness: None) -> None:
+    from pipeline.cli import main
+
+    base = ["eval", "--run-dir", str(built_run), "--agent", "oracle-sync", "--mode", "clock",
+            "--plots", "0", "--turn-cost", "2.5", "--fresh"]  # fmt: skip
+    assert main(base) == 0
+    inline = (built_run / "eval" / "oracle-sync-clock" / "episodes.csv").read_text()
+    assert main([*base, "--runner", "dask"]) == 0
+    dask = (built_run / "eval" / "oracle-sync-clock" / "episodes.csv").read_text()
+    assert sorted(dask.splitlines()) == sorted(inline.splitlines())
