@@ -445,6 +445,21 @@ def ordering_edges(
     return result
 
 
+def session_end_edges(calls: Sequence[Call]) -> set[tuple[int, int]]:
+    """``(i, j)`` for every log-out ``j`` and each earlier call ``i`` of its environment: "…,
+    then log me out" orders the log-out last even where the other steps do not need the
+    session (upstream's ticket system edits tickets without one)."""
+    edges: set[tuple[int, int]] = set()
+    for j, call in enumerate(calls):
+        try:
+            ends = resolve_tool(call.tool)[1].ends_session
+        except ToolError:
+            continue
+        if ends:
+            edges |= {(i, j) for i in range(j) if calls[i].env == call.env}
+    return edges
+
+
 def infer_dependencies(
     env_names: Sequence[str],
     initial_config: Mapping[str, Mapping[str, Any]],
@@ -464,7 +479,7 @@ def infer_dependencies(
     edges = [affects[j] | producers[j] for j in range(len(calls))]
     hidden = hidden_state_effects(env_names, initial_config, calls, baseline, ancestor_sets(edges))
     edges = [edges[j] | hidden[j] for j in range(len(calls))]
-    for read, conditioned in control_edges(question, calls):
+    for read, conditioned in [*control_edges(question, calls), *session_end_edges(calls)]:
         edges[conditioned].add(read)
     edges = ordering_edges(env_names, initial_config, calls, baseline, final, edges)
     reduced = _transitive_reduction(edges)

@@ -42,3 +42,14 @@ def scalars(value: Any, with_keys: bool = False) -> Iterator[Any]:
 def strings(value: Any, with_keys: bool = True) -> Iterator[str]:
     """Every text inside ``value`` (dict keys included by default)."""
     return (item for item in scalars(value, with_keys) if isinstance(item, str))
+
+
+def keys(value: Any) -> Iterator[str]:
+    """Every dict key inside ``value`` (as text): the names a state stores entries under."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from keys(item)

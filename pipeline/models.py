@@ -223,6 +223,8 @@ class RejectionCode(StrEnum):
     QUESTION_FORMAT_LOST = "question.format_lost"
     #: the question quotes a name or value that no call passes and no result shows
     QUESTION_UNUSED_VALUE = "question.unused_value"
+    #: the question calls a directory, file, table or buffer new that exists before any call
+    QUESTION_FALSE_PREMISE = "question.false_premise"
     MINIMALITY_REDUNDANT_CALL = "minimality.redundant_call"
     JUDGE_MISMATCH = "judge.mismatch"
     JUDGE_AMBIGUOUS = "judge.ambiguous"

@@ -41,6 +41,7 @@ class _ToolMark:
     kind: ToolKind
     latency: float
     returns: tuple[tuple[str, Sem], ...] = ()
+    ends_session: bool = False
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,14 +51,18 @@ MAX_RNG_WORDS = 2_000_000
 
 
 def tool(
-    kind: ToolKind | str, latency: float, returns: Mapping[str, Sem] | None = None
+    kind: ToolKind | str,
+    latency: float,
+    returns: Mapping[str, Sem] | None = None,
+    ends_session: bool = False,
 ) -> Callable[[F], F]:
     """Mark a method as a tool: ``kind`` says whether it changes state, ``latency`` is its
-    default simulated response time in seconds (see docs/latency.md for the reasoning), and
+    default simulated response time in seconds (see docs/latency.md for the reasoning),
     ``returns`` gives the semantic type of each result field by path pattern (see
-    :mod:`pipeline.semantics`)."""
+    :mod:`pipeline.semantics`), and ``ends_session`` marks a log-out: a user who asks to log
+    out after other steps means after them, whether or not those steps need the session."""
 
-    mark = _ToolMark(ToolKind(kind), float(latency), tuple((returns or {}).items()))
+    mark = _ToolMark(ToolKind(kind), float(latency), tuple((returns or {}).items()), ends_session)
 
     def decorate(fn: F) -> F:
         setattr(fn, _TOOL_MARK, mark)
@@ -194,6 +199,8 @@ class ToolSpec:
     param_types: Mapping[str, Sem] = field(default_factory=dict)
     #: (dotted path pattern, type) of each declared result field, ``*`` matching any key/index
     result_types: tuple[tuple[str, Sem], ...] = ()
+    #: a log-out: it comes after every earlier call of its environment
+    ends_session: bool = False
     #: pydantic field definitions of the arguments; the model and its schema are built on first
     #: use, so importing the environments (every process, ``asynctool --help``) stays cheap
     arg_fields: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -273,6 +280,7 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         result_types=mark.returns,
         arg_fields=fields,
         model_name=f"{owner.__name__}_{attr}_args",
+        ends_session=mark.ends_session,
     )
 
 

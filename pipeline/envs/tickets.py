@@ -149,7 +149,7 @@ class Tickets(Environment[TicketsState]):
         """Say whether a user is logged in to the ticket system."""
         return {"login_status": self.state.current_user is not None}
 
-    @tool(ToolKind.WRITE, _LOGOUT, returns={"success": Sem.FLAG})
+    @tool(ToolKind.WRITE, _LOGOUT, returns={"success": Sem.FLAG}, ends_session=True)
     def logout(self) -> dict[str, JsonValue]:
         """Log the current user out of the ticket system."""
         if self.state.current_user is None:

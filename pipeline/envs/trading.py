@@ -301,7 +301,7 @@ class Trading(Environment[TradingState]):
         self.state.authenticated = True
         return {"status": "Logged in successfully"}
 
-    @tool(ToolKind.WRITE, _LOGIN / 2, returns={"status": Sem.MESSAGE})
+    @tool(ToolKind.WRITE, _LOGIN / 2, returns={"status": Sem.MESSAGE}, ends_session=True)
     def trading_logout(self) -> dict[str, JsonValue]:
         """Log out of the trading account."""
         self._require_login()

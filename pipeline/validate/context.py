@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from pipeline.conditions import control_edges
-from pipeline.dependencies import ValueFlows, hidden_state_effects
+from pipeline.dependencies import ValueFlows, hidden_state_effects, session_end_edges
 from pipeline.models import Evidence, Rejection, RejectionCode, Task
 from pipeline.replay import StepTrace, states_before, trace_calls
 
@@ -82,6 +82,11 @@ class ValidationContext:
     def control(self) -> frozenset[tuple[int, int]]:
         """``(read, step)`` edges the question's conditions make (:mod:`pipeline.conditions`)."""
         return frozenset(control_edges(self.task.question, self.task.calls))
+
+    @cached_property
+    def session_ends(self) -> frozenset[tuple[int, int]]:
+        """``(i, logout)`` edges: a log-out comes after the earlier calls of its environment."""
+        return frozenset(session_end_edges(self.task.calls))
 
     @cached_property
     def flows(self) -> ValueFlows:

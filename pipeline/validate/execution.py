@@ -163,8 +163,10 @@ def check_declared_dependencies(ctx: ValidationContext) -> None:
             if parent in bound or _feeds(ctx.traces[position[parent]].result, call.arguments):
                 continue
             i = position[parent]
-            if _conditioned_on(ctx, i, j) or i in ctx.hidden_effects(every_pair=True)[j]:
-                continue  # the question makes the edge, or the perturbed state shows it
+            if _conditioned_on(ctx, i, j) or (i, j) in ctx.session_ends:
+                continue  # the question makes the edge: a condition, or "then log me out"
+            if i in ctx.hidden_effects(every_pair=True)[j]:
+                continue  # the perturbed state shows it
             without, _ = ctx.without(i)
             if ctx.traces[j].same_behaviour(without[j]) and not _orders(ctx, i, j):
                 raise Reject(
@@ -241,6 +243,13 @@ def check_unordered_calls(ctx: ValidationContext) -> None:
         for i in range(j):
             if calls[i].env != calls[j].env or i in ancestors[j]:
                 continue
+            if (i, j) in ctx.session_ends:
+                raise Reject(
+                    RejectionCode.DEPENDENCY_UNDECLARED,
+                    f"step {calls[j].id} logs out, but does not come after step {calls[i].id} "
+                    "of the same service, so a scheduler could log out first",
+                    Evidence(step_id=calls[j].id),
+                )
             if reorder_changes_outcome(
                 ctx.task.envs,
                 ctx.task.initial_config,

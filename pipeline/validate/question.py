@@ -44,6 +44,7 @@ from functools import lru_cache
 from typing import Any
 
 from pipeline.envs import ToolError, resolve_tool
+from pipeline.jsontree import keys
 from pipeline.models import Evidence, RejectionCode
 from pipeline.semantics import Sem
 from pipeline.validate.context import Reject, ValidationContext
@@ -1125,6 +1126,34 @@ def check_unused_value(ctx: ValidationContext) -> None:
         )
 
 
+# ----- things called new -----------------------------------------------------------------------
+
+#: containers a name identifies: one that already has the name is not new
+_NAMED_THING = r"(?:sub)?(?:directory|directories|folder|file|table|buffer)"
+_CALLED_NEW = re.compile(
+    rf"\bnew\s+{_NAMED_THING}\s+(?:(?:named|called|titled)\s+)?(['\"])(?P<after>[^'\"]+)\1"
+    rf"|(['\"])(?P<before>[^'\"]+)\3\s+(?:as\s+)?an?\s+new\s+{_NAMED_THING}\b",
+    re.IGNORECASE,
+)
+
+
+def check_false_premise(ctx: ValidationContext, text: QuestionText) -> None:
+    """A directory, file, table or buffer the question calls new must not exist before the
+    first call: "move it into a new directory 'archive'" over a state that already has
+    'archive' asks for a creation no call makes (readers expect a mkdir and find none)."""
+    del text
+    names = set(keys(ctx.task.initial_config))
+    for match in _CALLED_NEW.finditer(ctx.task.question):
+        name = match.group("after") or match.group("before")
+        if name in names:
+            raise Reject(
+                RejectionCode.QUESTION_FALSE_PREMISE,
+                f"the question calls {name!r} new ({match.group(0)!r}), but it exists before "
+                "any call",
+                Evidence(output={"name": name}),
+            )
+
+
 # ----- the check ------------------------------------------------------------------------------
 
 _CHECKS = (
@@ -1132,6 +1161,7 @@ _CHECKS = (
     check_context_dependent,
     check_no_request,
     check_format_lost,
+    check_false_premise,
 )
 
 

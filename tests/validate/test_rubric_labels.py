@@ -47,6 +47,10 @@ _FS = {
     }
 }
 
+_TICKETS = {
+    "tickets": {"ticket_queue": [], "ticket_counter": 58, "current_user": "bmartin"}
+}
+
 _TRAVEL = {
     "travel": {
         "credit_card_list": {
@@ -363,7 +367,62 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
         ),
         RejectionCode.MINIMALITY_REDUNDANT_CALL,
     ),
+    (
+        "mismatch: a directory called new that already exists (no call creates it)",
+        _task(
+            "Go into workspace and move notes.txt into a new directory 'Violet'.",
+            ["filesystem"],
+            [
+                {"id": "s1", "tool": "filesystem.cd", "arguments": {"folder": "workspace"}},
+                {
+                    "id": "s2",
+                    "tool": "filesystem.mv",
+                    "arguments": {"source": "notes.txt", "destination": "Violet"},
+                    "depends_on": ["s1"],
+                },
+            ],
+            _FS,
+        ),
+        RejectionCode.QUESTION_FALSE_PREMISE,
+    ),
+    (
+        "wrong-dependency: 'then log me out' with the log-out free to run first",
+        _task(
+            "Create a ticket titled 'Printer jam' with priority 2, change its description to "
+            "'Tray 2 is stuck.', and then log me out.",
+            ["tickets"],
+            [
+                {
+                    "id": "s1",
+                    "tool": "tickets.create_ticket",
+                    "arguments": {"title": "Printer jam", "priority": 2},
+                },
+                {
+                    "id": "s2",
+                    "tool": "tickets.edit_ticket",
+                    "arguments": {"ticket_id": 58, "updates": {"description": "Tray 2 is stuck."}},
+                    "depends_on": ["s1"],
+                    "bindings": {"ticket_id": "s1.id"},
+                },
+                {"id": "s3", "tool": "tickets.logout", "arguments": {}, "depends_on": ["s1"]},
+            ],
+            _TICKETS,
+        ),
+        RejectionCode.DEPENDENCY_UNDECLARED,
+    ),
 ]
+
+
+def test_a_log_out_after_every_step_of_its_service_is_accepted_and_inferred() -> None:
+    from pipeline.dependencies import infer_dependencies
+
+    case = next(task for label, task, _ in CASES if "log me out" in label)
+    calls = [c.model_copy(update={"depends_on": [], "bindings": {}}) for c in case.calls]
+    inferred = infer_dependencies(case.envs, case.initial_config, calls, case.question)
+    assert inferred[2].depends_on == ["s2"]
+    fixed = case.model_copy(update={"calls": inferred}).with_content_id()
+    verdict = validate_task(fixed)
+    assert verdict.accepted, verdict.rejection
 
 
 @pytest.mark.parametrize(("label", "task", "code"), CASES, ids=[case[0] for case in CASES])
