@@ -158,6 +158,22 @@ def order_task(question: str) -> Task:
 
 
 FLAWED: list[tuple[str, Task, RejectionCode]] = [
+    # -- something called new that the state already holds (no call creates it)
+    (
+        "a new directory that exists",
+        copy_task("Go into workspace and copy notes.txt into a new directory 'archive'."),
+        RejectionCode.QUESTION_FALSE_PREMISE,
+    ),
+    (
+        "a new folder called ...",
+        copy_task('Go into workspace; copy notes.txt to the new folder called "archive".'),
+        RejectionCode.QUESTION_FALSE_PREMISE,
+    ),
+    (
+        "the name before 'as a new directory'",
+        copy_task("Go into workspace and copy notes.txt into 'archive' as a new directory."),
+        RejectionCode.QUESTION_FALSE_PREMISE,
+    ),
     # -- a quoted name or value that no step uses
     (
         "a folder no step enters",
@@ -313,6 +329,24 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
 ]
 
 SOUND: list[tuple[str, Task]] = [
+    (
+        "'new' for a file the call writes, beside an existing folder",
+        copy_task(
+            "Go into workspace and copy notes.txt to a new file 'notes_copy.txt'.",
+        ).model_copy(
+            update={
+                "calls": [
+                    Call(id="s1", tool="filesystem.cd", arguments={"folder": "workspace"}),
+                    Call(
+                        id="s2",
+                        tool="filesystem.cp",
+                        arguments={"source": "notes.txt", "destination": "notes_copy.txt"},
+                        depends_on=["s1"],
+                    ),
+                ]
+            }
+        ),
+    ),
     (
         "a request in lower case",
         copy_task("please go into workspace and copy notes.txt into archive."),
