@@ -47,9 +47,7 @@ _FS = {
     }
 }
 
-_TICKETS = {
-    "tickets": {"ticket_queue": [], "ticket_counter": 58, "current_user": "bmartin"}
-}
+_TICKETS = {"tickets": {"ticket_queue": [], "ticket_counter": 58, "current_user": "bmartin"}}
 
 _TRAVEL = {
     "travel": {
