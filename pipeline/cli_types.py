@@ -85,6 +85,11 @@ def positive_rate(text: str) -> float:
     return _checked(text, lambda value: value > 0, "{value} is not a positive rate")
 
 
+def positive_seconds(text: str) -> float:
+    """A timeout: finite and above 0."""
+    return _checked(text, lambda value: value > 0, "{value} s is not a positive duration")
+
+
 def share(text: str) -> float:
     """A fraction from 0 to 1."""
     return _checked(text, lambda value: 0 <= value <= 1, "{value} is not a share between 0 and 1")

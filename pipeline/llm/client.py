@@ -50,6 +50,7 @@ from pipeline.llm.endpoint import (
     Endpoint,
     OutputMode,
     Refusal,
+    ToolSupport,
     classify,
     endpoint_for,
 )
@@ -670,6 +671,7 @@ class LLMClient:
         ``max_completion_tokens`` and sends again; a context overflow ends the call.
         """
         stepped: set[OutputMode] = set()  # json_schema after a bare 500, for this attempt only
+        renamed = False  # the token cap was refused and renamed in this attempt
         while True:
             try:
                 mode, answer = await self._send(
@@ -678,8 +680,9 @@ class LLMClient:
             except _ModeFailure as failure:
                 mode, error = failure.mode, failure.error
                 refusal = self._failed(stage, error)
-                if refusal is Refusal.TOKEN_PARAMETER and "max_tokens" in self._wire(settings):
-                    continue  # now sent as max_completion_tokens
+                if refusal is Refusal.TOKEN_PARAMETER and not renamed:
+                    renamed = True  # sent again once, as max_completion_tokens
+                    continue
                 if refusal is Refusal.CONTEXT_OVERFLOW:
                     raise _Refused(refusal, error) from None
                 last = len(failure.candidates) == 1
@@ -957,6 +960,20 @@ class LLMClient:
             async with endpoint.first_contact(
                 "tools" if tools else "chat", lambda: endpoint.knows_chat(bool(tools))
             ):
+                if tools and endpoint.tools is ToolSupport.REFUSED:
+                    # known from an earlier refusal: not asked again (status as it was refused)
+                    self.usage.record(stage, failures=1)
+                    return ChatResult(
+                        content="",
+                        tool_calls=[],
+                        raw=None,
+                        error="the endpoint refuses the tools parameter (learned from an earlier"
+                        " request); send the request without tools",
+                        cached=False,
+                        requests=0,
+                        status=400,
+                        refusal=Refusal.TOOLS.value,
+                    )
                 answer = await self._retrying(
                     stage, counts, lambda: self._post_chat(stage, body, settings, counts)
                 )

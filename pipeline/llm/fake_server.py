@@ -37,6 +37,23 @@ class FaultMix:
     hang_seconds: float = 5.0
     reject_json_schema: bool = False  # json_schema response formats get HTTP 500, like llama.cpp
     reject_response_format: bool = False  # any response_format gets HTTP 400 (text-only servers)
+    #: a reply longer than the request's token cap (4 characters a token) is cut there and
+    #: answered with finish_reason "length", as a real server does
+    honour_token_cap: bool = False
+    #: HTTP 400 for ``max_tokens``, naming max_completion_tokens (OpenAI's reasoning models)
+    refuse_max_tokens: bool = False
+    #: HTTP 400 for a request offering ``tools`` (vLLM without a tool-call parser)
+    reject_tools: bool = False
+    #: HTTP 400 "exceeds the context window" when prompt tokens plus the cap exceed this
+    context_tokens: int | None = None
+
+    @classmethod
+    def llama_cpp(cls, **changes: Any) -> FaultMix:
+        """llama.cpp's server as the LLM client meets it: HTTP 500 on json_schema, replies cut
+        at the token cap with finish_reason "length"."""
+        values: dict[str, Any] = {"reject_json_schema": True, "honour_token_cap": True}
+        values.update(changes)
+        return cls(**values)
 
     def draw(self, seed: int, index: int) -> str | None:
         roll = random.Random(f"{seed}:{index}").random()
@@ -52,7 +69,8 @@ class FaultMix:
 class RequestEvent:
     index: int
     received_at: float  # time.monotonic()
-    #: "ok", a FaultMix field name, "rejected" (400), "rejected_500" or "bad_request"
+    #: "ok", a FaultMix field name, "rejected" (400), "rejected_500", "bad_request",
+    #: "max_tokens_refused", "tools_refused", "context_overflow" or "length" (cut at the cap)
     outcome: str
     body: dict[str, Any] | None  # the request's JSON body (None if it was not JSON)
 
@@ -243,6 +261,39 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+_REFUSALS = {
+    "max_tokens_refused": "Unsupported parameter: 'max_tokens' is not supported with this model."
+    " Use 'max_completion_tokens' instead.",
+    "tools_refused": '"auto" tool choice requires --enable-auto-tool-choice to be set',
+    "context_overflow": "This model's maximum context length exceeded: the prompt and the"
+    " completion do not fit the context window",
+}
+
+
+def _token_cap(body: dict[str, Any]) -> int | None:
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    return max(1, sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4)
+
+
+def _refusal(faults: FaultMix, body: dict[str, Any]) -> str | None:
+    """The 400 a configured server would answer this body with, if any."""
+    if faults.refuse_max_tokens and "max_tokens" in body:
+        return "max_tokens_refused"
+    if faults.reject_tools and body.get("tools"):
+        return "tools_refused"
+    limit = faults.context_tokens
+    if limit is not None and _prompt_tokens(body) + (_token_cap(body) or 0) > limit:
+        return "context_overflow"
+    return None
+
+
 def _error(message: str, kind: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
@@ -265,6 +316,7 @@ class FakeOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._local = threading.local()  # each request is handled on its own thread
         self._events: deque[RequestEvent] = deque(maxlen=MAX_LOGGED)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -321,7 +373,8 @@ class FakeOpenAIServer:
     # -- request handling (runs on the connection's thread) --
 
     def _register(self, body: dict[str, Any] | None) -> str | None:
-        """Count and log the request; returns the fault to answer it with."""
+        """Count and log the request; returns the fault to answer it with. The request's
+        index is kept for the handling thread (``_local.index``)."""
         received_at = time.monotonic()
         fault: str | None = "bad_request"
         with self._lock:
@@ -331,11 +384,15 @@ class FakeOpenAIServer:
                 fault = self.faults.draw(self.seed, index)
                 response_format = body.get("response_format")
                 kind = response_format.get("type") if isinstance(response_format, dict) else None
-                if self.faults.reject_response_format and kind is not None:
+                refusal = _refusal(self.faults, body)
+                if refusal is not None:
+                    fault = refusal
+                elif self.faults.reject_response_format and kind is not None:
                     fault = "rejected"
                 elif self.faults.reject_json_schema and kind == "json_schema":
                     fault = "rejected_500"
             self._events.append(RequestEvent(index, received_at, fault or "ok", body))
+        self._local.index = index
         return fault
 
     def _serve(self, handler: _Handler, body: dict[str, Any]) -> None:
@@ -356,6 +413,9 @@ class FakeOpenAIServer:
             return
         if fault == "rejected_500":
             handler._send(500, _error("json_schema is not supported", "server_error"))
+            return
+        if fault in _REFUSALS:
+            handler._send(400, _error(_REFUSALS[fault], "invalid_request_error"))
             return
         if self.latency:
             time.sleep(self.latency)
@@ -379,11 +439,24 @@ class FakeOpenAIServer:
             if fault == "truncated":
                 content = content[: len(content) // 2]
                 finish = "length"
+        cap = _token_cap(body)
+        if faults.honour_token_cap and cap is not None and len(content) > cap * 4:
+            content, finish = content[: cap * 4], "length"
+            self._note_length()
         handler._send(200, self._completion(body, content, finish))
 
+    def _note_length(self) -> None:
+        """Log the request this thread handles as cut at the cap (for tests that count them)."""
+        index = getattr(self._local, "index", None)
+        with self._lock:
+            for position, event in enumerate(self._events):
+                if event.index == index and event.outcome == "ok":
+                    self._events[position] = RequestEvent(
+                        event.index, event.received_at, "length", event.body
+                    )
+
     def _completion(self, body: dict[str, Any], content: str, finish: str) -> dict[str, Any]:
-        prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
-        prompt_tokens = max(1, prompt_chars // 4)
+        prompt_tokens = _prompt_tokens(body)
         completion_tokens = max(1, len(content) // 4)
         return {
             "id": f"chatcmpl-fake-{self.requests}",

@@ -356,8 +356,10 @@ def test_requests_per_minute_spaces_requests(tmp_path: Path) -> None:
         ask(config, [str(i) for i in range(5)])
     times = sorted(event.received_at for event in server.events)
     gaps = [later - earlier for earlier, later in zip(times, times[1:])]
-    assert len(gaps) == 4 and min(gaps) >= 0.07  # 0.1 s apart, give or take the network
-    assert times[-1] - times[0] >= 0.38
+    # 0.1 s apart, give or take the network; the first request alone opens a connection (the
+    # others wait for its answer, which teaches the output mode), so it reaches the server late
+    assert len(gaps) == 4 and min(gaps[1:]) >= 0.07 and gaps[0] > 0
+    assert times[-1] - times[1] >= 0.28
 
 
 def test_one_client_serves_several_event_loops(tmp_path: Path) -> None:
