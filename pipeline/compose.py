@@ -27,8 +27,8 @@ from typing import Any
 
 from pipeline.envs import resolve_tool
 from pipeline.long_context_variants import LongContextVariants, VariantCache, long_context_variant
-from pipeline.models import Bounds, Composition, ContextProfile, Instance, Task, content_hash
-from pipeline.schedule import TaskDag, optimal_schedule, sequential_makespan
+from pipeline.models import Composition, ContextProfile, Instance, Task, content_hash
+from pipeline.schedule import bounds_for
 from pipeline.splits import DEFAULT_TEST_FRACTION, Split, root_ancestors, split_of
 
 DEFAULT_TURN_COST = 1.0
@@ -57,23 +57,6 @@ def latency_table(
             seconds = turn_cost
         table[tool] = round(seconds, 3)
     return table
-
-
-def task_dag(task: Task, latency: Mapping[str, float]) -> TaskDag:
-    position = {call.id: index for index, call in enumerate(task.calls)}
-    return TaskDag(
-        tuple(latency[call.tool] for call in task.calls),
-        tuple(frozenset(position[parent] for parent in call.depends_on) for call in task.calls),
-    )
-
-
-def bounds_for(tasks: Sequence[Task], latency: Mapping[str, float], turn_cost: float) -> Bounds:
-    dags = [task_dag(task, latency) for task in tasks]
-    return Bounds(
-        optimal_makespan=optimal_schedule(dags, turn_cost).makespan,
-        sequential_makespan=round(sequential_makespan(dags, turn_cost), 9),
-        turn_cost=turn_cost,
-    )
 
 
 @dataclass

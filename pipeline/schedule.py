@@ -18,9 +18,11 @@ been delivered; a task is finished in a turn after its last result is delivered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+
+from pipeline.models import Bounds, Task
 
 _EPS = 1e-9
 
@@ -96,3 +98,23 @@ def optimal_schedule(dags: Sequence[TaskDag], turn_cost: float) -> Schedule:
     makespan, turns = best(0.0, tuple([None] * len(calls)), frozenset())
     best.cache_clear()
     return Schedule(round(makespan, 9), turns)
+
+
+# ----- tasks and instances ---------------------------------------------------------------------
+
+
+def task_dag(task: Task, latency: Mapping[str, float]) -> TaskDag:
+    position = {call.id: index for index, call in enumerate(task.calls)}
+    return TaskDag(
+        tuple(latency[call.tool] for call in task.calls),
+        tuple(frozenset(position[parent] for parent in call.depends_on) for call in task.calls),
+    )
+
+
+def bounds_for(tasks: Sequence[Task], latency: Mapping[str, float], turn_cost: float) -> Bounds:
+    dags = [task_dag(task, latency) for task in tasks]
+    return Bounds(
+        optimal_makespan=optimal_schedule(dags, turn_cost).makespan,
+        sequential_makespan=round(sequential_makespan(dags, turn_cost), 9),
+        turn_cost=turn_cost,
+    )

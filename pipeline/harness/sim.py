@@ -19,11 +19,10 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from pipeline.compose import task_dag
 from pipeline.envs import ToolError, resolve_tool
 from pipeline.models import Instance
 from pipeline.replay import Envs, build_envs
-from pipeline.schedule import TaskDag, optimal_schedule, sequential_makespan
+from pipeline.schedule import TaskDag, optimal_schedule, sequential_makespan, task_dag
 
 
 class Mode(StrEnum):
