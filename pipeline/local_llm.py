@@ -33,7 +33,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -340,7 +340,8 @@ def running(port: int, log_file: Path, model: str = MODEL_NAME) -> Iterator[str]
             raise RuntimeError(f"llama.cpp server did not start; see {log_file}")
         yield base_url(port)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with suppress(ProcessLookupError):  # it may have exited already (a port in use)
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
 
 
