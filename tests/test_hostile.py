@@ -19,9 +19,9 @@ import pytest
 
 from pipeline import jsonl
 from pipeline.cli import main
-from pipeline.names import new_run_id
 from pipeline.jsonl import read_records, replace_folder, write_parts
 from pipeline.models import Call, Rejection, Task
+from pipeline.names import new_run_id
 from pipeline.replay import build_envs, run_call
 from pipeline.runguard import RunBusy, run_lock, sweep_leftovers
 from pipeline.seeds import load_seeds
