@@ -179,6 +179,8 @@ class Stage(StrEnum):
     GROUNDING = "grounding"
     QUESTION = "question"
     MINIMALITY = "minimality"
+    #: a valid LLM candidate that adds nothing to its parent (pipeline/evolve/novelty.py)
+    EVOLVE = "evolve"
     JUDGE = "judge"
     REVIEW = "review"
 
@@ -226,6 +228,14 @@ class RejectionCode(StrEnum):
     #: the question calls a directory, file, table or buffer new that exists before any call
     QUESTION_FALSE_PREMISE = "question.false_premise"
     MINIMALITY_REDUNDANT_CALL = "minimality.redundant_call"
+    #: the same calls as the parent or an accepted sibling, and a question barely reworded
+    EVOLVE_NEAR_COPY = "evolve.near_copy"
+    #: deepen added no call that uses (or is conditioned on) an earlier result
+    EVOLVE_NOT_DEEPER = "evolve.not_deeper"
+    #: broaden kept the parent's tool set and its final state
+    EVOLVE_SAME_GOAL = "evolve.same_goal"
+    #: paraphrase dropped or respelt a literal value of the request (case included)
+    EVOLVE_LITERAL_CHANGED = "evolve.literal_changed"
     JUDGE_MISMATCH = "judge.mismatch"
     JUDGE_AMBIGUOUS = "judge.ambiguous"
     REVIEW_REJECTED = "review.rejected"

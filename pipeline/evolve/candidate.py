@@ -9,6 +9,9 @@ from pipeline.models import Rejection, Task
 
 @dataclass(frozen=True)
 class Candidate:
+    """A task to validate, or a rejection; both when the operator itself rejected the task it
+    made (a paraphrase that respelt a value), which is kept for reviewers."""
+
     operator: str
     parent_id: str
     task: Task | None = None

@@ -34,11 +34,12 @@ from typing import Any
 
 from pipeline.evolve.candidate import Candidate
 from pipeline.evolve.extend import extend
+from pipeline.evolve.novelty import NoveltyCheck
 from pipeline.evolve.rename import rename
 from pipeline.evolve.verbalise import Verbaliser, verbalise
 from pipeline.jsonl import read_records, write_atomic, write_parts
 from pipeline.llm import LLMClient, LLMConfig, UsageLedger
-from pipeline.models import Rejection, RejectionCode, Task, content_hash
+from pipeline.models import Rejection, RejectionCode, Stage, Task, content_hash
 from pipeline.runguard import claim, run_lock
 from pipeline.validate.chain import validate_task
 
@@ -207,10 +208,12 @@ async def _validate_all(
         accepted: list[Outcome] = []
         rejected: list[Outcome] = []
         to_repair: list[tuple[Candidate, Task, Rejection]] = []
+        novelty = NoveltyCheck(parents)  # what an LLM candidate must add to its parent
         for candidate in candidates:
-            outcome = _check(candidate)
+            outcome = _check(candidate, novelty, candidate)
             if (
                 isinstance(outcome, Rejection)
+                and outcome.stage is not Stage.EVOLVE  # valid, but adds nothing: no repair
                 and candidate.task is not None
                 and client
                 and settings.repair
@@ -221,8 +224,9 @@ async def _validate_all(
             from pipeline.evolve.llm_ops import repair
 
             repaired = await asyncio.gather(*(repair(t, r, client) for _, t, r in to_repair))
-            for fixed in repaired:
-                outcome = _check(fixed)
+            for (original, _, _), fixed in zip(to_repair, repaired):
+                # a repair is held to what its original operator had to add
+                outcome = _check(fixed, novelty, original)
                 (accepted if isinstance(outcome, Task) else rejected).append((fixed, outcome))
         if settings.judge and client is not None:
             accepted, rejected = await _judge(accepted, rejected, client)
@@ -232,13 +236,18 @@ async def _validate_all(
             await client.aclose()
 
 
-def _check(candidate: Candidate) -> Task | Rejection:
-    if candidate.task is None:
-        assert candidate.rejection is not None
+def _check(candidate: Candidate, novelty: NoveltyCheck, origin: Candidate) -> Task | Rejection:
+    """Validate ``candidate``; a valid one is then held to what ``origin``'s operator must add
+    to its parent (``origin`` is the candidate itself, or the one a repair started from)."""
+    if candidate.rejection is not None:  # the operator rejected it itself
         return candidate.rejection
+    assert candidate.task is not None
     verdict = validate_task(candidate.task, raw=candidate.raw)
     if verdict.task is not None:
-        return verdict.task
+        admitted = novelty.admit(origin.operator, origin.parent_id, verdict.task)
+        if isinstance(admitted, Rejection) and candidate.raw is not None:
+            admitted = admitted.model_copy(update={"raw": candidate.raw})
+        return admitted
     assert verdict.rejection is not None
     return verdict.rejection
 

@@ -1,51 +1,119 @@
 """The LLM operators: deepen, broaden, paraphrase, repair, and the judge.
 
 Each renders its template, asks the model for a pydantic-validated answer, and turns that answer
-into a candidate task. Calls come back as call strings and are parsed with ``ast`` (never
-``eval``); their dependencies are then inferred by execution, as for imported tasks. A model
-answer that cannot become a task is a rejection with the raw text kept, never a crash.
+into a candidate task. Calls come back as ``{"tool", "arguments"}`` objects whose tool names the
+output schema limits to the task's environments, so a server that turns the schema into a
+grammar (llama.cpp) cannot write a call string, an unknown tool or a runaway list; their
+dependencies are then inferred by execution, as for imported tasks. A model answer that cannot
+become a task is a rejection with the raw text kept, never a crash.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from typing import Any
+from functools import lru_cache
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from pipeline.dependencies import infer_dependencies
+from pipeline.envs import ENVIRONMENTS
 from pipeline.evolve.candidate import Candidate
-from pipeline.evolve.prompts import render
+from pipeline.evolve.novelty import literal_changed
+from pipeline.evolve.prompts import render, tool_names
 from pipeline.llm import LLMClient
+from pipeline.llm.client import LLMResult
 from pipeline.models import Evidence, Lineage, Rejection, RejectionCode, Stage, Task
 from pipeline.validate.context import Reject
 from pipeline.validate.static import parse_candidate
+
+#: calls an evolved task may have: the grammar stops a list that would run to the token cap
+MAX_EVOLVED_CALLS = 8
+#: a string length bound is *not* put in the schema: llama.cpp unrolls ``maxLength`` into one
+#: grammar rule per character and refuses the grammar; the token cap bounds the text instead
+MAX_QUESTION_CHARS = 1200
+
+
+def _bounded(text: str) -> str:
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValueError(f"longer than {MAX_QUESTION_CHARS} characters")
+    return text
+
+
+Question = Annotated[str, AfterValidator(_bounded)]
+
+#: completion tokens per operator: what a good answer needs with room to spare (a question of
+#: ~60 tokens, ~40 per call), not the server's cap; a reply cut at the cap is useless anyway
+MAX_TOKENS: dict[str, int] = {
+    "deepen": 520,
+    "broaden": 520,
+    "repair": 560,
+    "paraphrase": 160,
+}
 
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class ProposedCall(_Answer):
+    tool: str
+    arguments: dict[str, Any]  # required: the grammar then always writes it, {} included
+
+
 class EvolvedTask(_Answer):
-    question: str = Field(min_length=1)
-    ground_truth: list[str] = Field(min_length=1)
+    question: Question = Field(min_length=1)
+    calls: list[ProposedCall] = Field(min_length=1, max_length=MAX_EVOLVED_CALLS)
 
 
 class RepairAnswer(_Answer):
     give_up: bool = False
     reason: str = ""
-    question: str = ""
-    ground_truth: list[str] = Field(default_factory=list)
+    question: Question = ""
+    calls: list[ProposedCall] = Field(default_factory=list, max_length=MAX_EVOLVED_CALLS)
 
 
 class ParaphraseAnswer(_Answer):
-    question: str = Field(min_length=1)
+    question: Question = Field(min_length=1)
 
 
 class Judgement(_Answer):
     agrees: bool
     ambiguous: bool
     reason: str = ""
+
+
+@lru_cache(maxsize=256)  # one class per tool set: the client caches schemas per class
+def _call_model(names: tuple[str, ...]) -> type[ProposedCall]:
+    tool_type: Any = Literal[names]  # an enum in the schema, a grammar rule on the server
+    model: type[ProposedCall] = create_model(
+        "ProposedCall", __base__=ProposedCall, tool=(tool_type, ...)
+    )
+    return model
+
+
+@lru_cache(maxsize=256)
+def evolved_model(names: tuple[str, ...]) -> type[EvolvedTask]:
+    """``EvolvedTask`` whose calls may only name the given tools."""
+    call = _call_model(names)
+    model: type[EvolvedTask] = create_model(
+        "EvolvedTask",
+        __base__=EvolvedTask,
+        calls=(list[call], Field(min_length=1, max_length=MAX_EVOLVED_CALLS)),  # type: ignore[valid-type]
+    )
+    return model
+
+
+@lru_cache(maxsize=256)
+def repair_model(names: tuple[str, ...]) -> type[RepairAnswer]:
+    call = _call_model(names)
+    model: type[RepairAnswer] = create_model(
+        "RepairAnswer",
+        __base__=RepairAnswer,
+        calls=(list[call], Field(default_factory=list, max_length=MAX_EVOLVED_CALLS)),  # type: ignore[valid-type]
+    )
+    return model
 
 
 def _lineage(parent: Task, operator: str, model: str | None, prompt_hash: str) -> Lineage:
@@ -70,19 +138,41 @@ def _model_failure(parent: Task, operator: str, error: str | None, raw: str | No
     return Candidate(operator, parent.id, rejection=rejection)
 
 
+def _owner(envs: list[str], tool: str) -> str | None:
+    owners = [env for env in envs if tool in ENVIRONMENTS[env].tool_specs()]
+    return owners[0] if len(owners) == 1 else None
+
+
+def structured_calls(envs: list[str], calls: list[ProposedCall]) -> list[dict[str, Any]]:
+    """The answer's calls as task calls (``Call`` fields), qualified with their environment;
+    a tool none (or several) of the environments has stays unqualified for the parser to
+    reject by name."""
+    converted = []
+    for index, call in enumerate(calls, 1):
+        owner = _owner(envs, call.tool)
+        tool = f"{owner}.{call.tool}" if owner is not None else call.tool
+        converted.append({"id": f"s{index}", "tool": tool, "arguments": call.arguments})
+    return converted
+
+
 def task_from_answer(
-    parent: Task, operator: str, question: str, calls: list[str], lineage: Lineage, raw: str | None
+    parent: Task,
+    operator: str,
+    question: str,
+    calls: list[ProposedCall],
+    lineage: Lineage,
+    raw: str | None,
 ) -> Candidate:
-    """Parse the model's calls in the parent's environments and infer their dependencies."""
+    """Build the task in the parent's environments and infer its dependencies."""
     data: dict[str, Any] = {
         "category": parent.category,
         "envs": parent.envs,
         "question": question,
         "initial_config": parent.initial_config,
-        "calls": calls,
+        "calls": structured_calls(parent.envs, calls),
     }
     try:
-        task = parse_candidate(json.dumps(data))
+        task = parse_candidate(json.dumps(data, ensure_ascii=False))
     except Reject as verdict:
         rejection = verdict.to_rejection(f"{parent.id}:{operator}", raw)
         return Candidate(operator, parent.id, rejection=rejection)
@@ -102,76 +192,90 @@ def task_from_answer(
     return Candidate(operator, parent.id, task=built, raw=raw)
 
 
+async def _ask(
+    client: LLMClient,
+    stage: str,
+    messages: list[dict[str, str]],
+    output: type[BaseModel],
+    template_hash: str,
+) -> LLMResult[Any]:
+    """``client.structured`` with the operator's completion budget, where the client takes
+    one (the cap bounds a runaway reply; the config's own cap still applies)."""
+    arguments: dict[str, Any] = {
+        "stage": stage,
+        "messages": messages,
+        "output": output,
+        "template_hash": template_hash,
+    }
+    if stage in MAX_TOKENS and "max_tokens" in inspect.signature(client.structured).parameters:
+        arguments["max_tokens"] = MAX_TOKENS[stage]
+    result: LLMResult[Any] = await client.structured(**arguments)
+    return result
+
+
 async def evolve_with_llm(operator: str, parent: Task, client: LLMClient) -> Candidate:
     """``deepen`` or ``broaden``: a new question and call sequence from the model."""
     prompt = render(operator, parent)
-    result = await client.structured(
-        stage=operator,
-        messages=prompt.messages,
-        output=EvolvedTask,
-        template_hash=prompt.template_hash,
-    )
+    output = evolved_model(tool_names(parent.envs))
+    result = await _ask(client, operator, prompt.messages, output, prompt.template_hash)
     if result.value is None:
         return _model_failure(parent, operator, result.error, result.raw)
     lineage = _lineage(parent, operator, client.model, prompt.template_hash)
-    answer = result.value
-    return task_from_answer(
-        parent, operator, answer.question, answer.ground_truth, lineage, result.raw
-    )
+    answer: EvolvedTask = result.value
+    return task_from_answer(parent, operator, answer.question, answer.calls, lineage, result.raw)
 
 
 async def paraphrase(parent: Task, client: LLMClient) -> Candidate:
     prompt = render("paraphrase", parent)
-    result = await client.structured(
-        stage="paraphrase",
-        messages=prompt.messages,
-        output=ParaphraseAnswer,
-        template_hash=prompt.template_hash,
+    result = await _ask(
+        client, "paraphrase", prompt.messages, ParaphraseAnswer, prompt.template_hash
     )
     if result.value is None:
         return _model_failure(parent, "paraphrase", result.error, result.raw)
     lineage = _lineage(parent, "paraphrase", client.model, prompt.template_hash)
     task = parent.model_copy(
         update={"question": result.value.question, "expected": None, "lineage": lineage}
-    )
-    return Candidate("paraphrase", parent.id, task=task.with_content_id(), raw=result.raw)
+    ).with_content_id()
+    # checked before validation: a respelt name would otherwise be reported as whatever
+    # grounding makes of it ("hidden state"), not as the paraphrase's fault
+    problem = literal_changed(parent, task)
+    if problem is not None:
+        rejection = Rejection(
+            sample_id=task.id if task.id != parent.id else f"{parent.id}:paraphrase",
+            stage=Stage.EVOLVE,
+            code=RejectionCode.EVOLVE_LITERAL_CHANGED,
+            message=problem,
+            evidence=Evidence(diff=[f"- {parent.question}", f"+ {task.question}"]),
+            raw=result.raw,
+        )
+        return Candidate("paraphrase", parent.id, task=task, rejection=rejection, raw=result.raw)
+    return Candidate("paraphrase", parent.id, task=task, raw=result.raw)
 
 
 async def repair(task: Task, rejection: Rejection, client: LLMClient) -> Candidate:
     """One repair attempt for a rejected task; giving up is a rejection that says so."""
     prompt = render("repair", task, rejection)
-    result = await client.structured(
-        stage="repair",
-        messages=prompt.messages,
-        output=RepairAnswer,
-        template_hash=prompt.template_hash,
-    )
+    output = repair_model(tool_names(task.envs))
+    result = await _ask(client, "repair", prompt.messages, output, prompt.template_hash)
     if result.value is None:
         return _model_failure(task, "repair", result.error, result.raw)
-    answer = result.value
-    if answer.give_up or not answer.ground_truth or not answer.question:
+    answer: RepairAnswer = result.value
+    if answer.give_up or not answer.calls or not answer.question:
         gave_up = rejection.model_copy(
             update={"message": f"{rejection.message} (repair gave up: {answer.reason or 'no fix'})"}
         )
         return Candidate("repair", task.id, rejection=gave_up)
     lineage = _lineage(task, "repair", client.model, prompt.template_hash)
-    return task_from_answer(
-        task, "repair", answer.question, answer.ground_truth, lineage, result.raw
-    )
+    return task_from_answer(task, "repair", answer.question, answer.calls, lineage, result.raw)
 
 
 async def judge(task: Task, client: LLMClient) -> Rejection | None:
     """The optional last check: ``None`` when the judge agrees and sees no ambiguity."""
     prompt = render("judge", task)
-    result = await client.structured(
-        stage="judge",
-        messages=prompt.messages,
-        output=Judgement,
-        template_hash=prompt.template_hash,
-    )
+    result = await _ask(client, "judge", prompt.messages, Judgement, prompt.template_hash)
     if result.value is None:
         return None  # an unavailable judge does not reject; the validation already passed
-    verdict = result.value
+    verdict: Judgement = result.value
     if verdict.agrees and not verdict.ambiguous:
         return None
     code = RejectionCode.JUDGE_MISMATCH if not verdict.agrees else RejectionCode.JUDGE_AMBIGUOUS

@@ -1,4 +1,14 @@
-"""Rendering the operation prompts in ``prompts/`` and hashing them for the LLM cache key."""
+"""Rendering the operation prompts in ``prompts/`` and hashing them for the LLM cache key.
+
+The prompts are written for the small local models this project runs on a CPU (a 1.5B coder
+model): short, concrete, and laid out so a server's prompt cache helps. Every prompt about one
+parent starts with the same system message and the same shared block (the tools, the starting
+state, the parent's question and its calls *with their real results*); what differs per operator
+(one worked example from another environment, then the instruction) comes last. Calls are shown
+as ``{"tool", "arguments"}`` objects, the same shape the answer must take. Fields that are the
+simulator's bookkeeping (random seeds, generator positions, id counters) never reach a prompt:
+a model cannot reason about them and copies them into tasks.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +21,21 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from pipeline.calls import format_call
 from pipeline.envs import ENVIRONMENTS, ToolSpec
-from pipeline.models import Rejection, Task
+from pipeline.models import Call, Rejection, Task
+from pipeline.replay import build_envs, run_call
+from pipeline.seeds import SEED_DIR
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
-MAX_STATE_CHARS = 6000
+EXAMPLES_FILE = PROMPTS_DIR / "examples.json"
+MAX_STATE_CHARS = 3000  # about 1k tokens: a CPU server reads ~40 tokens/s
+MAX_RESULT_CHARS = 400
+MAX_DESCRIPTION_CHARS = 160
+#: state fields that are bookkeeping, whatever the environment
+_INTERNAL_FIELDS = frozenset({"random_seed", "rng_words", "long_context", "generated_ids"})
+_INTERNAL_SUFFIXES = ("_counter", "_counters", "_count")
+#: the operations that share one system message (and so a prompt-cache prefix)
+SYSTEM_PROMPT = "_system.j2"
 
 
 @cache
@@ -31,42 +50,158 @@ def _jinja() -> Environment:
 
 @cache
 def template_hash(operation: str) -> str:
-    """Hash of the operation's template and the shared blocks it imports."""
+    """Hash of the operation's template, the shared blocks and the worked examples."""
     digest = hashlib.sha256()
-    for name in (f"{operation}.j2", "_context.j2"):
+    for name in (f"{operation}.j2", "_context.j2", SYSTEM_PROMPT, EXAMPLES_FILE.name):
         digest.update((PROMPTS_DIR / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
+# --- what the model is shown -------------------------------------------------------------------
+
+
+def _kind(schema: dict[str, Any]) -> str:
+    """A parameter's JSON type in words: ``string``, ``list of integer``, ``number or null``."""
+    if "anyOf" in schema:
+        branches = [_kind(branch) for branch in schema["anyOf"] if branch.get("type") != "null"]
+        return " or ".join(branches) or "any"
+    kind = str(schema.get("type", "any"))
+    items = schema.get("items")
+    if kind == "array" and isinstance(items, dict):
+        return f"list of {_kind(items)}"
+    return kind
+
+
 def _signature(spec: ToolSpec) -> str:
+    """The arguments in words (``content (string), tags (list of string, optional)``): not in
+    call syntax, which a small model would copy as a call string."""
     parts = []
     for name in spec.param_names:
         schema = spec.parameters["properties"][name]
-        kind = schema.get("type") or "|".join(
-            str(branch.get("type", "?")) for branch in schema.get("anyOf", [])
-        )
-        optional = "" if name in spec.parameters.get("required", []) else "=optional"
-        parts.append(f"{name}: {kind}{optional}")
-    return ", ".join(parts)
+        optional = "" if name in spec.parameters.get("required", []) else ", optional"
+        parts.append(f"{name} ({_kind(schema)}{optional})")
+    return ", ".join(parts) if parts else "none"
 
 
-def _tools(task: Task) -> list[dict[str, str]]:
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def tools_of(envs: list[str]) -> list[dict[str, str]]:
     return [
-        {"name": name, "signature": _signature(spec), "description": spec.description}
-        for env_name in task.envs
+        {
+            "name": name,
+            "signature": _signature(spec),
+            "description": _short(spec.description, MAX_DESCRIPTION_CHARS),
+        }
+        for env_name in envs
         for name, spec in ENVIRONMENTS[env_name].tool_specs().items()
     ]
 
 
-def _task_view(task: Task) -> dict[str, Any]:
-    state = json.dumps(task.initial_config, ensure_ascii=False, sort_keys=True)
-    if len(state) > MAX_STATE_CHARS:
-        state = state[:MAX_STATE_CHARS] + " ... (truncated)"
+def tool_names(envs: list[str]) -> tuple[str, ...]:
+    return tuple(name for env in envs for name in ENVIRONMENTS[env].tool_specs())
+
+
+def _internal(env_name: str, field: str) -> bool:
+    env = ENVIRONMENTS.get(env_name)
+    declared = env.internal_fields if env is not None else frozenset()
+    if field == "cwd":  # filesystem lists it as BFCL-unknown, but the model needs it
+        return False
+    return field in _INTERNAL_FIELDS or field in declared or field.endswith(_INTERNAL_SUFFIXES)
+
+
+def visible_state(task: Task) -> str:
+    """The starting state without bookkeeping fields, as compact JSON (cut when long)."""
+    shown = {
+        env: {key: value for key, value in state.items() if not _internal(env, key)}
+        for env, state in task.initial_config.items()
+    }
+    text = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
+    if len(text) > MAX_STATE_CHARS:
+        text = text[:MAX_STATE_CHARS] + " ... (cut)"
+    return text
+
+
+def call_json(call: Call) -> str:
+    """A call as the answer must write it."""
+    return json.dumps({"tool": call.function, "arguments": call.arguments}, ensure_ascii=False)
+
+
+def call_results(task: Task) -> list[str]:
+    """What each call returns when the task is replayed, as the model should read it."""
+    try:
+        envs = build_envs(task.envs, task.initial_config)
+    except ValueError as error:
+        return [f"(not run: {_short(str(error), 200)})" for _ in task.calls]
+    shown = []
+    for call in task.calls:
+        outcome = run_call(envs, call)
+        if outcome.error is not None:
+            shown.append("error: " + _short(outcome.error, MAX_RESULT_CHARS))
+        else:
+            text = json.dumps(outcome.result, ensure_ascii=False, separators=(",", ":"))
+            shown.append(_short(text, MAX_RESULT_CHARS))
+    return shown
+
+
+def task_view(task: Task) -> dict[str, Any]:
     return {
         "question": task.question,
-        "state_json": state,
-        "calls": [format_call(call.function, call.arguments) for call in task.calls],
+        "state_json": visible_state(task),
+        "calls": [
+            {"call": call_json(call), "result": result}
+            for call, result in zip(task.calls, call_results(task))
+        ],
     }
+
+
+# --- worked examples ---------------------------------------------------------------------------
+
+
+@cache
+def _seed(reference: str) -> Task:
+    """``env:task_id`` of a task in ``seeds/``."""
+    env, task_id = reference.split(":", 1)
+    with (SEED_DIR / f"{env}.jsonl").open(encoding="utf-8") as lines:
+        for line in lines:
+            task = Task.model_validate_json(line)
+            if task.id == task_id:
+                return task
+    raise LookupError(f"worked example {reference!r}: no such seed task")
+
+
+@cache
+def _examples() -> dict[str, list[dict[str, Any]]]:
+    data: dict[str, list[dict[str, Any]]] = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+def example_for(operation: str, task: Task) -> dict[str, Any] | None:
+    """The operation's first worked example from an environment the task does not use: a
+    model shown its own environment copies the example instead of editing the task."""
+    for example in _examples().get(operation, []):
+        if example["env"] in task.envs:
+            continue
+        shown = {**example, "answer_json": json.dumps(example["answer"], ensure_ascii=False)}
+        if "seed" in example:  # the example's task with its real results
+            shown["task"] = task_view(_seed(example["seed"]))
+        if "calls" in example:  # a failing candidate (repair), shown without results
+            shown["calls_json"] = json.dumps(example["calls"], ensure_ascii=False)
+        return shown
+    return None
+
+
+def example_answers(operation: str) -> list[tuple[Task, dict[str, Any]]]:
+    """Each worked example's parent seed and answer (the tests validate them)."""
+    return [
+        (_seed(item["seed"]), item["answer"])
+        for item in _examples().get(operation, [])
+        if "seed" in item
+    ]
+
+
+# --- rendering ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -76,14 +211,30 @@ class Prompt:
     template_hash: str
 
 
+def literals_stated(task: Task) -> list[str]:
+    """The calls' literal values that the question writes out (what a rewording must keep)."""
+    from pipeline.evolve.novelty import stated_literals  # novelty imports this module
+
+    return [text for text, _ in stated_literals(task)]
+
+
 def render(operation: str, task: Task, rejection: Rejection | None = None) -> Prompt:
-    context: dict[str, Any] = {"task": _task_view(task), "tools": _tools(task)}
+    context: dict[str, Any] = {
+        "task": task_view(task),
+        "tools": tools_of(task.envs),
+        "example": example_for(operation, task),
+        "literals": literals_stated(task) if operation == "paraphrase" else [],
+        "parent_calls": len(task.calls),
+    }
     if rejection is not None:
         evidence = rejection.evidence.model_dump(mode="json", exclude_defaults=True)
         context["rejection"] = {
             "code": rejection.code.value,
-            "message": rejection.message,
-            "evidence": json.dumps(evidence, ensure_ascii=False)[:2000] if evidence else "",
+            "message": _short(rejection.message, 600),
+            "evidence": json.dumps(evidence, ensure_ascii=False)[:1000] if evidence else "",
         }
-    text = _jinja().get_template(f"{operation}.j2").render(**context).strip()
-    return Prompt(operation, [{"role": "user", "content": text}], template_hash(operation))
+    jinja = _jinja()
+    system = jinja.get_template(SYSTEM_PROMPT).render().strip()
+    text = jinja.get_template(f"{operation}.j2").render(**context).strip()
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
+    return Prompt(operation, messages, template_hash(operation))

@@ -43,7 +43,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from pipeline.envs import ToolError, resolve_tool
-from pipeline.models import Evidence, RejectionCode, Task
+from pipeline.models import Call, Evidence, RejectionCode, Task
 from pipeline.semantics import EXACT_TYPES, Sem
 from pipeline.validate.context import Reject, ValidationContext
 
@@ -55,6 +55,8 @@ _WORDS = [
 ]  # fmt: skip
 _WORD_NUMBER = re.compile(rf"\b(?:{'|'.join(_WORDS)})\b", re.IGNORECASE)
 _PIECES = re.compile(r"[\s,;:|/]+")
+#: a span the question puts in quotes (an apostrophe inside a word does not end it)
+_QUOTED = re.compile(r"(?<!\w)'([^'\n]+?)'(?!\w)|\"([^\"\n]+)\"")
 #: pairwise arithmetic is tried only below this many observed numbers (it is quadratic)
 MAX_DERIVED_OPERANDS = 80
 
@@ -113,7 +115,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _token_in(needle: str, haystack: str) -> bool:
+def token_in(needle: str, haystack: str) -> bool:
     """``needle`` occurs in ``haystack`` not glued to further word characters."""
     start = haystack.find(needle)
     while start != -1:
@@ -198,7 +200,7 @@ class Sources:
     def _grounds_exact(self, value: str) -> bool:
         if not value.strip() or value in self._keys:
             return True
-        if any(_token_in(value, text) for text in self._raw_texts):
+        if any(token_in(value, text) for text in self._raw_texts):
             return True
         number = _as_number(value)
         return number is not None and number in self._numbers
@@ -296,6 +298,31 @@ def observable_sources(task: Task) -> Sources:
     return sources
 
 
+def respelt_quote(question: str, literal: str) -> str | None:
+    """The question's quote of ``literal`` in other letter case (``'Maya_codes'`` for
+    ``maya_codes``), when the question never writes it exactly: a quoted value is passed as
+    written, so the two disagree."""
+    if token_in(literal, question):
+        return None
+    wanted = literal.casefold()
+    for match in _QUOTED.finditer(question):
+        quoted = match.group(1) or match.group(2)
+        if quoted != literal and quoted.casefold() == wanted:
+            return quoted
+    return None
+
+
+def _check_quoted_case(call: Call, name: str, literal: str, question: str) -> None:
+    quoted = respelt_quote(question, literal)
+    if quoted is not None:
+        raise Reject(
+            RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
+            f"step {call.id} passes {name}={literal!r}, but the question quotes it as"
+            f" {quoted!r}: a quoted value is passed exactly as written, case included",
+            Evidence(step_id=call.id, output=call.arguments),
+        )
+
+
 def check_grounding(ctx: ValidationContext) -> None:
     sources = observable_sources(ctx.task)
     hidden: Sources | None = None
@@ -308,7 +335,11 @@ def check_grounding(ctx: ValidationContext) -> None:
             schema = spec.parameters.get("properties", {}).get(name, {})
             sem = spec.param_types.get(name)
             for index, literal in enumerate(_literals(value)):
-                if f"{name}.{index}" in call.bindings or schema_offers(schema, literal):
+                if f"{name}.{index}" in call.bindings:
+                    continue
+                if isinstance(literal, str) and literal:
+                    _check_quoted_case(call, name, literal, ctx.task.question)
+                if schema_offers(schema, literal):
                     continue
                 if sources.grounds(literal, sem):
                     continue

@@ -20,28 +20,42 @@ from pipeline.seeds import SEED_DIR
 MATHS = str(SEED_DIR / "maths.jsonl")
 
 
+def _task_block(prompt: str) -> tuple[str, list[dict[str, Any]], list[Any]]:
+    """The request, calls and results of the task a prompt is about (not its example)."""
+    block = prompt.split("The task\n", 1)[1].split("\n\n", 1)[0]
+    request = block.split("Request: ", 1)[1].split("\n", 1)[0]
+    calls = [
+        json.loads(line.split(". ", 1)[1]) for line in block.splitlines() if line[:1].isdigit()
+    ]
+    results = [json.loads(line.split("returned: ", 1)[1]) for line in block.splitlines()
+               if line.startswith("   returned: ")]  # fmt: skip
+    return request, calls, results
+
+
 def scripted_answer(body: dict[str, Any]) -> str:
     """Good answers for deepen/broaden/paraphrase/repair, with some garbage mixed in."""
     prompt = next(m["content"] for m in body["messages"] if m["role"] == "user")
-    if "Question:" not in prompt and "Request:" not in prompt:
+    if "Your job: reword" in prompt:
+        request = prompt.rsplit("Request: ", 1)[1].split("\n", 1)[0]
+        return json.dumps({"question": f"Could you help me with the following? {request}"})
+    if "This task failed an automatic check" in prompt:
+        return json.dumps({"give_up": True, "reason": "cannot tell", "question": "", "calls": []})
+    if "The task\n" not in prompt:
         return "{}"
-    if "You reword user requests" in prompt:
-        request = prompt.split("Request:\n", 1)[1].split("\n\nAnswer", 1)[0]
-        return json.dumps({"question": f"Please do this: {request}"})
-    if "You fix tool-use tasks" in prompt:
-        return json.dumps(
-            {"give_up": True, "reason": "cannot tell", "question": "", "ground_truth": []}
-        )
-    numbers = [float(n) for n in re.findall(r"\b\d+(?:\.\d+)?\b", prompt.split("Question:")[1])]
+    request, calls, results = _task_block(prompt)
+    numbers = [float(n) for n in re.findall(r"\b\d+(?:\.\d+)?\b", request)]
     if len(numbers) % 3 == 0:
         return "Sure! Here is your task: add(a=1"  # not JSON at all: rejected with the raw text
     if len(numbers) % 3 == 1:  # calls with an invented value: validation rejects it
-        return json.dumps({"question": "Add 2 and 3, then double it.",
-                           "ground_truth": ["add(a=2, b=3)", "multiply(a=5, b=777)"]})  # fmt: skip
-    a, b = numbers[0], numbers[1]
+        invented = [{"tool": "add", "arguments": {"a": 2, "b": 3}},
+                    {"tool": "multiply", "arguments": {"a": 5, "b": 777}}]  # fmt: skip
+        return json.dumps({"question": "Add 2 and 3, then double it.", "calls": invented})
+    # deepen and broaden alike: the parent's calls, then the last result rounded
+    last = results[-1]["result"]
     return json.dumps({
-        "question": f"Add {a} and {b}, then multiply the sum by 3.",
-        "ground_truth": [f"add(a={a}, b={b})", f"multiply(a={a + b}, b=3)"],
+        "question": f"{request} Then round that last result to 1 decimal place.",
+        "calls": [*calls, {"tool": "round_number",
+                           "arguments": {"number": last, "decimal_places": 1}}],
     })  # fmt: skip
 
 

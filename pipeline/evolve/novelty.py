@@ -1,0 +1,273 @@
+"""What an LLM operator's candidate must add to its parent (the ``evolve.*`` rejections).
+
+A candidate that passed validation is a correct task, but not necessarily a new one. These
+checks compare it with its parent and with the siblings already accepted from that parent, on
+the calls (never on the model's description of them):
+
+- ``evolve.near_copy``: the same calls (tools and arguments; ids and inferred dependencies
+  ignored) as the parent or an accepted sibling, and a question that differs from that task's
+  by at most :data:`NEAR_COPY_WORDS` words or is :data:`NEAR_COPY_RATIO` similar word by word;
+- ``evolve.not_deeper`` (deepen): no more calls than the parent, or none of the calls it adds
+  takes a value from an earlier result (a binding, a value passed on rounded) or runs only
+  because of one (a condition in the question);
+- ``evolve.same_goal`` (broaden): the same set of tools as the parent and the same final state;
+- ``evolve.literal_changed`` (paraphrase): a value the parent's question wrote out and a call
+  passes is missing from the new question, or written differently — case included
+  (``maya_codes`` is not ``Maya_codes``); numbers may change only their spelling ("two", "2").
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from difflib import SequenceMatcher
+from typing import Any
+
+from pipeline.conditions import control_edges
+from pipeline.dependencies import ValueFlows
+from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task, canonical_json
+from pipeline.replay import trace_calls
+from pipeline.validate.grounding import numbers_in, token_in
+
+NEAR_COPY_WORDS = 4
+NEAR_COPY_RATIO = 0.85
+_WORD = re.compile(r"\w+(?:['.@#/-]\w+)*")
+
+
+# --- comparing tasks ---------------------------------------------------------------------------
+
+
+def call_signatures(task: Task) -> list[tuple[str, str]]:
+    """The calls as (tool, arguments): what a task does, without ids or dependencies."""
+    return [(call.tool, canonical_json(call.arguments)) for call in task.calls]
+
+
+def words(question: str) -> list[str]:
+    return _WORD.findall(question.lower())
+
+
+def changed_words(old: str, new: str) -> tuple[int, float]:
+    """How many words of the longer question have no counterpart in the other (in order),
+    and the word-level similarity ratio."""
+    before, after = words(old), words(new)
+    matcher = SequenceMatcher(None, before, after, autojunk=False)
+    matched = sum(block.size for block in matcher.get_matching_blocks())
+    return max(len(before), len(after)) - matched, matcher.ratio()
+
+
+def near_copy(original: Task, candidate: Task) -> tuple[int, float] | None:
+    """``(changed words, ratio)`` when ``candidate`` repeats ``original``, else None."""
+    if call_signatures(original) != call_signatures(candidate):
+        return None
+    changed, ratio = changed_words(original.question, candidate.question)
+    if changed <= NEAR_COPY_WORDS or ratio >= NEAR_COPY_RATIO:
+        return changed, ratio
+    return None
+
+
+# --- deepen: an added call that needs an earlier result ------------------------------------------
+
+
+def added_calls(parent: Task, child: Task) -> list[int]:
+    """Indices of the child's calls that the parent does not make (as a multiset)."""
+    remaining = Counter(call_signatures(parent))
+    added = []
+    for index, signature in enumerate(call_signatures(child)):
+        if remaining[signature]:
+            remaining[signature] -= 1
+        else:
+            added.append(index)
+    return added
+
+
+def result_dependent(task: Task) -> list[bool]:
+    """Per call: does it take a value from an earlier result, or run because of one?
+
+    A state dependency alone (a post after a login) does not count: any call of a logged-in
+    session has one, so it says nothing about using what an earlier call found out.
+    """
+    steps, _ = trace_calls(task.envs, task.initial_config, task.calls)
+    rounded = ValueFlows(task.calls, [step.result for step in steps], task.question)
+    dependent = [bool(call.bindings) or bool(sources) for call, sources in
+                 zip(task.calls, rounded.rounded_sources())]  # fmt: skip
+    for _, conditioned in control_edges(task.question, task.calls):
+        dependent[conditioned] = True
+    return dependent
+
+
+def _not_deeper(parent: Task, child: Task) -> str | None:
+    if len(child.calls) <= len(parent.calls):
+        return (
+            f"deepen made {len(child.calls)} calls, the parent {len(parent.calls)}: a deeper"
+            " task adds at least one call"
+        )
+    added = added_calls(parent, child)
+    dependent = result_dependent(child)
+    if any(dependent[index] for index in added):
+        return None
+    steps = ", ".join(child.calls[index].id for index in added)
+    return (
+        f"deepen added {steps}, but no added call uses a value an earlier call returned (a"
+        " binding, a rounded value) or depends on one through a condition in the question"
+    )
+
+
+# --- broaden: another goal -----------------------------------------------------------------------
+
+
+def _same_goal(parent: Task, child: Task) -> str | None:
+    tools = {call.tool for call in child.calls}
+    if tools != {call.tool for call in parent.calls}:
+        return None
+    if parent.expected is None or child.expected is None:
+        return None  # unvalidated: nothing to compare the end states by
+    if parent.expected.state_digest != child.expected.state_digest:
+        return None
+    return (
+        f"broaden uses the parent's tools ({', '.join(sorted(tools))}) and ends in the same"
+        " state: another goal needs another tool or another end state"
+    )
+
+
+# --- paraphrase: every literal kept exactly ---------------------------------------------------
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def stated_literals(task: Task) -> list[tuple[str, float | None]]:
+    """The calls' literal values that the question writes out, each once: ``(text, number)``,
+    with ``number`` set for numeric arguments (which may be respelt, "2" as "two")."""
+    found: dict[str, float | None] = {}
+    numbers = numbers_in(task.question)
+    for call in task.calls:
+        bound = {slot.split(".", 1)[0] for slot in call.bindings}
+        for name, value in call.arguments.items():
+            if name in bound:
+                continue  # taken from a result: the question does not state it
+            for leaf in _leaves(value):
+                number = _number(leaf)
+                if number is not None and number in numbers:
+                    found.setdefault(_number_text(leaf), number)
+                elif isinstance(leaf, str) and leaf.strip() and token_in(leaf, task.question):
+                    found.setdefault(leaf, None)
+    return list(found.items())
+
+
+def _number_text(value: int | float) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def lost_literals(parent: Task, question: str) -> list[str]:
+    """What of the parent's stated literals ``question`` drops or writes differently."""
+    numbers = numbers_in(question)
+    lost = []
+    for text, number in stated_literals(parent):
+        if number is not None:
+            if number not in numbers:
+                lost.append(text)
+        elif not token_in(text, question):
+            respelt = re.search(re.escape(text), question, re.IGNORECASE)
+            lost.append(f"{text!r} (written {respelt.group()!r})" if respelt else repr(text))
+    return lost
+
+
+def literal_changed(parent: Task, child: Task) -> str | None:
+    lost = lost_literals(parent, child.question)
+    if not lost:
+        return None
+    return (
+        "the paraphrase must keep every value the request states, exactly (case included);"
+        f" missing or changed: {', '.join(lost[:6])}"
+    )
+
+
+# --- the check the engine runs ---------------------------------------------------------------
+
+Rule = Callable[[Task, Task], str | None]
+RULES: dict[str, tuple[RejectionCode, Rule]] = {
+    "deepen": (RejectionCode.EVOLVE_NOT_DEEPER, _not_deeper),
+    "broaden": (RejectionCode.EVOLVE_SAME_GOAL, _same_goal),
+    "paraphrase": (RejectionCode.EVOLVE_LITERAL_CHANGED, literal_changed),
+}
+
+
+class NoveltyCheck:
+    """One shard's memory of its parents and the candidates accepted from each.
+
+    Every accepted candidate goes through :meth:`admit` in order; the LLM operators' ones
+    (and their repairs, under the operator they repair) are checked, the others only remembered
+    as siblings.
+    """
+
+    def __init__(self, parents: Sequence[Task]) -> None:
+        self._parents = {parent.id: parent for parent in parents}
+        self._accepted: dict[str, list[Task]] = {}
+
+    def admit(self, operator: str, parent_id: str, task: Task) -> Task | Rejection:
+        parent = self._parents.get(parent_id)
+        siblings = self._accepted.setdefault(parent_id, [])
+        if parent is None or operator not in RULES:
+            siblings.append(task)
+            return task
+        rejection = self._copy_of(operator, parent, siblings, task)
+        if rejection is None:
+            code, rule = RULES[operator]
+            problem = rule(parent, task)
+            if problem is not None:
+                rejection = self._reject(code, problem, operator, parent, task, parent)
+        if rejection is not None:
+            return rejection
+        siblings.append(task)
+        return task
+
+    def _copy_of(
+        self, operator: str, parent: Task, siblings: Sequence[Task], task: Task
+    ) -> Rejection | None:
+        for original, kind in [(parent, "its parent"), *((s, "a sibling") for s in siblings)]:
+            found = near_copy(original, task)
+            if found is not None:
+                changed, ratio = found
+                message = (
+                    f"{operator} repeats {kind} {original.id}: the same calls, and the question"
+                    f" changes {changed} word(s) (similarity {ratio:.2f})"
+                )
+                return self._reject(
+                    RejectionCode.EVOLVE_NEAR_COPY, message, operator, parent, task, original
+                )
+        return None
+
+    def _reject(
+        self,
+        code: RejectionCode,
+        message: str,
+        operator: str,
+        parent: Task,
+        task: Task,
+        compared: Task,
+    ) -> Rejection:
+        known = {parent.id, *(s.id for s in self._accepted.get(parent.id, []))}
+        # a word-for-word copy has an accepted task's id: an id is never accepted and rejected
+        sample_id = f"{parent.id}:{operator}" if task.id in known else task.id
+        evidence = Evidence(
+            output={"compared_with": compared.id, "question": compared.question},
+            diff=[f"- {compared.question}", f"+ {task.question}"],
+        )
+        return Rejection(
+            sample_id=sample_id, stage=Stage.EVOLVE, code=code, message=message, evidence=evidence
+        )

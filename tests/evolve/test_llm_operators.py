@@ -1,0 +1,403 @@
+"""The LLM operators' prompts and what their candidates must add (issue 17, parts 3 and 4).
+
+Each test runs ``asynctool evolve`` against the loopback fake server with a scripted model that
+answers one way, and checks the verdict the run records, or reads the requests the server got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.envs import ENVIRONMENTS
+from pipeline.evolve.llm_ops import MAX_TOKENS, evolved_model
+from pipeline.evolve.prompts import example_answers, tool_names
+from pipeline.jsonl import read_records
+from pipeline.llm import LLMClient
+from pipeline.llm.fake_server import FakeOpenAIServer
+from pipeline.models import Call, Rejection, RejectionCode, Task
+from pipeline.seeds import SEED_DIR
+from pipeline.validate.chain import validate_task
+
+Answer = Callable[[dict[str, Any]], str]
+
+ADD_THEN_MULTIPLY = ("maths", "d334f7e62d617f38")  # Add 3.5 and 4.25, then multiply ... by 2.
+MILES = ("maths", "4f5fdcb1b5fb6e91")  # Convert 26.2 miles to kilometers and then round ...
+MAYA = ("posting", "60c93688a325f594")  # Log me in as maya_codes ... comment on that new post.
+TICKET = ("tickets", "721174ebfd3c82db")  # Open a ticket ... and then close that new ticket
+
+
+def seed(reference: tuple[str, str]) -> Task:
+    env, task_id = reference
+    for line in (SEED_DIR / f"{env}.jsonl").read_text(encoding="utf-8").splitlines():
+        task = Task.model_validate_json(line)
+        if task.id == task_id:
+            return task
+    raise LookupError(task_id)
+
+
+def call(tool: str, **arguments: Any) -> dict[str, Any]:
+    return {"tool": tool, "arguments": arguments}
+
+
+def parent_calls(task: Task) -> list[dict[str, Any]]:
+    return [call(c.function, **c.arguments) for c in task.calls]
+
+
+def operator_of(body: dict[str, Any]) -> str:
+    prompt = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    for marker, operator in [
+        ("Your job: make the task deeper", "deepen"),
+        ("Your job: write a different task", "broaden"),
+        ("Your job: reword", "paraphrase"),
+        ("This task failed an automatic check", "repair"),
+    ]:
+        if marker in prompt:
+            return operator
+    raise AssertionError(f"no operator recognised in {prompt[-300:]!r}")
+
+
+def scripted(**answers: dict[str, Any]) -> Answer:
+    """A model that gives each operator one fixed answer (and gives up any repair)."""
+
+    def answer(body: dict[str, Any]) -> str:
+        operator = operator_of(body)
+        if operator == "repair" and "repair" not in answers:
+            return json.dumps({"give_up": True, "reason": "no", "question": "", "calls": []})
+        return json.dumps(answers[operator])
+
+    return answer
+
+
+def evolve(
+    tmp: Path, parent: Task, operators: str, answer: Answer, *extra: str
+) -> tuple[list[Task], list[Rejection], FakeOpenAIServer]:
+    os.chdir(tmp)  # a cache of its own (./output/cache): another answer, same prompt
+    seeds = tmp / "seeds.jsonl"
+    seeds.write_text(parent.model_dump_json() + "\n", encoding="utf-8")
+    server = FakeOpenAIServer(answer=answer)
+    with server as url:
+        argv = [
+            "evolve", "--inline", "--output", str(tmp), "--run-id", "r", "--seeds", str(seeds),
+            "--rounds", "1", "--operators", operators, "--llm-base-url", url,
+            "--llm-model", "fake-model", *extra,
+        ]  # fmt: skip
+        assert main(argv) == 0
+    run = tmp / "runs" / "r"
+    made = [t for t in read_records(run / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
+    rejected = list(read_records(run / "evolve_rejected.jsonl", Rejection))
+    return made, rejected, server
+
+
+@pytest.fixture(autouse=True)
+def _restore_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # ``evolve`` changes directory; this puts it back afterwards
+
+
+# --- deepen --------------------------------------------------------------------------------------
+
+
+def test_deepen_that_adds_a_call_using_a_result_is_accepted(tmp_path: Path) -> None:
+    parent = seed(ADD_THEN_MULTIPLY)
+    deeper = {
+        "question": "Add 3.5 and 4.25, multiply that sum by 2, and give me the square root of"
+        " the product to 2 decimal places.",
+        "calls": [*parent_calls(parent), call("square_root", number=15.5, precision=2)],
+    }
+    made, rejected, _ = evolve(tmp_path, parent, "deepen", scripted(deepen=deeper))
+    assert rejected == []
+    assert [t.lineage.operator for t in made] == ["deepen"]
+    added = made[0].calls[-1]
+    assert added.tool == "maths.square_root" and added.bindings == {"number": "s2.result"}
+
+
+@pytest.mark.parametrize(
+    ("question", "extra", "code"),
+    [
+        # the parent's calls back, the question barely touched
+        ("Please add 3.5 and 4.25, then multiply that sum by 2.", [],
+         RejectionCode.EVOLVE_NEAR_COPY),
+        # the parent's calls back under a new question: nothing added
+        ("I have 3.5 and 4.25 to combine: sum them up and double the total for me, please.", [],
+         RejectionCode.EVOLVE_NOT_DEEPER),
+        # a valid added call, but it needs no earlier result
+        ("Add 3.5 and 4.25, then multiply that sum by 2. Separately, add 10 and 20.",
+         [call("add", a=10, b=20)], RejectionCode.EVOLVE_NOT_DEEPER),
+    ],
+)  # fmt: skip
+def test_deepen_that_adds_nothing_dependent_is_rejected(
+    tmp_path: Path, question: str, extra: list[dict[str, Any]], code: RejectionCode
+) -> None:
+    parent = seed(ADD_THEN_MULTIPLY)
+    answer = {"question": question, "calls": [*parent_calls(parent), *extra]}
+    made, rejected, _ = evolve(tmp_path, parent, "deepen", scripted(deepen=answer), "--no-repair")
+    assert made == []
+    assert [r.code for r in rejected] == [code]
+    assert rejected[0].raw is not None and question in rejected[0].raw
+
+
+# --- broaden -------------------------------------------------------------------------------------
+
+
+def test_broaden_must_change_the_tools_or_the_end_state(tmp_path: Path) -> None:
+    parent = seed(ADD_THEN_MULTIPLY)
+    same_tools = {
+        "question": "Add 1.5 and 2.5, then multiply that sum by 3.",
+        "calls": [call("add", a=1.5, b=2.5), call("multiply", a=4.0, b=3)],
+    }
+    made, rejected, _ = evolve(tmp_path, parent, "broaden", scripted(broaden=same_tools))
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_SAME_GOAL]
+
+    other = tmp_path / "other"
+    new_goal = {
+        "question": "What is the mean of 3.5, 4.25 and 9? Round it to 1 decimal place.",
+        "calls": [call("mean", numbers=[3.5, 4.25, 9]),
+                  call("round_number", number=5.583333333333333, decimal_places=1)],
+    }  # fmt: skip
+    other.mkdir()
+    made, rejected, _ = evolve(other, parent, "broaden", scripted(broaden=new_goal))
+    assert rejected == [] and [t.lineage.operator for t in made] == ["broaden"]
+
+
+def test_broaden_in_a_stateful_app_may_keep_the_tools_but_not_the_end_state(
+    tmp_path: Path,
+) -> None:
+    parent = seed(TICKET)
+    same_state = {"question": parent.question, "calls": parent_calls(parent)}
+    reworded = (
+        "Please create a ticket named 'Duplicate invoice received' at priority 2 and then"
+        " close that new ticket at once, because billing has fixed the issue."
+    )
+    same_state["question"] = reworded
+    made, rejected, _ = evolve(tmp_path, parent, "broaden", scripted(broaden=same_state))
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_SAME_GOAL]
+
+    other = tmp_path / "other"
+    other.mkdir()
+    new_ticket = {
+        "question": "Open a ticket titled 'Badge reader broken' with priority 4, and then close"
+        " that new ticket because security replaced the reader.",
+        "calls": [call("create_ticket", title="Badge reader broken", priority=4),
+                  call("close_ticket", ticket_id=230)],
+    }  # fmt: skip
+    made, rejected, _ = evolve(other, parent, "broaden", scripted(broaden=new_ticket))
+    assert rejected == [] and [t.lineage.operator for t in made] == ["broaden"]
+
+
+# --- paraphrase ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reference", "question", "lost"),
+    [
+        # a user name respelt: grounding would only see a value "in the hidden state"
+        (MAYA, "Sign me in as Maya_codes using the password Tr33house!, publish 'Shipping the"
+         " new release today!' tagged #release and #devlife, and then leave the comment"
+         " 'Changelog is in the README.' under that new post.", "'maya_codes'"),
+        # quoted text lower-cased: it would be posted as written
+        (MAYA, "Sign me in as maya_codes using the password Tr33house!, publish 'shipping the"
+         " new release today!' tagged #release and #devlife, and then leave the comment"
+         " 'Changelog is in the README.' under that new post.",
+         "'Shipping the new release today!'"),
+        # unit names capitalised: the tool takes them as written
+        (MILES, "How many Kilometers are 26.2 Miles? Give me the distance rounded to 2 decimal"
+         " places.", "'miles'"),
+        # a number dropped
+        (ADD_THEN_MULTIPLY, "Sum 3.5 and 4.25 and then double the result.", "2"),
+    ],
+)  # fmt: skip
+def test_paraphrase_keeps_every_literal_exactly(
+    tmp_path: Path, reference: tuple[str, str], question: str, lost: str
+) -> None:
+    parent = seed(reference)
+    made, rejected, _ = evolve(
+        tmp_path, parent, "paraphrase", scripted(paraphrase={"question": question})
+    )
+    assert made == []
+    assert [r.code for r in rejected] == [RejectionCode.EVOLVE_LITERAL_CHANGED]
+    assert lost in rejected[0].message
+
+
+def test_paraphrase_accepted_when_reworded_with_literals_kept(tmp_path: Path) -> None:
+    parent = seed(MAYA)
+    question = (
+        "Sign me in as maya_codes using the password Tr33house!, publish 'Shipping the new"
+        " release today!' tagged #release and #devlife, and then leave the comment 'Changelog"
+        " is in the README.' under that new post."
+    )
+    made, rejected, _ = evolve(
+        tmp_path, parent, "paraphrase", scripted(paraphrase={"question": question})
+    )
+    assert rejected == []
+    assert [(t.lineage.operator, t.question) for t in made] == [("paraphrase", question)]
+
+
+def test_a_quoted_value_in_other_case_is_ungrounded_in_any_new_task(tmp_path: Path) -> None:
+    """The same rule in validation, for a deepen whose question has no parent wording to keep."""
+    parent = seed(MAYA)
+    answer = {
+        "question": "Log me in as maya_codes with password Tr33house!, post 'shipping the new"
+        " release today!' with the tags #release and #devlife, comment 'Changelog is in the"
+        " README.' on that new post, and show me the comments on it.",
+        "calls": [*parent_calls(parent), call("get_tweet_comments", tweet_id=5)],
+    }
+    made, rejected, _ = evolve(tmp_path, parent, "deepen", scripted(deepen=answer), "--no-repair")
+    assert made == []
+    assert [r.code for r in rejected] == [RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT]
+    assert "quotes it as 'shipping the new release today!'" in rejected[0].message
+
+
+# --- near-copies and ids -------------------------------------------------------------------------
+
+
+def test_near_copies_of_parent_or_sibling_are_rejected_and_no_id_is_both(tmp_path: Path) -> None:
+    parent = seed(ADD_THEN_MULTIPLY)
+    deeper = {
+        "question": "Add 3.5 and 4.25, multiply that sum by 2, and give me the square root of"
+        " the product to 2 decimal places.",
+        "calls": [*parent_calls(parent), call("square_root", number=15.5, precision=2)],
+    }
+    answers = scripted(deepen=deeper, broaden=deeper, paraphrase={"question": parent.question})
+    made, rejected, _ = evolve(tmp_path, parent, "deepen,broaden,paraphrase", answers)
+    assert [t.lineage.operator for t in made] == ["deepen"]
+    codes = {r.sample_id: r.code for r in rejected}
+    assert codes == {
+        f"{parent.id}:broaden": RejectionCode.EVOLVE_NEAR_COPY,  # the deepen sibling, verbatim
+        f"{parent.id}:paraphrase": RejectionCode.EVOLVE_NEAR_COPY,  # the parent, verbatim
+    }
+    accepted_ids = {t.id for t in read_records(tmp_path / "runs/r/evolved.jsonl", Task)}
+    assert accepted_ids.isdisjoint(codes), "a task id is never both accepted and rejected"
+    assert "a sibling" in next(r.message for r in rejected if r.sample_id.endswith("broaden"))
+
+
+def test_a_repair_is_held_to_its_operator(tmp_path: Path) -> None:
+    """A rejected deepen sent to repair must still come back deeper than the parent."""
+    parent = seed(ADD_THEN_MULTIPLY)
+    broken = {
+        "question": "Add 3.5 and 4.25, multiply that sum by 2, and give me the square root of"
+        " the product to 2 decimal places.",
+        "calls": [*parent_calls(parent), call("square_root", number=99.0, precision=2)],
+    }
+    back_to_parent = {"give_up": False, "reason": "dropped the bad call",
+                      "question": parent.question, "calls": parent_calls(parent)}  # fmt: skip
+    made, rejected, _ = evolve(
+        tmp_path, parent, "deepen", scripted(deepen=broken, repair=back_to_parent)
+    )
+    assert made == []
+    codes = sorted(r.code.value for r in rejected)
+    assert codes == ["evolve.near_copy", "grounding.ungrounded_argument"]
+
+    other = tmp_path / "other"
+    other.mkdir()
+    good_calls = [*parent_calls(parent), call("square_root", number=15.5, precision=2)]
+    fixed = {**back_to_parent, "question": broken["question"], "calls": good_calls}
+    made, _, _ = evolve(other, parent, "deepen", scripted(deepen=broken, repair=fixed))
+    assert [t.lineage.operator for t in made] == ["repair"]
+
+
+# --- what the model is sent ----------------------------------------------------------------------
+
+
+def _user(body: dict[str, Any]) -> str:
+    return str(next(m["content"] for m in body["messages"] if m["role"] == "user"))
+
+
+def _schema(body: dict[str, Any]) -> dict[str, Any]:
+    response_format = body["response_format"]
+    schema = response_format.get("json_schema", {}).get("schema") or response_format["schema"]
+    assert isinstance(schema, dict)
+    return schema
+
+
+def test_prompts_are_built_for_a_small_model(tmp_path: Path) -> None:
+    parent = seed(MAYA)
+    answer = {"question": "x", "calls": [call("list_all_following")]}  # content irrelevant
+    _, _, server = evolve(
+        tmp_path,
+        parent,
+        "deepen,broaden,paraphrase",
+        scripted(deepen=answer, broaden=answer, paraphrase={"question": "x"}),
+        "--no-repair",
+    )
+    bodies = {operator_of(body): body for body in server.bodies}
+    assert set(bodies) == {"deepen", "broaden", "paraphrase"}
+    deepen, broaden, paraphrase = bodies["deepen"], bodies["broaden"], bodies["paraphrase"]
+
+    # calls are objects whose tool the schema limits to the task's environments
+    for body in (deepen, broaden):
+        schema = _schema(body)
+        tool = schema["$defs"]["ProposedCall"]["properties"]["tool"]
+        assert tool["enum"] == list(ENVIRONMENTS["posting"].tool_specs())
+        assert schema["properties"]["calls"]["maxItems"] <= 8
+    text = _user(deepen)
+    assert '{"tool": "post_tweet", "arguments": {"content": "Shipping' in text
+    assert "post_tweet(" not in text, "no call strings"
+    # the parent's real results: the new post's id that the comment uses
+    assert 'returned: {"id":5,"username":"maya_codes"' in text
+    # bookkeeping fields stay out; the state the user could know stays in
+    for body in (deepen, broaden, paraphrase):
+        everything = json.dumps(body["messages"])
+        assert "tweet_counter" not in everything and "random_seed" not in everything
+    assert '"following_list":["alice","bob"]' in text
+    # one worked example, from another environment (posting's own is never shown)
+    assert text.count("Example from another app") == 1
+    assert "Duplicate invoice received" in text and "Example from another app" in text
+    assert "Great panel on open data" not in _user(paraphrase)  # the posting example: not here
+    assert "Duplicate invoice received" in _user(paraphrase)
+    # the paraphrase is asked with the values it must keep, and without the tools or state
+    assert "- maya_codes\n- Tr33house!\n" in _user(paraphrase)
+    assert "Tools (" not in _user(paraphrase) and "Starting state" not in _user(paraphrase)
+    # shared context first, the operator's part last: deepen and broaden share a prefix that
+    # holds the whole task, and each ends with its instruction
+    assert deepen["messages"][0] == broaden["messages"][0]
+    shared = os.path.commonprefix([_user(deepen), _user(broaden)])
+    assert shared.startswith("Tools (a call names one of them")
+    assert "Calls, in order, with what each returned" in shared
+    assert 'returned: {"comment_status"' in shared
+    for body in (deepen, broaden, paraphrase):
+        assert _user(body).rstrip().splitlines()[-1].endswith(("{...}}.", "request."))
+        assert "Your job:" in _user(body).rsplit("\n\n", 1)[-1]
+    # budgets per operator, when the client takes one
+    if "max_tokens" in LLMClient.structured.__code__.co_varnames:
+        assert deepen["max_tokens"] == MAX_TOKENS["deepen"]
+        assert paraphrase["max_tokens"] == MAX_TOKENS["paraphrase"] < MAX_TOKENS["deepen"]
+
+
+def test_each_parent_gets_the_example_of_another_environment(tmp_path: Path) -> None:
+    parent = seed(TICKET)  # the first paraphrase example is a tickets task: skipped here
+    _, _, server = evolve(
+        tmp_path, parent, "paraphrase", scripted(paraphrase={"question": "x"}), "--no-repair"
+    )
+    (body,) = server.bodies
+    assert "Great panel on open data today." in _user(body)
+    assert _user(body).count("Request: ") == 2  # the example's and the task's
+
+
+@pytest.mark.parametrize("operator", ["deepen", "broaden"])
+def test_worked_examples_pass_the_checks_they_teach(operator: str) -> None:
+    """Every example answer is a valid task that its operator's rule accepts."""
+    from pipeline.dependencies import infer_dependencies
+    from pipeline.evolve.novelty import NoveltyCheck
+
+    examples = example_answers(operator)
+    assert len({parent.envs[0] for parent, _ in examples}) >= 2, "an example for every parent"
+    for parent, answer in examples:
+        output = evolved_model(tool_names(parent.envs)).model_validate(answer)
+        calls = [
+            Call(id=f"s{i}", tool=f"{parent.envs[0]}.{c.tool}", arguments=c.arguments)
+            for i, c in enumerate(output.calls, 1)
+        ]
+        calls = infer_dependencies(parent.envs, parent.initial_config, calls, output.question)
+        task = parent.model_copy(update={"question": output.question, "calls": calls})
+        verdict = validate_task(task.with_content_id())
+        assert verdict.task is not None, verdict.rejection
+        checked_parent = validate_task(parent).task
+        assert checked_parent is not None
+        admitted = NoveltyCheck([checked_parent]).admit(operator, parent.id, verdict.task)
+        assert isinstance(admitted, Task), admitted
