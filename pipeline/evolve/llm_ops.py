@@ -10,7 +10,6 @@ become a task is a rejection with the raw text kept, never a crash.
 
 from __future__ import annotations
 
-import inspect
 import json
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -199,17 +198,16 @@ async def _ask(
     output: type[BaseModel],
     template_hash: str,
 ) -> LLMResult[Any]:
-    """``client.structured`` with the operator's completion budget, where the client takes
-    one (the cap bounds a runaway reply; the config's own cap still applies)."""
-    arguments: dict[str, Any] = {
-        "stage": stage,
-        "messages": messages,
-        "output": output,
-        "template_hash": template_hash,
-    }
-    if stage in MAX_TOKENS and "max_tokens" in inspect.signature(client.structured).parameters:
-        arguments["max_tokens"] = MAX_TOKENS[stage]
-    result: LLMResult[Any] = await client.structured(**arguments)
+    """``client.structured`` with the operator's completion budget (never above the configured
+    cap: a user who lowered it meant it)."""
+    budget = MAX_TOKENS.get(stage)
+    result: LLMResult[Any] = await client.structured(
+        stage=stage,
+        messages=messages,
+        output=output,
+        template_hash=template_hash,
+        max_tokens=None if budget is None else min(budget, client.config.max_tokens),
+    )
     return result
 
 

@@ -19,7 +19,6 @@ from pipeline.envs import ENVIRONMENTS
 from pipeline.evolve.llm_ops import MAX_TOKENS, evolved_model
 from pipeline.evolve.prompts import example_answers, tool_names
 from pipeline.jsonl import read_records
-from pipeline.llm import LLMClient
 from pipeline.llm.fake_server import FakeOpenAIServer
 from pipeline.models import Call, Rejection, RejectionCode, Task
 from pipeline.seeds import SEED_DIR
@@ -363,10 +362,9 @@ def test_prompts_are_built_for_a_small_model(tmp_path: Path) -> None:
     for body in (deepen, broaden, paraphrase):
         assert _user(body).rstrip().splitlines()[-1].endswith(("{...}}.", "request."))
         assert "Your job:" in _user(body).rsplit("\n\n", 1)[-1]
-    # budgets per operator, when the client takes one
-    if "max_tokens" in LLMClient.structured.__code__.co_varnames:
-        assert deepen["max_tokens"] == MAX_TOKENS["deepen"]
-        assert paraphrase["max_tokens"] == MAX_TOKENS["paraphrase"] < MAX_TOKENS["deepen"]
+    # a completion budget per operator: a paraphrase needs far fewer tokens than new calls
+    assert deepen["max_tokens"] == broaden["max_tokens"] == MAX_TOKENS["deepen"]
+    assert paraphrase["max_tokens"] == MAX_TOKENS["paraphrase"] < MAX_TOKENS["deepen"]
 
 
 def test_each_parent_gets_the_example_of_another_environment(tmp_path: Path) -> None:
@@ -401,3 +399,14 @@ def test_worked_examples_pass_the_checks_they_teach(operator: str) -> None:
         assert checked_parent is not None
         admitted = NoveltyCheck([checked_parent]).admit(operator, parent.id, verdict.task)
         assert isinstance(admitted, Task), admitted
+
+
+def test_a_lower_configured_token_cap_wins_over_the_operator_budget(tmp_path: Path) -> None:
+    config = tmp_path / "llm.toml"
+    config.write_text("[llm]\nmax_tokens = 100\n")
+    answer = {"question": "x", "calls": [call("add", a=1, b=2)]}
+    _, _, server = evolve(
+        tmp_path, seed(ADD_THEN_MULTIPLY), "deepen", scripted(deepen=answer),
+        "--no-repair", "--llm-config", str(config),
+    )  # fmt: skip
+    assert [body["max_tokens"] for body in server.bodies] == [100]
