@@ -36,20 +36,18 @@ def _seed_line() -> dict[str, Any]:
     return record
 
 
-def _many_files(count: int) -> dict[str, Any]:
-    names = [f"note{i}.txt" for i in range(count)]
-    return {
-        "category": "filesystem",
-        "envs": ["filesystem"],
-        "question": "In my workspace, create the files " + ", ".join(f"'{n}'" for n in names),
-        "initial_config": {
-            "filesystem": {"root": {"workspace": {"type": "directory", "contents": {}}}}
-        },
-        "calls": [
-            {"id": f"s{i}", "tool": "filesystem.touch", "arguments": {"file_name": name}}
-            for i, name in enumerate(names, 1)
-        ],
-    }
+def _sums(count: int) -> dict[str, Any]:
+    """``count`` additions, each of the previous sum and the next number."""
+    calls: list[dict[str, Any]] = [{"id": "s1", "tool": "maths.add", "arguments": {"a": 1, "b": 2}}]
+    total = 3
+    for step in range(2, count + 1):
+        calls.append(
+            {"id": f"s{step}", "tool": "maths.add", "arguments": {"a": total, "b": step + 1},
+             "depends_on": [f"s{step - 1}"], "bindings": {"a": f"s{step - 1}.result"}}
+        )  # fmt: skip
+        total += step + 1
+    question = "Add 1 and 2" + "".join(f", then add {n + 1} to that" for n in range(2, count + 1))
+    return {"category": "maths", "envs": ["maths"], "question": question + ".", "calls": calls}
 
 
 def _with(change: Callable[[dict[str, Any]], None]) -> bytes:
@@ -64,7 +62,7 @@ def _question(text: str) -> Callable[[dict[str, Any]], None]:
 
 _BAD_BYTE = _with(_question("Add 3.5 and 4.25 \udcff")).replace(b"\\udcff", b"\xff")
 HOSTILE_LINES: list[tuple[str, bytes, str]] = [
-    ("too many calls", json.dumps(_many_files(101)).encode(), "limit.calls"),
+    ("too many calls", json.dumps(_sums(101)).encode(), "limit.calls"),
     ("a 30,000-character question", _with(_question("Add 3.5 and 4.25. " * 1700)),
      "limit.question"),
     ("invalid UTF-8", _BAD_BYTE, "parse.malformed"),
@@ -115,8 +113,8 @@ def test_repeated_task_id_keeps_the_first_and_rejects_the_rest(tmp_path: Path) -
 
 
 def test_time_and_output_limits_reject_with_their_codes() -> None:
-    task = parse_candidate(json.dumps(_many_files(40)))
-    slow = validate_task(task, limits=Limits(seconds_per_candidate=0.001))
+    task = parse_candidate(json.dumps(_sums(40)))
+    slow = validate_task(task, limits=Limits(seconds_per_candidate=1e-9))
     assert slow.rejection is not None and slow.rejection.code.value == "limit.time"
     big = validate_task(task, limits=Limits(max_output_chars=50))
     assert big.rejection is not None and big.rejection.code.value == "limit.output"

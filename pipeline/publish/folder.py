@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from pipeline.audit.store import latest_reviews, read_reviews
-from pipeline.jsonl import read_records, replace_folder
+from pipeline.jsonl import file_sha256, read_records, replace_folder
 from pipeline.models import Instance, Rejection, Review, Task
 from pipeline.publish.assign import PublishError, SplitPlan, check_disjoint, plan_splits
 from pipeline.publish.card import CardInfo, DataFile, render_card
@@ -116,14 +116,6 @@ def newest_run(output: Path) -> Path:
     return candidates[-1][2]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass
 class _Builder:
     root: Path
@@ -144,7 +136,7 @@ class _Builder:
             return  # an empty split cannot be loaded by datasets; the card says so
         staging = self.root / "data" / config / f".{split}.parquet"
         write_parquet(staging, rows, columns)
-        digest = _sha256(staging)
+        digest = file_sha256(staging)
         relative = f"data/{config}/{split}-{digest[:NAME_DIGEST]}.parquet"
         os.replace(staging, self.root / relative)
         size = (self.root / relative).stat().st_size

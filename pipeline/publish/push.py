@@ -17,6 +17,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
 from huggingface_hub.repocard import metadata_load
 
+from pipeline.jsonl import file_sha256
 from pipeline.names import check_repo_id
 from pipeline.publish.card import CardError, retarget_card
 from pipeline.publish.version import tag_of
@@ -105,20 +106,12 @@ class _Payload:
         return len(self.card) if path == CARD else (self.folder / path).stat().st_size
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _payload(folder: Path, files: list[FolderFile], repo_id: str, tag: str) -> _Payload:
     try:
         card = retarget_card((folder / CARD).read_text("utf-8"), repo_id, tag).encode("utf-8")
     except CardError as error:
         raise PushError(f"{folder / CARD}: {error}; rebuild it with `asynctool publish`") from None
-    digests = {item.path: _file_sha256(folder / item.path) for item in files if item.path != CARD}
+    digests = {item.path: file_sha256(folder / item.path) for item in files if item.path != CARD}
     digests[CARD] = hashlib.sha256(card).hexdigest()
     return _Payload(folder, card, digests)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.budget import OverBudget, time_budget
+from pipeline.budget import OverBudget, check_time, time_budget
 from pipeline.models import Expected, Rejection, RejectionCode, Task
 from pipeline.replay import state_digest
 from pipeline.validate.context import Reject, ValidationContext
@@ -85,6 +85,7 @@ def _checked(task: Task, raw: str | None, limits: Limits) -> Verdict:
         if check is check_execution:  # before the second replay doubles what it holds
             check_output_size(ctx, limits)
         check(ctx)
+        check_time()  # the replay loops check too; this catches a slow check without replays
     expected = Expected(state_digest=state_digest(ctx.final_state), outputs=requested_outputs(ctx))
     return Verdict(task.model_copy(update={"expected": expected}), None)
 

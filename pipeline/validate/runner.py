@@ -12,7 +12,6 @@ crash skips it. Every input line ends in exactly one of accepted or rejected.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -24,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pipeline.jsonl import write_atomic, write_parts
+from pipeline.jsonl import file_sha256, write_atomic, write_parts
 from pipeline.models import Rejection, RejectionCode
 from pipeline.runguard import claim, run_lock
 from pipeline.validate.chain import validate_line
@@ -162,14 +161,6 @@ def _repeat(task_id: str, line: str) -> str:
         raw=line.rstrip("\n")[:100_000],
     )
     return rejection.model_dump_json() + "\n"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _version(package: str) -> str:
