@@ -214,6 +214,9 @@ def test_a_reviewers_reject_removes_the_variants_too(
     assert main(["publish", "--run-dir", str(other)]) == 0
     rows = datasets.load_dataset(str(other / "dataset"), "multi", split="train+test")
     assert {row["id"] for row in rows} == {i.id for i in instances} - holding
+    card = (other / "dataset" / "README.md").read_text("utf-8")
+    long_rows = sum(1 for row in rows if row["context_profile"] == "long")
+    assert f"| long | {long_rows} |" in card, "the card counts instances per context profile"
 
 
 def test_oracle_solves_long_instances(instances: list[Instance], tmp_path: Path) -> None:

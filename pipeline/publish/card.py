@@ -67,6 +67,7 @@ class CardInfo:
     multi: Counter[tuple[str, str]] = field(default_factory=Counter)  # (split, composition)
     tasks_per_instance: Counter[int] = field(default_factory=Counter)
     latency_profiles: Counter[str] = field(default_factory=Counter)
+    context_profiles: Counter[str] = field(default_factory=Counter)  # standard | long
 
     def rows(self, config: str) -> int:
         return sum(item.rows for item in self.files if item.config == config)
@@ -181,7 +182,12 @@ Tasks per instance:
 
 Latency profiles:
 
-{_counts(info.latency_profiles, "profile")}"""
+{_counts(info.latency_profiles, "profile")}
+
+Context profiles (`long`: the environments run BFCL's long-context mode, with far larger
+states and results):
+
+{_counts(info.context_profiles, "context")}"""
 
 
 def _ledger(info: CardInfo) -> str:

@@ -239,6 +239,7 @@ def _card_info(
         info.multi[(split, instance.composition.value)] += 1
         info.tasks_per_instance[len(instance.tasks)] += 1
         info.latency_profiles[instance.latency_profile] += 1
+        info.context_profiles[instance.context_profile.value] += 1
         roots[split].update(plan.root(task) for task in instance.tasks)
     check_disjoint(roots)
     info.roots.update({split: len(members) for split, members in roots.items()})
