@@ -311,6 +311,9 @@ def test_evolve_counts_a_repeated_seed_id_instead_of_dropping_it(tmp_path: Path)
     assert manifest["counts"]["seeds_rejected"] == 1
     rejected = list(read_records(tmp_path / "run" / "evolve_rejected.jsonl", Rejection))
     assert [r.code.value for r in rejected] == ["parse.duplicate_id"]
+    # one source for every count: the codes add up to the rejected total, seeds included
+    assert manifest["counts"]["rejected_by_code"] == {"parse.duplicate_id": 1}
+    assert sum(manifest["counts"]["rejected_by_code"].values()) == manifest["counts"]["rejected"]
 
 
 def test_replay_refuses_a_folder_and_names_a_task_it_cannot_replay(

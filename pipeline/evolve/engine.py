@@ -323,6 +323,12 @@ def _validate_seeds(seeds: Sequence[Task], folder: Path) -> tuple[int, int]:
     return len(good), len(bad)
 
 
+def _codes_in(path: Path) -> Counter[str]:
+    """Rejection codes of a rejected.jsonl (the seeds' own, which no shard stats carry)."""
+    with path.open(encoding="utf-8", newline="\n") as handle:
+        return Counter(json.loads(line)["code"] for line in handle if line.strip())
+
+
 def _repeated_seed(seed: Task) -> Rejection:
     return Rejection(
         sample_id=seed.id,
@@ -380,7 +386,7 @@ def _evolve(
     rejected_task_files = [base / "round_00" / "rejected_tasks.jsonl"]
     frontier = base / "round_00" / "accepted.jsonl"
     per_operator: dict[str, OperatorStats] = {}
-    codes: Counter[str] = Counter()
+    codes: Counter[str] = Counter(_codes_in(base / "round_00" / "rejected.jsonl"))
     usage: dict[str, Counter[str]] = {}
     new_total = 0
     rounds_done = 0
