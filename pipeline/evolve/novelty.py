@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from difflib import SequenceMatcher
 from typing import Any
 
 from pipeline.conditions import control_edges
 from pipeline.dependencies import ValueFlows
+from pipeline.jsontree import scalars
 from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task, canonical_json
 from pipeline.replay import trace_calls
 from pipeline.validate.grounding import numbers_in, token_in
@@ -133,17 +134,6 @@ def _same_goal(parent: Task, child: Task) -> str | None:
 # --- paraphrase: every literal kept exactly ---------------------------------------------------
 
 
-def _leaves(value: Any) -> Iterator[Any]:
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _leaves(item)
-    else:
-        yield value
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
@@ -160,7 +150,7 @@ def stated_literals(task: Task) -> list[tuple[str, float | None]]:
         for name, value in call.arguments.items():
             if name in bound:
                 continue  # taken from a result: the question does not state it
-            for leaf in _leaves(value):
+            for leaf in scalars(value):
                 number = _number(leaf)
                 if number is not None and number in numbers:
                     found.setdefault(_number_text(leaf), number)

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import cache, lru_cache
 from typing import Any
 
 from pipeline.envs import ToolError, resolve_tool
+from pipeline.jsontree import scalars
 from pipeline.models import Call, Evidence, RejectionCode, Task
 from pipeline.semantics import EXACT_TYPES, Sem
 from pipeline.validate.context import Reject, ValidationContext
@@ -82,18 +83,6 @@ def numbers_in(text: str) -> frozenset[float]:
     for match in _WORD_NUMBER.finditer(text):
         found.add(float(_WORDS.index(match.group().lower())))
     return frozenset(found)
-
-
-def _strings_and_numbers(value: Any) -> Iterator[Any]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _strings_and_numbers(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings_and_numbers(item)
-    else:
-        yield value
 
 
 def _float(value: int | float) -> float:
@@ -150,7 +139,7 @@ class Sources:
         self._collect_lists(value)
         if isinstance(value, dict):
             self._keys.update(str(key) for key in value)
-        for leaf in _strings_and_numbers(value):
+        for leaf in scalars(value, with_keys=True):
             if isinstance(leaf, bool) or leaf is None:
                 continue
             if isinstance(leaf, int | float):
@@ -248,17 +237,6 @@ class Sources:
         return self._derived
 
 
-def _literals(value: Any) -> Iterator[Any]:
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _literals(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _literals(item)
-    else:
-        yield value
-
-
 def schema_offers(schema: dict[str, Any], value: Any) -> bool:
     if "default" in schema and schema["default"] == value:
         return True
@@ -334,7 +312,7 @@ def check_grounding(ctx: ValidationContext) -> None:
                 continue
             schema = spec.parameters.get("properties", {}).get(name, {})
             sem = spec.param_types.get(name)
-            for index, literal in enumerate(_literals(value)):
+            for index, literal in enumerate(scalars(value)):
                 if f"{name}.{index}" in call.bindings:
                     continue
                 if isinstance(literal, str) and literal:
