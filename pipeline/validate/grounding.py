@@ -60,6 +60,8 @@ _PIECES = re.compile(r"[\s,;:|/]+")
 _QUOTED = re.compile(r"(?<!\w)'([^'\n]+?)'(?!\w)|\"([^\"\n]+)\"")
 #: pairwise arithmetic is tried only below this many observed numbers (it is quadratic)
 MAX_DERIVED_OPERANDS = 80
+#: returned texts longer than this ground text, but none of the numbers inside them
+MAX_TEXT_FOR_NUMBERS = 400
 
 
 def _normal(text: str) -> str:
@@ -150,8 +152,11 @@ class Sources:
                 self._raw_texts.append(leaf)
                 self._texts.append(_normal(leaf))
                 # numbers inside returned text ground a value as written, but take no part
-                # in arithmetic: a long status text offers too many operands by chance
-                self._numbers |= numbers_in(leaf)
+                # in arithmetic; and only a short text's: a long status blob or file body
+                # holds so many numbers that one matches by chance (a fuel amount of 35
+                # "found" in a car's 2,000-character metadata text)
+                if len(leaf) <= MAX_TEXT_FOR_NUMBERS:
+                    self._numbers |= numbers_in(leaf)
 
     def add_numbers(self, numbers: Iterable[float]) -> None:
         """Numbers the tools' documentation states: usable as they are, but arithmetic needs

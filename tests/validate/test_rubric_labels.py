@@ -470,3 +470,26 @@ def test_the_token_stated_in_the_question_is_grounded() -> None:
     verdict = validate_task(task)
     assert verdict.rejection is not None
     assert verdict.rejection.code is RejectionCode.STATIC_TOO_FEW_CALLS  # grounded, just short
+
+
+def _litres_task(text: str) -> Task:
+    return _task(
+        "Read my buffer 'fuel' and add 1 to the number of litres it holds.",
+        ["string_manipulation", "maths"],
+        [
+            {"id": "s1", "tool": "string_manipulation.read_buffer", "arguments": {"name": "fuel"}},
+            {"id": "s2", "tool": "maths.add", "arguments": {"a": 35, "b": 1}},
+        ],
+        {"string_manipulation": {"buffers": {"fuel": text}}},
+    )
+
+
+def test_a_number_inside_a_long_returned_text_grounds_nothing() -> None:
+    """A long status blob holds so many numbers that one matches by chance; a short text's
+    number is what it says."""
+    short = validate_task(_litres_task("Fuel in the tank: 35 litres."))
+    assert short.rejection is None or short.rejection.stage.value != "grounding"
+    blob = "Fuel in the tank: 35 litres. " + "A log line without any digit in it. " * 20
+    long = validate_task(_litres_task(blob))
+    assert long.rejection is not None
+    assert long.rejection.code is RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT
