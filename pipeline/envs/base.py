@@ -284,11 +284,18 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
     )
 
 
+#: problems an invalid-arguments message lists; a long list of bad elements would make it huge
+_MAX_PROBLEMS = 5
+
+
 def _format_validation_error(tool_name: str, error: ValidationError) -> str:
     problems = []
-    for item in error.errors(include_url=False):
+    items = error.errors(include_url=False)
+    for item in items[:_MAX_PROBLEMS]:
         where = ".".join(str(part) for part in item["loc"]) or "(arguments)"
         problems.append(f"{where}: {item['msg']}")
+    if len(items) > _MAX_PROBLEMS:
+        problems.append(f"and {len(items) - _MAX_PROBLEMS} more")
     return f"invalid arguments for {tool_name}: " + "; ".join(problems)
 
 

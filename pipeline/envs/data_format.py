@@ -45,6 +45,7 @@ import io
 import json
 import math
 import re
+import reprlib
 from typing import Annotated, Literal, cast
 
 from pydantic import Field, JsonValue, field_validator
@@ -612,7 +613,7 @@ class DataFormatState(EnvState):
             raise ValueError(f"at most {_MAX_DOCUMENTS} documents")
         for name, document in value.items():
             if not _DOCUMENT_NAME.match(name):
-                raise ValueError(f"invalid document name {name!r}")
+                raise ValueError(f"invalid document name {reprlib.repr(name)}")
             if len(document.content) > _MAX_OUTPUT:
                 raise ValueError(f"document {name!r} holds more than {_MAX_OUTPUT} characters")
         return value
@@ -626,14 +627,14 @@ class DataFormat(Environment[DataFormatState]):
     def _document(self, name: str) -> Document:
         if name not in self.state.documents:
             known = ", ".join(sorted(self.state.documents)) or "none"
-            raise ToolError(f"no document named {name!r} (documents: {known})")
+            raise ToolError(f"no document named {reprlib.repr(name)} (documents: {known})")
         return self.state.documents[name]
 
     def _check_new(self, name: str) -> None:
         if not _DOCUMENT_NAME.match(name):
             raise ToolError(
-                f"invalid document name {name!r}: 1-64 letters, digits, spaces, '_', '.' or '-', "
-                "starting with a letter or digit"
+                f"invalid document name {reprlib.repr(name)}: 1-64 letters, digits, spaces, '_', "
+                "'.' or '-', starting with a letter or digit"
             )
         if name not in self.state.documents and len(self.state.documents) >= _MAX_DOCUMENTS:
             raise ToolError(f"there are already {_MAX_DOCUMENTS} documents; delete one first")

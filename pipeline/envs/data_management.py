@@ -228,7 +228,7 @@ class DataManagement(Environment[DataManagementState]):
                 raise ToolError("where_value needs a where_column to compare with")
             return lambda row: True
         if value is None:
-            raise ToolError(f"filtering on {column!r} needs a where_value")
+            raise ToolError(f"filtering on {_shown(column)} needs a where_value")
         kind = self._column_type(table, table_name, column)
         if op in _TEXT_OPS and kind != "text":
             raise ToolError(f"{op} only applies to text columns; {column!r} is {kind}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import reprlib
 import statistics
 from typing import Annotated
 
@@ -132,9 +133,9 @@ def _convert(
     if source in _TEMPERATURES and target in _TEMPERATURES:
         return _from_kelvin(_to_kelvin(value, source), target)
     if source not in table:
-        raise ToolError(f"unknown unit {unit_in!r}; known: {', '.join(sorted(table))}")
+        raise ToolError(f"unknown unit {reprlib.repr(unit_in)}; known: {', '.join(sorted(table))}")
     if target not in table:
-        raise ToolError(f"unknown unit {unit_out!r}; known: {', '.join(sorted(table))}")
+        raise ToolError(f"unknown unit {reprlib.repr(unit_out)}; known: {', '.join(sorted(table))}")
     (dim_in, factor_in), (dim_out, factor_out) = table[source], table[target]
     if dim_in != dim_out:
         raise ToolError(f"cannot convert {dim_in} ({unit_in}) to {dim_out} ({unit_out})")

@@ -15,6 +15,7 @@ minutes and gigabytes. A catastrophic pattern such as ``(a|aa)+$`` on ``'aaaa...
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -238,7 +239,7 @@ class StringManipulationState(EnvState):
             raise ValueError(f"at most {_MAX_BUFFERS} buffers")
         for name, text in value.items():
             if not _BUFFER_NAME.match(name):
-                raise ValueError(f"invalid buffer name {name!r}")
+                raise ValueError(f"invalid buffer name {reprlib.repr(name)}")
             if len(text) > _MAX_OUTPUT:
                 raise ValueError(f"buffer {name!r} holds more than {_MAX_OUTPUT} characters")
         return value
@@ -252,14 +253,14 @@ class StringManipulation(Environment[StringManipulationState]):
     def _buffer(self, name: str) -> str:
         if name not in self.state.buffers:
             known = ", ".join(sorted(self.state.buffers)) or "none"
-            raise ToolError(f"no buffer named {name!r} (buffers: {known})")
+            raise ToolError(f"no buffer named {reprlib.repr(name)} (buffers: {known})")
         return self.state.buffers[name]
 
     def _store(self, name: str, text: str) -> None:
         if not _BUFFER_NAME.match(name):
             raise ToolError(
-                f"invalid buffer name {name!r}: 1-64 letters, digits, spaces, '_', '.' or '-', "
-                "starting with a letter or digit"
+                f"invalid buffer name {reprlib.repr(name)}: 1-64 letters, digits, spaces, '_', "
+                "'.' or '-', starting with a letter or digit"
             )
         if len(text) > _MAX_OUTPUT:
             raise ToolError(f"a buffer holds at most {_MAX_OUTPUT} characters")
@@ -645,7 +646,7 @@ class StringManipulation(Environment[StringManipulationState]):
             raise ToolError("the substring to replace is empty")
         found = current.count(old)
         if not found:
-            raise ToolError(f"{old!r} does not occur in buffer {name!r}")
+            raise ToolError(f"{reprlib.repr(old)} does not occur in buffer {name!r}")
         if len(current) + found * (len(new) - len(old)) > _MAX_OUTPUT:
             raise ToolError(f"a buffer holds at most {_MAX_OUTPUT} characters")
         self._store(name, current.replace(old, new))

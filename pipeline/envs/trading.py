@@ -44,6 +44,7 @@ _TIMESTAMP = "%Y-%m-%d %H:%M:%S"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MAX_AMOUNT = 1e12
 _MAX_SYMBOL = 16
+_MAX_SYMBOLS = 1000  # symbols one call may name: a result lists them, so it stays bounded
 
 OrderType = Literal["Buy", "Sell"]
 OrderStatus = Literal["Open", "Pending", "Completed", "Cancelled"]
@@ -272,6 +273,11 @@ class Trading(Environment[TradingState]):
             raise ToolError(f"unknown stock symbol {_shown(symbol)!r}")
         return stock
 
+    def _stocks(self, symbols: list[str]) -> list[Stock]:
+        if len(symbols) > _MAX_SYMBOLS:
+            raise ToolError(f"at most {_MAX_SYMBOLS} stock symbols at once")
+        return [self._stock(symbol) for symbol in symbols]
+
     def _order(self, order_id: int) -> Order | LegacyOrder:
         order = self.state.orders.get(str(order_id))
         if not isinstance(order, Order | LegacyOrder):
@@ -386,7 +392,7 @@ class Trading(Environment[TradingState]):
         """
         if min_price > max_price:
             raise ToolError(f"min_price {min_price} is above max_price {max_price}")
-        quotes = [self._stock(symbol) for symbol in stocks]
+        quotes = self._stocks(stocks)
         kept: list[JsonValue] = [
             s for s, q in zip(stocks, quotes) if min_price <= q.price <= max_price
         ]
@@ -406,7 +412,7 @@ class Trading(Environment[TradingState]):
         """
         if not math.isfinite(threshold) or threshold < 0:
             raise ToolError("threshold must be a non-negative number")
-        quotes = [self._stock(symbol) for symbol in stocks]
+        quotes = self._stocks(stocks)
         moved = [s for s, q in zip(stocks, quotes) if abs(q.percent_change) >= threshold]
         if not moved:
             return {"notification": "No significant price changes in the selected stocks."}
