@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from pipeline.calls import (
     MAX_DEPTH,
@@ -1137,7 +1138,12 @@ def test_evolve_writes_only_inside_its_run_folder(
                 data["category"] = "maths" if task.category != "maths" else "filesystem"
             elif change == "calls":
                 data["calls"].reverse()
-        hostile.append(Task.model_validate_json(json.dumps(data)))
+        try:
+            hostile.append(Task.model_validate_json(json.dumps(data)))
+        except ValidationError as refused:  # the contract refuses it: not a seed at all
+            assert {e["loc"][0] for e in refused.errors()} <= {"id", "question"}, refused
+    if not hostile:
+        return
     run_dir = _fresh_run(tmp_path)
     write_log.start()
     try:
