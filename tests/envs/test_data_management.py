@@ -1,27 +1,19 @@
-"""The data_management environment: typed tables, safe filters, analysis, joins, bounds, seeds."""
+"""The data_management environment: typed tables, safe filters, analysis, joins, bounds."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
+from envcheck import refusal
 
-from pipeline.envs import ToolError, ToolKind
+from pipeline.envs import ToolError
 from pipeline.envs.data_management import (
     MAX_INSERT,
     MAX_RESULT,
     MAX_TEXT,
     DataManagement,
 )
-from pipeline.jsonl import read_records
-from pipeline.models import Task
-from pipeline.replay import replay
-from pipeline.validate.chain import validate_task
-
-REPO = Path(__file__).resolve().parents[2]
-SEEDS = REPO / "seeds" / "data_management.jsonl"
 
 STAFF: dict[str, Any] = {
     "columns": {"name": "text", "team": "text", "salary": "integer", "remote": "boolean"},
@@ -42,22 +34,6 @@ def make(**tables: dict[str, Any]) -> DataManagement:
 
 def call(env: DataManagement, tool: str, **args: Any) -> Any:
     return env.invoke(tool, args)
-
-
-def assert_error_leaves_state(
-    env: DataManagement, tool: str, args: dict[str, Any], text: str
-) -> None:
-    before = env.snapshot()
-    with pytest.raises(ToolError, match=text):
-        env.invoke(tool, args)
-    assert env.snapshot() == before
-
-
-def within_two_seconds(action: Any) -> None:
-    started = time.perf_counter()
-    with pytest.raises(ToolError):
-        action()
-    assert time.perf_counter() - started < 2.0
 
 
 # --- tables and rows ----------------------------------------------------------------------------
@@ -167,8 +143,8 @@ def test_filters_are_typed_and_null_never_matches() -> None:
         ({"limit": 0}, "limit"),
     ]
     for args, text in cases:
-        assert_error_leaves_state(env, "select_rows", {"table": "staff", **args}, text)
-    assert_error_leaves_state(env, "select_rows", {"table": "people"}, "no table named 'people'")
+        refusal(env, "select_rows", {"table": "staff", **args}, text)
+    refusal(env, "select_rows", {"table": "people"}, "no table named 'people'")
 
 
 def test_update_and_delete_leave_state_unchanged_on_misuse() -> None:
@@ -195,19 +171,19 @@ def test_update_and_delete_leave_state_unchanged_on_misuse() -> None:
         "updated_ids": [4],
         "count": 1,
     }
-    assert_error_leaves_state(
+    refusal(
         env,
         "update_rows",
         {"table": "staff", "set_column": "id", "set_value": 9},
         "cannot be changed",
     )
-    assert_error_leaves_state(
+    refusal(
         env,
         "update_rows",
         {"table": "staff", "set_column": "salary", "set_value": 1.5},
         "whole number",
     )
-    assert_error_leaves_state(
+    refusal(
         env,
         "update_rows",
         {
@@ -219,7 +195,7 @@ def test_update_and_delete_leave_state_unchanged_on_misuse() -> None:
         },
         "number",
     )
-    assert_error_leaves_state(
+    refusal(
         env,
         "delete_rows",
         {"table": "staff", "where_column": "team", "where_op": "equals", "where_value": None},
@@ -248,7 +224,7 @@ def test_sort_puts_nulls_last_and_keeps_ties_in_id_order() -> None:
     assert [row["name"] for row in descending] == ["Ana", "Dee"]
     by_team = call(env, "sort_rows", table="staff", by="team")["rows"]
     assert [row["name"] for row in by_team] == ["Ana", "Cy", "Dee", "Ben"]
-    assert_error_leaves_state(env, "sort_rows", {"table": "staff", "by": "age"}, "no column")
+    refusal(env, "sort_rows", {"table": "staff", "by": "age"}, "no column")
 
 
 def test_aggregates_and_groups() -> None:
@@ -271,10 +247,10 @@ def test_aggregates_and_groups() -> None:
         "value": None,
         "rows": 0,
     }
-    assert_error_leaves_state(
+    refusal(
         env, "aggregate_column", {"table": "staff", "function": "sum", "column": "name"}, "numeric"
     )
-    assert_error_leaves_state(
+    refusal(
         env,
         "aggregate_column",
         {"table": "staff", "function": "max", "column": "remote"},
@@ -303,7 +279,7 @@ def test_aggregates_and_groups() -> None:
         env, "group_rows", table="staff", group_by="team", function="count", column="team"
     )
     assert renamed["groups"][0] == {"team": "Core", "count_team": 2}
-    assert_error_leaves_state(
+    refusal(
         env,
         "group_rows",
         {"table": "staff", "group_by": "team", "function": "sum"},
@@ -337,7 +313,7 @@ def test_join_inner_and_left_with_prefixed_clashes() -> None:
     assert [row["floor"] for row in left["rows"]] == [3, None, 3, 1]
     reverse = call(env, "join_tables", left_table="teams", right_table="staff", left_column="team")
     assert [row["name"] for row in reverse["rows"]] == ["Ana", "Cy", "Dee"]
-    assert_error_leaves_state(
+    refusal(
         env,
         "join_tables",
         {
@@ -348,7 +324,7 @@ def test_join_inner_and_left_with_prefixed_clashes() -> None:
         },
         "cannot match",
     )
-    assert_error_leaves_state(
+    refusal(
         env,
         "join_tables",
         {"left_table": "staff", "right_table": "teams", "left_column": "salary"},
@@ -382,13 +358,13 @@ def test_export_formats_and_catalogue() -> None:
     assert (
         call(env, "select_rows", table="staff", where_column="level", where_value=2)["count"] == 4
     )
-    assert_error_leaves_state(
+    refusal(
         env,
         "add_column",
         {"table": "staff", "column": "level", "column_type": "text"},
         "already has",
     )
-    assert_error_leaves_state(
+    refusal(
         env,
         "add_column",
         {"table": "staff", "column": "x", "column_type": "boolean", "default": 1},
@@ -397,7 +373,7 @@ def test_export_formats_and_catalogue() -> None:
     assert call(env, "list_tables") == {"tables": {"staff": 4}}
     assert call(env, "drop_table", table="staff") == {"dropped": True, "rows_removed": 4}
     assert call(env, "list_tables") == {"tables": {}}
-    assert_error_leaves_state(env, "drop_table", {"table": "staff"}, "no table")
+    refusal(env, "drop_table", {"table": "staff"}, "no table")
 
 
 def test_results_do_not_alias_the_state() -> None:
@@ -423,42 +399,28 @@ def test_results_do_not_alias_the_state() -> None:
 
 def test_create_table_misuse() -> None:
     env = make(staff=STAFF)
-    assert_error_leaves_state(
-        env, "create_table", {"table": "staff", "columns": {"a": "text"}}, "already exists"
-    )
-    assert_error_leaves_state(env, "create_table", {"table": "t", "columns": {}}, "between 1 and")
-    assert_error_leaves_state(
-        env, "create_table", {"table": "t", "columns": {"id": "text"}}, "implicitly"
-    )
-    assert_error_leaves_state(
-        env, "create_table", {"table": "1t", "columns": {"a": "text"}}, "not a valid name"
-    )
-    assert_error_leaves_state(
-        env, "create_table", {"table": "t", "columns": {"a b": "text"}}, "not a valid name"
-    )
-    assert_error_leaves_state(
-        env, "create_table", {"table": "t", "columns": {"a": "date"}}, "invalid arguments"
-    )
-    assert_error_leaves_state(
+    refusal(env, "create_table", {"table": "staff", "columns": {"a": "text"}}, "already exists")
+    refusal(env, "create_table", {"table": "t", "columns": {}}, "between 1 and")
+    refusal(env, "create_table", {"table": "t", "columns": {"id": "text"}}, "implicitly")
+    refusal(env, "create_table", {"table": "1t", "columns": {"a": "text"}}, "not a valid name")
+    refusal(env, "create_table", {"table": "t", "columns": {"a b": "text"}}, "not a valid name")
+    refusal(env, "create_table", {"table": "t", "columns": {"a": "date"}}, "invalid arguments")
+    refusal(
         env, "insert_rows", {"table": "staff", "rows": [{"id": 9, "name": "x"}]}, "leave out 'id'"
     )
-    assert_error_leaves_state(
+    refusal(
         env,
         "insert_rows",
         {"table": "staff", "rows": [{"name": "x"}, {"age": 3}]},
         "no column 'age'",
     )
-    assert_error_leaves_state(
+    refusal(
         env, "insert_rows", {"table": "staff", "rows": [{"salary": float("nan")}]}, "whole number"
     )
-    assert_error_leaves_state(
-        env, "insert_rows", {"table": "staff", "rows": [{"salary": 10**30}]}, "magnitude"
-    )
-    assert_error_leaves_state(env, "insert_rows", {"table": "staff", "rows": []}, "empty")
+    refusal(env, "insert_rows", {"table": "staff", "rows": [{"salary": 10**30}]}, "magnitude")
+    refusal(env, "insert_rows", {"table": "staff", "rows": []}, "empty")
     call(env, "create_table", table="m", columns={"x": "number"})
-    assert_error_leaves_state(
-        env, "insert_rows", {"table": "m", "rows": [{"x": float("inf")}]}, "finite"
-    )
+    refusal(env, "insert_rows", {"table": "m", "rows": [{"x": float("inf")}]}, "finite")
     assert call(env, "insert_rows", table="m", rows=[{"x": 2}, {"x": 2.5}])["inserted_ids"] == [
         1,
         2,
@@ -466,44 +428,34 @@ def test_create_table_misuse() -> None:
     assert call(env, "aggregate_column", table="m", function="sum", column="x")["value"] == 4.5
 
 
-# --- hostile input ends in ToolError, quickly ------------------------------------------------
+# --- hostile input ends in ToolError (bench/hostile_inputs.py times it) ---------------------
 
 
-def test_huge_inputs_are_refused_quickly() -> None:
+def test_huge_inputs_are_refused() -> None:
     env = make(staff=STAFF)
-    before = env.snapshot()
     many_rows = [{"name": f"n{i}", "salary": i} for i in range(100_000)]
-    within_two_seconds(lambda: call(env, "insert_rows", table="staff", rows=many_rows))
-    within_two_seconds(
-        lambda: call(env, "insert_rows", table="staff", rows=[{"name": "x" * 1_000_000}])
-    )
-    within_two_seconds(
-        lambda: call(
-            env, "select_rows", table="staff", where_column="name", where_value="x" * 1_000_000
-        )
-    )
-    within_two_seconds(
-        lambda: call(
-            env, "create_table", table="t", columns={f"c{i}": "text" for i in range(10_000)}
-        )
-    )
-    within_two_seconds(
-        lambda: call(env, "create_table", table="x" * 100_000, columns={"a": "text"})
-    )
-    within_two_seconds(lambda: call(env, "select_rows", table="staff", columns=["name"] * 100_000))
-    assert env.snapshot() == before
     assert len(many_rows) > MAX_INSERT
+    refusal(env, "insert_rows", {"table": "staff", "rows": many_rows})
+    refusal(env, "insert_rows", {"table": "staff", "rows": [{"name": "x" * 1_000_000}]})
+    refusal(
+        env,
+        "select_rows",
+        {"table": "staff", "where_column": "name", "where_value": "x" * 1_000_000},
+    )
+    refusal(
+        env, "create_table", {"table": "t", "columns": {f"c{i}": "text" for i in range(10_000)}}
+    )
+    refusal(env, "create_table", {"table": "x" * 100_000, "columns": {"a": "text"}})
+    refusal(env, "select_rows", {"table": "staff", "columns": ["name"] * 100_000})
 
 
-def test_exploding_join_is_refused_before_it_is_built() -> None:
+def test_exploding_join_is_refused() -> None:
     rows = [{"id": i, "key": "same"} for i in range(1, 1001)]
     env = make(
         a={"columns": {"key": "text"}, "rows": rows}, b={"columns": {"key": "text"}, "rows": rows}
     )
-    started = time.perf_counter()
-    with pytest.raises(ToolError, match=f"more than {MAX_RESULT}"):
-        call(env, "join_tables", left_table="a", right_table="b", left_column="key")
-    assert time.perf_counter() - started < 2.0
+    join = {"left_table": "a", "right_table": "b", "left_column": "key"}
+    refusal(env, "join_tables", join, f"more than {MAX_RESULT}")
 
 
 def test_wide_join_is_refused_by_its_cell_count() -> None:
@@ -527,20 +479,11 @@ def test_store_limits_hold() -> None:
         call(big, "insert_rows", table="t", rows=[{"a": 1}])
 
 
-# --- schema and seeds ------------------------------------------------------------------------
+# --- schema ----------------------------------------------------------------------------------
 
 
-def test_tool_kinds_and_schema() -> None:
+def test_filter_schema() -> None:
     specs = DataManagement.tool_specs()
-    writes = {name for name, spec in specs.items() if spec.kind is ToolKind.WRITE}
-    assert writes == {
-        "create_table",
-        "drop_table",
-        "add_column",
-        "insert_rows",
-        "update_rows",
-        "delete_rows",
-    }
     where_op = specs["select_rows"].parameters["properties"]["where_op"]
     assert where_op["default"] == "equals" and "greater_than" in where_op["enum"]
     assert specs["delete_rows"].parameters["required"] == [
@@ -549,24 +492,3 @@ def test_tool_kinds_and_schema() -> None:
         "where_op",
         "where_value",
     ]
-
-
-def test_seeds_replay_and_validate() -> None:
-    seeds = list(read_records(SEEDS, Task))
-    assert len(seeds) >= 12
-    assert len({json_key(seed.initial_config) for seed in seeds}) >= 5
-    for seed in seeds:
-        assert seed.category == "data_management" and seed.envs == ["data_management"]
-        assert 2 <= len(seed.calls) <= 5
-        assert any(call.depends_on for call in seed.calls)
-        result = replay(seed)
-        assert result.ok, [outcome.error for outcome in result.errors]
-        assert replay(seed).final_state == result.final_state
-        verdict = validate_task(seed)
-        assert verdict.accepted, verdict.rejection
-
-
-def json_key(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True)

@@ -1,4 +1,4 @@
-"""The in-memory filesystem: tools, hostile inputs, limits, BFCL view, seeds, conformance."""
+"""The in-memory filesystem: tools, hostile inputs, limits, BFCL view, conformance."""
 
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envcheck import refusal
 
 import pipeline.envs.filesystem as fs_module
 from pipeline.bfcl.conformance import check_conformance
 from pipeline.envs import ToolError
 from pipeline.envs.filesystem import MAX_DEPTH, MAX_ENTRIES, MAX_FILE_CHARS, MAX_NAME, Filesystem
-from pipeline.replay import replay
-from pipeline.seeds import load_seeds
-
-SEEDS = [task for task in load_seeds() if task.category == "filesystem"]
 
 
 def f(text: str) -> dict[str, Any]:
@@ -186,18 +183,12 @@ MISUSE = [
 def test_misuse_raises_and_leaves_state_unchanged(
     env: Filesystem, tool: str, arguments: dict[str, Any], message: str
 ) -> None:
-    before = env.snapshot()
-    with pytest.raises(ToolError, match=message):
-        env.invoke(tool, arguments)
-    assert env.snapshot() == before
+    refusal(env, tool, arguments, message)
 
 
 def test_mv_into_directory_refuses_to_overwrite(env: Filesystem) -> None:
     call(env, "cp", source="notes.md", destination="docs")
-    before = env.snapshot()
-    with pytest.raises(ToolError, match="already exists"):
-        call(env, "mv", source="notes.md", destination="docs")
-    assert env.snapshot() == before
+    refusal(env, "mv", {"source": "notes.md", "destination": "docs"}, "already exists")
 
 
 HUGE = "x" * 10_000_000
@@ -239,15 +230,11 @@ HOSTILE = [
 def test_hostile_inputs_stay_in_memory(
     env: Filesystem, tool: str, arguments: dict[str, Any], message: str | None
 ) -> None:
-    before = env.snapshot()
     if message is None:  # harmless: stays inside the tree
         env.invoke(tool, arguments)
         assert env.state.cwd == []
         return
-    with pytest.raises(ToolError, match=message) as caught:
-        env.invoke(tool, arguments)
-    assert len(str(caught.value)) < 300, "hostile values must not be echoed in full"
-    assert env.snapshot() == before
+    assert len(refusal(env, tool, arguments, message)) < 300, "hostile values are not echoed"
 
 
 def test_module_never_touches_the_host_filesystem() -> None:
@@ -353,26 +340,11 @@ def test_snapshot_midway_resumes_identically(env: Filesystem) -> None:
 # ----- schema ---------------------------------------------------------------------------
 
 
-def test_every_tool_is_documented() -> None:
+def test_tool_set() -> None:
     specs = Filesystem.tool_specs()
     assert len(specs) == 18
-    for spec in specs.values():
-        assert spec.description
-        for name, schema in spec.parameters["properties"].items():
-            assert schema.get("description"), f"{spec.name}.{name} has no description"
     assert specs["wc"].parameters["properties"]["mode"]["enum"] == ["l", "w", "c"]
     assert specs["pwd"].kind.value == "read" and specs["rm"].kind.value == "write"
-
-
-def test_tools_match_upstream_signatures(bfcl_dir: Path) -> None:
-    doc_file = bfcl_dir / "multi_turn_func_doc" / "gorilla_file_system.json"
-    docs = [json.loads(line) for line in doc_file.read_text(encoding="utf-8").splitlines()]
-    specs = Filesystem.tool_specs()
-    assert {doc["name"] for doc in docs} == set(specs)
-    for doc in docs:
-        spec = specs[doc["name"]]
-        assert list(spec.param_names) == list(doc["parameters"]["properties"])
-        assert sorted(spec.parameters["required"]) == sorted(doc["parameters"]["required"])
 
 
 def test_conformance_with_upstream(bfcl_dir: Path) -> None:
@@ -382,22 +354,5 @@ def test_conformance_with_upstream(bfcl_dir: Path) -> None:
     assert not [line for line in report.call_errors if "filesystem" in line]
 
 
-# ----- seeds ----------------------------------------------------------------------------
-
-
-def test_enough_seeds() -> None:
-    assert len(SEEDS) >= 12
-
-
-@pytest.mark.parametrize("task", SEEDS, ids=[task.id for task in SEEDS])
-def test_seed_replays_cleanly(task: Any) -> None:
-    assert task.id == task.content_id()
-    assert task.envs == ["filesystem"]
-    result = replay(task)
-    assert result.ok, [outcome.error for outcome in result.errors]
-
-
-def test_default_states_do_not_share_their_tree() -> None:
-    first, second = Filesystem.from_state({}), Filesystem.from_state({})
-    first.invoke("mkdir", {"dir_name": "mine"})
-    assert second.snapshot()["root"] == {"workspace": d()}
+def test_the_default_tree_is_an_empty_workspace() -> None:
+    assert Filesystem.from_state({}).snapshot()["root"] == {"workspace": d()}

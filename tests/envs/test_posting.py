@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-import pytest
+from envcheck import refusal
 
-from pipeline.envs import ToolError
 from pipeline.envs.posting import Posting
-from pipeline.models import Task
-from pipeline.replay import replay
-
-SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "posting.jsonl"
 
 
 def make(**state: Any) -> Posting:
@@ -153,14 +146,7 @@ def ids(result: Any, key: str) -> list[int]:
     return [tweet["id"] for tweet in result[key]]
 
 
-def assert_fails_without_change(env: Posting, tool: str, args: dict[str, Any], match: str) -> None:
-    before = env.snapshot()
-    with pytest.raises(ToolError, match=match):
-        env.invoke(tool, args)
-    assert env.snapshot() == before
-
-
-def test_errors_leave_the_state_unchanged() -> None:
+def test_misuse_is_refused_and_changes_nothing() -> None:
     logged_out = with_posts(authenticated=False)
     calls: list[tuple[str, dict[str, Any]]] = [
         ("post_tweet", {"content": "x"}),
@@ -172,19 +158,15 @@ def test_errors_leave_the_state_unchanged() -> None:
         ("mention", {"tweet_id": 10, "mentioned_usernames": ["@x"]}),
     ]
     for tool, args in calls:
-        assert_fails_without_change(logged_out, tool, args, "not logged in")
+        refusal(logged_out, tool, args, "not logged in")
     env = with_posts()
-    assert_fails_without_change(
-        env, "comment", {"tweet_id": 99, "comment_content": "x"}, "not found"
-    )
-    assert_fails_without_change(env, "retweet", {"tweet_id": 99}, "not found")
-    assert_fails_without_change(env, "get_tweet", {"tweet_id": 99}, "not found")
-    assert_fails_without_change(env, "post_tweet", {"content": "   "}, "must not be empty")
-    assert_fails_without_change(env, "post_tweet", {"content": "x" * 20_000}, "too long")
-    assert_fails_without_change(
-        env, "mention", {"tweet_id": 10, "mentioned_usernames": []}, "at least one"
-    )
-    assert_fails_without_change(env, "get_tweet", {"tweet_id": "10"}, "invalid arguments")
+    refusal(env, "comment", {"tweet_id": 99, "comment_content": "x"}, "not found")
+    refusal(env, "retweet", {"tweet_id": 99}, "not found")
+    refusal(env, "get_tweet", {"tweet_id": 99}, "not found")
+    refusal(env, "post_tweet", {"content": "   "}, "must not be empty")
+    refusal(env, "post_tweet", {"content": "x" * 20_000}, "too long")
+    refusal(env, "mention", {"tweet_id": 10, "mentioned_usernames": []}, "at least one")
+    refusal(env, "get_tweet", {"tweet_id": "10"}, "invalid arguments")
 
 
 def test_upstream_config_shapes_are_accepted() -> None:
@@ -204,30 +186,8 @@ def test_upstream_config_shapes_are_accepted() -> None:
     assert env.bfcl_state()["following_list"] == ["alice", "bob"]
 
 
-def test_every_tool_has_a_description_and_documented_parameters() -> None:
+def test_tool_set() -> None:
     specs = Posting.tool_specs()
     assert len(specs) == 14
-    for name, spec in specs.items():
-        assert spec.description, name
-        for pname, schema in spec.parameters["properties"].items():
-            assert schema.get("description"), f"{name}.{pname}"
     assert specs["post_tweet"].param_names == ("content", "tags", "mentions")
     assert specs["post_tweet"].parameters["required"] == ["content"]
-
-
-def seeds() -> list[Task]:
-    return [Task.model_validate_json(line) for line in SEEDS.read_text().splitlines() if line]
-
-
-def test_seed_file_has_enough_tasks() -> None:
-    assert len(seeds()) >= 12
-
-
-@pytest.mark.parametrize("task", seeds(), ids=lambda task: task.id)
-def test_seed_replays_without_error(task: Task) -> None:
-    assert task.id == task.content_id()
-    assert task.envs == ["posting"] and task.category == "posting"
-    assert any(call.depends_on for call in task.calls)
-    result = replay(task)
-    assert result.ok, [(o.call_id, o.error) for o in result.errors]
-    assert json.dumps(result.final_state)

@@ -1,22 +1,14 @@
-"""String manipulation: text tools, bounded regular expressions, named buffers, seeds."""
+"""String manipulation: text tools, bounded regular expressions, named buffers."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from envcheck import refusal
 
-from pipeline.envs import ToolError, ToolKind
 from pipeline.envs.string_manipulation import StringManipulation
-from pipeline.models import Task
-from pipeline.replay import replay
 from pipeline.seeds import load_seeds
-from pipeline.validate.chain import validate_task
-
-SEEDS = [task for task in load_seeds() if task.category == "string_manipulation"]
 
 
 def env(**buffers: str) -> StringManipulation:
@@ -29,23 +21,10 @@ def call(tool: str, state: StringManipulation | None = None, **arguments: Any) -
     return (state or env()).invoke(tool, arguments)
 
 
-@contextmanager
-def quickly(limit: float = 2.0) -> Iterator[None]:
-    """The block must end (result or ToolError) within ``limit`` seconds: a correctness bound."""
-    start = time.perf_counter()
-    yield
-    elapsed = time.perf_counter() - start
-    assert elapsed < limit, f"took {elapsed:.2f} s"
-
-
 def refused(tool: str, state: StringManipulation | None = None, **arguments: Any) -> str:
-    """The ToolError message of a call that must fail fast and leave the state as it was."""
-    state = state or env()
-    before = state.snapshot()
-    with quickly(), pytest.raises(ToolError) as error:
-        state.invoke(tool, arguments)
-    assert state.snapshot() == before
-    return str(error.value)
+    """The message of a call that must be refused and leave the state as it was (how fast the
+    hostile ones end is measured by bench/hostile_inputs.py)."""
+    return refusal(state or env(), tool, arguments)
 
 
 # ----- case, split, join -------------------------------------------------------------------
@@ -226,16 +205,7 @@ def test_buffer_misuse_leaves_state_unchanged() -> None:
     assert call("save_buffer", full, name="b0", text="replaced") == {"length": 8}
 
 
-def test_tools_are_read_or_write_as_they_behave() -> None:
-    writes = {
-        name
-        for name, spec in StringManipulation.tool_specs().items()
-        if spec.kind is ToolKind.WRITE
-    }
-    assert writes == {"save_buffer", "append_to_buffer", "replace_in_buffer", "delete_buffer"}
-
-
-def test_invalid_initial_state_is_refused() -> None:
+def test_initial_buffers_are_checked() -> None:
     with pytest.raises(ValueError, match="at most 50 buffers"):
         StringManipulation.from_state({"buffers": {f"b{i}": "" for i in range(51)}})
     with pytest.raises(ValueError, match="invalid buffer name"):
@@ -251,7 +221,7 @@ def test_outputs_feed_later_calls() -> None:
     assert state.state.buffers["contacts"] == "LEE@X.IO\nANA.SILVA@EXAMPLE.COM"
 
 
-# ----- hostile input ends quickly in ToolError ---------------------------------------------
+# ----- hostile input ends in ToolError (bench/hostile_inputs.py times it) -------------------
 
 
 def test_catastrophic_backtracking_times_out() -> None:
@@ -271,10 +241,9 @@ def test_patterns_that_would_compile_forever_are_refused() -> None:
     assert "at most 1000" in refused("regex_find", text="abc", pattern="a{2,99999999999}")
     assert "too long" in refused("regex_find", text="abc", pattern="a" * 501)
     # ordinary counted repeats, escapes with braces and sets are fine
-    with quickly():
-        assert call("regex_find", text="2024-05-01", pattern=r"\d{4}-\d{2}-\d{2}")["count"] == 1
-        assert call("regex_find", text="x{2}", pattern=r"\p{L}[{]\d}")["count"] == 1
-        assert call("regex_find", text="ab", pattern=r".{0,100}b.{0,100}")["count"] == 1
+    assert call("regex_find", text="2024-05-01", pattern=r"\d{4}-\d{2}-\d{2}")["count"] == 1
+    assert call("regex_find", text="x{2}", pattern=r"\p{L}[{]\d}")["count"] == 1
+    assert call("regex_find", text="ab", pattern=r".{0,100}b.{0,100}")["count"] == 1
 
 
 def test_huge_inputs_and_outputs_are_refused() -> None:
@@ -287,26 +256,14 @@ def test_huge_inputs_and_outputs_are_refused() -> None:
     )
     assert "too long" in refused("join_parts", parts=["x" * 100_000] * 3, separator="")
     assert "at most" in refused("join_parts", parts=["x"] * 10_001, separator="")
-    with quickly():
-        result = call("regex_find", text="ab" * 50_000, pattern="x?")
+    result = call("regex_find", text="ab" * 50_000, pattern="x?")
     assert result["count"] == 100_001 and len(result["matches"]) == 100
 
 
 # ----- seeds --------------------------------------------------------------------------------
 
 
-def test_enough_seeds() -> None:
-    assert len(SEEDS) >= 12
-    tools = {call.function for task in SEEDS for call in task.calls}
+def test_seeds_use_the_regex_and_buffer_tools() -> None:
+    seeds = [task for task in load_seeds() if task.category == "string_manipulation"]
+    tools = {call.function for task in seeds for call in task.calls}
     assert {"regex_find", "regex_replace", "save_buffer", "append_to_buffer"} <= tools
-
-
-@pytest.mark.parametrize("task", SEEDS, ids=[task.id for task in SEEDS])
-def test_seed_replays_and_validates(task: Task) -> None:
-    first, second = replay(task), replay(task)
-    assert first.ok, [f"{o.call_id}: {o.error}" for o in first.errors]
-    assert first.final_state == second.final_state
-    assert [o.result for o in first.outcomes] == [o.result for o in second.outcomes]
-    assert any(call.depends_on for call in task.calls)
-    verdict = validate_task(task)
-    assert verdict.accepted, verdict.rejection

@@ -1,33 +1,18 @@
-"""The tickets environment (BFCL ``TicketAPI``): behaviour, errors, ids, schema, seeds."""
+"""The tickets environment (BFCL ``TicketAPI``): behaviour, errors, ids, schema."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-import pytest
+from envcheck import refusal
 
-from pipeline.envs import ToolError
 from pipeline.envs.tickets import Tickets
-from pipeline.models import Task
-from pipeline.replay import replay
-
-REPO = Path(__file__).resolve().parents[2]
-SEEDS = REPO / "seeds" / "tickets.jsonl"
 
 
 def make(**state: Any) -> Tickets:
     env = Tickets.from_state(state)
     assert isinstance(env, Tickets)
     return env
-
-
-def assert_error_leaves_state(env: Tickets, tool: str, args: dict[str, Any], text: str) -> None:
-    before = env.snapshot()
-    with pytest.raises(ToolError, match=text):
-        env.invoke(tool, args)
-    assert env.snapshot() == before
 
 
 def test_defaults_match_upstream() -> None:
@@ -52,8 +37,8 @@ def test_upstream_free_form_queues_are_accepted() -> None:
 def test_login_status_and_logout() -> None:
     env = make()
     assert env.invoke("ticket_get_login_status", {}) == {"login_status": False}
-    assert_error_leaves_state(env, "logout", {}, "no user")
-    assert_error_leaves_state(env, "ticket_login", {"username": "", "password": "x"}, "username")
+    refusal(env, "logout", {}, "no user")
+    refusal(env, "ticket_login", {"username": "", "password": "x"}, "username")
     assert env.invoke("ticket_login", {"username": "ana", "password": "pw"}) == {"success": True}
     assert env.state.current_user == "ana"
     assert env.invoke("ticket_get_login_status", {}) == {"login_status": True}
@@ -63,7 +48,7 @@ def test_login_status_and_logout() -> None:
 
 def test_create_needs_login_and_uses_counter() -> None:
     env = make(ticket_counter=7)
-    assert_error_leaves_state(env, "create_ticket", {"title": "Broken"}, "log in")
+    refusal(env, "create_ticket", {"title": "Broken"}, "log in")
     env.invoke("ticket_login", {"username": "ana", "password": "pw"})
     first = env.invoke("create_ticket", {"title": "Broken chair", "priority": 3})
     assert first == {
@@ -77,9 +62,9 @@ def test_create_needs_login_and_uses_counter() -> None:
     second = env.invoke("create_ticket", {"title": "Loud fan"})
     assert isinstance(second, dict) and second["id"] == 8 and second["priority"] == 1
     assert env.state.ticket_counter == 9
-    assert_error_leaves_state(env, "create_ticket", {"title": "x", "priority": 6}, "priority")
-    assert_error_leaves_state(env, "create_ticket", {"title": "  "}, "title")
-    assert_error_leaves_state(env, "create_ticket", {"title": "t" * 100_000}, "too long")
+    refusal(env, "create_ticket", {"title": "x", "priority": 6}, "priority")
+    refusal(env, "create_ticket", {"title": "  "}, "title")
+    refusal(env, "create_ticket", {"title": "t" * 100_000}, "too long")
 
 
 def test_counter_skips_ids_in_use() -> None:
@@ -112,30 +97,26 @@ def test_get_close_resolve_edit() -> None:
     ]
     env = make(ticket_queue=queue)
     assert env.invoke("get_ticket", {"ticket_id": 10}) == queue[0]
-    assert_error_leaves_state(env, "get_ticket", {"ticket_id": 11}, "not found")
-    assert_error_leaves_state(env, "get_ticket", {"ticket_id": True}, "ticket_id")
+    refusal(env, "get_ticket", {"ticket_id": 11}, "not found")
+    refusal(env, "get_ticket", {"ticket_id": True}, "ticket_id")
     edit = {"ticket_id": 10, "updates": {"priority": 5, "status": "Urgent"}}
     assert env.invoke("edit_ticket", edit) == {"status": "Ticket 10 has been updated successfully."}
     assert env.state.ticket_queue[0]["priority"] == 5
     assert env.state.ticket_queue[0]["status"] == "Urgent"
-    assert_error_leaves_state(env, "edit_ticket", {"ticket_id": 10, "updates": {}}, "at least one")
-    assert_error_leaves_state(
-        env, "edit_ticket", {"ticket_id": 10, "updates": {"owner": "me"}}, "owner"
-    )
-    assert_error_leaves_state(
+    refusal(env, "edit_ticket", {"ticket_id": 10, "updates": {}}, "at least one")
+    refusal(env, "edit_ticket", {"ticket_id": 10, "updates": {"owner": "me"}}, "owner")
+    refusal(
         env, "edit_ticket", {"ticket_id": 10, "updates": {"title": "ok", "priority": 0}}, "priority"
     )
     assert env.invoke("resolve_ticket", {"ticket_id": 10, "resolution": "Fixed."}) == {
         "status": "Ticket 10 has been resolved successfully."
     }
     assert env.state.ticket_queue[0]["resolution"] == "Fixed."
-    assert_error_leaves_state(
-        env, "resolve_ticket", {"ticket_id": 10, "resolution": "again"}, "already resolved"
-    )
+    refusal(env, "resolve_ticket", {"ticket_id": 10, "resolution": "again"}, "already resolved")
     assert env.invoke("close_ticket", {"ticket_id": 10}) == {
         "status": "Ticket 10 has been closed successfully."
     }
-    assert_error_leaves_state(env, "close_ticket", {"ticket_id": 10}, "already closed")
+    refusal(env, "close_ticket", {"ticket_id": 10}, "already closed")
 
 
 def test_user_tickets_filter() -> None:
@@ -145,41 +126,15 @@ def test_user_tickets_filter() -> None:
         {"id": 3, "title": "c", "status": "Open", "created_by": "bo"},
     ]
     env = make(ticket_queue=queue)
-    assert_error_leaves_state(env, "get_user_tickets", {}, "log in")
+    refusal(env, "get_user_tickets", {}, "log in")
     env.invoke("ticket_login", {"username": "ana", "password": "pw"})
     assert env.invoke("get_user_tickets", {}) == queue[:2]
     assert env.invoke("get_user_tickets", {"status": "open"}) == [queue[0]]
 
 
-def test_every_tool_is_documented() -> None:
+def test_tool_set_and_the_closed_updates_schema() -> None:
     specs = Tickets.tool_specs()
     assert len(specs) == 9
-    for spec in specs.values():
-        assert spec.description
-        for name, prop in spec.parameters["properties"].items():
-            assert prop.get("description"), f"{spec.name}.{name}"
     updates = specs["edit_ticket"].parameters["$defs"]["TicketUpdates"]
     assert set(updates["properties"]) == {"title", "description", "status", "priority"}
     assert updates["additionalProperties"] is False
-
-
-def test_signatures_match_upstream_docs(bfcl_dir: Path) -> None:
-    doc = bfcl_dir / "multi_turn_func_doc" / "ticket_api.json"
-    specs = Tickets.tool_specs()
-    for line in doc.read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        spec = specs[entry["name"]]
-        assert list(spec.param_names) == list(entry["parameters"]["properties"]), entry["name"]
-        assert sorted(spec.parameters["required"]) == sorted(entry["parameters"]["required"])
-
-
-def test_seeds_replay_cleanly() -> None:
-    tasks = [Task.model_validate_json(line) for line in SEEDS.read_text().splitlines() if line]
-    assert len(tasks) >= 12
-    for task in tasks:
-        assert task.id == task.content_id()
-        assert task.category == "tickets" and task.envs == ["tickets"]
-        assert 2 <= len(task.calls) <= 6
-        assert any(call.depends_on for call in task.calls)
-        result = replay(task)
-        assert result.ok, [outcome.error for outcome in result.errors]

@@ -1,19 +1,14 @@
-"""Trading (BFCL ``TradingBot``): orders, money, watch list, quotes, seeded timestamps, seeds."""
+"""Trading (BFCL ``TradingBot``): orders, money, watch list, quotes, seeded timestamps."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
+from envcheck import refusal
 
 from pipeline.envs import ToolError
 from pipeline.envs.trading import Trading
-from pipeline.jsonl import read_records
-from pipeline.models import Task
-from pipeline.replay import replay
-
-SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "trading.jsonl"
 
 
 def env(**state: Any) -> Trading:
@@ -105,11 +100,7 @@ def test_place_order_reports_pending_stores_open_and_counts_ids() -> None:
     ],
 )
 def test_bad_orders_raise_and_change_nothing(arguments: dict[str, Any], message: str) -> None:
-    trading = env()
-    before = trading.snapshot()
-    with pytest.raises(ToolError, match=message):
-        trading.invoke("place_order", arguments)
-    assert trading.snapshot() == before
+    refusal(env(), "place_order", arguments, message)
 
 
 def test_account_tools_need_login() -> None:
@@ -152,14 +143,9 @@ def test_money_moves_with_seeded_timestamps() -> None:
             {"type": "deposit", "amount": 2203.4, "timestamp": "2024-09-02 05:40:15"}
         ]
     }
-    before = trading.snapshot()
-    with pytest.raises(ToolError, match="insufficient funds"):
-        trading.invoke("withdraw_funds", {"amount": 1e6})
-    with pytest.raises(ToolError, match="positive"):
-        trading.invoke("fund_account", {"amount": 0})
-    with pytest.raises(ToolError, match="YYYY-MM-DD"):
-        trading.invoke("get_transaction_history", {"end_date": "yesterday"})
-    assert trading.snapshot() == before
+    refusal(trading, "withdraw_funds", {"amount": 1e6}, "insufficient funds")
+    refusal(trading, "fund_account", {"amount": 0}, "positive")
+    refusal(trading, "get_transaction_history", {"end_date": "yesterday"}, "YYYY-MM-DD")
 
 
 def test_snapshot_mid_way_continues_the_same_timestamps() -> None:
@@ -220,30 +206,8 @@ def test_watchlist_and_market_data() -> None:
     }  # fmt: skip
 
 
-def test_every_tool_is_described() -> None:
+def test_tool_set() -> None:
     specs = Trading.tool_specs()
     assert len(specs) == 20
-    for spec in specs.values():
-        assert spec.description and spec.latency > 0
-        for name, schema in spec.parameters["properties"].items():
-            assert schema.get("description"), f"{spec.name}.{name} has no description"
     assert specs["place_order"].param_names == ("order_type", "symbol", "price", "amount")
     assert specs["get_transaction_history"].parameters["required"] == []
-
-
-def _seeds() -> list[Task]:
-    return list(read_records(SEEDS, Task))
-
-
-def test_there_are_enough_seeds() -> None:
-    seeds = _seeds()
-    assert len(seeds) >= 12
-    assert all(task.envs == ["trading"] and task.category == "trading" for task in seeds)
-
-
-@pytest.mark.parametrize("task", _seeds(), ids=lambda task: task.id)
-def test_seed_replays_without_error(task: Task) -> None:
-    assert task.id == task.content_id()
-    result = replay(task)
-    assert result.ok, [f"{outcome.call_id}: {outcome.error}" for outcome in result.errors]
-    assert any(call.depends_on for call in task.calls)

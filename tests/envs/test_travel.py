@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from envcheck import refusal
 
 from pipeline.envs import Environment, ToolError
 from pipeline.envs.travel import Travel, flight_cost
-from pipeline.models import Task
-from pipeline.replay import replay
 
-SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "travel.jsonl"
 TOKEN = "tok-123"
 
 
@@ -144,7 +140,7 @@ def test_route_missing_from_upstream_table_is_refused_with_upstream_error() -> N
         with pytest.raises(ToolError) as raised:
             env.invoke("get_flight_cost", args)
         assert str(raised.value) == "No available route for the given airports."
-        assert_fails_without_change(
+        refusal(
             env,
             "book_flight",
             {"access_token": TOKEN, "card_id": "c1", **args},
@@ -163,9 +159,7 @@ def test_route_to_an_unlisted_airport_is_quoted_but_not_booked() -> None:
         "travel_class": "economy",
     }
     assert env.invoke("get_flight_cost", args) == {"travel_cost_list": [950.0]}
-    assert_fails_without_change(
-        env, "book_flight", {"access_token": TOKEN, "card_id": "c1", **args}, "unknown airport"
-    )
+    refusal(env, "book_flight", {"access_token": TOKEN, "card_id": "c1", **args}, "unknown airport")
 
 
 def test_fare_errors() -> None:
@@ -280,16 +274,7 @@ def test_insurance_charges_the_card() -> None:
     assert env.state.credit_card_list["c1"]["balance"] == 812.5
 
 
-def assert_fails_without_change(
-    env: Environment[Any], tool: str, args: dict[str, Any], match: str
-) -> None:
-    before = env.snapshot()
-    with pytest.raises(ToolError, match=match):
-        env.invoke(tool, args)
-    assert env.snapshot() == before
-
-
-def test_errors_leave_the_state_unchanged() -> None:
+def test_misuse_is_refused_and_changes_nothing() -> None:
     env = logged_in()
     flight = {
         "card_id": "c1",
@@ -298,19 +283,13 @@ def test_errors_leave_the_state_unchanged() -> None:
         "travel_to": "ORD",
         "travel_class": "first",
     }
-    assert_fails_without_change(
-        env, "book_flight", {"access_token": TOKEN, **flight}, "insufficient funds"
-    )
-    assert_fails_without_change(
-        env, "book_flight", {"access_token": "wrong", **flight}, "invalid access token"
-    )
-    assert_fails_without_change(
+    refusal(env, "book_flight", {"access_token": TOKEN, **flight}, "insufficient funds")
+    refusal(env, "book_flight", {"access_token": "wrong", **flight}, "invalid access token")
+    refusal(
         env, "book_flight", {"access_token": TOKEN, **flight, "card_id": "nope"}, "not registered"
     )
-    assert_fails_without_change(
-        env, "cancel_booking", {"access_token": TOKEN, "booking_id": "404"}, "not found"
-    )
-    assert_fails_without_change(
+    refusal(env, "cancel_booking", {"access_token": TOKEN, "booking_id": "404"}, "not found")
+    refusal(
         env,
         "purchase_insurance",
         {
@@ -322,10 +301,8 @@ def test_errors_leave_the_state_unchanged() -> None:
         },
         "not found",
     )
-    assert_fails_without_change(
-        env, "set_budget_limit", {"access_token": TOKEN, "budget_limit": -1.0}, "at least 0"
-    )
-    assert_fails_without_change(
+    refusal(env, "set_budget_limit", {"access_token": TOKEN, "budget_limit": -1.0}, "at least 0")
+    refusal(
         env,
         "register_credit_card",
         {
@@ -337,10 +314,8 @@ def test_errors_leave_the_state_unchanged() -> None:
         },
         "already registered",
     )
-    assert_fails_without_change(
-        env, "contact_customer_support", {"booking_id": "404", "message": "hi"}, "not found"
-    )
-    assert_fails_without_change(
+    refusal(env, "contact_customer_support", {"booking_id": "404", "message": "hi"}, "not found")
+    refusal(
         env,
         "register_credit_card",
         {
@@ -353,9 +328,7 @@ def test_errors_leave_the_state_unchanged() -> None:
         "MM/YYYY",
     )
     fresh = Travel.from_state({})
-    assert_fails_without_change(
-        fresh, "get_booking_history", {"access_token": "x"}, "not authenticated"
-    )
+    refusal(fresh, "get_booking_history", {"access_token": "x"}, "not authenticated")
 
 
 def test_login_status_and_budget() -> None:
@@ -412,14 +385,10 @@ def test_bfcl_config_with_foreign_keys_is_accepted() -> None:
     assert env.bfcl_state()["long_context"] is False
 
 
-# ----- schema and seeds ---------------------------------------------------------------------
-def test_every_tool_has_a_description_and_documented_parameters() -> None:
+# ----- schema ---------------------------------------------------------------------------------
+def test_tool_set() -> None:
     specs = Travel.tool_specs()
     assert len(specs) == 18
-    for name, spec in specs.items():
-        assert spec.description, name
-        for pname, schema in spec.parameters["properties"].items():
-            assert schema.get("description"), f"{name}.{pname}"
     assert list(specs["purchase_insurance"].param_names) == [
         "access_token",
         "insurance_type",
@@ -428,21 +397,3 @@ def test_every_tool_has_a_description_and_documented_parameters() -> None:
         "card_id",
     ]
     assert specs["book_flight"].latency > specs["list_all_airports"].latency
-
-
-def seeds() -> list[Task]:
-    return [Task.model_validate_json(line) for line in SEEDS.read_text().splitlines() if line]
-
-
-def test_seed_file_has_enough_tasks() -> None:
-    assert len(seeds()) >= 12
-
-
-@pytest.mark.parametrize("task", seeds(), ids=lambda task: task.id)
-def test_seed_replays_without_error(task: Task) -> None:
-    assert task.id == task.content_id()
-    assert task.envs == ["travel"] and task.category == "travel"
-    assert any(call.depends_on for call in task.calls)
-    result = replay(task)
-    assert result.ok, [(o.call_id, o.error) for o in result.errors]
-    assert json.dumps(result.final_state)  # JSON-able

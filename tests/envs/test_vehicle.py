@@ -1,20 +1,15 @@
-"""The vehicle environment (BFCL ``VehicleControlAPI``): behaviour, errors, RNG, schema, seeds."""
+"""The vehicle environment (BFCL ``VehicleControlAPI``): behaviour, errors, RNG, schema."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from envcheck import refusal
 
 from pipeline.envs import ToolError
 from pipeline.envs.vehicle import Vehicle
-from pipeline.models import Task
-from pipeline.replay import replay
 
-REPO = Path(__file__).resolve().parents[2]
-SEEDS = REPO / "seeds" / "vehicle.jsonl"
 ALL_DOORS = ["driver", "passenger", "rear_left", "rear_right"]
 
 
@@ -29,13 +24,6 @@ def ready_to_start(**state: Any) -> Vehicle:
     env.invoke("lockDoors", {"unlock": False, "door": ALL_DOORS})
     env.invoke("pressBrakePedal", {"pedalPosition": 1.0})
     return env
-
-
-def assert_error_leaves_state(env: Vehicle, tool: str, args: dict[str, Any], text: str) -> None:
-    before = env.snapshot()
-    with pytest.raises(ToolError, match=text):
-        env.invoke(tool, args)
-    assert env.snapshot() == before
 
 
 # ----- defaults and upstream configs -------------------------------------------------------
@@ -85,14 +73,14 @@ def test_inconsistent_state_is_rejected() -> None:
 # ----- engine, doors, brakes ---------------------------------------------------------------
 def test_start_engine_needs_locked_doors_and_full_brake() -> None:
     env = make(fuelLevel=20.0)
-    assert_error_leaves_state(env, "startEngine", {"ignitionMode": "START"}, "rear_right")
+    refusal(env, "startEngine", {"ignitionMode": "START"}, "rear_right")
     assert env.invoke("lockDoors", {"unlock": False, "door": ALL_DOORS}) == {
         "lockStatus": "locked",
         "remainingUnlockedDoors": 0,
     }
-    assert_error_leaves_state(env, "startEngine", {"ignitionMode": "START"}, "brake pedal")
+    refusal(env, "startEngine", {"ignitionMode": "START"}, "brake pedal")
     env.invoke("pressBrakePedal", {"pedalPosition": 0.4})
-    assert_error_leaves_state(env, "startEngine", {"ignitionMode": "START"}, "fully")
+    refusal(env, "startEngine", {"ignitionMode": "START"}, "fully")
     assert env.invoke("pressBrakePedal", {"pedalPosition": 1.0}) == {
         "brakePedalStatus": "pressed",
         "brakePedalForce": 1000.0,
@@ -102,14 +90,14 @@ def test_start_engine_needs_locked_doors_and_full_brake() -> None:
         "fuelLevel": 20.0,
         "batteryVoltage": 12.6,
     }
-    assert_error_leaves_state(env, "startEngine", {"ignitionMode": "START"}, "already running")
+    refusal(env, "startEngine", {"ignitionMode": "START"}, "already running")
     assert env.invoke("startEngine", {"ignitionMode": "STOP"})["engineState"] == "stopped"
 
 
 def test_empty_tank_blocks_start() -> None:
     env = ready_to_start()
     env.state.fuelLevel = 0.0
-    assert_error_leaves_state(env, "startEngine", {"ignitionMode": "START"}, "empty")
+    refusal(env, "startEngine", {"ignitionMode": "START"}, "empty")
 
 
 def test_lock_doors_counts_unlocked() -> None:
@@ -118,20 +106,20 @@ def test_lock_doors_counts_unlocked() -> None:
     result = env.invoke("lockDoors", {"unlock": True, "door": ["driver", "driver", "rear_left"]})
     assert result == {"lockStatus": "unlocked", "remainingUnlockedDoors": 2}
     assert env.state.doorStatus.driver == "unlocked"
-    assert_error_leaves_state(env, "lockDoors", {"unlock": True, "door": ["trunk"]}, "door")
+    refusal(env, "lockDoors", {"unlock": True, "door": ["trunk"]}, "door")
 
 
 def test_fill_fuel_limits() -> None:
     env = make(fuelLevel=10.0)
     assert env.invoke("fillFuelTank", {"fuelAmount": 39.5}) == {"fuelLevel": 49.5}
-    assert_error_leaves_state(env, "fillFuelTank", {"fuelAmount": 1.0}, "room for 0.5")
-    assert_error_leaves_state(env, "fillFuelTank", {"fuelAmount": -2.0}, "positive")
-    assert_error_leaves_state(env, "fillFuelTank", {"fuelAmount": float("nan")}, "finite")
+    refusal(env, "fillFuelTank", {"fuelAmount": 1.0}, "room for 0.5")
+    refusal(env, "fillFuelTank", {"fuelAmount": -2.0}, "positive")
+    refusal(env, "fillFuelTank", {"fuelAmount": float("nan")}, "finite")
 
 
 def test_brakes_and_parking_brake() -> None:
     env = make()
-    assert_error_leaves_state(env, "pressBrakePedal", {"pedalPosition": 1.5}, "between 0 and 1")
+    refusal(env, "pressBrakePedal", {"pedalPosition": 1.5}, "between 0 and 1")
     assert env.invoke("activateParkingBrake", {"mode": "engage"}) == {
         "parkingBrakeStatus": "engaged",
         "_parkingBrakeForce": 500.0,
@@ -155,10 +143,10 @@ def test_brakes_and_parking_brake() -> None:
 def test_cruise_control_needs_running_engine_and_valid_speed() -> None:
     env = ready_to_start()
     args = {"speed": 65.0, "activate": True, "distanceToNextVehicle": 40.0}
-    assert_error_leaves_state(env, "setCruiseControl", args, "start the engine")
+    refusal(env, "setCruiseControl", args, "start the engine")
     env.invoke("startEngine", {"ignitionMode": "START"})
     bad = {**args, "speed": 62.0}
-    assert_error_leaves_state(env, "setCruiseControl", bad, "multiple of 5")
+    refusal(env, "setCruiseControl", bad, "multiple of 5")
     assert env.invoke("setCruiseControl", args) == {
         "cruiseStatus": "active",
         "currentSpeed": 65.0,
@@ -175,13 +163,9 @@ def test_climate_control_converts_fahrenheit() -> None:
     )
     assert result == {"currentACTemperature": 25.0, "climateMode": "heat", "humidityLevel": 50.0}
     assert (env.state.acTemperature, env.state.fanSpeed, env.state.acMode) == (25.0, 30, "heat")
-    assert_error_leaves_state(
-        env, "adjustClimateControl", {"temperature": 22.0, "fanSpeed": 101}, "fanSpeed"
-    )
-    assert_error_leaves_state(env, "adjustClimateControl", {"temperature": 80.0}, "between")
-    assert_error_leaves_state(
-        env, "adjustClimateControl", {"temperature": 22.0, "mode": "x"}, "mode"
-    )
+    refusal(env, "adjustClimateControl", {"temperature": 22.0, "fanSpeed": 101}, "fanSpeed")
+    refusal(env, "adjustClimateControl", {"temperature": 80.0}, "between")
+    refusal(env, "adjustClimateControl", {"temperature": 22.0, "mode": "x"}, "mode")
 
 
 def test_headlights_and_status() -> None:
@@ -242,7 +226,7 @@ def test_trip_tools() -> None:
         "status": "Navigating to 1 Main St, Rivermist, CA"
     }
     assert env.state.destination == "1 Main St, Rivermist, CA"
-    assert_error_leaves_state(env, "set_navigation", {"destination": "   "}, "empty")
+    refusal(env, "set_navigation", {"destination": "   "}, "empty")
     assert env.invoke("display_log", {"messages": ["a", "b"]}) == {"log": ["a", "b"]}
 
 
@@ -273,35 +257,8 @@ def test_rng_resumes_from_snapshot() -> None:
 
 
 # ----- schema ---------------------------------------------------------------------------------
-def test_every_tool_is_documented() -> None:
+def test_tool_set_and_door_names() -> None:
     specs = Vehicle.tool_specs()
     assert len(specs) == 22
-    for spec in specs.values():
-        assert spec.description
-        for name, prop in spec.parameters["properties"].items():
-            assert prop.get("description"), f"{spec.name}.{name}"
     door = specs["lockDoors"].parameters["properties"]["door"]
     assert door["items"]["enum"] == ALL_DOORS
-
-
-def test_signatures_match_upstream_docs(bfcl_dir: Path) -> None:
-    doc = bfcl_dir / "multi_turn_func_doc" / "vehicle_control.json"
-    specs = Vehicle.tool_specs()
-    for line in doc.read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        spec = specs[entry["name"]]
-        assert list(spec.param_names) == list(entry["parameters"]["properties"]), entry["name"]
-        assert sorted(spec.parameters["required"]) == sorted(entry["parameters"]["required"])
-
-
-# ----- seeds ----------------------------------------------------------------------------------
-def test_seeds_replay_cleanly() -> None:
-    tasks = [Task.model_validate_json(line) for line in SEEDS.read_text().splitlines() if line]
-    assert len(tasks) >= 12
-    for task in tasks:
-        assert task.id == task.content_id()
-        assert task.category == "vehicle" and task.envs == ["vehicle"]
-        assert 2 <= len(task.calls) <= 6
-        assert any(call.depends_on for call in task.calls)
-        result = replay(task)
-        assert result.ok, [outcome.error for outcome in result.errors]
