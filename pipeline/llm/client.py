@@ -431,7 +431,11 @@ def _chat_result(answer: CachedAnswer, cached: bool, requests: int) -> ChatResul
 
 
 def _why(error: openai.APIStatusError) -> str:
-    return f"HTTP {error.status_code}: {error.message}"[:200]
+    """An error answer in one short line (for the ``learned`` log of a manifest)."""
+    message = " ".join(str(error.message).split()).removeprefix(
+        f"Error code: {error.status_code} - "
+    )
+    return f"HTTP {error.status_code}: {message}"[:160]
 
 
 class LLMClient:
@@ -766,7 +770,8 @@ class LLMClient:
                 resample=resample,
             )
 
-        sample_no = self._sample_of(key_of(0, 0), sample)
+        first_key = key_of(0, 0)  # the prompt's key, also the first draw of sample 0
+        sample_no = self._sample_of(first_key, sample)
         for turn in range(self.config.max_reasks + 1):
             if turn:
                 assert raw is not None
@@ -784,7 +789,8 @@ class LLMClient:
             for resample in range(self.config.max_resamples + 1):
                 if resample:
                     self.usage.record(stage, resamples=1)
-                key = key_of(sample_no, resample)
+                plain = turn == 0 and sample_no == 0 and resample == 0
+                key = first_key if plain else key_of(sample_no, resample)
                 hit = self.cache.get(key)
                 if hit is not None:
                     self.usage.record(stage, cache_hits=1)
