@@ -26,6 +26,7 @@ from pipeline.cli_types import (
     share,
 )
 from pipeline.names import DEFAULT_BFCL, new_run_id
+from pipeline.rundir import RUNS, RunDir
 
 if TYPE_CHECKING:
     from pipeline.bfcl.importer import ImportReport
@@ -239,7 +240,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if not source.is_file():
         print(f"error: no such input file: {source}", file=sys.stderr)
         return 2
-    run_dir = args.output / "runs" / (args.run_id or new_run_id())
+    run_dir = RunDir.of(args.output, args.run_id or new_run_id()).path
     total = sum(shard.lines for shard in plan_shards(source, args.shard_size))
     if total == 0:
         print(f"error: {source} holds no candidate tasks (it is empty)", file=sys.stderr)
@@ -311,8 +312,8 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
         print("error: no operator left to run", file=sys.stderr)
         return 2
     seeds = [task for path in args.seeds or seed_files() for task in read_records(path, Task)]
-    run_dir = args.output / "runs" / (args.run_id or new_run_id())
-    seeds_path = run_dir / "seeds.jsonl"
+    run_dir = RunDir.of(args.output, args.run_id or new_run_id()).path
+    seeds_path = RunDir(run_dir).seeds
     if not seeds_path.exists():
         write_records(seeds_path, seeds)
     settings = EvolveSettings(
@@ -357,7 +358,7 @@ def _publish_run_dir(args: argparse.Namespace) -> Path:
     if args.run_dir is not None:
         run_dir: Path = args.run_dir
     elif args.run_id is not None:
-        run_dir = args.output / "runs" / args.run_id
+        run_dir = RunDir.of(args.output, args.run_id).path
     else:
         return newest_run(args.output)
     if not run_dir.is_dir():
@@ -386,10 +387,10 @@ def _cmd_compose(args: argparse.Namespace) -> int:
         turn_cost=args.turn_cost,
         long_context_share=args.long_context_share,
     )
-    tasks = list(read_records(run_dir / "evolved.jsonl", Task))
+    tasks = list(read_records(RunDir(run_dir).evolved, Task))
     if args.runner == "inline":
         tally = ComposeTally()
-        count = write_records(run_dir / "instances.jsonl", iter_instances(tasks, settings, tally))
+        count = write_records(RunDir(run_dir).instances, iter_instances(tasks, settings, tally))
         summary = tally.summary()
     else:
         from pipeline.flows import Runner, run_compose_flow
@@ -399,7 +400,7 @@ def _cmd_compose(args: argparse.Namespace) -> int:
         summary = run_compose_flow(run_dir, settings, runner)
         count = summary.pop("instances")
     left_out = summary.pop("long_context_left_out", [])
-    left_out_file = run_dir / "compose" / "long_context_left_out.jsonl"
+    left_out_file = RunDir(run_dir).long_context_left_out
     if settings.long_context_share > 0:
         # every task kept out of long instances, with the rejection of its variant
         write_atomic(left_out_file, "".join(json.dumps(item) + "\n" for item in left_out))
@@ -407,7 +408,7 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     else:
         left_out_file.unlink(missing_ok=True)  # from an earlier compose of this run
         summary.pop("long_context", None)
-    manifest_path = run_dir / "manifest.json"
+    manifest_path = RunDir(run_dir).manifest
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest["compose"] = {"settings": {**settings.__dict__}, "instances": count, **summary}
     write_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
@@ -509,7 +510,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         print(line)
     repo = args.repo or "user/name"
     print(f"push it: asynctool push --repo {repo} --version {args.version} --run-dir {run_dir}")
-    if run_dir.parent.resolve() == (args.output / "runs").resolve():
+    if run_dir.parent.resolve() == (args.output / RUNS).resolve():
         print(f"    or: make push REPO={repo} VERSION={args.version} RUN={run_dir.name}")
     return 0
 
@@ -519,10 +520,9 @@ def _cmd_push(args: argparse.Namespace) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
     from pipeline.publish import push_folder
-    from pipeline.publish.folder import DATASET_DIR
     from pipeline.publish.push import TagError
 
-    folder = _publish_run_dir(args) / DATASET_DIR
+    folder = RunDir(_publish_run_dir(args)).dataset
     try:
         result = push_folder(
             folder, args.repo, args.version, endpoint=args.endpoint, dry_run=args.dry_run
@@ -570,7 +570,7 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     from pipeline.audit.export import export_report
 
     run_dir = _publish_run_dir(args)
-    out: Path = args.out or run_dir / "audit_report.html"
+    out: Path = args.out or RunDir(run_dir).audit_report
     count = export_report(run_dir, out)
     print(f"wrote {out} ({count} rejected samples, one self-contained HTML file)")
     return 0
@@ -784,7 +784,7 @@ def _locked_run_folder(args: argparse.Namespace) -> Path | None:
     run_dir: Path | None = getattr(args, "run_dir", None)
     name: str | None = getattr(args, "run_id", None)
     if run_dir is None and name is not None:
-        run_dir = getattr(args, "output", OUTPUT) / "runs" / name
+        run_dir = RunDir.of(getattr(args, "output", OUTPUT), name).path
     if run_dir is None and args.command in {"compose", "eval", "publish", "push"}:
         if getattr(args, "dataset", None) is not None:
             return None  # evaluating a published release: no run folder involved

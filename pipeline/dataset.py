@@ -22,6 +22,7 @@ from pipeline.jsonl import read_records, write_atomic, write_records
 from pipeline.llm import LLMConfig
 from pipeline.models import Task
 from pipeline.names import DEFAULT_BFCL, new_run_id
+from pipeline.rundir import RunDir
 from pipeline.seeds import SEED_DIR, load_seeds
 
 if TYPE_CHECKING:
@@ -82,8 +83,8 @@ def build_dataset(
     compose_settings: ComposeSettings | None = None,
     version: str = "0.1.0",
 ) -> DatasetSummary:
-    run_dir = output_root / "runs" / (run_id or new_run_id())
-    candidates = run_dir / "seeds.jsonl"
+    run_dir = RunDir.of(output_root, run_id or new_run_id()).path
+    candidates = RunDir(run_dir).seeds
     gathered = gather_candidates(candidates, bfcl_folder)
     sources = gathered.sources
     settings = settings or EvolveSettings()
@@ -97,16 +98,16 @@ def build_dataset(
     manifest["sources"] = sources
     if gathered.report is not None:
         manifest["imports"] = gathered.imports()
-    tasks = list(read_records(run_dir / "evolved.jsonl", Task))
+    tasks = list(read_records(RunDir(run_dir).evolved, Task))
     tally = ComposeTally()
     chosen = compose_settings or ComposeSettings()
-    count = write_records(run_dir / "instances.jsonl", iter_instances(tasks, chosen, tally))
+    count = write_records(RunDir(run_dir).instances, iter_instances(tasks, chosen, tally))
     manifest["compose"] = {
         "instances": count,
         "per_split": dict(tally.per_split),
         "settings": dict((compose_settings or ComposeSettings()).__dict__),
     }
-    write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_atomic(RunDir(run_dir).manifest, json.dumps(manifest, indent=2) + "\n")
     from pipeline.publish import publish_run  # datasets and pyarrow load only when publishing
 
     published = publish_run(run_dir, version)

@@ -31,6 +31,7 @@ from pipeline.jsonl import read_records, write_atomic, write_parts, write_record
 from pipeline.llm import LLMConfig
 from pipeline.models import Task
 from pipeline.prefect_server import temporary_api
+from pipeline.rundir import RunDir
 from pipeline.runguard import run_lock
 from pipeline.validate.runner import (
     DEFAULT_SHARD_SIZE,
@@ -144,11 +145,11 @@ def _run_validate(
 
     with (
         _flow_settings(),
-        _watch(run_dir / "shards", "*.stats.json", report),
+        _watch(RunDir(run_dir).shards, "*.stats.json", report),
     ):
         result: dict[str, Any] = chosen(str(input_path), str(run_dir), shard_size)
     result["config"]["runner"] = f"prefect-{runner.kind}"
-    write_atomic(run_dir / "manifest.json", json.dumps(result, indent=2) + "\n")
+    write_atomic(RunDir(run_dir).manifest, json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -202,7 +203,7 @@ def run_evolve_flow(
 ) -> dict[str, Any]:
     with run_lock(run_dir):
         # refused here, before a flow run starts, so the operator sees one clear line
-        claim_inputs(run_dir / "evolve", list(read_records(seeds_path, Task)), settings)
+        claim_inputs(RunDir(run_dir).evolve.path, list(read_records(seeds_path, Task)), settings)
         return _run_evolve(seeds_path, run_dir, settings, llm, llm_config_file, on_round, runner)
 
 
@@ -220,7 +221,7 @@ def _run_evolve(
     chosen = evolve_flow.with_options(task_runner=(runner or Runner()).task_runner())
     report = None
     if on_round is not None:
-        rounds_dir = run_dir / "evolve"
+        rounds_dir = RunDir(run_dir).evolve.path
 
         def report(path: Path) -> None:
             number = int(path.parent.name.split("_")[1])
@@ -231,7 +232,7 @@ def _run_evolve(
 
     with (
         _flow_settings(),
-        _watch(run_dir / "evolve", "round_*/accepted.jsonl", report),
+        _watch(RunDir(run_dir).evolve.path, "round_*/accepted.jsonl", report),
     ):
         result: dict[str, Any] = chosen(str(seeds_path), str(run_dir), settings, public, file)
     return result
@@ -342,10 +343,10 @@ def compose_shard_task(run_dir: str, start: int, stop: int, turn_cost: float, ou
     target = Path(out_file)
     if target.exists():
         return target.read_text(encoding="utf-8").count("\n")
-    text = (Path(run_dir) / "compose" / "specs.jsonl").read_text(encoding="utf-8")
+    text = RunDir(Path(run_dir)).compose_specs.read_text(encoding="utf-8")
     lines = [line for line in text.split("\n") if line]  # not splitlines(): see engine._dedupe
     specs = [_spec(json.loads(line)) for line in lines[start:stop]]
-    tasks = {task.id: task for task in read_records(Path(run_dir) / "evolved.jsonl", Task)}
+    tasks = {task.id: task for task in read_records(RunDir(Path(run_dir)).evolved, Task)}
     return write_records(target, (build_instance(spec, tasks, turn_cost) for spec in specs))
 
 
@@ -363,26 +364,26 @@ def compose_flow(run_dir: str, settings: ComposeSettings, shard_size: int = 1000
     """Draw the instance specs here (sequential and cheap), build them in shard tasks (latency
     tables and exact bounds), then join the shards in order into ``instances.jsonl``."""
     folder = Path(run_dir)
-    tasks = list(read_records(folder / "evolved.jsonl", Task))
+    tasks = list(read_records(RunDir(folder).evolved, Task))
     tally = ComposeTally()
     specs = [json.dumps(asdict(spec)) + "\n" for spec in iter_specs(tasks, settings, tally)]
-    specs_file = folder / "compose" / "specs.jsonl"
+    specs_file = RunDir(folder).compose_specs
     if not specs_file.exists() or specs_file.read_text(encoding="utf-8") != "".join(specs):
         # other draws than last time: built shards belong to those, so start them afresh
-        for stale in (folder / "compose" / "shards").glob("*.jsonl"):
+        for stale in RunDir(folder).compose_shards.glob("*.jsonl"):
             stale.unlink()
         write_atomic(specs_file, "".join(specs))
     parts = []
     futures = []
     for index, start in enumerate(range(0, len(specs), shard_size)):
-        part = folder / "compose" / "shards" / f"{index:05d}.jsonl"
+        part = RunDir(folder).compose_shards / f"{index:05d}.jsonl"
         parts.append(part)
         stop = min(start + shard_size, len(specs))
         futures.append(
             compose_shard_task.submit(run_dir, start, stop, settings.turn_cost, str(part))
         )
     count = sum(future.result() for future in futures)
-    write_parts(parts, folder / "instances.jsonl")
+    write_parts(parts, RunDir(folder).instances)
     return {"instances": count, **tally.summary()}
 
 

@@ -25,8 +25,10 @@ from pipeline.compose import ComposeSettings, compose
 from pipeline.evolve.engine import EvolveSettings, evolve
 from pipeline.jsonl import read_records, write_records
 from pipeline.models import Task
-from pipeline.publish.folder import DATASET_DIR
+from pipeline.rundir import RunDir
 from pipeline.seeds import load_seeds
+
+pytestmark = pytest.mark.slow  # subprocesses killed and rerun: seconds each
 
 ATTEMPTS = 3  # killed runs per test, each resumed and compared
 POLL = 0.002  # seconds between looks at a running process's outputs
@@ -190,7 +192,7 @@ def _publish_command(run_dir: Path, version: str) -> list[str]:
 
 
 def _staging(run_dir: Path) -> list[Path]:
-    return sorted(run_dir.glob(f".{DATASET_DIR}-*"))
+    return sorted(run_dir.glob(f".{RunDir(run_dir).dataset.name}-*"))
 
 
 def _restore(folder: Path, tree: dict[str, bytes]) -> None:
@@ -204,7 +206,7 @@ def _restore(folder: Path, tree: dict[str, bytes]) -> None:
 
 def test_killed_publish_keeps_the_old_folder_and_resumes(publish_run: Path) -> None:
     rng = random.Random(7)
-    dataset = publish_run / DATASET_DIR
+    dataset = RunDir(publish_run).dataset
     _run(_publish_command(publish_run, "0.0.9"), publish_run)
     old = _tree(dataset)  # the folder a killed publish must keep
     _run(_publish_command(publish_run, "0.1.0"), publish_run)
@@ -227,7 +229,7 @@ def test_killed_publish_keeps_the_old_folder_and_resumes(publish_run: Path) -> N
             killed_mid_way = running and now == old
         else:  # killed between moving the old folder aside and moving the new one in
             assert running
-            kept = [path / DATASET_DIR for path in _staging(publish_run)]
+            kept = [path / RunDir(publish_run).dataset.name for path in _staging(publish_run)]
             assert any(p.is_dir() and _tree(p) == old for p in kept), "the old folder is lost"
             killed_mid_way = True
         mid_way += killed_mid_way

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.audit.store import REJECTED_TASKS, latest_reviews, read_reviews
+from pipeline.audit.store import latest_reviews, read_reviews
 from pipeline.jsonl import read_records
 from pipeline.models import Decision, Expected, Task
 from pipeline.replay import replay, state_digest
+from pipeline.rundir import RunDir
 from pipeline.validate.context import ValidationContext
 from pipeline.validate.execution import requested_outputs
 
@@ -38,7 +39,7 @@ def accepted_overrides(run_dir: Path) -> list[Task]:
     a stored candidate (e.g. unparsable LLM output) has nothing to publish and is skipped.
     """
     wanted = _latest_with(run_dir, Decision.OVERRIDE_ACCEPT)
-    path = run_dir / REJECTED_TASKS
+    path = RunDir(run_dir).rejected_tasks
     if not wanted or not path.is_file():
         return []
     found: dict[str, Task] = {}

@@ -27,11 +27,7 @@ from pydantic import ValidationError
 
 from pipeline.jsonl import RecordError, read_records
 from pipeline.models import Decision, Rejection, Review, Task
-
-EVOLVED = "evolved.jsonl"
-REJECTIONS = "evolve_rejected.jsonl"
-REJECTED_TASKS = "rejected_tasks.jsonl"
-REVIEWS = "reviews.jsonl"
+from pipeline.rundir import RunDir
 
 PAGE_SIZE = 50
 #: the filter value meaning "field not set" (an empty query value means "no filter")
@@ -79,13 +75,21 @@ class RunData:
 
     @classmethod
     def load(cls, run_dir: Path) -> RunData:
-        if not (run_dir / EVOLVED).is_file() and not (run_dir / REJECTIONS).is_file():
-            raise FileNotFoundError(f"{run_dir} has neither {EVOLVED} nor {REJECTIONS}")
+        run = RunDir(run_dir)
+        if not run.evolved.is_file() and not run.evolve_rejected.is_file():
+            raise FileNotFoundError(
+                f"{run_dir} has neither {run.evolved.name} nor {run.evolve_rejected.name}"
+            )
         rejections: dict[str, list[Rejection]] = {}
-        if (run_dir / REJECTIONS).is_file():
-            for rejection in read_records(run_dir / REJECTIONS, Rejection):
+        if run.evolve_rejected.is_file():
+            for rejection in read_records(run.evolve_rejected, Rejection):
                 rejections.setdefault(rejection.sample_id, []).append(rejection)
-        return cls(run_dir, _by_id(run_dir / EVOLVED), _by_id(run_dir / REJECTED_TASKS), rejections)
+        return cls(
+            run_dir,
+            _by_id(RunDir(run_dir).evolved),
+            _by_id(RunDir(run_dir).rejected_tasks),
+            rejections,
+        )
 
     def kind(self, sample_id: str) -> Kind | None:
         # an id that was accepted once is published anyway, so it is audited as accepted
@@ -129,8 +133,8 @@ class RunCache:
 
     def _stat(self) -> tuple[tuple[int, int], ...]:
         marks = []
-        for name in (EVOLVED, REJECTIONS, REJECTED_TASKS):
-            path = self.run_dir / name
+        run = RunDir(self.run_dir)
+        for path in (run.evolved, run.evolve_rejected, run.rejected_tasks):
             info = path.stat() if path.is_file() else None
             marks.append((info.st_mtime_ns, info.st_size) if info else (0, -1))
         return tuple(marks)
@@ -169,7 +173,7 @@ def append_review(run_dir: Path, review: Review, seen: int | None = None) -> Non
     the same exclusive lock as the write, so two reviewers racing on one sample cannot both pass.
     """
     line = (review.model_dump_json() + "\n").encode("utf-8")
-    fd = os.open(run_dir / REVIEWS, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(RunDir(run_dir).reviews, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
@@ -177,7 +181,7 @@ def append_review(run_dir: Path, review: Review, seen: int | None = None) -> Non
             text = os.pread(fd, size, 0).decode("utf-8")
             current = [
                 other
-                for other in _parse_reviews(text, run_dir / REVIEWS)
+                for other in _parse_reviews(text, RunDir(run_dir).reviews)
                 if other.sample_id == review.sample_id
             ]
             if len(current) != seen:
@@ -195,7 +199,7 @@ def append_review(run_dir: Path, review: Review, seen: int | None = None) -> Non
 
 def read_reviews(run_dir: Path) -> list[Review]:
     """Every decision in append order; a shared lock keeps a half-written line out of view."""
-    path = run_dir / REVIEWS
+    path = RunDir(run_dir).reviews
     if not path.is_file():
         return []
     with path.open("rb") as handle:

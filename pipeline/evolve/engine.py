@@ -40,6 +40,7 @@ from pipeline.evolve.verbalise import Verbaliser, verbalise
 from pipeline.jsonl import read_records, write_atomic, write_parts
 from pipeline.llm import LLMClient, LLMConfig, UsageLedger
 from pipeline.models import Rejection, RejectionCode, Stage, Task, content_hash
+from pipeline.rundir import RunDir, StageDir
 from pipeline.runguard import claim, run_lock
 from pipeline.validate.chain import validate_task
 
@@ -294,12 +295,12 @@ def claim_inputs(base: Path, seeds: Sequence[Task], settings: EvolveSettings) ->
         "seeds": content_hash([seed.id for seed in seeds]),
         "settings": {**asdict(settings), "operators": [op.value for op in settings.operators]},
     }
-    claim(base / "inputs.json", inputs, "evolved")
+    claim(StageDir(base).inputs, inputs, "evolved")
 
 
 def _validate_seeds(seeds: Sequence[Task], folder: Path) -> tuple[int, int]:
-    if (folder / "stats.json").exists():
-        stats = json.loads((folder / "stats.json").read_text())
+    if StageDir(folder).stats.exists():
+        stats = json.loads(StageDir(folder).stats.read_text())
         return int(stats["accepted"]), int(stats["rejected"])
     good: list[Task] = []
     bad: list[Rejection] = []
@@ -316,10 +317,11 @@ def _validate_seeds(seeds: Sequence[Task], folder: Path) -> tuple[int, int]:
         elif verdict.rejection is not None:
             bad.append(verdict.rejection)
             bad_tasks.append(seed)
-    write_atomic(folder / "accepted.jsonl", _jsonl(good))
-    write_atomic(folder / "rejected.jsonl", _jsonl(bad))
-    write_atomic(folder / "rejected_tasks.jsonl", _jsonl(_unique(bad_tasks)))
-    write_atomic(folder / "stats.json", json.dumps({"accepted": len(good), "rejected": len(bad)}))
+    stage = StageDir(folder)
+    write_atomic(stage.accepted, _jsonl(good))
+    write_atomic(stage.rejected, _jsonl(bad))
+    write_atomic(stage.rejected_tasks, _jsonl(_unique(bad_tasks)))
+    write_atomic(stage.stats, json.dumps({"accepted": len(good), "rejected": len(bad)}))
     return len(good), len(bad)
 
 
@@ -378,15 +380,16 @@ def _evolve(
     on_round: Callable[[int, int], None] | None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    base = run_dir / "evolve"
+    run = RunDir(run_dir)
+    base = run.evolve.path
     claim_inputs(base, seeds, settings)
-    seeds_ok, seeds_bad = _validate_seeds(seeds, base / "round_00")
-    accepted_files = [base / "round_00" / "accepted.jsonl"]
-    rejected_files = [base / "round_00" / "rejected.jsonl"]
-    rejected_task_files = [base / "round_00" / "rejected_tasks.jsonl"]
-    frontier = base / "round_00" / "accepted.jsonl"
+    seeds_ok, seeds_bad = _validate_seeds(seeds, run.round(0).path)
+    accepted_files = [run.round(0).accepted]
+    rejected_files = [run.round(0).rejected]
+    rejected_task_files = [run.round(0).rejected_tasks]
+    frontier = run.round(0).accepted
     per_operator: dict[str, OperatorStats] = {}
-    codes: Counter[str] = Counter(_codes_in(base / "round_00" / "rejected.jsonl"))
+    codes: Counter[str] = Counter(_codes_in(run.round(0).rejected))
     usage: dict[str, Counter[str]] = {}
     new_total = 0
     rounds_done = 0
@@ -394,7 +397,7 @@ def _evolve(
     for round_no in range(1, settings.rounds + 1):
         if new_total >= settings.target:
             break
-        folder = base / f"round_{round_no:02d}"
+        folder = run.round(round_no).path
         parents = frontier.read_text(encoding="utf-8").count("\n")
         if parents == 0:
             break
@@ -405,7 +408,7 @@ def _evolve(
                 str(frontier),
                 start,
                 min(start + settings.shard_size, parents),
-                str(folder / "shards"),
+                str(StageDir(folder).shards),
             )
             for index, start in enumerate(range(0, parents, settings.shard_size))
         ]
@@ -418,34 +421,35 @@ def _evolve(
             codes.update(stats.codes)
             for stage, counters in stats.usage.items():
                 usage.setdefault(stage, Counter()).update(counters)
-        shard_dir = folder / "shards"
+        round_dir = StageDir(folder)
+        shard_dir = round_dir.shards
         lines, repeated = _dedupe([shard_dir / f"{job.index:05d}.accepted.jsonl" for job in jobs])
         known, _ = _dedupe(accepted_files)
         known_ids = {json.loads(line)["id"] for line in known}
         fresh = [line for line in lines if json.loads(line)["id"] not in known_ids]
         merged += repeated + len(lines) - len(fresh)
-        write_atomic(folder / "accepted.jsonl", "".join(line + "\n" for line in fresh))
+        write_atomic(round_dir.accepted, "".join(line + "\n" for line in fresh))
         write_parts(
             [shard_dir / f"{job.index:05d}.rejected.jsonl" for job in jobs],
-            folder / "rejected.jsonl",
+            round_dir.rejected,
         )
-        accepted_files.append(folder / "accepted.jsonl")
+        accepted_files.append(round_dir.accepted)
         write_parts(
             [shard_dir / f"{job.index:05d}.rejected_tasks.jsonl" for job in jobs],
-            folder / "rejected_tasks.jsonl",
+            round_dir.rejected_tasks,
         )
-        rejected_files.append(folder / "rejected.jsonl")
-        rejected_task_files.append(folder / "rejected_tasks.jsonl")
-        frontier = folder / "accepted.jsonl"
+        rejected_files.append(round_dir.rejected)
+        rejected_task_files.append(round_dir.rejected_tasks)
+        frontier = round_dir.accepted
         new_total += len(fresh)
         rounds_done = round_no
         if on_round is not None:
             on_round(round_no, new_total)
     evolved, _ = _dedupe(accepted_files)
-    write_atomic(run_dir / "evolved.jsonl", "".join(line + "\n" for line in evolved))
-    write_parts(rejected_files, run_dir / "evolve_rejected.jsonl")
+    write_atomic(run.evolved, "".join(line + "\n" for line in evolved))
+    write_parts(rejected_files, run.evolve_rejected)
     rejected_tasks, _ = _dedupe(rejected_task_files)
-    write_atomic(run_dir / "rejected_tasks.jsonl", "".join(line + "\n" for line in rejected_tasks))
+    write_atomic(run.rejected_tasks, "".join(line + "\n" for line in rejected_tasks))
     rejected_total = sum(1 for p in rejected_files for _ in p.open(encoding="utf-8"))
     manifest = {
         "run_id": run_dir.name,
@@ -476,5 +480,5 @@ def _evolve(
         "token_usage": {stage: dict(counter) for stage, counter in sorted(usage.items())},
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_atomic(run.manifest, json.dumps(manifest, indent=2) + "\n")
     return manifest

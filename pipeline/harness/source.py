@@ -25,7 +25,7 @@ from pipeline.jsonl import read_records
 from pipeline.long_context_variants import made_from
 from pipeline.models import Instance, Task
 from pipeline.names import check_repo_id
-from pipeline.publish.folder import DATASET_DIR, EVOLVED, INSTANCES, REVIEWS
+from pipeline.rundir import RunDir
 from pipeline.splits import DEFAULT_TEST_FRACTION, root_ancestors, split_of
 
 #: the config of the published dataset that holds the multi-task instances
@@ -61,7 +61,7 @@ def is_dataset_folder(path: Path) -> bool:
 
 
 def _is_run_folder(path: Path) -> bool:
-    return (path / INSTANCES).is_file() or (path / EVOLVED).is_file()
+    return RunDir(path).instances.is_file() or RunDir(path).evolved.is_file()
 
 
 def _digest(text: str) -> str:
@@ -70,21 +70,24 @@ def _digest(text: str) -> str:
 
 def run_source(run_dir: Path) -> EvalSource:
     """A run: its published dataset if it has one, else its own files."""
-    published = run_dir / DATASET_DIR
+    published = RunDir(run_dir).dataset
     if is_dataset_folder(published):
         notes = _stale_notes(run_dir, published)
         label = f"published dataset {published} (after review)"
-        return EvalSource("dataset", run_dir, label, "published dataset", run_dir / "eval", notes)
-    label = f"{run_dir / INSTANCES} (not published: instances a reviewer rejected are left out)"
-    return EvalSource("run", run_dir, label, INSTANCES, run_dir / "eval")
+        eval_dir = RunDir(run_dir).eval
+        return EvalSource("dataset", run_dir, label, "published dataset", eval_dir, notes)
+    run = RunDir(run_dir)
+    label = f"{run.instances} (not published: instances a reviewer rejected are left out)"
+    return EvalSource("run", run_dir, label, run.instances.name, run.eval)
 
 
 def _stale_notes(run_dir: Path, published: Path) -> list[str]:
     built = (published / CARD).stat().st_mtime
+    run = RunDir(run_dir)
     newer = [
-        name
-        for name in (EVOLVED, INSTANCES, REVIEWS)
-        if (run_dir / name).is_file() and (run_dir / name).stat().st_mtime > built
+        path.name
+        for path in (run.evolved, run.instances, run.reviews)
+        if path.is_file() and path.stat().st_mtime > built
     ]
     if not newer:
         return []
@@ -119,8 +122,8 @@ def local_dataset_source(folder: Path, output: Path) -> EvalSource:
             f"{folder} is not a published dataset folder: it needs {CARD} and data/{hint}"
         )
     parent = folder.resolve().parent
-    if folder.name == DATASET_DIR and _is_run_folder(parent):
-        eval_dir = parent / "eval"  # the same place `eval --run` writes for this dataset
+    if folder.resolve() == RunDir(parent).dataset and _is_run_folder(parent):
+        eval_dir = RunDir(parent).eval  # the same place `eval --run` writes for this dataset
     else:
         eval_dir = output / "eval" / f"{folder.resolve().name}-{_digest(str(folder.resolve()))}"
     return EvalSource("dataset", folder, f"published dataset {folder}", str(folder), eval_dir)
@@ -277,19 +280,19 @@ def run_instances(
     """``instances.jsonl`` of a run without a published dataset, minus reviewers' rejects."""
     from pipeline.audit.overrides import rejected_by_review
 
-    instances = list(read_records(run_dir / INSTANCES, Instance))
+    instances = list(read_records(RunDir(run_dir).instances, Instance))
     dropped = rejected_by_review(run_dir)
     # a long-context variant goes with the task it was made from
     kept = [i for i in instances if not any(made_from(task) in dropped for task in i.tasks)]
     if len(kept) < len(instances) and notes is not None:
         notes.append(
             f"{len(instances) - len(kept)} instances left out: they hold a task a reviewer "
-            f"rejected ({len(dropped)} tasks rejected in {run_dir / REVIEWS})"
+            f"rejected ({len(dropped)} tasks rejected in {RunDir(run_dir).reviews})"
         )
     if split == "all":
         return kept
     # instance tasks join the lineage: a long-context variant descends from a pool task
-    pool = list(read_records(run_dir / EVOLVED, Task))
+    pool = list(read_records(RunDir(run_dir).evolved, Task))
     roots = root_ancestors([*pool, *(task for i in kept for task in i.tasks)])
     return [
         i
@@ -308,6 +311,6 @@ def load_instances(
     dataset if any). Deterministic: shards of a distributed evaluation call it too."""
     if is_dataset_folder(folder):
         return published_instances(folder, split)
-    if is_dataset_folder(folder / DATASET_DIR):
-        return published_instances(folder / DATASET_DIR, split)
+    if is_dataset_folder(RunDir(folder).dataset):
+        return published_instances(RunDir(folder).dataset, split)
     return run_instances(folder, split, test_fraction, notes)

