@@ -19,7 +19,7 @@ from pipeline.envs import ENVIRONMENTS
 from pipeline.evolve.llm_ops import MAX_TOKENS, evolved_model
 from pipeline.evolve.prompts import example_answers, tool_names
 from pipeline.jsonl import read_records
-from pipeline.llm.fake_server import FakeOpenAIServer
+from pipeline.llm.fake_server import FakeOpenAIServer, FaultMix
 from pipeline.models import Call, Rejection, RejectionCode, Task
 from pipeline.seeds import SEED_DIR
 from pipeline.validate.chain import validate_task
@@ -410,3 +410,41 @@ def test_a_lower_configured_token_cap_wins_over_the_operator_budget(tmp_path: Pa
         "--no-repair", "--llm-config", str(config),
     )  # fmt: skip
     assert [body["max_tokens"] for body in server.bodies] == [100]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # the old format: calls as code strings
+        {"question": "Add 3.5 and 4.25.", "ground_truth": ["add(a=3.5, b=4.25)"]},
+        # a call string where an object belongs
+        {"question": "Add 3.5 and 4.25.", "calls": ["add(a=3.5, b=4.25)"]},
+        # a tool of another environment
+        {"question": "Message Bob.", "calls": [call("send_message", receiver_id="USR002",
+                                                     message="hi")]},
+    ],
+)  # fmt: skip
+def test_answers_outside_the_schema_are_rejected_with_the_raw_text(
+    tmp_path: Path, reply: dict[str, Any]
+) -> None:
+    """What the grammar rules out on llama.cpp, a server without one may still send."""
+    parent = seed(ADD_THEN_MULTIPLY)
+    server = FakeOpenAIServer(answer=scripted(deepen=reply), faults=FaultMix.llama_cpp())
+    os.chdir(tmp_path)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(parent.model_dump_json() + "\n", encoding="utf-8")
+    with server as url:
+        argv = [
+            "evolve", "--inline", "--output", str(tmp_path), "--run-id", "r", "--seeds",
+            str(seeds), "--rounds", "1", "--operators", "deepen", "--llm-base-url", url,
+            "--llm-model", "fake-model", "--no-repair",
+        ]  # fmt: skip
+        assert main(argv) == 0
+    (rejection,) = read_records(tmp_path / "runs/r/evolve_rejected.jsonl", Rejection)
+    assert rejection.code is RejectionCode.PARSE_MALFORMED
+    assert rejection.raw is not None and reply["question"] in rejection.raw
+    # llama.cpp got the schema as a grammar: json_object with the tool names as an enum
+    answered = [body for body in server.bodies if body["response_format"]["type"] == "json_object"]
+    assert answered, "the client settles on json_object with the schema"
+    tool = answered[0]["response_format"]["schema"]["$defs"]["ProposedCall"]["properties"]["tool"]
+    assert "send_message" not in tool["enum"] and "add" in tool["enum"]
