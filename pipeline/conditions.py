@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from pipeline.envs import ToolError, ToolKind, resolve_tool
+from pipeline.jsontree import leaves
 from pipeline.models import Call
 
 #: a clause that makes a step happen only under a condition on some value; "if possible",
@@ -149,6 +151,53 @@ def _choice_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]
             if reads:
                 edges.append((reads[-1], j))
     return edges
+
+
+def alternatives(question: str) -> dict[str, str]:
+    """Each quoted alternative of the question mapped to the other one of its pair."""
+    pairs: dict[str, str] = {}
+    for match in _ALTERNATIVES.finditer(question):
+        first, second = match.group(2, 4)
+        pairs[first], pairs[second] = second, first
+    return pairs
+
+
+_NEGATION = re.compile(r"^(?:not|no|un)[ -]?", re.IGNORECASE)
+
+
+def _affirmative(first: str, second: str) -> tuple[str, str] | None:
+    """``(positive, negative)`` when one alternative negates the other ('healthy' and
+    'not healthy', 'safe' and 'unsafe'), else ``None``."""
+    for positive, negative in ((first, second), (second, first)):
+        stripped = _NEGATION.sub("", negative, count=1)
+        if stripped != negative and stripped.lower() == positive.lower():
+            return positive, negative
+    return None
+
+
+def contradicted_choices(
+    question: str, calls: Sequence[Call], outputs: Sequence[Any]
+) -> list[tuple[int, str, str]]:
+    """``(step, passed, decided)`` for each call that passes one of two quoted alternatives
+    ('healthy' or 'not healthy') where the read it depends on says the other: a boolean field
+    named after the word (``healthy_tire_pressure: true``) decides which one is true."""
+    found: list[tuple[int, str, str]] = []
+    pairs = [_affirmative(*m.group(2, 4)) for m in _ALTERNATIVES.finditer(question)]
+    for read, j in _choice_edges(question, calls):
+        for pair in filter(None, pairs):
+            positive, negative = pair
+            passed = [v for v in calls[j].arguments.values() if v in (positive, negative)]
+            word = positive.lower().replace(" ", "_")
+            flags = {
+                value
+                for path, value in leaves(outputs[read])
+                if isinstance(value, bool) and word in path.lower()
+            }
+            if passed and len(flags) == 1:
+                decided = positive if flags.pop() else negative
+                if passed[0] != decided:
+                    found.append((j, str(passed[0]), decided))
+    return found
 
 
 def _conditional_steps(

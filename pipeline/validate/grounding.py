@@ -42,6 +42,7 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from typing import Any
 
+from pipeline.conditions import contradicted_choices
 from pipeline.envs import ToolError, resolve_tool
 from pipeline.jsontree import scalars
 from pipeline.models import Call, Evidence, RejectionCode, Task
@@ -343,3 +344,10 @@ def check_grounding(ctx: ValidationContext) -> None:
                     Evidence(step_id=call.id, output=call.arguments),
                 )
         sources.add(step.result)
+    for j, passed, decided in contradicted_choices(ctx.task.question, ctx.task.calls, ctx.outputs):
+        call = ctx.task.calls[j]
+        raise Reject(
+            RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
+            f"step {call.id} passes {passed!r}, but the result it depends on says {decided!r}",
+            Evidence(step_id=call.id, output={"passed": passed, "decided": decided}),
+        )

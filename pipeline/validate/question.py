@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from pipeline.conditions import alternatives
 from pipeline.envs import ToolError, resolve_tool
-from pipeline.jsontree import keys
+from pipeline.jsontree import keys, scalars
 from pipeline.models import Evidence, RejectionCode
 from pipeline.semantics import Sem
 from pipeline.validate.context import Reject, ValidationContext
@@ -1084,18 +1085,8 @@ _NEGATED = re.compile(r"\b(?:no|not|never|without|instead of|rather than|except)
 
 
 def _observed_strings(ctx: ValidationContext) -> list[str]:
-    found: list[str] = []
-    pending: list[Any] = [call.arguments for call in ctx.task.calls] + list(ctx.outputs)
-    while pending:
-        value = pending.pop()
-        if isinstance(value, dict):
-            found += [str(key) for key in value]
-            pending += list(value.values())
-        elif isinstance(value, list):
-            pending += value
-        elif value is not None:
-            found.append(str(value))
-    return found
+    everything = [call.arguments for call in ctx.task.calls] + list(ctx.outputs)
+    return [str(value) for value in scalars(everything, with_keys=True) if value is not None]
 
 
 def check_unused_value(ctx: ValidationContext) -> None:
@@ -1108,8 +1099,11 @@ def check_unused_value(ctx: ValidationContext) -> None:
     grounding: an argument that replaced the quoted value is the more precise diagnosis."""
     observed = _observed_strings(ctx)
     tools = {call.tool.rsplit(".", 1)[-1] for call in ctx.task.calls}
+    others = alternatives(ctx.task.question)  # 'healthy' or 'not healthy': one is passed
     for match in _QUOTED_SPAN.finditer(ctx.task.question):
         span = match.group(2)
+        if span in others and any(others[span] == seen for seen in observed):
+            continue
         tokens = _TOKEN.findall(span)
         if not tokens or span in tools:
             continue

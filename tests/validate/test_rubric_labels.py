@@ -493,3 +493,39 @@ def test_a_number_inside_a_long_returned_text_grounds_nothing() -> None:
     long = validate_task(_litres_task(blob))
     assert long.rejection is not None
     assert long.rejection.code is RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT
+
+
+_POSTING = {
+    "posting": {
+        "username": "ann", "password": "pw-1", "authenticated": True, "tweets": {},
+        "comments": {}, "retweets": {}, "following_list": [], "tweet_counter": 0,
+    }
+}  # fmt: skip
+
+
+def _verdict_post(content: str) -> Task:
+    return _task(
+        "Check the pressure of my tyres, then post 'healthy' or 'not healthy' depending on "
+        "what the check says.",
+        ["vehicle", "posting"],
+        [
+            {"id": "s1", "tool": "vehicle.check_tire_pressure", "arguments": {}},
+            {
+                "id": "s2",
+                "tool": "posting.post_tweet",
+                "arguments": {"content": content},
+                "depends_on": ["s1"],
+            },
+        ],
+        _POSTING,
+    )
+
+
+def test_the_alternative_the_read_decides_is_the_one_passed() -> None:
+    """'healthy' or 'not healthy': the check returns healthy_tire_pressure true, so posting
+    'not healthy' is nonsensical; posting 'healthy' is valid (the unused alternative is no
+    unused value)."""
+    assert validate_task(_verdict_post("healthy")).accepted
+    wrong = validate_task(_verdict_post("not healthy")).rejection
+    assert wrong is not None and wrong.code is RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT
+    assert "says 'healthy'" in wrong.message
