@@ -27,7 +27,7 @@ PREFECT_PORT ?= 4200
 PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
 INPUT ?= output/candidates.jsonl
 
-.PHONY: help install dataset gather validate evolve compose eval llm-local llm-stop test lint typecheck schemas bench tools clean \
+.PHONY: help install dataset gather validate evolve compose eval llm-local llm-stop test test-fast lint typecheck schemas bench tools clean \
 	prefect-start prefect-stop publish push audit audit-export
 
 help:
@@ -46,6 +46,7 @@ help:
 	@echo "make llm-stop  stop the local endpoints make llm-local started"
 	@echo "make prefect-stop  stop the local Prefect server the targets start"
 	@echo "make test      run lint, type checks and the test suite"
+	@echo "make test-fast lint, type checks and the tests not marked slow (the quick loop)"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make schemas   regenerate schemas/ from the data contracts"
 	@echo "make tools     list every simulated tool with kind and latency"
@@ -143,6 +144,12 @@ test: $(STAMP) $(LLM_STAMP) $(BROWSER_STAMP)
 	$(VENV)/bin/asynctool schemas --check
 	$(PY) -m pytest -q
 
+# The quick loop: the same checks, without the tests marked slow (servers, clusters, killed
+# subprocesses, a real model, large property runs); make test runs everything, as CI does.
+test-fast: lint typecheck
+	$(VENV)/bin/asynctool schemas --check
+	$(PY) -m pytest -q -m "not slow"
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipeline tests bench
 	$(VENV)/bin/ruff format --check pipeline tests bench
@@ -166,6 +173,7 @@ bench: prefect-start
 	$(PY) bench/publish.py
 	$(PY) bench/scaling.py
 	$(PY) bench/cli_startup.py
+	$(PY) bench/hostile_inputs.py
 
 clean:
 	rm -rf output .mypy_cache .ruff_cache .pytest_cache

@@ -16,6 +16,7 @@ from pipeline.models import Rejection, Task
 from pipeline.seeds import load_seeds, seed_files
 
 
+@pytest.mark.slow
 def test_dataset_evolves_the_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["dataset", "--output", str(tmp_path), "--run-id", "r1", "--no-bfcl", "--inline"]
     assert main(argv) == 0
@@ -35,6 +36,7 @@ def test_dataset_evolves_the_seeds(tmp_path: Path, capsys: pytest.CaptureFixture
     assert len(multi) >= 700
 
 
+@pytest.mark.slow
 def test_dataset_takes_bfcl_turns_as_seeds(
     bfcl_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -90,6 +90,7 @@ def test_new_categories_mix_with_the_bfcl_ones(pool: list[Task]) -> None:
     assert len(mixed) > 30
 
 
+@pytest.mark.slow
 def test_compose_on_dask_matches_inline(
     pool: list[Task], tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
 ) -> None:

@@ -34,6 +34,8 @@ from pipeline.seeds import load_seeds
 from pipeline.splits import root_ancestors, split_of
 from pipeline.validate.chain import validate_task
 
+pytestmark = pytest.mark.slow  # long-context states composed, replayed and evaluated
+
 COUNT = 40
 
 
@@ -169,6 +171,7 @@ def test_share_mixes_profiles_and_zero_keeps_the_standard_draw(
     assert "share between 0 and 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_prefect_flow_composes_the_same_long_instances(
     run: Path, tmp_path: Path, prefect_harness: None
 ) -> None:

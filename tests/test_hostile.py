@@ -275,6 +275,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
 def test_a_killed_flow_run_leaves_no_temporary_prefect_server(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"

@@ -315,6 +315,7 @@ def _check_parse(source: str) -> ParsedCall | None:
 # --- (a) parse_call ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @_settings(600)
 @given(call_strings)
 @example("f('\\ud800')")  # a lone surrogate: no JSON line can hold it
@@ -357,6 +358,7 @@ plain_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
 )
 
 
+@pytest.mark.slow
 @_settings(200)
 @given(plain_names, st.dictionaries(plain_names, round_trip_values))
 def test_format_call_round_trips(name: str, kwargs: dict[str, Any]) -> None:
@@ -386,6 +388,7 @@ def _check_verdict(verdict: Verdict) -> Task | Rejection:
     return rejection
 
 
+@pytest.mark.slow
 @_settings(300)
 @given(
     st.one_of(
@@ -567,6 +570,7 @@ def _still_a_task(task: Any) -> bool:
     )
 
 
+@pytest.mark.slow
 @_settings(400)
 @given(st.data())
 def test_validate_line_on_mutated_seeds(data: st.DataObject) -> None:
@@ -633,6 +637,7 @@ def _real_call_strings(task: Task) -> list[str]:
     return [format_call(call.tool.partition(".")[2], call.arguments) for call in task.calls]
 
 
+@pytest.mark.slow
 @_settings(250)
 @given(st.data())
 def test_task_from_answer_gives_a_task_or_a_rejection(data: st.DataObject) -> None:
@@ -723,6 +728,7 @@ def _check_action(action: Action | ProtocolError, known: set[str] | None) -> Non
         assert isinstance(action, WaitAction)
 
 
+@pytest.mark.slow
 @_settings(400)
 @given(function_names, call_arguments, st.one_of(st.none(), st.just({"t1", "t2"})))
 def test_parse_tool_call_gives_an_action_or_a_protocol_error(
@@ -762,6 +768,7 @@ content_replies = st.one_of(
 )
 
 
+@pytest.mark.slow
 @_settings(250)
 @given(native_calls, content_replies)
 def test_reply_parsers_never_crash(calls: list[dict[str, Any]], content: str) -> None:
@@ -846,6 +853,7 @@ def _state_text(envs: dict[str, Any]) -> str:
     return json.dumps({name: env.snapshot() for name, env in envs.items()}, sort_keys=True)
 
 
+@pytest.mark.slow
 @_settings(500)
 @given(st.data())
 def test_every_tool_answers_or_refuses_cleanly(data: st.DataObject) -> None:
@@ -923,6 +931,7 @@ def _check_score(score: EpisodeScore, trace: EpisodeTrace, instance: Instance) -
         json.dumps(record, default=str)
 
 
+@pytest.mark.slow
 @_settings(150)
 @given(st.data())
 def test_random_agent_episodes_end_and_are_scored(data: st.DataObject) -> None:
@@ -979,6 +988,7 @@ def _chat_results(instance: Instance) -> st.SearchStrategy[ChatResult]:
     )
 
 
+@pytest.mark.slow
 @_settings(100)
 @given(st.data())
 def test_openai_agent_on_random_model_replies(data: st.DataObject) -> None:
@@ -1062,6 +1072,7 @@ def _fresh_run(root: Path) -> Path:
     return root / "output" / "runs" / f"r{next(_RUN_NUMBERS):05d}"
 
 
+@pytest.mark.slow
 @_settings(40)
 @given(
     st.lists(
@@ -1106,6 +1117,7 @@ def _readable(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
+@pytest.mark.slow
 @_settings(30)
 @given(
     st.lists(_pick(_seeds()), min_size=1, max_size=3, unique_by=lambda t: t.id),

@@ -92,6 +92,7 @@ def test_every_result_field_of_the_seeds_is_typed() -> None:
     assert not untyped, f"result fields without a semantic type: {sorted(untyped)}"
 
 
+@pytest.mark.slow
 def test_every_result_field_of_bfcl_tasks_is_typed(bfcl_dir: Path) -> None:
     report = import_bfcl(multi_turn_files(bfcl_dir), Granularity.TASK)
     if not report.tasks:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
     from tests.audit.conftest import AuditRun
 
+pytestmark = pytest.mark.slow  # a real browser: seconds per test
+
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1280, "height": 1000}
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -88,6 +88,7 @@ def test_all_base_tasks_import_and_replay(bfcl_dir: Path) -> None:
             assert set(call.depends_on) <= set(ids[:position])
 
 
+@pytest.mark.slow
 def test_cli_imports_every_multi_turn_file(
     bfcl_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

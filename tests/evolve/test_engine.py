@@ -31,6 +31,7 @@ def _run(output: Path, run_id: str, *extra: str) -> dict[str, object]:
     return json.loads((output / "runs" / run_id / "manifest.json").read_text())  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_offline_default_grows_over_a_thousand_validated_tasks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -97,6 +98,7 @@ def _evolve_command(output: Path, run_id: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_output(tmp_path: Path) -> None:
     whole = subprocess.run(_evolve_command(tmp_path, "whole"), capture_output=True, check=False)
     assert whole.returncode == 0, whole.stderr.decode()[-2000:]
@@ -128,6 +130,7 @@ def test_unknown_operator_is_a_clear_error(
     assert "unknown operator" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evolve_flow_matches_inline(tmp_path: Path, prefect_harness: None) -> None:
     seeds = ["--seeds", str(SEED_DIR / "maths.jsonl"), "--rounds", "1"]
     inline = _run(tmp_path, "inline", *seeds)
@@ -140,6 +143,7 @@ def test_evolve_flow_matches_inline(tmp_path: Path, prefect_harness: None) -> No
     assert inline["counts"]["evolved"] == sum(counts.values())  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_rerun_with_other_settings_is_refused_not_mixed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -152,6 +156,7 @@ def test_rerun_with_other_settings_is_refused_not_mixed(
     _run(tmp_path, "r", "--rounds", "1", "--target", "20")  # the same inputs resume
 
 
+@pytest.mark.slow
 def test_the_flow_refuses_other_inputs_before_it_starts(tmp_path: Path) -> None:
     from pipeline.evolve.engine import EvolveSettings
     from pipeline.flows import run_evolve_flow

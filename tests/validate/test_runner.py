@@ -97,6 +97,7 @@ def test_first_failure_is_reported_with_cheap_evidence_of_the_rest() -> None:
     assert verdict.rejection.evidence.step_id == "s1"
 
 
+@pytest.mark.slow
 def test_validate_flow_matches_the_inline_runner(
     prefect_harness: None, candidates: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -112,6 +113,7 @@ def test_validate_flow_matches_the_inline_runner(
     assert "accepted" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_bfcl_turn_tasks_through_the_flow(
     prefect_harness: None, bfcl_dir: Path, tmp_path: Path
 ) -> None:
@@ -130,6 +132,7 @@ def test_bfcl_turn_tasks_through_the_flow(
     assert counts["accepted"] >= sources["seeds"]
 
 
+@pytest.mark.slow
 def test_validate_on_a_two_worker_dask_cluster_matches_threads(
     prefect_harness: None, candidates: Path, tmp_path: Path
 ) -> None:
