@@ -1,5 +1,7 @@
 """Replay throughput: tasks/s and calls/s, single core, in-process, best of 5 passes.
 
+Also the time to import the BFCL base file at turn granularity (once, not best of).
+
 Sets: the BFCL base tasks (imported at task granularity, all turns joined; skipped when the
 peer data is absent) and the project's seeds. Each pass builds fresh environments from every
 task's initial state, runs every call and snapshots the final state.
@@ -50,6 +52,10 @@ def main() -> None:
         f" Python {platform.python_version()}, {platform.platform()}"
     )
     if (BFCL / "BFCL_v4_multi_turn_base.json").exists():
+        started = time.perf_counter()
+        turns = import_bfcl([BFCL / "BFCL_v4_multi_turn_base.json"], Granularity.TURN)
+        seconds = time.perf_counter() - started
+        print(f"bfcl import  {len(turns.tasks):4d} turn tasks  {seconds:.2f} s")
         imported = import_bfcl([BFCL / "BFCL_v4_multi_turn_base.json"], Granularity.TASK)
         report("bfcl base", imported.tasks)
     else:

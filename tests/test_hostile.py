@@ -296,7 +296,7 @@ def test_a_killed_flow_run_leaves_no_temporary_prefect_server(tmp_path: Path) ->
     finally:
         run.send_signal(signal.SIGKILL)
         run.wait()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a bound on a stuck server, not a timing claim
     while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in servers), "the temporary server outlived its run"

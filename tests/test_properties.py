@@ -15,7 +15,6 @@ import keyword
 import math
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -610,10 +609,11 @@ def test_a_far_generator_position_is_refused_at_once() -> None:
     seed = next(s for s in _seeds() if "rng_words" in s.initial_config.get(s.envs[0], {}))
     raw = json.loads(seed.model_dump_json())
     raw["initial_config"][seed.envs[0]]["rng_words"] = 10**15
-    started = time.perf_counter()
     rejection = _check_verdict(validate_line(_json_line(raw)))
-    assert time.perf_counter() - started < 5
+    # refused by the state's bound before any replay (bench/hostile_inputs.py times it)
     assert isinstance(rejection, Rejection)
+    assert rejection.code is RejectionCode.STATIC_BAD_INITIAL_STATE
+    assert "rng_words" in rejection.message
 
 
 # --- (c) the model-answer path -------------------------------------------------------------------

@@ -4,7 +4,6 @@ turns (kept, merged with earlier turns, or dropped with a code), the CLI."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -244,11 +243,8 @@ def test_gather_prints_the_import_report(
 
 def test_every_base_turn_is_kept_merged_or_dropped(bfcl_dir: Path) -> None:
     upstream = load_tasks(bfcl_dir / "BFCL_v4_multi_turn_base.json")
-    started = time.perf_counter()
     report = import_bfcl([bfcl_dir / "BFCL_v4_multi_turn_base.json"], Granularity.TURN)
-    elapsed = time.perf_counter() - started
-    print(f"\n{report.summary()}\n{elapsed:.1f} s")
-    assert elapsed < 30
+    print(f"\n{report.summary()}")  # bench/replay.py times this import
     candidates = sum(len(calls) >= 2 for task in upstream for calls in task.ground_truth)
     assert report.kept + report.merged + len(report.dropped) == candidates
     assert len(report.tasks) == report.kept + report.merged - report.duplicates

@@ -21,7 +21,6 @@ from pipeline.harness.plot import LABEL_GID, Timeline, draw_timelines
 from pipeline.harness.runner import file_stem, read_log
 from pipeline.harness.sim import Episode
 
-
 pytestmark = pytest.mark.slow  # an evaluated run plotted: seconds
 
 

@@ -275,9 +275,7 @@ def test_fault_mix_every_call_returns_a_result(tmp_path: Path) -> None:
     prompts = [f"task {index}" for index in range(60)]
     with server as url:
         config = make_config(url, tmp_path, timeout=0.5, concurrency=16)
-        started = time.perf_counter()
         results = ask(config, prompts, usage=usage)
-        elapsed = time.perf_counter() - started
     assert len(results) == 60
     assert all(isinstance(result, LLMResult) for result in results)
     assert all((result.value is None) == (result.error is not None) for result in results)
@@ -287,7 +285,7 @@ def test_fault_mix_every_call_returns_a_result(tmp_path: Path) -> None:
     assert counters["requests"] == server.requests == sum(result.requests for result in results)
     outcomes = {event.outcome for event in server.events}
     assert {"rate_limit", "server_error", "timeout", "truncated", "invalid"} <= outcomes
-    assert elapsed < 20
+    assert server.max_in_flight > 1  # the prompts were asked side by side, not one by one
 
 
 def test_retry_after_is_honoured(tmp_path: Path) -> None:

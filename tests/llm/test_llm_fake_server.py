@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -127,11 +126,10 @@ def test_sustains_64_concurrent_requests_at_200_ms() -> None:
     server = FakeOpenAIServer(latency=0.2)
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     with server as url, ThreadPoolExecutor(64) as pool:
-        started = time.perf_counter()
         statuses = list(
             pool.map(lambda _: call(url, "POST", "/chat/completions", body)[0], range(64))
         )
-        elapsed = time.perf_counter() - started
     assert statuses == [200] * 64
+    # all 64 were in flight at once: served together, not one after another (the wall time of
+    # such waves is measured by bench/evolve.py, where a loaded machine cannot fail a test)
     assert server.max_in_flight == 64
-    assert elapsed < 1.0, elapsed  # together: one after another would take 12.8 s
