@@ -254,6 +254,8 @@ def _try(
         return None  # a document's format is the one it came with, never a guess
     if len(set(added.bindings.values())) < len(added.bindings):
         return None  # one value passed twice ("add x and x") is not a request a user makes
+    if _combines_with_its_own_source(inferred, added):
+        return None  # adding a total to a value it already holds counts that value twice
     if spec.kind is ToolKind.WRITE and any(
         _picked_by_position(source) for source in added.bindings.values()
     ):
@@ -266,6 +268,20 @@ def _try(
     ):
         return None  # converting a converted value back is a round trip, not a request
     return task.model_copy(update={"calls": [*task.calls, added]})
+
+
+def _combines_with_its_own_source(calls: list[Call], added: Call) -> bool:
+    """Whether ``added`` takes two values where one was computed from the other's step: adding
+    a rounded quotient to the quotient, or a weight to a total that already includes it."""
+    position = {call.id: index for index, call in enumerate(calls)}
+    ancestors: list[set[str]] = []
+    for call in calls:
+        found = set(call.depends_on)
+        for parent in call.depends_on:
+            found |= ancestors[position[parent]]
+        ancestors.append(found)
+    producers = {source.split(".", 1)[0] for source in added.bindings.values()}
+    return any(p in ancestors[position[q]] for p in producers for q in producers if p != q)
 
 
 def _picked_by_position(source: str) -> bool:

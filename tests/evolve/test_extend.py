@@ -322,3 +322,29 @@ def test_no_step_that_takes_back_an_earlier_one() -> None:
     taken_back = {**final, "watch_list": ["NVDA"]}
     assert _undoes_a_step(task, "trading", taken_back)
     assert not _undoes_a_step(task, "trading", {**final, "watch_list": ["NVDA", "AAPL", "MSFT"]})
+
+
+def _ancestors(task: Task) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for call in task.calls:
+        found[call.id] = set(call.depends_on).union(*(found[p] for p in call.depends_on))
+    return found
+
+
+def test_no_step_combines_a_value_with_one_computed_from_it(verbaliser: Verbaliser) -> None:
+    """'Subtract the doubled sum from the sum' or 'add the rounded quotient to the quotient'
+    counts one value twice: no user asks for it (blind reads called it nonsensical)."""
+    from pipeline.seeds import load_seeds
+
+    children = []
+    for task in load_seeds():
+        if task.category in ("maths", "data_generation"):
+            for seed in range(8):
+                child = extend(task, random.Random(seed), verbaliser)
+                if child is not None:
+                    children.append(child)
+    assert len(children) > 40  # the rule leaves plenty of extensions
+    for child in children:
+        ancestors = _ancestors(child)
+        producers = {source.split(".", 1)[0] for source in child.calls[-1].bindings.values()}
+        assert not any(p in ancestors[q] for p in producers for q in producers), child.question
