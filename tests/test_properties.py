@@ -39,7 +39,7 @@ from pipeline.compose import ComposeSettings, compose
 from pipeline.envs import ENVIRONMENTS, ToolError
 from pipeline.evolve.candidate import Candidate
 from pipeline.evolve.engine import EvolveSettings, evolve
-from pipeline.evolve.llm_ops import EvolvedTask, RepairAnswer, task_from_answer
+from pipeline.evolve.llm_ops import EvolvedTask, ProposedCall, RepairAnswer, task_from_answer
 from pipeline.harness.openai_agent import OpenAIAgent, OpenAIAgentSettings
 from pipeline.harness.protocol import (
     FINISH,
@@ -633,8 +633,8 @@ def _check_candidate(candidate: Candidate, parent: Task, operator: str) -> None:
     _check_verdict(validate_task(candidate.task))  # what the engine does next
 
 
-def _real_call_strings(task: Task) -> list[str]:
-    return [format_call(call.tool.partition(".")[2], call.arguments) for call in task.calls]
+def _real_calls(task: Task) -> list[ProposedCall]:
+    return [ProposedCall(tool=call.function, arguments=call.arguments) for call in task.calls]
 
 
 @pytest.mark.slow
@@ -644,11 +644,16 @@ def test_task_from_answer_gives_a_task_or_a_rejection(data: st.DataObject) -> No
     parent = data.draw(_pick(_seeds()), label="parent")
     operator = data.draw(st.sampled_from(["deepen", "broaden", "repair"]), label="operator")
     question = data.draw(st.one_of(st.just(parent.question), hostile_text), label="question")
-    real = _real_call_strings(parent)
+    real = _real_calls(parent)
+    invented = st.builds(
+        ProposedCall,
+        tool=st.one_of(st.sampled_from(sorted(TOOLS)), call_strings, hostile_text),
+        arguments=st.dictionaries(st.text(max_size=12), json_values, max_size=4),
+    )
     calls = data.draw(
         st.one_of(
             st.just(real),
-            st.lists(st.one_of(st.sampled_from(real), call_strings), max_size=6),
+            st.lists(st.one_of(st.sampled_from(real), invented), max_size=6),
             st.permutations(real),
         ),
         label="calls",
@@ -659,17 +664,22 @@ def test_task_from_answer_gives_a_task_or_a_rejection(data: st.DataObject) -> No
     _check_candidate(candidate, parent, operator)
 
 
+proposed_calls = st.fixed_dictionaries(
+    {
+        "tool": st.one_of(st.sampled_from(sorted(TOOLS)), call_strings, hostile_text),
+        "arguments": st.dictionaries(st.text(max_size=12), json_values, max_size=4),
+    },
+    optional={"extra": json_values},
+)
 model_replies = st.one_of(
     hostile_text,
     json_values.map(_json_line),
     st.fixed_dictionaries(
-        {"question": hostile_text, "ground_truth": st.lists(call_strings, max_size=4)},
+        {"question": hostile_text, "calls": st.lists(proposed_calls, max_size=4)},
         optional={"give_up": json_values, "reason": hostile_text, "extra": json_values},
     ).map(lambda answer: json.dumps(answer, ensure_ascii=False)),
-    st.tuples(hostile_text, st.lists(call_strings, max_size=3), hostile_text).map(
-        lambda t: (
-            f"{t[0]}\n```json\n{json.dumps({'question': 'q', 'ground_truth': t[1]})}\n```{t[2]}"
-        )
+    st.tuples(hostile_text, st.lists(proposed_calls, max_size=3), hostile_text).map(
+        lambda t: f"{t[0]}\n```json\n{json.dumps({'question': 'q', 'calls': t[1]})}\n```{t[2]}"
     ),
 )
 
@@ -678,17 +688,17 @@ model_replies = st.one_of(
 @given(model_replies, _pick(_seeds()))
 def test_model_text_to_candidate_never_crashes(raw: str, parent: Task) -> None:
     """The whole answer path: the model's text, its structured parse, then the candidate."""
-    answers: list[tuple[str, list[str]]] = []
+    answers: list[tuple[str, list[ProposedCall]]] = []
     evolved, problem = parse_output(raw, EvolvedTask)
     if evolved is None:
         assert problem
     else:
-        answers.append((evolved.question, evolved.ground_truth))
+        answers.append((evolved.question, evolved.calls))
     repaired, problem = parse_output(raw, RepairAnswer)
     if repaired is None:
         assert problem
     else:
-        answers.append((repaired.question or "q", repaired.ground_truth))
+        answers.append((repaired.question or "q", repaired.calls))
     for question, calls in answers:
         lineage = Lineage(parents=[parent.id], operator="deepen", round=1)
         candidate = task_from_answer(parent, "deepen", question, calls, lineage, raw)
