@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -331,13 +332,34 @@ def _play(
         success = asyncio.run(go())
         bodies = server.bodies
     delivered = [
-        json.loads(line)
+        item
         for message in bodies[-1]["messages"]
         if message["role"] == "user"
-        for line in message["content"].splitlines()
-        if line.startswith('{"call_id"')
+        for item in _results(message["content"])
     ]
     return success, delivered
+
+
+def _results(text: str) -> list[dict[str, Any]]:
+    """The result lines the agent wrote (``- c1 (task T) tool {args} returned: JSON``), as
+    task, tool and result, with the stated cut when the result was cut."""
+    found = []
+    for line in text.splitlines():
+        match = re.match(r"- (c\d+) \(task ([^)]+)\) (\w+) ", line)
+        if match is None:
+            continue
+        _, end = json.JSONDecoder().raw_decode(line, match.end())
+        item: dict[str, Any] = {"task_id": match.group(2), "tool": match.group(3)}
+        rest = line[end:]
+        if rest.startswith(" returned: "):
+            item["result"] = json.loads(rest.removeprefix(" returned: "))
+        elif rest.startswith(" returned ("):
+            note, _, cut = rest.partition("): ")
+            item.update(result=cut, result_truncated=note)
+        else:
+            continue
+        found.append(item)
+    return found
 
 
 def test_agent_sees_long_results_whole(watch_instance: Instance, tmp_path: Path) -> None:

@@ -1,35 +1,57 @@
 """An agent backed by any OpenAI-compatible chat endpoint, speaking ``harness.protocol``.
 
-Each step renders what happened since the model's last reply — one ``tool`` message per call it
-made (the acknowledgement: call id and status, or why it was refused), then a user message with
-the clock, the results delivered (by call id) and what is still open — asks the model, and turns
-the reply into actions: native ``tool_calls`` first, else calls written as JSON in the text.
-Results are shown whole, whatever their JSON shape (a bare list such as ``get_watchlist``'s in
-BFCL's long-context mode included); ``max_result_chars`` is an explicit, opt-in cap.
+Each step tells the model what became of its last reply (per call: started with its call id
+and result time, refused, finished, waited), the results delivered since, the calls still
+running and the unfinished tasks — as prose lines that lead with the call id, so a model that
+copies them makes no call — then asks for the next reply and turns it into actions: native
+``tool_calls`` first, else calls written in the text (``<tool_call>`` blocks or JSON). Which
+path each reply took is logged (``model_reply`` events) and counted in the episode's ``agent``
+event.
+
+What the endpoint supports is the client's memory (``LLMClient.capabilities``): a server known
+to refuse ``tools`` gets the tools spelled out in the prompt from the first request; one that
+refuses them now is asked again without them. The token cap goes out under the name the
+endpoint takes (``max_tokens`` or ``max_completion_tokens``), which the client also learns.
+
+The conversation is kept within the model's context window: before each request its size is
+estimated, and when it would not fit, the oldest exchanges are replaced by one message that
+restates every result the unfinished tasks may still need (the calls still running are listed
+in every message anyway). A context-overflow refusal is handled as such — logged, the window
+and the tokens-per-character ratio learned from the server's numbers when it gives them, and
+retried trimmed — never taken for a tools refusal. What is learned about the window is shared
+by the episodes of one ``openai_agent_factory``.
 
 Nothing the model says can crash an episode. A reply with nothing to act on is reported back:
 while calls are pending it counts as a wait; with nothing pending it is answered at once (an
-empty step would end the episode). After ``max_invalid_replies`` such replies in a row, a failed
-request, or ``max_turns`` model requests, the agent stops: it returns no actions, so the episode
-ends once the pending calls are delivered. A server that refuses the ``tools`` parameter (HTTP
-400/422 before any native call) is asked again without it, the tools spelled out in the prompt.
+empty step would end the episode). An identical call (same task, tool and arguments) made more
+than ``max_identical_calls`` times is stopped, logged (``repeated_call``) and scored as the
+``repeated_call`` failure label. After ``max_invalid_replies`` unusable replies in a row, a
+failed request, or ``max_turns`` model requests, the agent stops: it returns no actions, so the
+episode ends once the pending calls are delivered.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.harness.protocol import (
+    ECHO,
     FINISH,
+    REPEAT,
     WAIT,
     ProtocolError,
     agent_tools,
+    call_label,
     openai_name,
     parse_content_calls,
     parse_native_calls,
+    result_line,
+    running_line,
+    started_line,
     system_prompt,
 )
 from pipeline.harness.sim import (
@@ -46,6 +68,10 @@ from pipeline.llm.client import ChatResult, LLMClient
 
 MAX_LOGGED_RAW = 2000  # characters of a bad reply kept in the episode log
 REFUSED_STATUS = frozenset({400, 422})  # how servers without tool support refuse ``tools``
+MESSAGE_OVERHEAD = 12  # characters a chat template adds around each message (role, markers)
+LOW_WATER = 0.6  # a trim leaves the conversation at this share of the budget, so the
+# server's prompt cache is broken once per trim, not on every turn after the first one
+MIN_CHARS_PER_TOKEN = 1.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +85,47 @@ class OpenAIAgentSettings:
     #: and the cut is stated to the model and logged, never silent.
     max_result_chars: int | None = None
     name: str | None = None  # defaults to "openai:<model>"
+    #: the model's context window in tokens, if known. None: learned from the first
+    #: context-overflow refusal (servers state the window and the prompt size in it), and
+    #: until then the conversation is sent whole
+    context_tokens: int | None = None
+    #: completion budget of one reply: several calls fit; a rambling reply is cut
+    reply_tokens: int = 512
+    #: starting estimate of characters per token for the size of a request; lowered when the
+    #: server reports the real prompt size (JSON and ids tokenise densely, hence below 4)
+    chars_per_token: float = 3.0
+    #: identical calls (task, tool, arguments) let through per episode; the ground truth
+    #: never repeats a call more than twice (``cd`` into the same folder twice)
+    max_identical_calls: int = 2
+    #: 0: the most likely call; resampling a tool call buys nothing and breaks replay
+    temperature: float | None = 0.0
+    max_overflows: int = 3  # context-overflow refusals in a row before the agent gives up
+
+
+@dataclass
+class ContextMemory:
+    """What the episodes of one factory learned about the model's context window."""
+
+    context_tokens: int | None
+    chars_per_token: float
+    learned: list[str] = field(default_factory=list)
+
+
+_WINDOW = re.compile(r"(?:maximum context length is|context window of|n_ctx[^0-9]{0,12})\s*(\d+)")
+_PROMPT = re.compile(
+    r"(?:\((\d+) in the messages|requested tokens \((\d+)\)|messages resulted in (\d+) tokens"
+    r"|prompt[^0-9.]{0,20}\((\d+) tokens\))",
+    re.IGNORECASE,
+)
+
+
+def overflow_numbers(message: str) -> tuple[int | None, int | None]:
+    """(context window, prompt tokens) as an overflow error states them, where it does
+    (llama.cpp's server, llama-cpp-python, vLLM and OpenAI word them differently)."""
+    window = _WINDOW.search(message.lower())
+    prompt = _PROMPT.search(message)
+    prompt_tokens = next((int(g) for g in prompt.groups() if g), None) if prompt else None
+    return (int(window.group(1)) if window else None), prompt_tokens
 
 
 @dataclass(frozen=True)
@@ -66,67 +133,111 @@ class _Reply:
     """One call of the model's last reply and what became of it."""
 
     action: Action | ProtocolError
-    tool_call_id: str | None  # native calls are answered by id; JSON-in-text calls are not
+    tool_call_id: str | None  # native calls are answered by id; calls in the text are not
 
 
-def _result_fields(value: Any, limit: int | None) -> tuple[dict[str, Any], int | None]:
-    """The delivery's result fields: the value as it is (any JSON: an object, a bare list, a
-    string), or, over ``limit``, the start of its JSON and a field saying it was cut. Also the
-    full length when cut (for the log)."""
-    if limit is None:
-        return {"result": value}, None
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) <= limit:
-        return {"result": value}, None
-    note = (
-        f"the result is {len(text)} characters of JSON; only the first {limit} are shown"
-        " (this agent's max_result_chars)"
-    )
-    return {"result": text[:limit], "result_truncated": note}, len(text)
+@dataclass
+class _Call:
+    """A call the harness accepted or refused, as the agent tells the model about it."""
+
+    call_id: str
+    task_id: str
+    tool: str
+    arguments: dict[str, Any]
+    eta: float | None
+    delivered: Delivery | None = None
+    shown_in: int = -1  # the block whose user message showed the result
 
 
-def _line(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, default=str)
+@dataclass
+class _Block:
+    """Messages that stay or go together: a reply, its tool answers and the next user
+    message (the first block is the opening user message alone)."""
+
+    number: int
+    messages: list[dict[str, Any]]
+
+
+def _size(messages: list[dict[str, Any]]) -> int:
+    total = 0
+    for message in messages:
+        total += len(message.get("content") or "") + MESSAGE_OVERHEAD
+        if message.get("tool_calls"):
+            total += len(json.dumps(message["tool_calls"], ensure_ascii=False))
+    return total
 
 
 class OpenAIAgent:
     """One episode's conversation with the model (build one per episode)."""
 
     def __init__(
-        self, episode: Episode, client: LLMClient, settings: OpenAIAgentSettings | None = None
+        self,
+        episode: Episode,
+        client: LLMClient,
+        settings: OpenAIAgentSettings | None = None,
+        memory: ContextMemory | None = None,
     ) -> None:
         self.settings = settings or OpenAIAgentSettings()
         self.name = self.settings.name or f"openai:{client.model}"
         self.client = client
         self.episode = episode
-        instance = episode.instance
+        self.memory = memory or ContextMemory(
+            self.settings.context_tokens, self.settings.chars_per_token
+        )
         self.task_ids = list(episode.task_ids)
-        self.tools = agent_tools(instance) if self.settings.native_tools else None
-        prompt = system_prompt(instance, list_signatures=not self.settings.native_tools)
-        self.messages: list[dict[str, Any]] = [{"role": "system", "content": prompt}]
+        native = self.settings.native_tools and not _tools_known_refused(client)
+        self.tools = agent_tools(episode.instance) if native else None
+        self.system = {
+            "role": "system",
+            "content": system_prompt(episode.instance, list_signatures=not native),
+        }
+        self._blocks: list[_Block] = []
+        self._summary: dict[str, Any] | None = None  # stands for the trimmed blocks
+        self._calls: dict[str, _Call] = {}
+        self._issued: dict[str, list[str]] = {}  # identical-call key -> call ids
         self.requests = 0
         self.invalid_streak = 0
         self.stopped: str | None = None  # why the agent gave up
         self._replies: list[_Reply] = []  # the last reply's calls, awaiting feedback
         self._note: str | None = None  # said once in the next user message
+        self._report: dict[str, Any] | None = None  # the episode's ``agent`` event
 
     # -- one step --
 
     async def __call__(self, observation: Observation) -> list[Action]:
+        if self._report is None:
+            self._report = self._start_report(observation)
         if self.stopped is not None:
             return []
         self._render(observation)
+        overflows = 0
         while True:
             limit = self.settings.max_turns
             if limit is not None and self.requests >= limit:
                 return self._stop(observation, f"reached the limit of {limit} model requests")
+            messages = self._fit(observation)
+            if messages is None:
+                return self._stop(
+                    observation,
+                    f"the prompt cannot fit the model's context window of"
+                    f" {self.memory.context_tokens} tokens",
+                )
             result = await self.client.chat(
                 stage=self.settings.stage,
-                messages=self.messages,
+                messages=messages,
                 tools=self.tools,
                 tool_choice="auto" if self.tools else None,
+                temperature=self.settings.temperature,
+                max_tokens=self._reply_tokens(),
             )
             self.requests += 1
+            self._count("requests", result.requests)
+            if result.error is not None and result.refusal == "context_overflow":
+                overflows += 1
+                self._overflowed(observation, result, messages)
+                if overflows >= self.settings.max_overflows:
+                    return self._stop(observation, f"{overflows} context overflows in a row")
+                continue
             if result.error is not None and self._tools_refused(result):
                 self._log(observation, "tools_refused", result.error)
                 continue
@@ -140,7 +251,7 @@ class OpenAIAgent:
                 self.invalid_streak = 0
                 return work or [WaitAction()]
             self.invalid_streak += 1
-            problem = self._problem(observation)
+            problem = self._problem(result)
             self._log(observation, "invalid_reply", problem, result)
             if self.invalid_streak >= self.settings.max_invalid_replies:
                 return self._stop(observation, f"{self.invalid_streak} unusable replies in a row")
@@ -151,23 +262,47 @@ class OpenAIAgent:
             # nothing pending: an empty step would end the episode, so answer it right away
             self._render(Observation(observation.now, [], [], 0, observation.finished))
 
+    def _reply_tokens(self) -> int:
+        """The reply budget, never above the client's configured cap (a user who lowered it
+        meant it)."""
+        config = getattr(self.client, "config", None)
+        cap = getattr(config, "max_tokens", None)
+        wanted = self.settings.reply_tokens
+        return min(wanted, cap) if isinstance(cap, int) else wanted
+
     def _tools_refused(self, result: ChatResult) -> bool:
         """A server that rejects the tools parameter (vLLM without auto tool choice, ...):
         go on without it, the tools described in the system prompt, if nothing relies on
-        native calls yet."""
-        if self.tools is None or result.status not in REFUSED_STATUS:
+        native calls yet. A context overflow never lands here (it is handled before)."""
+        if self.tools is None:
             return False
-        if any("tool_calls" in message for message in self.messages):
+        if result.refusal != "tools" and result.status not in REFUSED_STATUS:
             return False
-        self.tools = None
-        prompt = system_prompt(self.episode.instance, list_signatures=True)
-        self.messages[0] = {"role": "system", "content": prompt}
+        if any(m.get("tool_calls") for block in self._blocks for m in block.messages):
+            return False
+        self._drop_tools()
         return True
 
-    def _problem(self, observation: Observation) -> str:
+    def _drop_tools(self) -> None:
+        self.tools = None
+        prompt = system_prompt(self.episode.instance, list_signatures=True)
+        self.system = {"role": "system", "content": prompt}
+        if self._report is not None:
+            self._report["tools"] = "prompt"
+
+    def _problem(self, result: ChatResult) -> str:
+        if any(
+            isinstance(r.action, ProtocolError) and r.action.kind == ECHO for r in self._replies
+        ):
+            return "Your reply only copied lines about earlier calls, so nothing was done."
+        if result.finish_reason == "length":
+            return (
+                f"Your reply was cut at {self._reply_tokens()} tokens before any complete"
+                " call. Reply with the calls only, and fewer of them."
+            )
         if not self._replies:
             return "Your reply contained no function call, so nothing was done."
-        return "None of the calls in your reply could be carried out (see the errors)."
+        return "None of the calls in your reply could be carried out (see above)."
 
     def _stop(self, observation: Observation, reason: str) -> list[Action]:
         self.stopped = reason
@@ -175,7 +310,12 @@ class OpenAIAgent:
         return []
 
     def _log(
-        self, observation: Observation, kind: str, message: str, result: ChatResult | None = None
+        self,
+        observation: Observation,
+        kind: str,
+        message: str,
+        result: ChatResult | None = None,
+        **data: Any,
     ) -> None:
         """Into the episode's event log, beside the harness's own events."""
         event: dict[str, Any] = {
@@ -183,36 +323,175 @@ class OpenAIAgent:
             "sim_time": round(observation.now, 6),
             "agent": self.name,
             "message": message,
+            **data,
         }
         if result is not None:
             event["raw"] = (result.raw or "")[:MAX_LOGGED_RAW]
         self.episode.trace.events.append(event)
 
+    # -- the episode's ``agent`` event: how the model was reached, kept up to date --
+
+    def _start_report(self, observation: Observation) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "event": "agent",
+            "sim_time": round(observation.now, 6),
+            "agent": self.name,
+            "tools": "native" if self.tools else "prompt",
+            "tools_offered": [
+                tool["function"]["name"] for tool in agent_tools(self.episode.instance)
+            ],
+            "replies": {"native": 0, "tagged": 0, "json": 0, "none": 0},
+            "requests": 0,
+            "context_overflows": 0,
+            "trims": 0,
+            "repeated_calls": 0,
+            "echoes": 0,
+        }
+        self.episode.trace.events.append(report)  # the dict is updated in place until the end
+        return report
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        if self._report is not None:
+            self._report[name] += amount
+
+    # -- fitting the context window --
+
+    def _budget_chars(self) -> int | None:
+        """Characters the conversation may take (tools and system prompt included), with room
+        for the reply and 5% for the estimate's error; None while the window is unknown."""
+        memory = self.memory
+        if memory.context_tokens is None:
+            return None
+        tokens = memory.context_tokens - self._reply_tokens()
+        return max(0, int(tokens * 0.95 * memory.chars_per_token))
+
+    def _fixed_chars(self) -> int:
+        tools = len(json.dumps(self.tools, ensure_ascii=False)) if self.tools else 0
+        return tools + _size([self.system])
+
+    def _assemble(self) -> list[dict[str, Any]]:
+        head = [self.system] + ([self._summary] if self._summary else [])
+        return head + [m for block in self._blocks for m in block.messages]
+
+    def _fit(self, observation: Observation) -> list[dict[str, Any]] | None:
+        """The messages to send, trimmed to the budget when needed; None if even the system
+        prompt and the latest exchange cannot fit (after giving up the tool schemas)."""
+        budget = self._budget_chars()
+        before = self._fixed_chars() + _size(self._assemble()[1:])
+        if budget is None or before <= budget:
+            return self._assemble()
+        target = int(budget * LOW_WATER)
+        keep = len(self._blocks) - 1
+        while keep > 0:  # keep as many recent blocks as fit under the low-water mark
+            summary = self._summary_for(self._blocks[keep - 1 :])
+            size = self._fixed_chars() + _size([summary, *self._messages_from(keep - 1)])
+            if size > target:
+                break
+            keep -= 1
+        dropped = keep
+        if dropped:
+            self._summary = self._summary_for(self._blocks[keep:])
+            self._blocks = self._blocks[keep:]
+        after = self._fixed_chars() + _size(self._assemble()[1:])
+        if after > budget and self.tools is not None:
+            self._drop_tools()  # the schemas are the largest fixed part; signatures are shorter
+            self._log(observation, "tools_dropped", "the tool schemas do not fit the context")
+            after = self._fixed_chars() + _size(self._assemble()[1:])
+        if dropped or after != before:
+            self._count("trims")
+            self._log(
+                observation,
+                "history_trimmed",
+                f"{dropped} earlier exchanges replaced by a summary of the results still needed",
+                estimated_tokens_before=round(before / self.memory.chars_per_token),
+                estimated_tokens_after=round(after / self.memory.chars_per_token),
+                context_tokens=self.memory.context_tokens,
+            )
+        return self._assemble() if after <= budget else None
+
+    def _messages_from(self, index: int) -> list[dict[str, Any]]:
+        return [m for block in self._blocks[index:] for m in block.messages]
+
+    def _summary_for(self, kept: list[_Block]) -> dict[str, Any]:
+        """The message that stands for every block before ``kept``: each result delivered for
+        a task that is not finished and not shown in a kept block (what is running is in
+        every user message)."""
+        shown = {block.number for block in kept}
+        finished = set(self.episode.trace.finished)
+        lines = ["Earlier messages were removed to save space. Results you already received:"]
+        for call in self._calls.values():
+            delivery = call.delivered
+            if delivery is None or call.shown_in in shown or call.task_id in finished:
+                continue
+            label = call_label(call.call_id, call.task_id, call.tool, call.arguments)
+            lines.append(
+                result_line(label, delivery.result, delivery.error, self.settings.max_result_chars)
+            )
+        if len(lines) == 1:
+            lines.append("(none that an unfinished task still needs)")
+        done = [task for task in self.task_ids if task in finished]
+        if done:
+            lines.append(f"Finished tasks: {', '.join(done)}.")
+        return {"role": "user", "content": "\n".join(lines)}
+
+    def _overflowed(
+        self, observation: Observation, result: ChatResult, messages: list[dict[str, Any]]
+    ) -> None:
+        """Learn from a context-overflow refusal what the request really cost."""
+        self._count("context_overflows")
+        memory = self.memory
+        window, prompt = overflow_numbers(result.error or "")
+        sent = self._fixed_chars() + _size(messages[1:])
+        if prompt is not None and prompt > 0:
+            ratio = sent / prompt
+            memory.chars_per_token = max(MIN_CHARS_PER_TOKEN, min(memory.chars_per_token, ratio))
+        if window is not None:
+            memory.context_tokens = window
+        else:  # not stated: the window holds at most three quarters of what was sent
+            estimate = int(sent / memory.chars_per_token * 0.75) + self._reply_tokens()
+            known = memory.context_tokens
+            memory.context_tokens = estimate if known is None else min(known, estimate)
+        note = (
+            f"context window {memory.context_tokens} tokens,"
+            f" {memory.chars_per_token:.2f} characters per token"
+        )
+        memory.learned.append(note)
+        self._log(
+            observation,
+            "context_overflow",
+            f"the request did not fit the model's context; retrying trimmed ({note})",
+            error=result.error,
+            context_tokens=window,
+            prompt_tokens=prompt,
+        )
+
     # -- reading a reply --
 
     def _read(self, result: ChatResult, observation: Observation) -> list[_Reply]:
-        """The reply as calls (appending it to the history). Finishing a finished task and
-        waiting with nothing pending are errors here: the harness would ignore the one silently
-        and end the episode on the other."""
+        """The reply as calls (starting a new block with it). Finishing a finished task,
+        waiting with nothing pending and an identical call over the bound are errors here:
+        the harness would ignore the first silently and end the episode on the second."""
         finished = set(observation.finished)
         replies: list[_Reply] = []
         if result.tool_calls:
+            path = "native"
             calls: list[dict[str, Any]] = []
             for index, call in enumerate(result.tool_calls):
                 call_id = str(call.get("id") or "")
                 if not call_id or any(c["id"] == call_id for c in calls):
                     call_id = f"call_{self.requests}_{index}"  # the answers must match the ids
                 calls.append({**call, "id": call_id})
-            self.messages.append(
-                {"role": "assistant", "content": result.content, "tool_calls": calls}
-            )
+            message = {"role": "assistant", "content": result.content, "tool_calls": calls}
             parsed = parse_native_calls(calls, self.task_ids)
             replies = [_Reply(a, c["id"]) for a, c in zip(parsed, calls)]
         else:
-            self.messages.append({"role": "assistant", "content": result.content})
+            message = {"role": "assistant", "content": result.content}
             found = parse_content_calls(result.content, self.task_ids)
             replies = [_Reply(action, None) for action in found or []]
+            path = "none" if not found else "tagged" if "<tool_call>" in result.content else "json"
+        self._blocks.append(_Block(self._next_block(), [message]))
         checked = []
+        seen: dict[str, int] = {}
         for reply in replies:
             action = reply.action
             if isinstance(action, FinishAction):
@@ -222,91 +501,166 @@ class OpenAIAgent:
                 finished.add(task_id)
             elif isinstance(action, WaitAction) and not observation.pending:
                 action = ProtocolError("nothing is pending, so there is nothing to wait for", WAIT)
+            elif isinstance(action, CallAction):
+                action = self._bounded(action, seen, observation)
+            elif isinstance(action, ProtocolError) and action.kind == ECHO:
+                self._count("echoes")
+                self._log(observation, "echoed_acknowledgement", action.message, result)
             checked.append(_Reply(action, reply.tool_call_id))
+        calls_made = sum(isinstance(r.action, CallAction) for r in checked)
+        if self._report is not None:
+            self._report["replies"][path] += 1
+        self._log(
+            observation,
+            "model_reply",
+            f"{len(replies)} call(s) read, {calls_made} to issue",
+            path=path,
+            finish_reason=result.finish_reason,
+            cached=result.cached,
+        )
         return checked
+
+    def _bounded(
+        self, action: CallAction, seen: dict[str, int], observation: Observation
+    ) -> Action | ProtocolError:
+        """The call, or a REPEAT error once this exact call was made often enough."""
+        key = json.dumps([action.task_id, action.tool, action.arguments], sort_keys=True)
+        earlier = self._issued.get(key, [])
+        count = len(earlier) + seen.get(key, 0)
+        if count < self.settings.max_identical_calls:
+            seen[key] = seen.get(key, 0) + 1
+            return action
+        self._count("repeated_calls")
+        ids = ", ".join(earlier) or "this reply"
+        message = (
+            f"stopped: {openai_name(action.tool)} {json.dumps(action.arguments)} for task"
+            f" {action.task_id} was already made {count} times ({ids}); making it again"
+            " cannot help. Use the results you have, or finish the task."
+        )
+        self._log(
+            observation,
+            "repeated_call",
+            message,
+            task_id=action.task_id,
+            tool=action.tool,
+            arguments=action.arguments,
+            count=count + 1,
+        )
+        return ProtocolError(message, openai_name(action.tool), REPEAT)
+
+    def _next_block(self) -> int:
+        return self._blocks[-1].number + 1 if self._blocks else 0
 
     # -- rendering what happened --
 
-    def _outcome(self, reply: _Reply, ack: Ack | None, observation: Observation) -> dict[str, Any]:
+    def _outcome(self, reply: _Reply, ack: Ack | None) -> str:
         action = reply.action
         if isinstance(action, ProtocolError):
-            return {"status": "error", "error": action.message}
+            return f"- not done: {action.message}"
         if isinstance(action, WaitAction):
-            return {"status": "waited", "clock": round(observation.now, 3)}
+            return "- waited."
         if isinstance(action, FinishAction):
-            return {"status": "finished", "task_id": action.task_id}
+            return f"- task {action.task_id} finished."
         if ack is None:
-            return {"status": "not sent", "task_id": action.task_id}
-        outcome: dict[str, Any] = {
-            "status": ack.status,
-            "call_id": ack.call_id,
-            "task_id": ack.task_id,
-            "tool": openai_name(ack.tool),
-        }
-        if ack.error is not None:
-            outcome["error"] = ack.error
-        elif ack.eta is not None:
-            outcome["result_expected_at"] = round(ack.eta, 3)
-        return outcome
+            return f"- not sent: {openai_name(action.tool)} for task {action.task_id}."
+        label = call_label(ack.call_id, ack.task_id, ack.tool, action.arguments)
+        if ack.status != "pending" or ack.error is not None:
+            return f"- {label} refused: {ack.error}"
+        return started_line(label, ack.eta)
 
-    def _delivery(self, delivery: Delivery, observation: Observation) -> str:
-        payload: dict[str, Any] = {
-            "call_id": delivery.call_id,
-            "task_id": delivery.task_id,
-            "tool": openai_name(delivery.tool),
-            "arguments": delivery.arguments,
-        }
+    def _note_issued(self, reply: _Reply, ack: Ack | None) -> None:
+        action = reply.action
+        if not isinstance(action, CallAction) or ack is None:
+            return
+        eta = ack.eta if ack.status == "pending" else None
+        self._calls[ack.call_id] = _Call(ack.call_id, ack.task_id, ack.tool, action.arguments, eta)
+        key = json.dumps([action.task_id, action.tool, action.arguments], sort_keys=True)
+        self._issued.setdefault(key, []).append(ack.call_id)
+
+    def _delivery_line(self, delivery: Delivery, observation: Observation, block: int) -> str:
+        call = self._calls.get(delivery.call_id)
+        if call is None:  # issued before this agent (never: one agent per episode)
+            call = _Call(
+                delivery.call_id, delivery.task_id, delivery.tool, delivery.arguments, None
+            )
+            self._calls[delivery.call_id] = call
+        call.delivered = delivery
+        call.shown_in = block
         limit = self.settings.max_result_chars
-        if delivery.error is not None:
-            payload["error"] = delivery.error
-        else:
-            fields, full_length = _result_fields(delivery.result, limit)
-            payload.update(fields)
-            if full_length is not None:
-                message = f"{delivery.call_id}: {full_length} characters cut to {limit}"
+        label = call_label(delivery.call_id, delivery.task_id, delivery.tool, delivery.arguments)
+        line = result_line(label, delivery.result, delivery.error, limit)
+        if limit is not None and delivery.error is None:
+            length = len(json.dumps(delivery.result, ensure_ascii=False, default=str))
+            if length > limit:
+                message = f"{delivery.call_id}: {length} characters cut to {limit}"
                 self._log(observation, "result_truncated", message)
-        return _line(payload)
+        return line
 
     def _render(self, observation: Observation) -> None:
         """Append the feedback on the last reply and the news since it to the history."""
         acks = iter(observation.acks)
+        first = not self._blocks
+        block = self._blocks[-1] if self._blocks else _Block(0, [])
+        if first:
+            self._blocks.append(block)
+        lines = [f"Clock: t={observation.now:.3f} s."]
+        if first:
+            lines.append("No calls made yet. Begin.")
         outcomes = []
         for reply in self._replies:
             ack = next(acks, None) if isinstance(reply.action, CallAction) else None
-            outcomes.append((reply, self._outcome(reply, ack, observation)))
-        lines = [f"Clock: t={observation.now:.3f} s."]
-        if not self._replies and len(self.messages) == 1:
-            lines.append("No calls made yet. Begin.")
-        for reply, outcome in outcomes:
+            self._note_issued(reply, ack)
+            outcome = self._outcome(reply, ack)
+            outcomes.append(outcome)
             if reply.tool_call_id is not None:
-                self.messages.append(
-                    {"role": "tool", "tool_call_id": reply.tool_call_id, "content": _line(outcome)}
+                block.messages.append(
+                    {"role": "tool", "tool_call_id": reply.tool_call_id, "content": outcome[2:]}
                 )
-        text_outcomes = [_line(o) for r, o in outcomes if r.tool_call_id is None]
-        if text_outcomes:
-            lines += ["Your calls:", *text_outcomes]
+        if outcomes:
+            lines += ["About your last reply:", *outcomes]
         if self._note is not None:
             lines.append(self._note)
             self._note = None
         if observation.deliveries:
-            lines.append(f"Results delivered ({len(observation.deliveries)}):")
-            lines += [self._delivery(d, observation) for d in observation.deliveries]
-        elif len(self.messages) > 1:
+            lines.append(f"New results ({len(observation.deliveries)}):")
+            lines += [
+                self._delivery_line(d, observation, block.number) for d in observation.deliveries
+            ]
+        elif not first:
             lines.append("No new results.")
+        running = [
+            call for call in self._calls.values() if call.delivered is None and call.eta is not None
+        ]
+        if running:
+            lines.append("Still running (do not call these again):")
+            lines += [
+                running_line(call_label(c.call_id, c.task_id, c.tool, c.arguments), c.eta)
+                for c in running
+            ]
+        else:
+            lines.append("No calls are running.")
         open_tasks = [t for t in self.task_ids if t not in observation.finished]
-        lines.append(
-            f"Calls pending: {observation.pending}. Unfinished tasks: {', '.join(open_tasks)}."
-        )
-        self.messages.append({"role": "user", "content": "\n".join(lines)})
+        lines.append(f"Unfinished tasks: {', '.join(open_tasks) or 'none'}.")
+        block.messages.append({"role": "user", "content": "\n".join(lines)})
         self._replies = []
+
+
+def _tools_known_refused(client: Any) -> bool:
+    """The client's endpoint memory says this server refuses ``tools`` (a stand-in client
+    without that memory knows nothing)."""
+    capabilities = getattr(client, "capabilities", None)
+    return isinstance(capabilities, dict) and capabilities.get("tools") == "refused"
 
 
 def openai_agent_factory(
     client: LLMClient, settings: OpenAIAgentSettings | None = None
 ) -> Callable[[Episode], OpenAIAgent]:
-    """For ``runner.run_many``: a fresh agent (and conversation) per episode."""
+    """For ``runner.run_many``: a fresh agent (and conversation) per episode; what one
+    episode learns about the context window, the next ones start from."""
+    chosen = settings or OpenAIAgentSettings()
+    memory = ContextMemory(chosen.context_tokens, chosen.chars_per_token)
 
     def make(episode: Episode) -> OpenAIAgent:
-        return OpenAIAgent(episode, client, settings)
+        return OpenAIAgent(episode, client, chosen, memory)
 
     return make

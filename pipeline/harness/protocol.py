@@ -1,10 +1,17 @@
-"""The agent protocol in the OpenAI chat format: tool schemas, the system prompt, parsing calls.
+"""The agent protocol in the OpenAI chat format: tool schemas, the system prompt, the lines that
+report on calls, and reading calls back.
 
 Every environment tool an instance's tasks use is offered once, named ``env__function`` (OpenAI
 function names allow no dot) and given a required ``task_id`` argument, since one tool serves
-several tasks with separate states. The harness adds ``wait`` and ``finish_task``. Model output
-is only ever read with ``json.loads``; anything that does not fit becomes a ``ProtocolError``
-whose message is meant to be shown to the model.
+several tasks with separate states; its ``task_id`` enum lists only the tasks that have that
+environment. The harness adds ``wait`` and ``finish_task``. Schemas are compacted for small
+context windows (no internal ``x-`` annotations, optional-or-null written as the plain type).
+
+What the agent is told about its calls is written as prose lines that start with the call id
+(``- c3 (task T1) maths__add {"a": 1} started; ...``), never as JSON objects shaped like a
+call: a small model imitates what it reads, and JSON acknowledgements were copied back as new
+calls. Model output is only ever read with ``json.loads``; anything that does not fit becomes a
+``ProtocolError`` whose message is meant to be shown to the model.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ FINISH = "finish_task"
 SEPARATOR = "__"  # env__function; env names are [a-z][a-z0-9_]* and never hold a double "_"
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
+#: ProtocolError kinds the agent counts separately
+ECHO = "echo"  # a line about an earlier call copied back as if it were a call
+REPEAT = "repeat"  # an identical call over the agent's bound
+
 
 @dataclass(frozen=True)
 class ProtocolError:
@@ -31,6 +42,7 @@ class ProtocolError:
 
     message: str
     name: str = ""
+    kind: str = ""  # "", ECHO or REPEAT
 
 
 def openai_name(qualified: str) -> str:
@@ -67,10 +79,46 @@ def instance_envs(instance: Instance) -> list[str]:
     return list(seen)
 
 
+def env_tasks(instance: Instance) -> dict[str, list[str]]:
+    """Each environment of the instance and the ids of the tasks that have it."""
+    return {
+        env: [task.id for task in instance.tasks if env in task.envs]
+        for env in instance_envs(instance)
+    }
+
+
 def _env_tools(instance: Instance) -> Iterator[tuple[str, ToolSpec]]:
     for env in instance_envs(instance):
         for function, spec in ENVIRONMENTS[env].tool_specs().items():
             yield f"{env}.{function}", spec
+
+
+def _is_null(schema: Any) -> bool:
+    return isinstance(schema, dict) and schema.get("type") == "null"
+
+
+def compact_schema(schema: Any) -> Any:
+    """A parameter schema without what only the pipeline reads (``x-`` annotations, titles),
+    and ``anyOf: [T, null]`` with a null default written as ``T`` (leaving the argument out
+    means the same): about a third fewer tokens for the same calls."""
+    if isinstance(schema, list):
+        return [compact_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        key: compact_schema(value)
+        for key, value in schema.items()
+        if not key.startswith("x-") and key != "title"
+    }
+    options = out.get("anyOf")
+    if not isinstance(options, list):
+        return out
+    if len(options) == 2 and any(map(_is_null, options)) and out.get("default") is None:
+        kept = next(option for option in options if not _is_null(option))
+        out.pop("anyOf")
+        out.pop("default", None)
+        out = {**kept, **out}
+    return out
 
 
 def _task_id_schema(task_ids: list[str]) -> dict[str, Any]:
@@ -84,34 +132,37 @@ def _function(name: str, description: str, parameters: dict[str, Any]) -> dict[s
     }
 
 
+def _description(spec: ToolSpec) -> str:
+    return f"{spec.description} Returns: {spec.returns}" if spec.returns else spec.description
+
+
 def agent_tools(instance: Instance) -> list[dict[str, Any]]:
-    """The OpenAI ``tools`` list for an instance: its environments' tools, then wait/finish."""
+    """The OpenAI ``tools`` list for an instance: its environments' tools (each taking only
+    the tasks that have its environment), then wait/finish."""
     task_ids = [task.id for task in instance.tasks]
+    owners = env_tasks(instance)
     tools: list[dict[str, Any]] = []
     for qualified, spec in _env_tools(instance):
-        parameters = dict(spec.parameters)
+        parameters = compact_schema(dict(spec.parameters))
         # task_id first: models fill arguments in order, and it decides everything else
         parameters["properties"] = {
-            "task_id": _task_id_schema(task_ids),
-            **spec.parameters["properties"],
+            "task_id": _task_id_schema(owners[qualified.partition(".")[0]]),
+            **parameters.get("properties", {}),
         }
         parameters["required"] = ["task_id", *spec.parameters.get("required", [])]
-        description = spec.description
-        if spec.returns:
-            description = f"{description} Returns: {spec.returns}"
-        tools.append(_function(openai_name(qualified), description, parameters))
+        tools.append(_function(openai_name(qualified), _description(spec), parameters))
     tools.append(
         _function(
             WAIT,
-            "Do nothing until the next pending result is delivered. Only useful while calls"
-            " are pending and no task can make progress without their results.",
+            "Do nothing until the next result arrives. Only when calls are running and no task"
+            " can make progress without their results.",
             {"type": "object", "properties": {}, "required": [], "additionalProperties": False},
         )
     )
     tools.append(
         _function(
             FINISH,
-            "Declare a task complete and give its final answer. Call once per task, after the"
+            "Declare a task complete and give its final answer. Once per task, after the"
             " results it needs have arrived.",
             {
                 "type": "object",
@@ -129,6 +180,46 @@ def agent_tools(instance: Instance) -> list[dict[str, Any]]:
         )
     )
     return tools
+
+
+# --- lines about calls (what the agent is told; never shaped like a call) ------------------------
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def call_label(call_id: str, task_id: str, tool: str, arguments: Mapping[str, Any]) -> str:
+    """``c3 (task T1) maths__add {"a": 1, "b": 2}``: the call id leads, the arguments are the
+    only JSON (an object without a tool name, so copying the line makes no call)."""
+    return f"{call_id} (task {task_id}) {openai_name(tool)} {_json(dict(arguments))}"
+
+
+def started_line(label: str, eta: float | None) -> str:
+    when = f"its result comes at t={eta:.3f} s" if eta is not None else "its result comes later"
+    return f"- {label} started; {when}. Do not call it again."
+
+
+def running_line(label: str, eta: float | None) -> str:
+    return f"- {label} is running (result at t={eta:.3f} s)." if eta is not None else f"- {label}"
+
+
+def result_line(label: str, result: Any, error: str | None, limit: int | None) -> str:
+    """The result (any JSON: an object, a bare list, a string), or the error; over ``limit``
+    characters of JSON, its start and a statement that it was cut (never a silent cut)."""
+    if error is not None:
+        return f"- {label} failed: {error}"
+    text = _json(result)
+    if limit is not None and len(text) > limit:
+        return (
+            f"- {label} returned ({len(text)} characters of JSON; only the first {limit} are"
+            f" shown, this agent's max_result_chars): {text[:limit]}"
+        )
+    return f"- {label} returned: {text}"
+
+
+#: what the agent writes about an earlier call starts so; a reply line that does is an echo
+ECHO_LINE = re.compile(r"^[ \t>*-]*c\d+ \(task [^)\n]*\) ", re.MULTILINE)
 
 
 # --- the system prompt --------------------------------------------------------------------------
@@ -149,53 +240,98 @@ def signature(qualified: str, spec: ToolSpec) -> str:
     """A one-line description: ``maths__add(a: number, b: number) - Add two numbers.``"""
     required = set(spec.parameters.get("required", []))
     parts = []
-    for name, schema in spec.parameters.get("properties", {}).items():
+    for name, schema in compact_schema(spec.parameters).get("properties", {}).items():
         part = f"{name}: {_type_of(schema)}"
         if name not in required:
             part += f" = {json.dumps(schema.get('default'))}"
         parts.append(part)
-    return f"{openai_name(qualified)}({', '.join(parts)}) - {spec.description}"
+    return f"{openai_name(qualified)}({', '.join(parts)}) - {_description(spec)}"
 
-
-FALLBACK_EXAMPLE = (
-    '{"calls": [{"tool": "<function name>", "task_id": "<task id>", "arguments": {...}},'
-    ' {"tool": "finish_task", "task_id": "<task id>", "arguments": {"answer": "..."}}]}'
-)
 
 RULES = """\
-You are working on {count} separate tasks at the same time. Each task has its own id and its \
-own environments with their own state; a tool call acts only on the task it names.
+You work on {count} separate tasks at the same time. Each task has its own id and its own \
+environments with their own state; a call acts only on the task named by its task_id.
 
-How the tools behave:
-- Every tool call is asynchronous. You get an immediate acknowledgement with status \
-"pending" and a call id (such as c7), not the result. The result is delivered later, in a \
-message that lists results by call id. Results may arrive in a different order than you made \
-the calls.
+How calls work:
+- A call does not give its result at once. The next message says that it started and when \
+its result comes; a later message gives the result. Results may come in any order.
 - You may make several calls in one reply, for one task or for several. They all start \
 together, so only combine calls that do not need each other's results.
-- Never use a value before the result that contains it has arrived. If an argument depends \
-on an earlier call, wait for that call's result; never guess or invent values.
-- While calls are pending, use the time to advance the other tasks. Call `wait` only when no \
-task can make progress until a pending result arrives; it skips ahead to the next delivery.
-- Every tool call must name its task in the `task_id` argument.
-- When a task is done, call `finish_task` with its task id and its answer. Finish every task.
-- Each reply you give takes time on the clock; waiting does not. Finish all tasks as early \
-as you can.
+- Never guess a value. If an argument comes from an earlier call's result, wait for that \
+result first.
+- Never repeat a call that started: its result is on its way.
+- While calls are running, work on the other tasks. Call wait only when no task can make \
+progress until a result arrives.
+- When a task is done, call finish_task with its task_id and its answer. Finish every task.
+- Every reply takes time; waiting takes none. Finish all tasks as early as you can."""
 
-If you cannot make function calls, reply with only a JSON object in this form, nothing else:
-{example}
-Use the same function names and arguments as for function calls; `wait` takes no arguments."""
+TEXT_FORMAT = """\
+Reply with one JSON object and nothing else, listing your calls:
+{"calls": [{"tool": "<tool name>", "task_id": "<task id>", "arguments": {...}}, ...]}
+wait takes no task_id and no arguments; finish_task takes {"answer": "..."} as arguments."""
+
+NATIVE_FORMAT = "Make your calls with the function-calling interface (one or more per reply)."
+
+
+def _example_reply(tool: str, task_id: str | None, arguments: dict[str, Any], text: bool) -> str:
+    if text:
+        call: dict[str, Any] = {"tool": tool}
+        if task_id is not None:
+            call["task_id"] = task_id
+        call["arguments"] = arguments
+        return _json({"calls": [call]})
+    fields = arguments if task_id is None else {"task_id": task_id, **arguments}
+    return f"a call of {tool} with {_json(fields)}"
+
+
+def worked_example(text: bool) -> str:
+    """One call, one wait, the result, the finish — for a made-up task and tool, written with
+    the same line functions the agent uses, so the model sees the real formats."""
+    arguments = {"name": "blue lamp"}
+    label = call_label("c1", "X1", "shop.find_item", arguments)
+    lines = [
+        "A worked example (a made-up task and tool, only to show the format):",
+        'Task X1 asks: "What does the blue lamp cost?"',
+        "Your reply: " + _example_reply("shop__find_item", "X1", arguments, text),
+        "The next message says:",
+        started_line(label, 3.0),
+        "No task can progress before that result, so your reply: "
+        + _example_reply(WAIT, None, {}, text),
+        "The next message says:",
+        result_line(label, {"item_id": 7, "price": 12.5}, None, None),
+        "Your reply: " + _example_reply(FINISH, "X1", {"answer": "12.5"}, text),
+        'Lines that start with a call id ("- c1 (task X1) ...") report calls you already made.'
+        " Never copy them into a reply.",
+    ]
+    return "\n".join(lines)
 
 
 def system_prompt(instance: Instance, list_signatures: bool = False) -> str:
-    """The rules, the tools (names only, or full signatures for servers that are not given
-    the tool schemas), then the tasks."""
-    lines = [RULES.format(count=len(instance.tasks), example=FALLBACK_EXAMPLE), "", "Tools:"]
+    """The rules, the reply format, a worked example, the tools (one-line descriptions, or
+    full signatures for servers that are not given the tool schemas), then the tasks. The
+    same for every turn of an episode, so a server's prompt cache keeps it."""
+    text = list_signatures
+    lines = [
+        RULES.format(count=len(instance.tasks)),
+        "",
+        TEXT_FORMAT if text else NATIVE_FORMAT,
+        "",
+        worked_example(text),
+        "",
+        "Tools (every tool except wait takes task_id):",
+    ]
+    owners = env_tasks(instance)
+    current = ""
     for qualified, spec in _env_tools(instance):
-        lines.append(
-            f"- {signature(qualified, spec) if list_signatures else openai_name(qualified)}"
-        )
-    lines.append(f"- {WAIT}() - wait for the next pending result.")
+        env = qualified.partition(".")[0]
+        if env != current:
+            current = env
+            lines.append(f"Environment {env} (tasks {', '.join(owners[env])}):")
+        if text:
+            lines.append(f"- {signature(qualified, spec)}")
+        else:
+            lines.append(f"- {openai_name(qualified)} - {spec.description}")
+    lines.append(f"- {WAIT}() - wait for the next result.")
     lines.append(f"- {FINISH}(task_id: string, answer: string) - finish a task.")
     lines += ["", "Tasks:"]
     for task in instance.tasks:
@@ -273,36 +409,68 @@ def parse_tool_call(
     return CallAction(task_id, qualified, parsed)
 
 
-# --- the JSON-in-content fallback ---------------------------------------------------------------
+# --- calls written in the text ------------------------------------------------------------------
 
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
+_OPENER = re.compile(r"[\[{]")
+#: Hermes/Qwen-style calls: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``
+_TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+#: fields of an acknowledgement or result, never of a call
+_REPORT_KEYS = frozenset({"status", "call_id", "result", "result_expected_at", "eta"})
 
 
-def _json_values(text: str) -> Iterator[Any]:
-    """JSON values in a reply: the whole text, fenced blocks, then the first value that
-    decodes at a ``{`` or ``[``."""
+def _echo_spans(text: str) -> list[tuple[int, int]]:
+    """Where the reply copies a line about an earlier call (start and end of each line)."""
+    spans = []
+    for match in ECHO_LINE.finditer(text):
+        end = text.find("\n", match.start())
+        spans.append((match.start(), len(text) if end == -1 else end))
+    return spans
+
+
+def _json_values(text: str) -> Iterator[tuple[int, Any]]:
+    """JSON values in a reply with where they start: the whole text, fenced blocks, then
+    each top-level value that decodes at a ``{`` or ``[``, left to right."""
     decoder = json.JSONDecoder()
-    for candidate in [text, *(match.group(1) for match in _FENCE.finditer(text))]:
+    candidates = [(len(text) - len(text.lstrip()), text)]
+    candidates += [(match.start(1), match.group(1)) for match in _FENCE.finditer(text)]
+    for start, candidate in candidates:
         try:
             value = json.loads(candidate)
         except ValueError:
             continue
-        yield value
-    for match in re.finditer(r"[\[{]", text):
+        yield start, value
+    position = 0
+    while True:
+        found = _OPENER.search(text, position)
+        if found is None:
+            return
         try:
-            value = decoder.raw_decode(text, match.start())[0]
+            value, end = decoder.raw_decode(text, found.start())
         except ValueError:
+            position = found.start() + 1
             continue
-        yield value
-        return
+        yield found.start(), value
+        position = end
+
+
+def _is_call(item: Any) -> bool:
+    """Shaped like a call: our ``tool`` field, or a ``name``/``function`` with arguments
+    (OpenAI's and Hermes' shapes). A bare ``{"name": ...}`` is an argument object, not a call."""
+    if not isinstance(item, dict):
+        return False
+    if "tool" in item or isinstance(item.get("function"), dict):
+        return True
+    named = "name" in item or "function" in item
+    return named and ("arguments" in item or "parameters" in item)
 
 
 def _call_objects(value: Any) -> list[Any] | None:
     if isinstance(value, dict) and isinstance(value.get("calls"), list):
         return list(value["calls"])
-    if isinstance(value, dict) and any(key in value for key in ("tool", "name", "function")):
+    if _is_call(value):
         return [value]
-    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+    if isinstance(value, list) and value and any(_is_call(item) for item in value):
         return value
     return None
 
@@ -310,6 +478,12 @@ def _call_objects(value: Any) -> list[Any] | None:
 def _content_call(item: Any, task_ids: Collection[str] | None) -> Action | ProtocolError:
     if not isinstance(item, dict):
         return ProtocolError("each entry of calls must be an object with tool and arguments")
+    if _REPORT_KEYS & item.keys():
+        return ProtocolError(
+            "that object reports an earlier call (it has status/call_id/result fields); it is"
+            " not a new call. Write only new calls.",
+            kind=ECHO,
+        )
     function = item.get("function")
     if isinstance(function, dict):  # the OpenAI tool-call shape, written out as text
         item = {**item, **function}
@@ -325,15 +499,55 @@ def _content_call(item: Any, task_ids: Collection[str] | None) -> Action | Proto
     return parse_tool_call(name, arguments, task_ids)
 
 
+def _tagged_calls(
+    content: str, task_ids: Collection[str] | None
+) -> list[Action | ProtocolError] | None:
+    blocks = [match.group(1) for match in _TAGGED.finditer(content)]
+    if not blocks:
+        return None
+    out: list[Action | ProtocolError] = []
+    for block in blocks:
+        try:
+            value = json.loads(block)
+        except ValueError as error:
+            out.append(ProtocolError(f"a <tool_call> block is not valid JSON ({error})"))
+            continue
+        items = _call_objects(value)
+        if items is None:
+            out.append(ProtocolError("a <tool_call> block holds no call (name and arguments)"))
+            continue
+        out += [_content_call(item, task_ids) for item in items]
+    return out
+
+
+ECHO_MESSAGE = (
+    "your reply copied a line that reports an earlier call (it starts with a call id such as"
+    " c1); those lines are written for you, they are not calls. Write only new calls."
+)
+
+
 def parse_content_calls(
     content: str, task_ids: Collection[str] | None = None
 ) -> list[Action | ProtocolError] | None:
-    """Calls written as JSON in a reply's text (``{"calls": [...]}``, a list of calls or one
-    call, fenced or not); None when the text holds no such JSON."""
-    for value in _json_values(content):
+    """Calls written in a reply's text: ``<tool_call>`` blocks, ``{"calls": [...]}``, a list
+    of calls or one call, fenced or not; None when the text holds nothing shaped like a call.
+    JSON inside a copied report line (``- c1 (task T1) ...``) is never read as a call: the
+    reply then gets one ECHO error instead."""
+    tagged = _tagged_calls(content, task_ids)
+    if tagged is not None:
+        return tagged
+    echoes = _echo_spans(content)
+    echoed = False
+    for start, value in _json_values(content):
         items = _call_objects(value)
-        if items is not None:
-            return [_content_call(item, task_ids) for item in items]
+        if items is None:
+            continue
+        if any(left <= start < right for left, right in echoes):
+            echoed = True
+            continue
+        return [_content_call(item, task_ids) for item in items]
+    if echoed or echoes:
+        return [ProtocolError(ECHO_MESSAGE, kind=ECHO)]
     return None
 
 

@@ -11,7 +11,9 @@
   producer's result the agent had not yet seen), ``task_neglect`` (a task never finished),
   ``tool_confusion`` (a call to an unknown task, to a tool its task does not have, or matching
   another task's ground truth and not its own), ``ungrounded_argument`` (a literal not in the
-  task's question, initial state or a result delivered to that task before the call).
+  task's question, initial state or a result delivered to that task before the call),
+  ``repeated_call`` (the agent stopped an identical call over its bound: a ``repeated_call``
+  event in the log; the harness's own agents never make one).
 """
 
 from __future__ import annotations
@@ -196,6 +198,9 @@ def score_episode(
         success[task_id] = _subtask_success(task, trace, calls)
         if task_id not in trace.finished:
             label("task_neglect", f"task {task_id} was never finished")
+    for event in trace.events:  # logged by an agent that stopped a call it kept repeating
+        if event.get("event") == "repeated_call":
+            label("repeated_call", str(event.get("message", "")))
     finish_times = [t for t, _ in trace.finished.values()]
     all_done = len(trace.finished) == len(tasks)
     makespan = max(finish_times) if all_done else trace.end_time

@@ -1,6 +1,7 @@
 """The OpenAI-protocol agent: tool schemas and call parsing, a scripted model on the fake server
-(native tool calls, JSON in the text, malformed output, failures, the cache) and a real llama.cpp
-server with a tiny model."""
+(native tool calls, ``<tool_call>`` blocks and JSON in the text, malformed output, echoed
+acknowledgements, repeated calls, a small context window, refusals, failures, the cache) and a
+real llama.cpp server with a tiny model."""
 
 from __future__ import annotations
 
@@ -8,18 +9,26 @@ import asyncio
 import importlib.util
 import json
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.compose import ComposeSettings, compose
-from pipeline.harness.openai_agent import OpenAIAgentSettings, openai_agent_factory
+from pipeline.envs import ENVIRONMENTS
+from pipeline.harness.openai_agent import (
+    OpenAIAgentSettings,
+    openai_agent_factory,
+    overflow_numbers,
+)
 from pipeline.harness.protocol import (
+    ECHO,
     NAME_PATTERN,
     ProtocolError,
     agent_tools,
+    compact_schema,
     parse_content_calls,
     parse_tool_call,
     system_prompt,
@@ -55,15 +64,49 @@ def test_tools_are_legal_and_name_the_task(instances: list[Instance]) -> None:
         assert all(NAME_PATTERN.match(name) for name in names)
         assert len(set(names)) == len(names)
         assert names[-2:] == ["wait", "finish_task"]
-        for tool in tools[:-2] + tools[-1:]:
+        for tool in tools[:-2]:
             parameters = tool["function"]["parameters"]
             assert parameters["required"][0] == "task_id"
-            assert parameters["properties"]["task_id"]["enum"] == task_ids
+            env = tool["function"]["name"].split("__")[0]
+            # only the tasks that have the tool's environment can be named
+            owners = [task.id for task in instance.tasks if env in task.envs]
+            assert parameters["properties"]["task_id"]["enum"] == owners
+            assert "x-semantic-type" not in json.dumps(parameters)
+        finish = tools[-1]["function"]["parameters"]
+        assert finish["properties"]["task_id"]["enum"] == task_ids
         envs = {name.split("__")[0] for name in names[:-2]}
         assert envs == {env for task in instance.tasks for env in task.envs}
-        prompt = system_prompt(instance)
-        assert all(task.id in prompt and task.question in prompt for task in instance.tasks)
-        assert '{"calls": [' in prompt  # the fallback format is described
+        for text in (False, True):
+            prompt = system_prompt(instance, list_signatures=text)
+            assert all(task.id in prompt and task.question in prompt for task in instance.tasks)
+            assert ('{"calls": [' in prompt) is text  # the text format only when it is used
+            assert "A worked example" in prompt and "wait" in prompt
+
+
+def test_compact_schemas_keep_what_a_call_needs() -> None:
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "when": {
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "default": None,
+                "description": "Optional.",
+                "x-semantic-type": "datetime",
+            },
+            "n": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": 3},
+        },
+        "required": [],
+    }
+    assert compact_schema(schema) == {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "when": {"type": "string", "description": "Optional."},
+            "n": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": 3},
+        },
+        "required": [],
+    }
 
 
 def test_parse_tool_call_maps_back_and_explains_errors() -> None:
@@ -107,6 +150,53 @@ def test_calls_written_in_the_text() -> None:
     assert parse_content_calls('{"calls": [{"tool": "maths__add", "task_id": "t1"') is None
     broken = parse_content_calls('{"calls": [42, {"tool": "x__y", "task_id": "t"}]}')
     assert broken is not None and all(isinstance(item, ProtocolError) for item in broken)
+    # Qwen's own format, as llama.cpp's server returns it in the text without a tool parser
+    tagged = (
+        '<tool_call>\n{"name": "maths__add", "arguments": {"task_id": "t1", "a": 1, "b": 2}}\n'
+        '</tool_call>\n<tool_call>\n{"name": "wait", "arguments": {}}\n</tool_call>'
+    )
+    assert parse_content_calls(tagged) == [
+        CallAction("t1", "maths.add", {"a": 1, "b": 2}),
+        WaitAction(),
+    ]
+    # an argument object alone is not a call, even with a "name" field
+    assert parse_content_calls('Use {"name": "blue lamp"} next.') is None
+    # prose first, then a call: the call is found
+    later = 'The folder is {"x": 1}. {"tool": "maths__add", "task_id": "t1", "arguments": {}}'
+    assert parse_content_calls(later) == [CallAction("t1", "maths.add", {})]
+
+
+def test_copied_report_lines_are_never_calls() -> None:
+    """The lines the agent writes about earlier calls, copied back, make no call; a real call
+    after them still counts."""
+    started = '- c1 (task t1) maths__add {"a": 1, "b": 2} started; its result comes at t=2.000 s.'
+    echoed = parse_content_calls(started, ["t1"])
+    assert echoed is not None and len(echoed) == 1
+    assert isinstance(echoed[0], ProtocolError) and echoed[0].kind == ECHO
+    returned = '- c2 (task t1) maths__add {"tool": "maths__add", "task_id": "t1"} returned: 3'
+    echoed = parse_content_calls(returned, ["t1"])
+    assert echoed is not None and isinstance(echoed[0], ProtocolError)
+    assert echoed[0].kind == ECHO
+    new = started + '\n{"calls": [{"tool": "maths__subtract", "task_id": "t1", "arguments": {}}]}'
+    assert parse_content_calls(new, ["t1"]) == [CallAction("t1", "maths.subtract", {})]
+    # an acknowledgement in the JSON shape an older protocol used is refused as an echo too
+    old = '{"status": "pending", "call_id": "c1", "task_id": "t1", "tool": "maths__add"}'
+    refused = parse_content_calls(old, ["t1"])
+    assert refused is not None and isinstance(refused[0], ProtocolError)
+    assert refused[0].kind == ECHO
+
+
+def test_overflow_numbers_as_servers_word_them() -> None:
+    llama_cpp_python = (
+        "HTTP 400: This model's maximum context length is 8192 tokens. However, you requested"
+        " 12489 tokens (11977 in the messages, 512 in the completion). Please reduce the length"
+    )
+    assert overflow_numbers(llama_cpp_python) == (8192, 11977)
+    assert overflow_numbers("Requested tokens (9000) exceed context window of 4096") == (
+        4096,
+        9000,
+    )
+    assert overflow_numbers("the prompt does not fit") == (None, None)
 
 
 # --- a scripted model on the fake server -------------------------------------------------------
@@ -140,77 +230,69 @@ def _step_of(task: Task, tool: str, arguments: Any) -> str | None:
     return None
 
 
-def _made_calls(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(function name, arguments) of an earlier assistant reply, whatever its form."""
-    made: list[tuple[str, dict[str, Any]]] = []
-    for call in message.get("tool_calls") or []:
-        try:
-            made.append((call["function"]["name"], json.loads(call["function"]["arguments"])))
-        except ValueError:
+REPORT_LINE = re.compile(r"^- (c\d+) \(task ([^)]+)\) (\w+) ")
+
+
+def report_lines(text: str) -> Iterator[tuple[str, str, str, Any, str]]:
+    """(call id, task id, function, arguments, what follows) of each line about a call."""
+    for line in text.splitlines():
+        match = REPORT_LINE.match(line)
+        if match is None:
             continue
-    text = message.get("content") or ""
-    match = re.search(r"```json\n(.*?)\n```", text, re.DOTALL)
-    if match:
-        for call in json.loads(match.group(1))["calls"]:
-            made.append((call["tool"], {"task_id": call.get("task_id"), **call["arguments"]}))
-    return made
+        arguments, end = json.JSONDecoder().raw_decode(line, match.end())
+        yield match.group(1), match.group(2), match.group(3), arguments, line[end:]
 
 
 class ScriptedModel:
-    """Plays the ground truth from the conversation alone: issues every call whose inputs have
-    been delivered, waits when nothing is ready, finishes complete tasks. Its first two replies
-    per episode are unusable, and every third reply carries one broken call beside the good ones.
-    """
+    """Plays the ground truth from what the conversation's user messages say — never from its
+    own earlier replies, which a trimmed conversation no longer holds: issues every call whose
+    inputs have been delivered, waits when nothing is ready, finishes complete tasks. Its first
+    two replies per episode are unusable, and every third reply carries one broken call beside
+    the good ones. ``styles`` maps a task id to how its episode answers: "native" tool calls,
+    "tagged" (``<tool_call>`` blocks in the text) or, by default, JSON in a fence."""
 
-    def __init__(self, instances: list[Instance], native: set[str]) -> None:
+    def __init__(self, instances: list[Instance], styles: dict[str, str]) -> None:
         self.tasks = {task.id: task for instance in instances for task in instance.tasks}
-        self.native = native  # task ids of the episodes answered with native tool calls
+        self.styles = styles
+        self.turns: dict[str, int] = {}
+        self.lock = threading.Lock()
 
     def __call__(self, body: dict[str, Any]) -> str:
         messages = body["messages"]
         task_ids = re.findall(r"^- task_id (\w+) ", messages[0]["content"], re.MULTILINE)
-        native = task_ids[0] in self.native
-        replies = [m for m in messages if m["role"] == "assistant"]
-        if len(replies) == 0:
+        style = self.styles.get(task_ids[0], "json")
+        with self.lock:
+            turn = self.turns[task_ids[0]] = self.turns.get(task_ids[0], -1) + 1
+        if turn == 0:
             return "Let me think about which task to start with."  # no call at all
-        if len(replies) == 1:  # nothing usable either: bad JSON, an unknown tool, a bad finish
+        if turn == 1:  # nothing usable either: bad JSON, an unknown tool, a bad finish
             broken = [
                 {"name": "maths__add", "arguments": '{"task_id": "x", "a": 1'},
                 {"name": "teleport", "arguments": "{}"},
                 {"name": "finish_task", "arguments": json.dumps({"task_id": "nope", "answer": 1})},
             ]
-            if native:
+            if style == "native":
                 return NATIVE + json.dumps(broken)
             return '```json\n{"calls": [{"tool": "teleport", "task_id": 3, "arguments": {}}]}\n```'
         issued: set[tuple[str, str]] = set()
-        finished: set[str] = set()
-        for reply in replies:
-            for name, arguments in _made_calls(reply):
-                task = self.tasks.get(str(arguments.get("task_id")))
-                if task is None:
-                    continue
-                if name == "finish_task":
-                    finished.add(task.id)
-                rest = {k: v for k, v in arguments.items() if k != "task_id"}
-                step_id = _step_of(task, name, rest)
-                if step_id is not None:
-                    issued.add((task.id, step_id))
         delivered: set[tuple[str, str]] = set()
+        unfinished = list(task_ids)
         for message in messages:
             if message["role"] != "user":
                 continue
-            for line in message["content"].splitlines():
-                if line.startswith("{") and '"result"' in line:
-                    record = json.loads(line)
-                    task = self.tasks[record["task_id"]]
-                    step_id = _step_of(task, record["tool"], record["arguments"])
-                    if step_id is not None:
-                        delivered.add((task.id, step_id))
+            for _, task_id, tool, arguments, rest in report_lines(message["content"]):
+                step_id = _step_of(self.tasks[task_id], tool, arguments)
+                if step_id is None:
+                    continue
+                issued.add((task_id, step_id))
+                if rest.startswith((" returned", " failed")):
+                    delivered.add((task_id, step_id))
+            found = re.findall(r"^Unfinished tasks: (.*)\.$", message["content"], re.MULTILINE)
+            if found:
+                unfinished = [t for t in found[-1].split(", ") if t in self.tasks]
         calls: list[dict[str, Any]] = []
-        for task_id in task_ids:
+        for task_id in unfinished:
             task = self.tasks[task_id]
-            if task_id in finished:
-                continue
             if all((task_id, step.id) in delivered for step in task.calls):
                 calls.append({"tool": "finish_task", "task_id": task_id,
                               "arguments": {"answer": "done"}})  # fmt: skip
@@ -222,18 +304,23 @@ class ScriptedModel:
                                   "arguments": dict(step.arguments)})  # fmt: skip
         if not calls:
             calls.append({"tool": "wait", "arguments": {}})
-        elif len(replies) % 3 == 0:  # no task id
+        elif turn % 3 == 0:  # no task id
             calls.append({"tool": "maths__add", "arguments": {"a": 1, "b": 2}})
-        if native:
+        if style == "native":
             return NATIVE + json.dumps([_native(call) for call in calls])
+        if style == "tagged":
+            return "\n".join(
+                f"<tool_call>\n{json.dumps(_native(call, parsed=True))}\n</tool_call>"
+                for call in calls
+            )
         return "Next steps:\n```json\n" + json.dumps({"calls": calls}) + "\n```"
 
 
-def _native(call: dict[str, Any]) -> dict[str, str]:
+def _native(call: dict[str, Any], parsed: bool = False) -> dict[str, Any]:
     arguments = call["arguments"]
     if "task_id" in call:
         arguments = {"task_id": call["task_id"], **arguments}
-    return {"name": call["tool"], "arguments": json.dumps(arguments)}
+    return {"name": call["tool"], "arguments": arguments if parsed else json.dumps(arguments)}
 
 
 def _config(url: str, tmp_path: Path, **changes: Any) -> LLMConfig:
@@ -270,49 +357,99 @@ def _events(out_dir: Path, instance: Instance) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _report(out_dir: Path, instance: Instance) -> dict[str, Any]:
+    """The episode's ``agent`` event: how the model was reached."""
+    found = [e for e in _events(out_dir, instance) if e["event"] == "agent"]
+    assert len(found) == 1
+    return found[0]
+
+
+def _solved_exactly(scores: list[EpisodeScore], instances: list[Instance]) -> None:
+    """Every episode solved with exactly the ground truth's calls: none repeated, none lost."""
+    for score, instance in zip(scores, instances):
+        assert score.success, (score.labels, score.label_details)
+        assert score.calls == sum(len(task.calls) for task in instance.tasks)
+        assert score.extra_calls == 0 and score.labels == []
+
+
 def test_scripted_model_solves_both_instances(instances: list[Instance], tmp_path: Path) -> None:
-    model = ScriptedModel(instances, native={instances[0].tasks[0].id})
+    first, second = instances
+    styles = {first.tasks[0].id: "native", second.tasks[0].id: "json"}
+    model = ScriptedModel(instances, styles)
     server = ToolCallingServer(answer=model)
     with server as url:
         config = _config(url, tmp_path)
         scores, usage = _run(instances, config, tmp_path / "run")
         bodies = server.bodies
-    assert [score.success for score in scores] == [True, True], [s.labels for s in scores]
-    assert all(
-        score.calls >= sum(len(t.calls) for t in i.tasks) for score, i in zip(scores, instances)
-    )
+    _solved_exactly(scores, instances)
     assert usage["agent"]["requests"] == len(bodies) and usage["agent"]["failures"] == 0
-    for body in bodies:  # tools always offered, with the task ids
-        assert (
-            body["tool_choice"] == "auto" and body["tools"][-1]["function"]["name"] == "finish_task"
-        )
+    for body in bodies:  # tools always offered; the agent's reply budget and temperature
+        assert body["tool_choice"] == "auto"
+        assert body["tools"][-1]["function"]["name"] == "finish_task"
+        assert body["max_tokens"] == OpenAIAgentSettings().reply_tokens
+        assert body["temperature"] == 0.0
     conversations = [json.dumps(body["messages"]) for body in bodies]
     for problem in ("no function call", "not valid JSON", "unknown function 'teleport'",
                     "no task 'nope'", "needs a task_id"):  # fmt: skip
         assert any(problem in text for text in conversations), problem
-    native = [b for b in bodies if instances[0].tasks[0].id in b["messages"][0]["content"]]
+    native = [b for b in bodies if first.tasks[0].id in b["messages"][0]["content"]]
     native_final = max(native, key=lambda body: len(body["messages"]))
-    roles = [m["role"] for m in native_final["messages"]]
-    assert "tool" in roles  # acknowledgements answered by tool_call_id
-    assert any(
-        '"status": "pending", "call_id": "c1"' in m["content"]
-        for m in native_final["messages"]
-        if m["role"] == "tool"
-    )
+    tool_messages = [m for m in native_final["messages"] if m["role"] == "tool"]
+    # native calls are answered by tool_call_id, in the same words as everywhere else
+    assert any(re.match(r"c1 \(task \w+\) \w+ \{.*\} started", m["content"]) for m in tool_messages)
     for instance in instances:
-        events = _events(tmp_path / "run", instance)
-        kinds = [event["event"] for event in events]
+        kinds = [event["event"] for event in _events(tmp_path / "run", instance)]
         assert kinds.count("invalid_reply") == 2 and kinds[-1] == "score"
-        assert "agent_stopped" not in kinds
+        assert "agent_stopped" not in kinds and "repeated_call" not in kinds
+    # which path the calls came back on, per reply and per episode
+    assert _report(tmp_path / "run", first)["replies"]["json"] == 0
+    assert _report(tmp_path / "run", first)["replies"]["native"] >= 3
+    assert _report(tmp_path / "run", second)["replies"]["native"] == 0
+    assert _report(tmp_path / "run", second)["replies"]["json"] >= 3
+    paths = {e.get("path") for e in _events(tmp_path / "run", first) if e["event"] == "model_reply"}
+    assert paths == {"none", "native"}
     write_reports(tmp_path / "run", scores, [summarise(scores, "llm", Mode.CLOCK)])
     assert "task_success" in (tmp_path / "run" / "summary.md").read_text()
 
     # a rerun replays every turn from the cache: the tools are part of the key
-    with ToolCallingServer(answer=model) as url:
+    with ToolCallingServer(answer=ScriptedModel(instances, styles)) as url:
         config = _config(url, tmp_path)
         again, usage = _run(instances, config, tmp_path / "rerun")
     assert usage["agent"]["requests"] == 0 and usage["agent"]["cache_hits"] == len(bodies)
     assert [score.row() for score in again] == [score.row() for score in scores]
+
+
+def test_tool_call_blocks_in_the_text_are_read(instances: list[Instance], tmp_path: Path) -> None:
+    """llama.cpp's server without a tool parser returns Qwen's ``<tool_call>`` blocks as text."""
+    styles = {instance.tasks[0].id: "tagged" for instance in instances}
+    with ToolCallingServer(answer=ScriptedModel(instances, styles)) as url:
+        scores, _ = _run(instances, _config(url, tmp_path), tmp_path / "run")
+    _solved_exactly(scores, instances)
+    for instance in instances:
+        replies = _report(tmp_path / "run", instance)["replies"]
+        assert replies["tagged"] >= 3 and replies["native"] == 0
+        assert replies["json"] == 1  # the scripted broken reply (unknown tool)
+
+
+def test_only_the_tools_of_the_tasks_environments(
+    instances: list[Instance], tmp_path: Path
+) -> None:
+    server = ToolCallingServer(answer=ScriptedModel(instances, {}))
+    with server as url:
+        _run(instances, _config(url, tmp_path), tmp_path / "run")
+        bodies = server.bodies
+    for instance in instances:
+        envs = {env for task in instance.tasks for env in task.envs}
+        expected = {f"{env}__{name}" for env in envs for name in ENVIRONMENTS[env].tool_specs()}
+        mine = [b for b in bodies if instance.tasks[0].id in b["messages"][0]["content"]]
+        assert mine
+        for body in mine:
+            offered = {tool["function"]["name"] for tool in body["tools"]}
+            assert offered == expected | {"wait", "finish_task"}
+            prompt = body["messages"][0]["content"]
+            for other in set(ENVIRONMENTS) - envs:  # no other environment is even named
+                assert f"{other}__" not in prompt and f"Environment {other} " not in prompt
+        assert set(_report(tmp_path / "run", instance)["tools_offered"]) == offered
 
 
 class NoToolsServer(ToolCallingServer):
@@ -329,11 +466,15 @@ class NoToolsServer(ToolCallingServer):
 def test_server_refusing_tools_gets_them_in_the_prompt(
     instances: list[Instance], tmp_path: Path
 ) -> None:
-    server = NoToolsServer(answer=ScriptedModel(instances, native=set()))
+    server = NoToolsServer(answer=ScriptedModel(instances, {}))
     with server as url:
         scores, usage = _run(instances, _config(url, tmp_path), tmp_path / "run")
         bodies = server.bodies
-    assert [score.success for score in scores] == [True, True]
+        # a later run against the same endpoint starts without tools: the refusal is
+        # remembered per endpoint and model, so no request or failure is spent on it again
+        _, later = _run(instances, _config(url, tmp_path), tmp_path / "later")
+        assert len(server.bodies) == len(bodies)  # every turn replayed from the cache
+    _solved_exactly(scores, instances)
     # sent once per run: the client remembers the refusal and answers later episodes itself
     assert sum("tools" in body for body in bodies) == 1
     assert usage["agent"]["failures"] == len(instances)
@@ -343,6 +484,202 @@ def test_server_refusing_tools_gets_them_in_the_prompt(
     for instance in instances:
         kinds = [event["event"] for event in _events(tmp_path / "run", instance)]
         assert kinds.count("tools_refused") == 1 and "agent_stopped" not in kinds
+        assert _report(tmp_path / "run", instance)["tools"] == "prompt"
+        later_kinds = [event["event"] for event in _events(tmp_path / "later", instance)]
+        assert "tools_refused" not in later_kinds
+    assert later["agent"]["failures"] == 0 and later["agent"]["requests"] == 0
+
+
+def test_max_completion_tokens_where_the_endpoint_wants_it(
+    instances: list[Instance], tmp_path: Path
+) -> None:
+    server = ToolCallingServer(
+        answer=ScriptedModel(instances, {}), faults=FaultMix(refuse_max_tokens=True)
+    )
+    with server as url:
+        scores, usage = _run(instances, _config(url, tmp_path), tmp_path / "run")
+        bodies = server.bodies
+    _solved_exactly(scores, instances)
+    refused = [body for body in bodies if "max_tokens" in body]
+    assert len(refused) == 1  # learned on the first refusal, for every later request
+    answered = [body for body in bodies if "max_tokens" not in body]
+    assert answered and all(
+        body["max_completion_tokens"] == OpenAIAgentSettings().reply_tokens for body in answered
+    )
+    assert usage["agent"]["failures"] == 0
+
+
+# --- echoed acknowledgements and repeated calls ------------------------------------------------
+
+
+class Echoer:
+    """Makes one good call, then answers every later turn by copying what it was told — the
+    1.5B model's habit — either the last user message whole or an acknowledgement in the JSON
+    shape an older protocol used."""
+
+    def __init__(self, instance: Instance, old_shape: bool) -> None:
+        task = instance.tasks[0]
+        self.task = task
+        self.call = {"tool": _tool_name(task.calls[0].tool), "task_id": task.id,
+                     "arguments": dict(task.calls[0].arguments)}  # fmt: skip
+        self.old_shape = old_shape
+
+    def __call__(self, body: dict[str, Any]) -> str:
+        messages = body["messages"]
+        if not any(m["role"] == "assistant" for m in messages):
+            return json.dumps({"calls": [self.call]})
+        if self.old_shape:
+            return json.dumps({"status": "pending", "call_id": "c1", **self.call})
+        return str(messages[-1]["content"])
+
+
+@pytest.mark.parametrize("old_shape", [False, True], ids=["report-lines", "json-ack"])
+def test_echoed_acknowledgements_make_no_calls(
+    instances: list[Instance], tmp_path: Path, old_shape: bool
+) -> None:
+    instance = instances[1]
+    with ToolCallingServer(answer=Echoer(instance, old_shape)) as url:
+        settings = OpenAIAgentSettings(native_tools=False, max_turns=12)
+        scores, _ = _run([instance], _config(url, tmp_path), tmp_path / "run", settings)
+    assert scores[0].calls == 1  # the one real call; no copy of its acknowledgement ran
+    events = _events(tmp_path / "run", instance)
+    echoes = [e for e in events if e["event"] == "echoed_acknowledgement"]
+    assert echoes and _report(tmp_path / "run", instance)["echoes"] == len(echoes)
+    stops = [e for e in events if e["event"] == "agent_stopped"]
+    assert len(stops) == 1 and "unusable replies" in stops[0]["message"]
+
+
+def test_repeated_identical_calls_are_stopped(instances: list[Instance], tmp_path: Path) -> None:
+    """The same call over and over: let through up to the bound, then refused, logged and
+    scored as a failure label; the agent gives up once nothing else comes."""
+    instance = instances[1]
+    task = instance.tasks[0]
+    call = {"tool": _tool_name(task.calls[0].tool), "task_id": task.id,
+            "arguments": dict(task.calls[0].arguments)}  # fmt: skip
+    server = ToolCallingServer(answer=_always(json.dumps({"calls": [call, call]})))
+    with server as url:
+        scores, usage = _run([instance], _config(url, tmp_path), tmp_path / "run")
+        told = json.dumps(server.bodies[-1]["messages"])
+    bound = OpenAIAgentSettings().max_identical_calls
+    assert scores[0].calls == bound
+    assert "repeated_call" in scores[0].labels
+    events = _events(tmp_path / "run", instance)
+    repeats = [e for e in events if e["event"] == "repeated_call"]
+    assert repeats and all(e["task_id"] == task.id for e in repeats)
+    assert _report(tmp_path / "run", instance)["repeated_calls"] == len(repeats)
+    assert any(e["event"] == "agent_stopped" for e in events)
+    assert "already made" in told  # the model is told why
+    assert usage["agent"]["requests"] <= 1 + OpenAIAgentSettings().max_invalid_replies
+
+
+# --- a small context window --------------------------------------------------------------------
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """What the small-context server below counts: every message, tool call and tool schema,
+    three characters a token."""
+    chars = len(json.dumps(body.get("tools") or []))
+    for message in body["messages"]:
+        chars += len(message.get("content") or "") + len(
+            json.dumps(message.get("tool_calls") or "")
+        )
+    return chars // 3
+
+
+class SmallContextServer(ToolCallingServer):
+    """Refuses a prompt of ``window`` tokens or more with llama-cpp-python's own words (which
+    state the window and the prompt size)."""
+
+    def __init__(self, window: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.window = window
+        self.overflows = 0
+        self.largest_answered = 0
+        self.guard = threading.Lock()
+
+    def _respond(self, handler: Any, body: dict[str, Any], fault: str | None) -> None:
+        tokens = _prompt_tokens(body)
+        cap = int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+        if tokens >= self.window:
+            with self.guard:
+                self.overflows += 1
+            message = (
+                f"This model's maximum context length is {self.window} tokens. However, you"
+                f" requested {tokens + cap} tokens ({tokens} in the messages, {cap} in the"
+                " completion). Please reduce the length of the messages or completion."
+            )
+            error = {"message": message, "type": "invalid_request_error", "param": "messages",
+                     "code": "context_length_exceeded"}  # fmt: skip
+            handler._send(400, {"error": error})
+            return
+        with self.guard:
+            self.largest_answered = max(self.largest_answered, tokens)
+        super()._respond(handler, body, fault)
+
+
+def _window(instances: list[Instance], tmp_path: Path) -> int:
+    """A window that holds every episode's first prompt and a reply, but not the longest
+    conversation of an untrimmed run (in the server's tokens)."""
+    server = ToolCallingServer(answer=ScriptedModel(instances, {}))
+    with server as url:
+        _run(instances, _config(url, tmp_path / "sizes"), tmp_path / "sizes")
+        bodies = server.bodies
+    firsts = [_prompt_tokens(b) for b in bodies if len(b["messages"]) == 2]
+    largest = max(_prompt_tokens(b) for b in bodies)
+    window = max(firsts) + OpenAIAgentSettings().reply_tokens + (largest - max(firsts)) * 2 // 3
+    assert largest >= window  # so an untrimmed conversation must overflow
+    return window
+
+
+def test_context_overflow_is_handled_as_such(instances: list[Instance], tmp_path: Path) -> None:
+    """The window is learned from the refusal, the conversation is trimmed and the request
+    retried — tools still offered, no tools-refused — and the trimmed conversation still holds
+    every running call and every result the model needs: the scripted model, which reads only
+    the conversation, solves both episodes with exactly the ground truth's calls."""
+    window = _window(instances, tmp_path)
+    styles = {instances[0].tasks[0].id: "native"}  # trimming keeps native calls with answers
+    server = SmallContextServer(window, answer=ScriptedModel(instances, styles))
+    with server as url:
+        scores, usage = _run(instances, _config(url, tmp_path), tmp_path / "run")
+        bodies = server.bodies
+    _solved_exactly(scores, instances)
+    assert 1 <= server.overflows <= len(instances)  # learned once, shared by the episodes
+    assert usage["agent"]["failures"] == server.overflows
+    assert all("tools" in body for body in bodies)
+    kinds = [e["event"] for instance in instances for e in _events(tmp_path / "run", instance)]
+    assert "tools_refused" not in kinds and "tools_dropped" not in kinds
+    assert kinds.count("context_overflow") == server.overflows
+    assert "history_trimmed" in kinds
+    overflow = next(
+        e
+        for i in instances
+        for e in _events(tmp_path / "run", i)
+        if e["event"] == "context_overflow"
+    )
+    assert overflow["context_tokens"] == window and overflow["prompt_tokens"] >= window
+    trimmed = [b for b in bodies if "Earlier messages were removed" in json.dumps(b["messages"])]
+    assert trimmed
+    for body in trimmed:  # whole exchanges go: every tool answer follows its call
+        answered = {m["tool_call_id"] for m in body["messages"] if m["role"] == "tool"}
+        made = {c["id"] for m in body["messages"] for c in m.get("tool_calls") or []}
+        assert made == answered
+
+
+def test_a_known_window_is_never_overflowed(instances: list[Instance], tmp_path: Path) -> None:
+    """Told the window, the agent trims before sending: no request is refused."""
+    window = _window(instances, tmp_path)
+    server = SmallContextServer(window, answer=ScriptedModel(instances, {}))
+    with server as url:
+        settings = OpenAIAgentSettings(context_tokens=window)
+        scores, usage = _run(instances, _config(url, tmp_path), tmp_path / "run", settings)
+    _solved_exactly(scores, instances)
+    assert server.overflows == 0 and usage["agent"]["failures"] == 0
+    assert server.largest_answered < window
+    for instance in instances:
+        kinds = [e["event"] for e in _events(tmp_path / "run", instance)]
+        assert "context_overflow" not in kinds
+    trims = sum(_report(tmp_path / "run", i)["trims"] for i in instances)
+    assert trims >= 1
 
 
 def _always(text: str) -> Callable[[dict[str, Any]], str]:
@@ -367,7 +704,7 @@ def test_turn_limit_and_pending_calls(instances: list[Instance], tmp_path: Path)
     call = {"name": step.tool.replace(".", "__"),
             "arguments": json.dumps({"task_id": task.id, **step.arguments})}  # fmt: skip
     with ToolCallingServer(answer=_always(NATIVE + json.dumps([call]))) as url:
-        settings = OpenAIAgentSettings(max_turns=4)
+        settings = OpenAIAgentSettings(max_turns=4, max_identical_calls=10)
         scores, usage = _run(instances[1:], _config(url, tmp_path), tmp_path / "run", settings)
     assert usage["agent"]["requests"] == 4
     assert scores[0].calls == 4 and not scores[0].success
