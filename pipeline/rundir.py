@@ -57,8 +57,9 @@ class StageDir:
 
 
 @dataclass(frozen=True)
-class RunDir:
-    path: Path
+class RunDir(StageDir):
+    """The run folder: a stage folder too, whose merged files (``accepted.jsonl``,
+    ``rejected.jsonl`` of validation, ``rejected_tasks.jsonl`` of evolve) sit at its top."""
 
     @classmethod
     def of(cls, output: Path, run_id: str) -> RunDir:
@@ -79,21 +80,9 @@ class RunDir:
 
     # ----- validate ----------------------------------------------------------------------
     @property
-    def shards(self) -> Path:
-        return self.path / "shards"
-
-    @property
     def validation_inputs(self) -> Path:
         """The input hash and shard size the run validates: a rerun under others is refused."""
         return self.shards / "inputs.json"
-
-    @property
-    def accepted(self) -> Path:
-        return self.path / "accepted.jsonl"
-
-    @property
-    def rejected(self) -> Path:
-        return self.path / "rejected.jsonl"
 
     # ----- evolve ------------------------------------------------------------------------
     @property
@@ -115,10 +104,6 @@ class RunDir:
     @property
     def evolve_rejected(self) -> Path:
         return self.path / "evolve_rejected.jsonl"
-
-    @property
-    def rejected_tasks(self) -> Path:
-        return self.path / "rejected_tasks.jsonl"
 
     # ----- compose -----------------------------------------------------------------------
     @property
