@@ -100,15 +100,30 @@ class OpenAIAgentSettings:
     #: 0: the most likely call; resampling a tool call buys nothing and breaks replay
     temperature: float | None = 0.0
     max_overflows: int = 3  # context-overflow refusals in a row before the agent gives up
+    #: after this many replies (across a factory's episodes) that were offered tools and
+    #: still wrote their calls as text, with no native call ever, the tool schemas are left
+    #: out and the tools described in the prompt (about a quarter of the prompt for the same
+    #: calls); None keeps offering them
+    tools_unused_after: int | None = 3
 
 
 @dataclass
-class ContextMemory:
-    """What the episodes of one factory learned about the model's context window."""
+class ModelMemory:
+    """What the episodes of one factory learned about the model and its server: the context
+    window, and whether the server turns calls into native ``tool_calls`` at all."""
 
     context_tokens: int | None
     chars_per_token: float
+    native_replies: int = 0  # replies that carried native tool calls
+    text_replies_with_tools: int = 0  # replies offered tools that wrote their calls as text
     learned: list[str] = field(default_factory=list)
+
+    def tools_unused(self, after: int | None) -> bool:
+        """The server takes the tool schemas but never returns a native call (llama.cpp's
+        server without a tool-call chat format): the schemas only cost context."""
+        if after is None or self.native_replies:
+            return False
+        return self.text_replies_with_tools >= after
 
 
 _WINDOW = re.compile(r"(?:maximum context length is|context window of|n_ctx[^0-9]{0,12})\s*(\d+)")
@@ -175,13 +190,13 @@ class OpenAIAgent:
         episode: Episode,
         client: LLMClient,
         settings: OpenAIAgentSettings | None = None,
-        memory: ContextMemory | None = None,
+        memory: ModelMemory | None = None,
     ) -> None:
         self.settings = settings or OpenAIAgentSettings()
         self.name = self.settings.name or f"openai:{client.model}"
         self.client = client
         self.episode = episode
-        self.memory = memory or ContextMemory(
+        self.memory = memory or ModelMemory(
             self.settings.context_tokens, self.settings.chars_per_token
         )
         self.task_ids = list(episode.task_ids)
@@ -215,6 +230,16 @@ class OpenAIAgent:
             limit = self.settings.max_turns
             if limit is not None and self.requests >= limit:
                 return self._stop(observation, f"reached the limit of {limit} model requests")
+            if self.tools is not None and self.memory.tools_unused(
+                self.settings.tools_unused_after
+            ):
+                self._drop_tools()
+                self._log(
+                    observation,
+                    "tools_unused",
+                    f"{self.memory.text_replies_with_tools} replies wrote their calls as text"
+                    " although tools were offered, none natively: the tools go in the prompt",
+                )
             messages = self._fit(observation)
             if messages is None:
                 return self._stop(
@@ -490,6 +515,10 @@ class OpenAIAgent:
             replies = [_Reply(action, None) for action in found or []]
             path = "none" if not found else "tagged" if "<tool_call>" in result.content else "json"
         self._blocks.append(_Block(self._next_block(), [message]))
+        if self.tools is not None and path == "native":
+            self.memory.native_replies += 1
+        elif self.tools is not None and path in ("tagged", "json"):
+            self.memory.text_replies_with_tools += 1
         checked = []
         seen: dict[str, int] = {}
         for reply in replies:
@@ -658,7 +687,7 @@ def openai_agent_factory(
     """For ``runner.run_many``: a fresh agent (and conversation) per episode; what one
     episode learns about the context window, the next ones start from."""
     chosen = settings or OpenAIAgentSettings()
-    memory = ContextMemory(chosen.context_tokens, chosen.chars_per_token)
+    memory = ModelMemory(chosen.context_tokens, chosen.chars_per_token)
 
     def make(episode: Episode) -> OpenAIAgent:
         return OpenAIAgent(episode, client, chosen, memory)

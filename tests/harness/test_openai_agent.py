@@ -377,9 +377,10 @@ def test_scripted_model_solves_both_instances(instances: list[Instance], tmp_pat
     styles = {first.tasks[0].id: "native", second.tasks[0].id: "json"}
     model = ScriptedModel(instances, styles)
     server = ToolCallingServer(answer=model)
+    keep_tools = OpenAIAgentSettings(tools_unused_after=None)  # both paths side by side
     with server as url:
         config = _config(url, tmp_path)
-        scores, usage = _run(instances, config, tmp_path / "run")
+        scores, usage = _run(instances, config, tmp_path / "run", keep_tools)
         bodies = server.bodies
     _solved_exactly(scores, instances)
     assert usage["agent"]["requests"] == len(bodies) and usage["agent"]["failures"] == 0
@@ -414,21 +415,33 @@ def test_scripted_model_solves_both_instances(instances: list[Instance], tmp_pat
     # a rerun replays every turn from the cache: the tools are part of the key
     with ToolCallingServer(answer=ScriptedModel(instances, styles)) as url:
         config = _config(url, tmp_path)
-        again, usage = _run(instances, config, tmp_path / "rerun")
+        again, usage = _run(instances, config, tmp_path / "rerun", keep_tools)
     assert usage["agent"]["requests"] == 0 and usage["agent"]["cache_hits"] == len(bodies)
     assert [score.row() for score in again] == [score.row() for score in scores]
 
 
 def test_tool_call_blocks_in_the_text_are_read(instances: list[Instance], tmp_path: Path) -> None:
-    """llama.cpp's server without a tool parser returns Qwen's ``<tool_call>`` blocks as text."""
+    """llama.cpp's server without a tool parser returns Qwen's ``<tool_call>`` blocks as text:
+    they are read, and once a few replies show the server never answers natively, the tool
+    schemas stop being sent (the tools are described in the prompt instead)."""
     styles = {instance.tasks[0].id: "tagged" for instance in instances}
-    with ToolCallingServer(answer=ScriptedModel(instances, styles)) as url:
-        scores, _ = _run(instances, _config(url, tmp_path), tmp_path / "run")
+    server = ToolCallingServer(answer=ScriptedModel(instances, styles))
+    with server as url:
+        scores, _ = _run(instances, _config(url, tmp_path), tmp_path / "run", episodes_at_once=1)
+        bodies = server.bodies
     _solved_exactly(scores, instances)
     for instance in instances:
         replies = _report(tmp_path / "run", instance)["replies"]
         assert replies["tagged"] >= 3 and replies["native"] == 0
         assert replies["json"] == 1  # the scripted broken reply (unknown tool)
+    after = OpenAIAgentSettings().tools_unused_after
+    assert after is not None
+    offered = [body for body in bodies if "tools" in body]
+    assert len(offered) == after + 1  # the prose reply counts for nothing, the rest as text
+    assert all('{"calls": [' in b["messages"][0]["content"] for b in bodies if "tools" not in b)
+    first = [e["event"] for e in _events(tmp_path / "run", instances[0])]
+    assert first.count("tools_unused") == 1
+    assert _report(tmp_path / "run", instances[1])["tools"] == "prompt"  # from its start
 
 
 def test_only_the_tools_of_the_tasks_environments(
@@ -436,7 +449,8 @@ def test_only_the_tools_of_the_tasks_environments(
 ) -> None:
     server = ToolCallingServer(answer=ScriptedModel(instances, {}))
     with server as url:
-        _run(instances, _config(url, tmp_path), tmp_path / "run")
+        settings = OpenAIAgentSettings(tools_unused_after=None)
+        _run(instances, _config(url, tmp_path), tmp_path / "run", settings)
         bodies = server.bodies
     for instance in instances:
         envs = {env for task in instance.tasks for env in task.envs}
@@ -575,6 +589,10 @@ def test_repeated_identical_calls_are_stopped(instances: list[Instance], tmp_pat
 # --- a small context window --------------------------------------------------------------------
 
 
+#: the scripted model writes JSON in the text; these tests are about the tool schemas' size
+KEEP_TOOLS = OpenAIAgentSettings(tools_unused_after=None)
+
+
 def _prompt_tokens(body: dict[str, Any]) -> int:
     """What the small-context server below counts: every message, tool call and tool schema,
     three characters a token."""
@@ -622,7 +640,7 @@ def _window(instances: list[Instance], tmp_path: Path) -> int:
     conversation of an untrimmed run (in the server's tokens)."""
     server = ToolCallingServer(answer=ScriptedModel(instances, {}))
     with server as url:
-        _run(instances, _config(url, tmp_path / "sizes"), tmp_path / "sizes")
+        _run(instances, _config(url, tmp_path / "sizes"), tmp_path / "sizes", KEEP_TOOLS)
         bodies = server.bodies
     firsts = [_prompt_tokens(b) for b in bodies if len(b["messages"]) == 2]
     largest = max(_prompt_tokens(b) for b in bodies)
@@ -640,7 +658,7 @@ def test_context_overflow_is_handled_as_such(instances: list[Instance], tmp_path
     styles = {instances[0].tasks[0].id: "native"}  # trimming keeps native calls with answers
     server = SmallContextServer(window, answer=ScriptedModel(instances, styles))
     with server as url:
-        scores, usage = _run(instances, _config(url, tmp_path), tmp_path / "run")
+        scores, usage = _run(instances, _config(url, tmp_path), tmp_path / "run", KEEP_TOOLS)
         bodies = server.bodies
     _solved_exactly(scores, instances)
     assert 1 <= server.overflows <= len(instances)  # learned once, shared by the episodes
@@ -670,7 +688,7 @@ def test_a_known_window_is_never_overflowed(instances: list[Instance], tmp_path:
     window = _window(instances, tmp_path)
     server = SmallContextServer(window, answer=ScriptedModel(instances, {}))
     with server as url:
-        settings = OpenAIAgentSettings(context_tokens=window)
+        settings = OpenAIAgentSettings(context_tokens=window, tools_unused_after=None)
         scores, usage = _run(instances, _config(url, tmp_path), tmp_path / "run", settings)
     _solved_exactly(scores, instances)
     assert server.overflows == 0 and usage["agent"]["failures"] == 0
