@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -273,10 +274,19 @@ def base_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
-def served_models(port: int) -> list[str] | None:
+def port_in_use(port: int) -> bool:
+    """Something accepts connections on 127.0.0.1:``port`` (answering or not)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def served_models(port: int, timeout: float = 2.0) -> list[str] | None:
     """The model names a server on ``port`` answers to, or None when nothing answers."""
     try:
-        with urllib.request.urlopen(f"{base_url(port)}/models", timeout=2) as response:
+        with urllib.request.urlopen(f"{base_url(port)}/models", timeout=timeout) as response:
             if response.status != 200:
                 return None
             data = json.loads(response.read())
@@ -349,25 +359,42 @@ def _pid_file(port: int) -> Path:
     return STATE_DIR / f"server-{port}.pid"
 
 
+def _started(port: int) -> tuple[int, str] | None:
+    """The pid and model of the server this project started on ``port``, if it still runs."""
+    try:
+        pid_text, _, model = _pid_file(port).read_text().partition(" ")
+        pid = int(pid_text)
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid, model.strip()
+
+
 def start(port: int, model: str, chat_format: str | None = None) -> int:
     spec = spec_of(model)
-    served = served_models(port)
-    if served is not None:
-        if spec.alias in served:
+    if port_in_use(port):
+        ours = _started(port)
+        # llama.cpp answers /v1/models only between generations: a busy server may not answer
+        served = [ours[1]] if ours is not None else served_models(port, timeout=10)
+        if served is not None and spec.alias in served:
             print(f"local LLM already running at {base_url(port)} (model {spec.alias})")
             return 0
+        what = ", ".join(served or []) or "a server that does not answer /v1/models"
         print(
-            f"error: port {port} already serves {', '.join(served) or 'another server'};"
-            " stop it with `make llm-stop` or pick another LLM_PORT",
+            f"error: port {port} is taken by {what}; stop it with `make llm-stop`"
+            " or pick another LLM_PORT",
             file=sys.stderr,
         )
         return 1
     log_file = STATE_DIR / f"server-{port}.log"
     process = launch(port, log_file, model, chat_format)
-    _pid_file(port).write_text(str(process.pid))
+    _pid_file(port).write_text(f"{process.pid} {spec.alias}")
     # a larger model takes longer to read into memory (use_mmap off)
     seconds = STARTUP_SECONDS + (spec.chunked.size // 10**7 if spec.chunked else 0)
     if not wait_ready(port, process, seconds):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        _pid_file(port).unlink(missing_ok=True)
         print(f"error: the local LLM did not start; see {log_file}", file=sys.stderr)
         return 1
     print(f"local LLM at {base_url(port)} (model {spec.alias}); stop it with `make llm-stop`")
@@ -383,7 +410,7 @@ def stop() -> int:
         return 0
     for pid_file in pid_files:
         try:
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+            os.killpg(int(pid_file.read_text().split()[0]), signal.SIGTERM)
             print(f"stopped the local LLM ({pid_file.stem})")
         except (ProcessLookupError, ValueError):
             print(f"the local LLM of {pid_file.name} was not running")

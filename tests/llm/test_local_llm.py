@@ -158,3 +158,20 @@ def test_the_qwen_models_are_pinned_and_served_on_loopback_without_mmap() -> Non
     flags = dict(zip(command[3::2], command[4::2]))
     assert flags["--host"] == "127.0.0.1" and flags["--use_mmap"] == "false"
     assert flags["--n_threads"] == str(local_llm.threads()) and flags["--n_ctx"] == "16384"
+
+
+def test_start_never_launches_onto_a_taken_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.llm.fake_server import FakeOpenAIServer
+
+    monkeypatch.setattr(local_llm, "STATE_DIR", tmp_path / "state")
+    launched: list[str] = []
+    monkeypatch.setattr(local_llm, "launch", lambda *args, **kwargs: launched.append("x"))
+    with FakeOpenAIServer(model_name="smollm2-135m") as url:
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        assert main(["start", "--port", port]) == 0  # the same model: already running
+        assert "already running" in capsys.readouterr().out
+        assert main(["start", "--port", port, "--model", "qwen2.5-coder-0.5b"]) == 1
+    assert "taken by smollm2-135m" in capsys.readouterr().err
+    assert not launched and not (tmp_path / "state").exists()
