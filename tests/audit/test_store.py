@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,23 +42,31 @@ def test_a_torn_last_line_does_not_swallow_the_next_decision(tmp_path: Path) -> 
         read_reviews(tmp_path)
 
 
-def _append_many(folder: str, worker: int, count: int) -> None:
-    for n in range(count):
-        append_review(Path(folder), _review(f"s{n % 7}", Decision.CONFIRM_REJECT, f"w{worker}", n))
+#: one writer: a fresh interpreter (a forked copy of the test process would inherit its
+#: threads and fork hooks, which another test's Dask cluster leaves behind)
+_WRITER = """
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from pipeline.audit.store import append_review
+from pipeline.models import Decision, Review
+folder, worker, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for n in range(count):
+    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n)
+    review = Review(sample_id=f"s{n % 7}", decision=Decision.CONFIRM_REJECT,
+                    reviewer=f"w{worker}", note=f"w{worker}:{n}", at=at)
+    append_review(folder, review)
+"""
 
 
 def test_appends_from_several_processes_lose_nothing(tmp_path: Path) -> None:
     workers, count = 4, 150
-    context = multiprocessing.get_context("fork")
     processes = [
-        context.Process(target=_append_many, args=(str(tmp_path), worker, count))
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), str(worker), str(count)])
         for worker in range(workers)
     ]
     for process in processes:
-        process.start()
-    for process in processes:
-        process.join(60)
-        assert process.exitcode == 0
+        assert process.wait(timeout=300) == 0
     reviews = read_reviews(tmp_path)
     assert len(reviews) == workers * count
     assert len({(r.reviewer, r.note) for r in reviews}) == workers * count
