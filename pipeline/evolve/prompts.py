@@ -192,6 +192,23 @@ def example_for(operation: str, task: Task) -> dict[str, Any] | None:
     return None
 
 
+#: what deepen and broaden both show, so their prompts about one task share everything but the
+#: instruction: the label each operator's example answer gets
+EDIT_LABELS = {"deepen": "A deeper version", "broaden": "A different task for the same state"}
+
+
+def edit_examples(task: Task) -> list[dict[str, Any]]:
+    """The deepen and broaden examples for ``task``, grouped by the seed they edit."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for operation, label in EDIT_LABELS.items():
+        example = example_for(operation, task)
+        if example is None:
+            continue
+        group = grouped.setdefault(example["seed"], {"task": example["task"], "edits": []})
+        group["edits"].append({"label": label, **example})
+    return list(grouped.values())
+
+
 def example_answers(operation: str) -> list[tuple[Task, dict[str, Any]]]:
     """Each worked example's parent seed and answer (the tests validate them)."""
     return [
@@ -223,6 +240,7 @@ def render(operation: str, task: Task, rejection: Rejection | None = None) -> Pr
         "task": task_view(task),
         "tools": tools_of(task.envs),
         "example": example_for(operation, task),
+        "examples": edit_examples(task) if operation in EDIT_LABELS else [],
         "literals": literals_stated(task) if operation == "paraphrase" else [],
         "parent_calls": len(task.calls),
     }

@@ -52,7 +52,7 @@ def parent_calls(task: Task) -> list[dict[str, Any]]:
 def operator_of(body: dict[str, Any]) -> str:
     prompt = next(m["content"] for m in body["messages"] if m["role"] == "user")
     for marker, operator in [
-        ("Your job: make the task deeper", "deepen"),
+        ("Your job: make this task deeper", "deepen"),
         ("Your job: write a different task", "broaden"),
         ("Your job: reword", "paraphrase"),
         ("This task failed an automatic check", "repair"),
@@ -344,9 +344,10 @@ def test_prompts_are_built_for_a_small_model(tmp_path: Path) -> None:
         everything = json.dumps(body["messages"])
         assert "tweet_counter" not in everything and "random_seed" not in everything
     assert '"following_list":["alice","bob"]' in text
-    # one worked example, from another environment (posting's own is never shown)
+    # worked examples from another environment (posting's own is never shown), before the
+    # task, so the task is what the model reads last
     assert text.count("Example from another app") == 1
-    assert "Duplicate invoice received" in text and "Example from another app" in text
+    assert text.index("Duplicate invoice received") < text.index("Request: Log me in as maya")
     assert "Great panel on open data" not in _user(paraphrase)  # the posting example: not here
     assert "Duplicate invoice received" in _user(paraphrase)
     # the paraphrase is asked with the values it must keep, and without the tools or state
@@ -356,9 +357,11 @@ def test_prompts_are_built_for_a_small_model(tmp_path: Path) -> None:
     # holds the whole task, and each ends with its instruction
     assert deepen["messages"][0] == broaden["messages"][0]
     shared = os.path.commonprefix([_user(deepen), _user(broaden)])
-    assert shared.startswith("Tools (a call names one of them")
-    assert "Calls, in order, with what each returned" in shared
+    assert shared.startswith("Example from another app")
+    assert "A deeper version: " in shared and "A different task for the same state: " in shared
+    assert "Tools (a call names one of them" in shared
     assert 'returned: {"comment_status"' in shared
+    assert shared == _user(deepen).split("Your job:")[0] + "Your job: ", "only the job differs"
     for body in (deepen, broaden, paraphrase):
         assert _user(body).rstrip().splitlines()[-1].endswith(("{...}}.", "request."))
         assert "Your job:" in _user(body).rsplit("\n\n", 1)[-1]
