@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,16 +22,23 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from pipeline.dependencies import bindable
 from pipeline.envs import ENVIRONMENTS, ToolSpec
+from pipeline.jsontree import leaves
 from pipeline.models import Call, Rejection, Task
 from pipeline.replay import build_envs, run_call
 from pipeline.seeds import SEED_DIR
+from pipeline.semantics import Sem
+from pipeline.toolgraph import generative_edge
+from pipeline.validate.grounding import numbers_in
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 EXAMPLES_FILE = PROMPTS_DIR / "examples.json"
 MAX_STATE_CHARS = 3000  # about 1k tokens: a CPU server reads ~40 tokens/s
 MAX_RESULT_CHARS = 400
 MAX_DESCRIPTION_CHARS = 160
+MAX_FOLLOW_UPS = 6  # values listed with the tools that can take them
+MAX_TAKERS = 6
 #: state fields that are bookkeeping, whatever the environment
 _INTERNAL_FIELDS = frozenset({"random_seed", "rng_words", "long_context", "generated_ids"})
 _INTERNAL_SUFFIXES = ("_counter", "_counters", "_count")
@@ -128,24 +136,92 @@ def call_json(call: Call) -> str:
     return json.dumps({"tool": call.function, "arguments": call.arguments}, ensure_ascii=False)
 
 
-def call_results(task: Task) -> list[str]:
-    """What each call returns when the task is replayed, as the model should read it."""
+def _outcomes(task: Task) -> list[tuple[Any, str | None]]:
+    """Each call's result and error when the task is replayed."""
     try:
         envs = build_envs(task.envs, task.initial_config)
     except ValueError as error:
-        return [f"(not run: {_short(str(error), 200)})" for _ in task.calls]
-    shown = []
+        return [(None, f"not run: {_short(str(error), 200)}") for _ in task.calls]
+    outcomes = []
     for call in task.calls:
         outcome = run_call(envs, call)
-        if outcome.error is not None:
-            shown.append("error: " + _short(outcome.error, MAX_RESULT_CHARS))
-        else:
-            text = json.dumps(outcome.result, ensure_ascii=False, separators=(",", ":"))
-            shown.append(_short(text, MAX_RESULT_CHARS))
-    return shown
+        outcomes.append((outcome.result, outcome.error))
+    return outcomes
 
 
-def task_view(task: Task) -> dict[str, Any]:
+def _shown(result: Any, error: str | None) -> str:
+    if error is not None:
+        return "error: " + _short(error, MAX_RESULT_CHARS)
+    return _short(json.dumps(result, ensure_ascii=False, separators=(",", ":")), MAX_RESULT_CHARS)
+
+
+def call_results(task: Task) -> list[str]:
+    """What each call returns when the task is replayed, as the model should read it."""
+    return [_shown(result, error) for result, error in _outcomes(task)]
+
+
+_NAMED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INDEX = re.compile(r"(?<![^.])\d+(?![^.])")  # a list index in a dotted path
+
+
+def _takers(envs: list[str], sem: Sem) -> list[str]:
+    """``tool (parameter)`` for each tool of ``envs`` that the tool graph lets take a value of
+    type ``sem``."""
+    found = []
+    for env in envs:
+        for name, spec in ENVIRONMENTS[env].tool_specs().items():
+            for parameter, wanted in spec.param_types.items():
+                if generative_edge(sem, wanted, f"{env}.{name}"):
+                    found.append(f"{name} ({parameter})")
+    return found
+
+
+def _stated(value: Any, question: str) -> bool:
+    if isinstance(value, str):
+        return value in question
+    return isinstance(value, int | float) and float(value) in numbers_in(question)
+
+
+def follow_ups(task: Task) -> list[str]:
+    """Values the task's calls return that another tool can take, with those tools: a concrete
+    menu for "add a call that uses an earlier result", from the tool graph's edges."""
+    lines: list[str] = []
+    # the session's own settings (who is logged in): acting on oneself is no follow-up
+    session = {
+        v for state in task.initial_config.values() for v in state.values() if isinstance(v, str)
+    }
+    seen: set[str] = set()
+    fields: set[tuple[int, str]] = set()
+    for index, (call, (result, error)) in enumerate(zip(task.calls, _outcomes(task)), 1):
+        if error is not None:
+            continue
+        spec = ENVIRONMENTS[call.env].tool_specs().get(call.function)
+        if spec is None:
+            continue
+        for path, value in leaves(result, "", _NAMED_KEY.fullmatch):
+            sem = spec.result_type(path)
+            text = json.dumps(value, ensure_ascii=False)
+            if sem is None or not bindable(value) or value in session or text in seen:
+                continue
+            if _stated(value, task.question):  # the user gave it: no result is needed for it
+                continue
+            field = (index, _INDEX.sub("*", path))
+            if field in fields:  # one element of a returned list stands for all of them
+                continue
+            fields.add(field)
+            takers = _takers(task.envs, sem)
+            if takers:
+                seen.add(text)
+                shown = ", ".join(takers[:MAX_TAKERS]) + (
+                    ", ..." if len(takers) > MAX_TAKERS else ""
+                )
+                lines.append(f"- {_short(text, 80)} (call {index}, {path or 'result'}): {shown}")
+            if len(lines) >= MAX_FOLLOW_UPS:
+                return lines
+    return lines
+
+
+def task_view(task: Task, menu: bool = False) -> dict[str, Any]:
     return {
         "question": task.question,
         "state_json": visible_state(task),
@@ -153,6 +229,7 @@ def task_view(task: Task) -> dict[str, Any]:
             {"call": call_json(call), "result": result}
             for call, result in zip(task.calls, call_results(task))
         ],
+        "follow_ups": follow_ups(task) if menu else [],
     }
 
 
@@ -237,7 +314,7 @@ def literals_stated(task: Task) -> list[str]:
 
 def render(operation: str, task: Task, rejection: Rejection | None = None) -> Prompt:
     context: dict[str, Any] = {
-        "task": task_view(task),
+        "task": task_view(task, menu=operation in EDIT_LABELS),
         "tools": tools_of(task.envs),
         "example": example_for(operation, task),
         "examples": edit_examples(task) if operation in EDIT_LABELS else [],

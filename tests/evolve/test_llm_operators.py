@@ -361,6 +361,11 @@ def test_prompts_are_built_for_a_small_model(tmp_path: Path) -> None:
     assert "A deeper version: " in shared and "A different task for the same state: " in shared
     assert "Tools (a call names one of them" in shared
     assert 'returned: {"comment_status"' in shared
+    # a menu of returned values the tool graph lets another tool take: the new post's id, not
+    # the tags the user stated
+    menu = shared.split("Returned values another tool can take (tool and argument):\n")[1]
+    assert menu.startswith("- 5 (call 2, id): retweet (tweet_id), comment (tweet_id),")
+    assert "#release" not in menu.split("\n\n")[0]
     assert shared == _user(deepen).split("Your job:")[0] + "Your job: ", "only the job differs"
     for body in (deepen, broaden, paraphrase):
         assert _user(body).rstrip().splitlines()[-1].endswith(("{...}}.", "request."))
