@@ -38,7 +38,7 @@ from pipeline.evolve.novelty import NoveltyCheck
 from pipeline.evolve.rename import rename
 from pipeline.evolve.verbalise import Verbaliser, verbalise
 from pipeline.jsonl import read_records, write_atomic, write_parts
-from pipeline.llm import LLMClient, LLMConfig, UsageLedger
+from pipeline.llm import LLMClient, LLMConfig, UsageLedger, endpoint_capabilities
 from pipeline.models import Rejection, RejectionCode, Stage, Task, content_hash
 from pipeline.rundir import RunDir, StageDir
 from pipeline.runguard import claim, run_lock
@@ -456,6 +456,8 @@ def _evolve(
         "stage": "evolve",
         "settings": {**asdict(settings), "operators": [op.value for op in settings.operators]},
         "llm": llm.public_dict() if llm is not None and llm.configured else None,
+        # the working output mode, token-cap name and tool support the client learned
+        "llm_endpoint": endpoint_capabilities(llm) if llm is not None else None,
         "counts": {
             "seeds": len(seeds),
             "seeds_accepted": seeds_ok,

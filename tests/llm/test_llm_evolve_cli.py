@@ -83,6 +83,8 @@ def test_a_run_against_llama_cpp_pays_one_refused_request(
     assert kinds.count("json_schema") == 1
     assert manifest["llm"]["timeout"] == 45.0
     assert manifest["llm"]["concurrency"] == 2  # the default for an endpoint on this machine
+    learned = manifest["llm_endpoint"]  # the mode that works is recorded with the run
+    assert learned is not None and "json_schema" in json.dumps(learned)
 
 
 def test_replies_cut_at_the_cap_are_resampled_then_rejected_with_the_reason(
