@@ -331,9 +331,13 @@ def _play(
 
         success = asyncio.run(go())
         bodies = server.bodies
+    messages = bodies[-1]["messages"]
+    # the agent names tasks T1, T2, ... in the order its system prompt lists them
+    names = re.findall(r"^- task_id (\w+) \(", messages[0]["content"], re.MULTILINE)
+    real = dict(zip(names, [task.id for task in instance.tasks]))
     delivered = [
-        item
-        for message in bodies[-1]["messages"]
+        {**item, "task_id": real[item["task_id"]]}
+        for message in messages
         if message["role"] == "user"
         for item in _results(message["content"])
     ]

@@ -35,12 +35,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.harness.protocol import (
     ECHO,
     FINISH,
+    NEXT_IDLE,
+    NEXT_RUNNING,
+    OPENING,
     REPEAT,
     WAIT,
     ProtocolError,
@@ -53,6 +56,7 @@ from pipeline.harness.protocol import (
     running_line,
     started_line,
     system_prompt,
+    task_aliases,
 )
 from pipeline.harness.sim import (
     Ack,
@@ -72,6 +76,7 @@ MESSAGE_OVERHEAD = 12  # characters a chat template adds around each message (ro
 LOW_WATER = 0.6  # a trim leaves the conversation at this share of the budget, so the
 # server's prompt cache is broken once per trim, not on every turn after the first one
 MIN_CHARS_PER_TOKEN = 1.0
+MAX_BOARD_CALLS = 6  # calls listed per task on the board at the end of each message
 
 
 @dataclass(frozen=True)
@@ -200,11 +205,14 @@ class OpenAIAgent:
             self.settings.context_tokens, self.settings.chars_per_token
         )
         self.task_ids = list(episode.task_ids)
+        self.aliases = task_aliases(episode.instance)  # what the model calls each task
+        self._real = {**{task: task for task in self.task_ids}}
+        self._real.update({alias: task for task, alias in self.aliases.items()})
         native = self.settings.native_tools and not _tools_known_refused(client)
-        self.tools = agent_tools(episode.instance) if native else None
+        self.tools = agent_tools(episode.instance, self.aliases) if native else None
         self.system = {
             "role": "system",
-            "content": system_prompt(episode.instance, list_signatures=not native),
+            "content": system_prompt(episode.instance, not native, self.aliases),
         }
         self._blocks: list[_Block] = []
         self._summary: dict[str, Any] | None = None  # stands for the trimmed blocks
@@ -310,7 +318,7 @@ class OpenAIAgent:
 
     def _drop_tools(self) -> None:
         self.tools = None
-        prompt = system_prompt(self.episode.instance, list_signatures=True)
+        prompt = system_prompt(self.episode.instance, True, self.aliases)
         self.system = {"role": "system", "content": prompt}
         if self._report is not None:
             self._report["tools"] = "prompt"
@@ -365,6 +373,7 @@ class OpenAIAgent:
             "tools_offered": [
                 tool["function"]["name"] for tool in agent_tools(self.episode.instance)
             ],
+            "task_names": self.aliases,
             "replies": {"native": 0, "tagged": 0, "json": 0, "none": 0},
             "requests": 0,
             "context_overflows": 0,
@@ -448,13 +457,13 @@ class OpenAIAgent:
             delivery = call.delivered
             if delivery is None or call.shown_in in shown or call.task_id in finished:
                 continue
-            label = call_label(call.call_id, call.task_id, call.tool, call.arguments)
+            label = self._label(call.call_id, call.task_id, call.tool, call.arguments)
             lines.append(
                 result_line(label, delivery.result, delivery.error, self.settings.max_result_chars)
             )
         if len(lines) == 1:
             lines.append("(none that an unfinished task still needs)")
-        done = [task for task in self.task_ids if task in finished]
+        done = [self._name(task) for task in self.task_ids if task in finished]
         if done:
             lines.append(f"Finished tasks: {', '.join(done)}.")
         return {"role": "user", "content": "\n".join(lines)}
@@ -507,12 +516,12 @@ class OpenAIAgent:
                     call_id = f"call_{self.requests}_{index}"  # the answers must match the ids
                 calls.append({**call, "id": call_id})
             message = {"role": "assistant", "content": result.content, "tool_calls": calls}
-            parsed = parse_native_calls(calls, self.task_ids)
-            replies = [_Reply(a, c["id"]) for a, c in zip(parsed, calls)]
+            parsed = parse_native_calls(calls, self._real)
+            replies = [_Reply(self._to_real(a), c["id"]) for a, c in zip(parsed, calls)]
         else:
             message = {"role": "assistant", "content": result.content}
-            found = parse_content_calls(result.content, self.task_ids)
-            replies = [_Reply(action, None) for action in found or []]
+            found = parse_content_calls(result.content, self._real)
+            replies = [_Reply(self._to_real(action), None) for action in found or []]
             path = "none" if not found else "tagged" if "<tool_call>" in result.content else "json"
         self._blocks.append(_Block(self._next_block(), [message]))
         if self.tools is not None and path == "native":
@@ -526,10 +535,16 @@ class OpenAIAgent:
             if isinstance(action, FinishAction):
                 task_id = action.task_id
                 if task_id in finished:
-                    action = ProtocolError(f"task {task_id} is already finished", FINISH)
+                    action = ProtocolError(
+                        f"task {self._name(task_id)} is already finished", FINISH
+                    )
                 finished.add(task_id)
             elif isinstance(action, WaitAction) and not observation.pending:
-                action = ProtocolError("nothing is pending, so there is nothing to wait for", WAIT)
+                action = ProtocolError(
+                    "nothing is running, so no result is coming: make a call for an unfinished"
+                    " task, or finish it",
+                    WAIT,
+                )
             elif isinstance(action, CallAction):
                 action = self._bounded(action, seen, observation)
             elif isinstance(action, ProtocolError) and action.kind == ECHO:
@@ -563,7 +578,7 @@ class OpenAIAgent:
         ids = ", ".join(earlier) or "this reply"
         message = (
             f"stopped: {openai_name(action.tool)} {json.dumps(action.arguments)} for task"
-            f" {action.task_id} was already made {count} times ({ids}); making it again"
+            f" {self._name(action.task_id)} was already made {count} times ({ids}); making it again"
             " cannot help. Use the results you have, or finish the task."
         )
         self._log(
@@ -577,6 +592,52 @@ class OpenAIAgent:
         )
         return ProtocolError(message, openai_name(action.tool), REPEAT)
 
+    # -- naming tasks as the model knows them --
+
+    def _name(self, task_id: str) -> str:
+        return self.aliases.get(task_id, task_id)
+
+    def _label(self, call_id: str, task_id: str, tool: str, arguments: dict[str, Any]) -> str:
+        return call_label(call_id, self._name(task_id), tool, arguments)
+
+    def _to_real(self, action: Action | ProtocolError) -> Action | ProtocolError:
+        """The action with the task's real id (an unknown name is left for the harness to
+        refuse, so the score records the confusion)."""
+        if isinstance(action, CallAction | FinishAction):
+            real = self._real.get(action.task_id)
+            if real is not None and real != action.task_id:
+                return replace(action, task_id=real)
+        return action
+
+    def _task_board(self, observation: Observation) -> list[str]:
+        """Every unfinished task with its question and its calls so far, last before the
+        instruction: a small model loses track of a task it last read about in the system
+        prompt."""
+        open_tasks = [t for t in self.episode.instance.tasks if t.id not in observation.finished]
+        if not open_tasks:
+            return ["All tasks are finished."]
+        lines = ["Unfinished tasks:"]
+        for task in open_tasks:
+            calls = [c for c in self._calls.values() if c.task_id == task.id]
+            states = [
+                f"{c.call_id} {openai_name(c.tool)} "
+                + (
+                    "running"
+                    if c.delivered is None
+                    else "failed"
+                    if c.delivered.error
+                    else "returned"
+                )
+                for c in calls
+                if c.eta is not None or c.delivered is not None
+            ]
+            shown = states[-MAX_BOARD_CALLS:]
+            if len(states) > len(shown):
+                shown.insert(0, f"{len(states) - len(shown)} earlier")
+            progress = "; ".join(shown) if shown else "no calls yet"
+            lines.append(f"- {self._name(task.id)} {json.dumps(task.question)}: {progress}.")
+        return lines
+
     def _next_block(self) -> int:
         return self._blocks[-1].number + 1 if self._blocks else 0
 
@@ -589,10 +650,10 @@ class OpenAIAgent:
         if isinstance(action, WaitAction):
             return "- waited."
         if isinstance(action, FinishAction):
-            return f"- task {action.task_id} finished."
+            return f"- task {self._name(action.task_id)} finished."
         if ack is None:
-            return f"- not sent: {openai_name(action.tool)} for task {action.task_id}."
-        label = call_label(ack.call_id, ack.task_id, ack.tool, action.arguments)
+            return f"- not sent: {openai_name(action.tool)} for task {self._name(action.task_id)}."
+        label = self._label(ack.call_id, ack.task_id, ack.tool, action.arguments)
         if ack.status != "pending" or ack.error is not None:
             return f"- {label} refused: {ack.error}"
         return started_line(label, ack.eta)
@@ -616,7 +677,7 @@ class OpenAIAgent:
         call.delivered = delivery
         call.shown_in = block
         limit = self.settings.max_result_chars
-        label = call_label(delivery.call_id, delivery.task_id, delivery.tool, delivery.arguments)
+        label = self._label(delivery.call_id, delivery.task_id, delivery.tool, delivery.arguments)
         line = result_line(label, delivery.result, delivery.error, limit)
         if limit is not None and delivery.error is None:
             length = len(json.dumps(delivery.result, ensure_ascii=False, default=str))
@@ -633,8 +694,6 @@ class OpenAIAgent:
         if first:
             self._blocks.append(block)
         lines = [f"Clock: t={observation.now:.3f} s."]
-        if first:
-            lines.append("No calls made yet. Begin.")
         outcomes = []
         for reply in self._replies:
             ack = next(acks, None) if isinstance(reply.action, CallAction) else None
@@ -663,13 +722,11 @@ class OpenAIAgent:
         if running:
             lines.append("Still running (do not call these again):")
             lines += [
-                running_line(call_label(c.call_id, c.task_id, c.tool, c.arguments), c.eta)
+                running_line(self._label(c.call_id, c.task_id, c.tool, c.arguments), c.eta)
                 for c in running
             ]
-        else:
-            lines.append("No calls are running.")
-        open_tasks = [t for t in self.task_ids if t not in observation.finished]
-        lines.append(f"Unfinished tasks: {', '.join(open_tasks) or 'none'}.")
+        lines += self._task_board(observation)
+        lines.append(OPENING if first else NEXT_RUNNING if running else NEXT_IDLE)
         block.messages.append({"role": "user", "content": "\n".join(lines)})
         self._replies = []
 

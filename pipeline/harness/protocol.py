@@ -79,10 +79,17 @@ def instance_envs(instance: Instance) -> list[str]:
     return list(seen)
 
 
-def env_tasks(instance: Instance) -> dict[str, list[str]]:
-    """Each environment of the instance and the ids of the tasks that have it."""
+def task_aliases(instance: Instance) -> dict[str, str]:
+    """Each task's id -> the short name the model sees (``T1``, ``T2``, ...): a small model
+    copies a 16-digit hex id unreliably and confuses two of them."""
+    return {task.id: f"T{number}" for number, task in enumerate(instance.tasks, start=1)}
+
+
+def env_tasks(instance: Instance, aliases: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """Each environment of the instance and the tasks that have it (as ``aliases`` name them)."""
+    names = aliases or {}
     return {
-        env: [task.id for task in instance.tasks if env in task.envs]
+        env: [names.get(task.id, task.id) for task in instance.tasks if env in task.envs]
         for env in instance_envs(instance)
     }
 
@@ -136,11 +143,14 @@ def _description(spec: ToolSpec) -> str:
     return f"{spec.description} Returns: {spec.returns}" if spec.returns else spec.description
 
 
-def agent_tools(instance: Instance) -> list[dict[str, Any]]:
+def agent_tools(
+    instance: Instance, aliases: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The OpenAI ``tools`` list for an instance: its environments' tools (each taking only
-    the tasks that have its environment), then wait/finish."""
-    task_ids = [task.id for task in instance.tasks]
-    owners = env_tasks(instance)
+    the tasks that have its environment), then wait/finish; tasks named as ``aliases`` say."""
+    names = aliases or {}
+    task_ids = [names.get(task.id, task.id) for task in instance.tasks]
+    owners = env_tasks(instance, aliases)
     tools: list[dict[str, Any]] = []
     for qualified, spec in _env_tools(instance):
         parameters = compact_schema(dict(spec.parameters))
@@ -270,10 +280,30 @@ Reply with one JSON object and nothing else, listing your calls:
 {"calls": [{"tool": "<tool name>", "task_id": "<task id>", "arguments": {...}}, ...]}
 wait takes no task_id and no arguments; finish_task takes {"answer": "..."} as arguments."""
 
-NATIVE_FORMAT = "Make your calls with the function-calling interface (one or more per reply)."
+NATIVE_FORMAT = (
+    "Make your calls with the function-calling interface (one or more per reply); the example"
+    " below writes each call as the name and arguments of the function."
+)
+
+#: the last line of every message: a small model follows the last thing it reads. Asked only
+#: "Begin.", or told that "wait would do nothing", Qwen2.5-Coder-1.5B answered with wait.
+OPENING = (
+    "Nothing has been called yet. Start every task now: write the first call of each task,"
+    " all in this reply."
+)
+NEXT_RUNNING = (
+    "Now make every call the results so far allow (for any task), finish each task that is"
+    " done, or wait if nothing can be done until a running call returns."
+)
+NEXT_IDLE = (
+    "Nothing is running. Make the next call of each unfinished task, or finish the tasks that"
+    " are done."
+)
 
 
 def _example_reply(tool: str, task_id: str | None, arguments: dict[str, Any], text: bool) -> str:
+    """One call as the model should write it: our JSON reply format, or (with tools offered)
+    the ``{"name", "arguments"}`` object that native calls and Qwen's template use."""
     if text:
         call: dict[str, Any] = {"tool": tool}
         if task_id is not None:
@@ -281,7 +311,7 @@ def _example_reply(tool: str, task_id: str | None, arguments: dict[str, Any], te
         call["arguments"] = arguments
         return _json({"calls": [call]})
     fields = arguments if task_id is None else {"task_id": task_id, **arguments}
-    return f"a call of {tool} with {_json(fields)}"
+    return _json({"name": tool, "arguments": fields})
 
 
 def worked_example(text: bool) -> str:
@@ -306,11 +336,15 @@ def worked_example(text: bool) -> str:
     return "\n".join(lines)
 
 
-def system_prompt(instance: Instance, list_signatures: bool = False) -> str:
+def system_prompt(
+    instance: Instance, list_signatures: bool = False, aliases: Mapping[str, str] | None = None
+) -> str:
     """The rules, the reply format, a worked example, the tools (one-line descriptions, or
-    full signatures for servers that are not given the tool schemas), then the tasks. The
-    same for every turn of an episode, so a server's prompt cache keeps it."""
+    full signatures for servers that are not given the tool schemas), then the tasks (named
+    as ``aliases`` say). The same for every turn of an episode, so a server's prompt cache
+    keeps it."""
     text = list_signatures
+    names = aliases or {}
     lines = [
         RULES.format(count=len(instance.tasks)),
         "",
@@ -320,7 +354,7 @@ def system_prompt(instance: Instance, list_signatures: bool = False) -> str:
         "",
         "Tools (every tool except wait takes task_id):",
     ]
-    owners = env_tasks(instance)
+    owners = env_tasks(instance, aliases)
     current = ""
     for qualified, spec in _env_tools(instance):
         env = qualified.partition(".")[0]
@@ -336,7 +370,9 @@ def system_prompt(instance: Instance, list_signatures: bool = False) -> str:
     lines += ["", "Tasks:"]
     for task in instance.tasks:
         envs = ", ".join(task.envs)
-        lines.append(f"- task_id {task.id} (environments: {envs}): {task.question}")
+        lines.append(
+            f"- task_id {names.get(task.id, task.id)} (environments: {envs}): {task.question}"
+        )
     return "\n".join(lines)
 
 

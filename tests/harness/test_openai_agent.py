@@ -230,6 +230,8 @@ def _step_of(task: Task, tool: str, arguments: Any) -> str | None:
     return None
 
 
+#: a task as the system prompt lists it: its short name and its question
+TASK_LINE = r"^- task_id (\w+) \(environments: [^)]*\): (.*)$"
 REPORT_LINE = re.compile(r"^- (c\d+) \(task ([^)]+)\) (\w+) ")
 
 
@@ -253,13 +255,17 @@ class ScriptedModel:
 
     def __init__(self, instances: list[Instance], styles: dict[str, str]) -> None:
         self.tasks = {task.id: task for instance in instances for task in instance.tasks}
+        self.by_question = {task.question: task.id for task in self.tasks.values()}
         self.styles = styles
         self.turns: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def __call__(self, body: dict[str, Any]) -> str:
         messages = body["messages"]
-        task_ids = re.findall(r"^- task_id (\w+) ", messages[0]["content"], re.MULTILINE)
+        listed = re.findall(TASK_LINE, messages[0]["content"], re.MULTILINE)
+        real = {alias: self.by_question[question] for alias, question in listed}
+        alias_of = {task: alias for alias, task in real.items()}
+        task_ids = list(real.values())
         style = self.styles.get(task_ids[0], "json")
         with self.lock:
             turn = self.turns[task_ids[0]] = self.turns.get(task_ids[0], -1) + 1
@@ -280,27 +286,30 @@ class ScriptedModel:
         for message in messages:
             if message["role"] != "user":
                 continue
-            for _, task_id, tool, arguments, rest in report_lines(message["content"]):
+            for _, alias, tool, arguments, rest in report_lines(message["content"]):
+                task_id = real[alias]
                 step_id = _step_of(self.tasks[task_id], tool, arguments)
                 if step_id is None:
                     continue
                 issued.add((task_id, step_id))
                 if rest.startswith((" returned", " failed")):
                     delivered.add((task_id, step_id))
-            found = re.findall(r"^Unfinished tasks: (.*)\.$", message["content"], re.MULTILINE)
-            if found:
-                unfinished = [t for t in found[-1].split(", ") if t in self.tasks]
+            board = message["content"].partition("Unfinished tasks:\n")[2]
+            if board:
+                unfinished = [real[a] for a in re.findall(r"^- (T\d+) ", board, re.MULTILINE)]
+            elif "All tasks are finished." in message["content"]:
+                unfinished = []
         calls: list[dict[str, Any]] = []
         for task_id in unfinished:
             task = self.tasks[task_id]
             if all((task_id, step.id) in delivered for step in task.calls):
-                calls.append({"tool": "finish_task", "task_id": task_id,
+                calls.append({"tool": "finish_task", "task_id": alias_of[task_id],
                               "arguments": {"answer": "done"}})  # fmt: skip
                 continue
             for step in task.calls:
                 ready = all((task_id, parent) in delivered for parent in step.depends_on)
                 if (task_id, step.id) not in issued and ready:
-                    calls.append({"tool": _tool_name(step.tool), "task_id": task_id,
+                    calls.append({"tool": _tool_name(step.tool), "task_id": alias_of[task_id],
                                   "arguments": dict(step.arguments)})  # fmt: skip
         if not calls:
             calls.append({"tool": "wait", "arguments": {}})
@@ -390,10 +399,13 @@ def test_scripted_model_solves_both_instances(instances: list[Instance], tmp_pat
         assert body["max_tokens"] == OpenAIAgentSettings().reply_tokens
         assert body["temperature"] == 0.0
     conversations = [json.dumps(body["messages"]) for body in bodies]
+    for task in (task for instance in instances for task in instance.tasks):
+        # the model knows tasks by short names (T1, T2, ...), never by their hex ids
+        assert not any(task.id in json.dumps(body) for body in bodies)
     for problem in ("no function call", "not valid JSON", "unknown function 'teleport'",
                     "no task 'nope'", "needs a task_id"):  # fmt: skip
         assert any(problem in text for text in conversations), problem
-    native = [b for b in bodies if first.tasks[0].id in b["messages"][0]["content"]]
+    native = [b for b in bodies if first.tasks[0].question in b["messages"][0]["content"]]
     native_final = max(native, key=lambda body: len(body["messages"]))
     tool_messages = [m for m in native_final["messages"] if m["role"] == "tool"]
     # native calls are answered by tool_call_id, in the same words as everywhere else
@@ -455,7 +467,7 @@ def test_only_the_tools_of_the_tasks_environments(
     for instance in instances:
         envs = {env for task in instance.tasks for env in task.envs}
         expected = {f"{env}__{name}" for env in envs for name in ENVIRONMENTS[env].tool_specs()}
-        mine = [b for b in bodies if instance.tasks[0].id in b["messages"][0]["content"]]
+        mine = [b for b in bodies if instance.tasks[0].question in b["messages"][0]["content"]]
         assert mine
         for body in mine:
             offered = {tool["function"]["name"] for tool in body["tools"]}
