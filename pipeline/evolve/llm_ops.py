@@ -29,6 +29,7 @@ from pipeline.validate.static import parse_candidate
 
 #: calls an evolved task may have: the grammar stops a list that would run to the token cap
 MAX_EVOLVED_CALLS = 8
+MAX_ADDED_CALLS = 2  # what deepen adds to its parent's calls
 #: a string length bound is *not* put in the schema: llama.cpp unrolls ``maxLength`` into one
 #: grammar rule per character and refuses the grammar; the token cap bounds the text instead
 MAX_QUESTION_CHARS = 1200
@@ -45,7 +46,7 @@ Question = Annotated[str, AfterValidator(_bounded)]
 #: completion tokens per operator: what a good answer needs with room to spare (a question of
 #: ~60 tokens, ~40 per call), not the server's cap; a reply cut at the cap is useless anyway
 MAX_TOKENS: dict[str, int] = {
-    "deepen": 520,
+    "deepen": 320,  # one or two calls and the request
     "broaden": 520,
     "repair": 560,
     "paraphrase": 160,
@@ -64,6 +65,15 @@ class ProposedCall(_Answer):
 class EvolvedTask(_Answer):
     question: Question = Field(min_length=1)
     calls: list[ProposedCall] = Field(min_length=1, max_length=MAX_EVOLVED_CALLS)
+
+
+class DeepenAnswer(_Answer):
+    """Only what deepen adds: the new calls (written first, so the request can describe them)
+    and the whole new request. The parent's calls are kept by construction: a small model
+    asked to repeat them returned them unchanged and added nothing."""
+
+    new_calls: list[ProposedCall] = Field(min_length=1, max_length=MAX_ADDED_CALLS)
+    question: Question = Field(min_length=1)
 
 
 class RepairAnswer(_Answer):
@@ -100,6 +110,18 @@ def evolved_model(names: tuple[str, ...]) -> type[EvolvedTask]:
         "EvolvedTask",
         __base__=EvolvedTask,
         calls=(list[call], Field(min_length=1, max_length=MAX_EVOLVED_CALLS)),  # type: ignore[valid-type]
+    )
+    return model
+
+
+@lru_cache(maxsize=256)
+def deepen_model(names: tuple[str, ...]) -> type[DeepenAnswer]:
+    """``DeepenAnswer`` whose new calls may only name the given tools."""
+    call = _call_model(names)
+    model: type[DeepenAnswer] = create_model(
+        "DeepenAnswer",
+        __base__=DeepenAnswer,
+        new_calls=(list[call], Field(min_length=1, max_length=MAX_ADDED_CALLS)),  # type: ignore[valid-type]
     )
     return model
 
@@ -212,15 +234,22 @@ async def _ask(
 
 
 async def evolve_with_llm(operator: str, parent: Task, client: LLMClient) -> Candidate:
-    """``deepen`` or ``broaden``: a new question and call sequence from the model."""
+    """``deepen`` (the parent's calls plus the model's new ones) or ``broaden`` (a new question
+    and call sequence from the model)."""
     prompt = render(operator, parent)
-    output = evolved_model(tool_names(parent.envs))
+    names = tool_names(parent.envs)
+    output = deepen_model(names) if operator == "deepen" else evolved_model(names)
     result = await _ask(client, operator, prompt.messages, output, prompt.template_hash)
     if result.value is None:
         return _model_failure(parent, operator, result.error, result.raw)
     lineage = _lineage(parent, operator, client.model, prompt.template_hash)
-    answer: EvolvedTask = result.value
-    return task_from_answer(parent, operator, answer.question, answer.calls, lineage, result.raw)
+    if isinstance(result.value, DeepenAnswer):
+        kept = [ProposedCall(tool=call.function, arguments=call.arguments) for call in parent.calls]
+        calls = kept + list(result.value.new_calls)
+    else:
+        calls = list(result.value.calls)
+    question = result.value.question
+    return task_from_answer(parent, operator, question, calls, lineage, result.raw)
 
 
 async def paraphrase(parent: Task, client: LLMClient) -> Candidate:

@@ -52,11 +52,11 @@ def scripted_answer(body: dict[str, Any]) -> str:
         return json.dumps({"question": "Add 2 and 3, then double it.", "calls": invented})
     # deepen and broaden alike: the parent's calls, then the last result rounded
     last = results[-1]["result"]
-    return json.dumps({
-        "question": f"{request} Then round that last result to 1 decimal place.",
-        "calls": [*calls, {"tool": "round_number",
-                           "arguments": {"number": last, "decimal_places": 1}}],
-    })  # fmt: skip
+    rounding = {"tool": "round_number", "arguments": {"number": last, "decimal_places": 1}}
+    question = f"{request} Then round that last result to 1 decimal place."
+    if "Your job: make this task deeper" in prompt:  # deepen answers only what it adds
+        return json.dumps({"new_calls": [rounding], "question": question})
+    return json.dumps({"question": question, "calls": [*calls, rounding]})
 
 
 def _evolve(tmp: Path, run_id: str, url: str, *extra: str) -> dict[str, Any]:

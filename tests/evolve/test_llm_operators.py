@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.envs import ENVIRONMENTS
-from pipeline.evolve.llm_ops import MAX_TOKENS, evolved_model
+from pipeline.evolve.llm_ops import MAX_TOKENS, deepen_model, evolved_model
 from pipeline.evolve.prompts import example_answers, tool_names
 from pipeline.jsonl import read_records
 from pipeline.llm.fake_server import FakeOpenAIServer, FaultMix
@@ -105,40 +105,52 @@ def _restore_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_deepen_that_adds_a_call_using_a_result_is_accepted(tmp_path: Path) -> None:
     parent = seed(ADD_THEN_MULTIPLY)
     deeper = {
+        "new_calls": [call("square_root", number=15.5, precision=2)],
         "question": "Add 3.5 and 4.25, multiply that sum by 2, and give me the square root of"
         " the product to 2 decimal places.",
-        "calls": [*parent_calls(parent), call("square_root", number=15.5, precision=2)],
     }
     made, rejected, _ = evolve(tmp_path, parent, "deepen", scripted(deepen=deeper))
     assert rejected == []
     assert [t.lineage.operator for t in made] == ["deepen"]
-    added = made[0].calls[-1]
+    *kept, added = made[0].calls
+    assert [c.arguments for c in kept] == [c.arguments for c in parent.calls], "calls kept"
     assert added.tool == "maths.square_root" and added.bindings == {"number": "s2.result"}
 
 
 @pytest.mark.parametrize(
-    ("question", "extra", "code"),
+    ("question", "added"),
     [
-        # the parent's calls back, the question barely touched
-        ("Please add 3.5 and 4.25, then multiply that sum by 2.", [],
-         RejectionCode.EVOLVE_NEAR_COPY),
-        # the parent's calls back under a new question: nothing added
-        ("I have 3.5 and 4.25 to combine: sum them up and double the total for me, please.", [],
-         RejectionCode.EVOLVE_NOT_DEEPER),
         # a valid added call, but it needs no earlier result
         ("Add 3.5 and 4.25, then multiply that sum by 2. Separately, add 10 and 20.",
-         [call("add", a=10, b=20)], RejectionCode.EVOLVE_NOT_DEEPER),
+         call("add", a=10, b=20)),
+        # a follow-up in words, but the value is stated, not taken from the product
+        ("Add 3.5 and 4.25, multiply that sum by 2, and give me the square root of 16 to 2"
+         " decimal places.", call("square_root", number=16, precision=2)),
     ],
 )  # fmt: skip
 def test_deepen_that_adds_nothing_dependent_is_rejected(
-    tmp_path: Path, question: str, extra: list[dict[str, Any]], code: RejectionCode
+    tmp_path: Path, question: str, added: dict[str, Any]
 ) -> None:
     parent = seed(ADD_THEN_MULTIPLY)
-    answer = {"question": question, "calls": [*parent_calls(parent), *extra]}
+    answer = {"new_calls": [added], "question": question}
     made, rejected, _ = evolve(tmp_path, parent, "deepen", scripted(deepen=answer), "--no-repair")
     assert made == []
-    assert [r.code for r in rejected] == [code]
+    assert [r.code for r in rejected] == [RejectionCode.EVOLVE_NOT_DEEPER]
     assert rejected[0].raw is not None and question in rejected[0].raw
+
+
+def test_deepen_answers_only_its_new_calls(tmp_path: Path) -> None:
+    """The parent's calls are kept by construction: an answer without a new call is no answer."""
+    parent = seed(ADD_THEN_MULTIPLY)
+    answer = {"new_calls": [], "question": parent.question}
+    made, rejected, server = evolve(
+        tmp_path, parent, "deepen", scripted(deepen=answer), "--no-repair"
+    )
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.PARSE_MALFORMED]
+    schema = _schema(server.bodies[0])
+    assert list(schema["properties"]) == ["new_calls", "question"]  # calls first, then words
+    assert schema["properties"]["new_calls"]["minItems"] == 1
+    assert schema["properties"]["new_calls"]["maxItems"] == 2
 
 
 # --- broaden -------------------------------------------------------------------------------------
@@ -244,7 +256,7 @@ def test_a_quoted_value_in_other_case_is_ungrounded_in_any_new_task(tmp_path: Pa
         "question": "Log me in as maya_codes with password Tr33house!, post 'shipping the new"
         " release today!' with the tags #release and #devlife, comment 'Changelog is in the"
         " README.' on that new post, and show me the comments on it.",
-        "calls": [*parent_calls(parent), call("get_tweet_comments", tweet_id=5)],
+        "new_calls": [call("get_tweet_comments", tweet_id=5)],
     }
     made, rejected, _ = evolve(tmp_path, parent, "deepen", scripted(deepen=answer), "--no-repair")
     assert made == []
@@ -257,12 +269,16 @@ def test_a_quoted_value_in_other_case_is_ungrounded_in_any_new_task(tmp_path: Pa
 
 def test_near_copies_of_parent_or_sibling_are_rejected_and_no_id_is_both(tmp_path: Path) -> None:
     parent = seed(ADD_THEN_MULTIPLY)
-    deeper = {
-        "question": "Add 3.5 and 4.25, multiply that sum by 2, and give me the square root of"
-        " the product to 2 decimal places.",
-        "calls": [*parent_calls(parent), call("square_root", number=15.5, precision=2)],
-    }
-    answers = scripted(deepen=deeper, broaden=deeper, paraphrase={"question": parent.question})
+    question = (
+        "Add 3.5 and 4.25, multiply that sum by 2, and give me the square root of the product"
+        " to 2 decimal places."
+    )
+    added = call("square_root", number=15.5, precision=2)
+    deeper = {"new_calls": [added], "question": question}
+    same_as_deeper = {"question": question, "calls": [*parent_calls(parent), added]}
+    answers = scripted(
+        deepen=deeper, broaden=same_as_deeper, paraphrase={"question": parent.question}
+    )
     made, rejected, _ = evolve(tmp_path, parent, "deepen,broaden,paraphrase", answers)
     assert [t.lineage.operator for t in made] == ["deepen"]
     codes = {r.sample_id: r.code for r in rejected}
@@ -279,9 +295,9 @@ def test_a_repair_is_held_to_its_operator(tmp_path: Path) -> None:
     """A rejected deepen sent to repair must still come back deeper than the parent."""
     parent = seed(ADD_THEN_MULTIPLY)
     broken = {
+        "new_calls": [call("square_root", number=99.0, precision=2)],
         "question": "Add 3.5 and 4.25, multiply that sum by 2, and give me the square root of"
         " the product to 2 decimal places.",
-        "calls": [*parent_calls(parent), call("square_root", number=99.0, precision=2)],
     }
     back_to_parent = {"give_up": False, "reason": "dropped the bad call",
                       "question": parent.question, "calls": parent_calls(parent)}  # fmt: skip
@@ -317,11 +333,12 @@ def _schema(body: dict[str, Any]) -> dict[str, Any]:
 def test_prompts_are_built_for_a_small_model(tmp_path: Path) -> None:
     parent = seed(MAYA)
     answer = {"question": "x", "calls": [call("list_all_following")]}  # content irrelevant
+    deeper = {"new_calls": [call("list_all_following")], "question": "x"}
     _, _, server = evolve(
         tmp_path,
         parent,
         "deepen,broaden,paraphrase",
-        scripted(deepen=answer, broaden=answer, paraphrase={"question": "x"}),
+        scripted(deepen=deeper, broaden=answer, paraphrase={"question": "x"}),
         "--no-repair",
     )
     bodies = {operator_of(body): body for body in server.bodies}
@@ -329,11 +346,11 @@ def test_prompts_are_built_for_a_small_model(tmp_path: Path) -> None:
     deepen, broaden, paraphrase = bodies["deepen"], bodies["broaden"], bodies["paraphrase"]
 
     # calls are objects whose tool the schema limits to the task's environments
-    for body in (deepen, broaden):
+    for body, calls in ((deepen, "new_calls"), (broaden, "calls")):
         schema = _schema(body)
         tool = schema["$defs"]["ProposedCall"]["properties"]["tool"]
         assert tool["enum"] == list(ENVIRONMENTS["posting"].tool_specs())
-        assert schema["properties"]["calls"]["maxItems"] <= 8
+        assert schema["properties"][calls]["maxItems"] <= 8
     text = _user(deepen)
     assert '{"tool": "post_tweet", "arguments": {"content": "Shipping' in text
     assert "post_tweet(" not in text, "no call strings"
@@ -371,7 +388,8 @@ def test_prompts_are_built_for_a_small_model(tmp_path: Path) -> None:
         assert _user(body).rstrip().splitlines()[-1].endswith(("{...}}.", "request."))
         assert "Your job:" in _user(body).rsplit("\n\n", 1)[-1]
     # a completion budget per operator: a paraphrase needs far fewer tokens than new calls
-    assert deepen["max_tokens"] == broaden["max_tokens"] == MAX_TOKENS["deepen"]
+    assert deepen["max_tokens"] == MAX_TOKENS["deepen"] < broaden["max_tokens"]
+    assert broaden["max_tokens"] == MAX_TOKENS["broaden"]
     assert paraphrase["max_tokens"] == MAX_TOKENS["paraphrase"] < MAX_TOKENS["deepen"]
 
 
@@ -394,13 +412,22 @@ def test_worked_examples_pass_the_checks_they_teach(operator: str) -> None:
     examples = example_answers(operator)
     assert len({parent.envs[0] for parent, _ in examples}) >= 2, "an example for every parent"
     for parent, answer in examples:
-        output = evolved_model(tool_names(parent.envs)).model_validate(answer)
+        names = tool_names(parent.envs)
+        if operator == "deepen":
+            new = deepen_model(names).model_validate(answer)
+            proposed = [(c.function, c.arguments) for c in parent.calls]
+            proposed += [(c.tool, c.arguments) for c in new.new_calls]
+            question = new.question
+        else:
+            output = evolved_model(names).model_validate(answer)
+            proposed = [(c.tool, c.arguments) for c in output.calls]
+            question = output.question
         calls = [
-            Call(id=f"s{i}", tool=f"{parent.envs[0]}.{c.tool}", arguments=c.arguments)
-            for i, c in enumerate(output.calls, 1)
+            Call(id=f"s{i}", tool=f"{parent.envs[0]}.{tool}", arguments=arguments)
+            for i, (tool, arguments) in enumerate(proposed, 1)
         ]
-        calls = infer_dependencies(parent.envs, parent.initial_config, calls, output.question)
-        task = parent.model_copy(update={"question": output.question, "calls": calls})
+        calls = infer_dependencies(parent.envs, parent.initial_config, calls, question)
+        task = parent.model_copy(update={"question": question, "calls": calls})
         verdict = validate_task(task.with_content_id())
         assert verdict.task is not None, verdict.rejection
         checked_parent = validate_task(parent).task
@@ -412,7 +439,7 @@ def test_worked_examples_pass_the_checks_they_teach(operator: str) -> None:
 def test_a_lower_configured_token_cap_wins_over_the_operator_budget(tmp_path: Path) -> None:
     config = tmp_path / "llm.toml"
     config.write_text("[llm]\nmax_tokens = 100\n")
-    answer = {"question": "x", "calls": [call("add", a=1, b=2)]}
+    answer = {"new_calls": [call("add", a=1, b=2)], "question": "x"}
     _, _, server = evolve(
         tmp_path, seed(ADD_THEN_MULTIPLY), "deepen", scripted(deepen=answer),
         "--no-repair", "--llm-config", str(config),
@@ -426,10 +453,10 @@ def test_a_lower_configured_token_cap_wins_over_the_operator_budget(tmp_path: Pa
         # the old format: calls as code strings
         {"question": "Add 3.5 and 4.25.", "ground_truth": ["add(a=3.5, b=4.25)"]},
         # a call string where an object belongs
-        {"question": "Add 3.5 and 4.25.", "calls": ["add(a=3.5, b=4.25)"]},
+        {"new_calls": ["add(a=3.5, b=4.25)"], "question": "Add 3.5 and 4.25."},
         # a tool of another environment
-        {"question": "Message Bob.", "calls": [call("send_message", receiver_id="USR002",
-                                                     message="hi")]},
+        {"new_calls": [call("send_message", receiver_id="USR002", message="hi")],
+         "question": "Message Bob."},
     ],
 )  # fmt: skip
 def test_answers_outside_the_schema_are_rejected_with_the_raw_text(
