@@ -48,6 +48,8 @@ from pipeline.harness.protocol import (
     WAIT,
     ProtocolError,
     agent_tools,
+    call_hint,
+    call_key,
     call_label,
     openai_name,
     parse_content_calls,
@@ -57,6 +59,7 @@ from pipeline.harness.protocol import (
     started_line,
     system_prompt,
     task_aliases,
+    text_form,
 )
 from pipeline.harness.sim import (
     Ack,
@@ -218,6 +221,7 @@ class OpenAIAgent:
         self._summary: dict[str, Any] | None = None  # stands for the trimmed blocks
         self._calls: dict[str, _Call] = {}
         self._issued: dict[str, list[str]] = {}  # identical-call key -> call ids
+        self._keys: set[str] = set()  # the calls made, as the model names them (call_key)
         self.requests = 0
         self.invalid_streak = 0
         self.stopped: str | None = None  # why the agent gave up
@@ -324,17 +328,22 @@ class OpenAIAgent:
             self._report["tools"] = "prompt"
 
     def _problem(self, result: ChatResult) -> str:
+        """Why nothing was done, and (when no call could be read) how to write one."""
+        hint = call_hint(self.tools is None)
         if any(
             isinstance(r.action, ProtocolError) and r.action.kind == ECHO for r in self._replies
         ):
-            return "Your reply only copied lines about earlier calls, so nothing was done."
+            return (
+                "Your reply only had lines like '- c1 (task T1) ...': those report calls, they"
+                f" make none, so nothing was done. {hint}"
+            )
         if result.finish_reason == "length":
             return (
                 f"Your reply was cut at {self._reply_tokens()} tokens before any complete"
                 " call. Reply with the calls only, and fewer of them."
             )
         if not self._replies:
-            return "Your reply contained no function call, so nothing was done."
+            return f"Your reply contained no function call, so nothing was done. {hint}"
         return "None of the calls in your reply could be carried out (see above)."
 
     def _stop(self, observation: Observation, reason: str) -> list[Action]:
@@ -374,7 +383,7 @@ class OpenAIAgent:
                 tool["function"]["name"] for tool in agent_tools(self.episode.instance)
             ],
             "task_names": self.aliases,
-            "replies": {"native": 0, "tagged": 0, "json": 0, "none": 0},
+            "replies": {"native": 0, "tagged": 0, "json": 0, "lines": 0, "none": 0},
             "requests": 0,
             "context_overflows": 0,
             "trims": 0,
@@ -520,13 +529,13 @@ class OpenAIAgent:
             replies = [_Reply(self._to_real(a), c["id"]) for a, c in zip(parsed, calls)]
         else:
             message = {"role": "assistant", "content": result.content}
-            found = parse_content_calls(result.content, self._real)
+            found = parse_content_calls(result.content, self._real, self._keys)
             replies = [_Reply(self._to_real(action), None) for action in found or []]
-            path = "none" if not found else "tagged" if "<tool_call>" in result.content else "json"
+            path = text_form(result.content) if found else "none"
         self._blocks.append(_Block(self._next_block(), [message]))
         if self.tools is not None and path == "native":
             self.memory.native_replies += 1
-        elif self.tools is not None and path in ("tagged", "json"):
+        elif self.tools is not None and path in ("tagged", "json", "lines"):
             self.memory.text_replies_with_tools += 1
         checked = []
         seen: dict[str, int] = {}
@@ -666,6 +675,7 @@ class OpenAIAgent:
         self._calls[ack.call_id] = _Call(ack.call_id, ack.task_id, ack.tool, action.arguments, eta)
         key = json.dumps([action.task_id, action.tool, action.arguments], sort_keys=True)
         self._issued.setdefault(key, []).append(ack.call_id)
+        self._keys.add(call_key(self._name(ack.task_id), openai_name(ack.tool), action.arguments))
 
     def _delivery_line(self, delivery: Delivery, observation: Observation, block: int) -> str:
         call = self._calls.get(delivery.call_id)

@@ -228,8 +228,13 @@ def result_line(label: str, result: Any, error: str | None, limit: int | None) -
     return f"- {label} returned: {text}"
 
 
-#: what the agent writes about an earlier call starts so; a reply line that does is an echo
-ECHO_LINE = re.compile(r"^[ \t>*-]*c\d+ \(task [^)\n]*\) ", re.MULTILINE)
+#: what the agent writes about an earlier call starts so (the groups: the task, the function)
+ECHO_LINE = re.compile(r"^[ \t>*-]*c\d+ \(task ([^)\n]*)\) (\S+) ", re.MULTILINE)
+
+
+def call_key(task: str, function: str, arguments: Mapping[str, Any]) -> str:
+    """One call (as the model names task and function) for telling a copy from a new call."""
+    return json.dumps([task, function, dict(arguments)], sort_keys=True, default=str)
 
 
 # --- the system prompt --------------------------------------------------------------------------
@@ -281,8 +286,8 @@ Reply with one JSON object and nothing else, listing your calls:
 wait takes no task_id and no arguments; finish_task takes {"answer": "..."} as arguments."""
 
 NATIVE_FORMAT = (
-    "Make your calls with the function-calling interface (one or more per reply); the example"
-    " below writes each call as the name and arguments of the function."
+    "Make your calls with the function-calling interface (one or more per reply), each as"
+    ' <tool_call>{"name": ..., "arguments": {...}}</tool_call> as in the example below.'
 )
 
 #: the last line of every message: a small model follows the last thing it reads. Asked only
@@ -303,7 +308,10 @@ NEXT_IDLE = (
 
 def _example_reply(tool: str, task_id: str | None, arguments: dict[str, Any], text: bool) -> str:
     """One call as the model should write it: our JSON reply format, or (with tools offered)
-    the ``{"name", "arguments"}`` object that native calls and Qwen's template use."""
+    a ``<tool_call>`` block — what Qwen's template asks for, and what a server without a tool
+    parser hands back as text (with a tool parser, the model's calls are native anyway).
+    Without an explicit form the 1.5B model wrote its first calls in the shape of the report
+    lines."""
     if text:
         call: dict[str, Any] = {"tool": tool}
         if task_id is not None:
@@ -311,7 +319,13 @@ def _example_reply(tool: str, task_id: str | None, arguments: dict[str, Any], te
         call["arguments"] = arguments
         return _json({"calls": [call]})
     fields = arguments if task_id is None else {"task_id": task_id, **arguments}
-    return _json({"name": tool, "arguments": fields})
+    return f"<tool_call>{_json({'name': tool, 'arguments': fields})}</tool_call>"
+
+
+def call_hint(text: bool) -> str:
+    """How to write a call, said after a reply that made none."""
+    example = _example_reply("environment__tool", "T1", {"argument": "value"}, text)
+    return f"Write each call like this: {example}"
 
 
 def worked_example(text: bool) -> str:
@@ -562,29 +576,67 @@ ECHO_MESSAGE = (
 )
 
 
+def _line_calls(
+    content: str, task_ids: Collection[str] | None, issued: Collection[str]
+) -> list[Action | ProtocolError]:
+    """Report-shaped lines (``- c4 (task T1) maths__add {"a": 1}``) as calls: one that
+    repeats a call already made (``issued``, by ``call_key``) is a copy and makes nothing; a
+    line naming a call never made is how the model chose to ask for it (the 1.5B model, offered
+    tools through Qwen's template, wrote its first calls so)."""
+    decoder = json.JSONDecoder()
+    out: list[Action | ProtocolError] = []
+    copies = 0
+    for match in ECHO_LINE.finditer(content):
+        task, function = match.group(1), match.group(2)
+        try:
+            arguments, _ = decoder.raw_decode(content, match.end())
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict) or call_key(task, function, arguments) in issued:
+            copies += 1
+            continue
+        out.append(parse_tool_call(function, {**arguments, "task_id": task}, task_ids))
+    if copies and not out:
+        out.append(ProtocolError(ECHO_MESSAGE, kind=ECHO))
+    return out
+
+
 def parse_content_calls(
-    content: str, task_ids: Collection[str] | None = None
+    content: str,
+    task_ids: Collection[str] | None = None,
+    issued: Collection[str] | None = None,
 ) -> list[Action | ProtocolError] | None:
     """Calls written in a reply's text: ``<tool_call>`` blocks, ``{"calls": [...]}``, a list
     of calls or one call, fenced or not; None when the text holds nothing shaped like a call.
-    JSON inside a copied report line (``- c1 (task T1) ...``) is never read as a call: the
-    reply then gets one ECHO error instead."""
+    JSON inside a report line (``- c1 (task T1) ...``) is never read as a call object. Without
+    ``issued`` every report line is a copy (one ECHO error); with it (``call_key`` of the calls
+    made), only those repeating a call made are, and the others are read as new calls."""
     tagged = _tagged_calls(content, task_ids)
     if tagged is not None:
         return tagged
     echoes = _echo_spans(content)
-    echoed = False
     for start, value in _json_values(content):
         items = _call_objects(value)
-        if items is None:
-            continue
-        if any(left <= start < right for left, right in echoes):
-            echoed = True
+        if items is None or any(left <= start < right for left, right in echoes):
             continue
         return [_content_call(item, task_ids) for item in items]
-    if echoed or echoes:
+    if not echoes:
+        return None
+    if issued is None:
         return [ProtocolError(ECHO_MESSAGE, kind=ECHO)]
-    return None
+    return _line_calls(content, task_ids, issued)
+
+
+def text_form(content: str) -> str:
+    """Which form ``parse_content_calls`` read calls in: ``tagged`` (``<tool_call>``),
+    ``json``, ``lines`` (report-shaped lines) or ``none``."""
+    if _TAGGED.search(content):
+        return "tagged"
+    echoes = _echo_spans(content)
+    for start, value in _json_values(content):
+        if _call_objects(value) is not None and not any(a <= start < b for a, b in echoes):
+            return "json"
+    return "lines" if echoes else "none"
 
 
 def parse_native_calls(

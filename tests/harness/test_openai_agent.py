@@ -28,6 +28,7 @@ from pipeline.harness.protocol import (
     NAME_PATTERN,
     ProtocolError,
     agent_tools,
+    call_key,
     compact_schema,
     parse_content_calls,
     parse_tool_call,
@@ -179,6 +180,15 @@ def test_copied_report_lines_are_never_calls() -> None:
     assert echoed[0].kind == ECHO
     new = started + '\n{"calls": [{"tool": "maths__subtract", "task_id": "t1", "arguments": {}}]}'
     assert parse_content_calls(new, ["t1"]) == [CallAction("t1", "maths.subtract", {})]
+    # knowing the calls made, a report-shaped line for a call never made is a new call
+    made = {call_key("t1", "maths__add", {"a": 1, "b": 2})}
+    fresh = started + '\n- c2 (task t1) maths__subtract {"a": 5, "b": 1}'
+    assert parse_content_calls(fresh, ["t1"], made) == [
+        CallAction("t1", "maths.subtract", {"a": 5, "b": 1})
+    ]
+    copied = parse_content_calls(started, ["t1"], made)
+    assert copied is not None and isinstance(copied[0], ProtocolError)
+    assert copied[0].kind == ECHO
     # an acknowledgement in the JSON shape an older protocol used is refused as an echo too
     old = '{"status": "pending", "call_id": "c1", "task_id": "t1", "tool": "maths__add"}'
     refused = parse_content_calls(old, ["t1"])
@@ -317,6 +327,16 @@ class ScriptedModel:
             calls.append({"tool": "maths__add", "arguments": {"a": 1, "b": 2}})
         if style == "native":
             return NATIVE + json.dumps([_native(call) for call in calls])
+        if style == "lines":  # copies every line about a call made, then writes the new ones
+            last = messages[-1]["content"]
+            copies = [line for line in last.splitlines() if REPORT_LINE.match(line)]
+            fresh = [
+                f"- c{90 + number} (task {call.get('task_id', 'T1')}) {call['tool']}"
+                f" {json.dumps(call['arguments'])}"
+                for number, call in enumerate(calls)
+                if "task_id" in call or call["tool"] == "wait"  # a line always names a task
+            ]
+            return "\n".join(copies + fresh)
         if style == "tagged":
             return "\n".join(
                 f"<tool_call>\n{json.dumps(_native(call, parsed=True))}\n</tool_call>"
@@ -454,6 +474,17 @@ def test_tool_call_blocks_in_the_text_are_read(instances: list[Instance], tmp_pa
     first = [e["event"] for e in _events(tmp_path / "run", instances[0])]
     assert first.count("tools_unused") == 1
     assert _report(tmp_path / "run", instances[1])["tools"] == "prompt"  # from its start
+
+
+def test_calls_written_as_report_lines(instances: list[Instance], tmp_path: Path) -> None:
+    """The 1.5B model, offered tools through Qwen's template, wrote new calls in the shape of
+    the report lines and copied the old ones: the new ones run, the copies never do."""
+    styles = {instance.tasks[0].id: "lines" for instance in instances}
+    with ToolCallingServer(answer=ScriptedModel(instances, styles)) as url:
+        scores, _ = _run(instances, _config(url, tmp_path), tmp_path / "run")
+    _solved_exactly(scores, instances)  # no copy ran: exactly the ground truth's calls
+    for instance in instances:
+        assert _report(tmp_path / "run", instance)["replies"]["lines"] >= 3
 
 
 def test_only_the_tools_of_the_tasks_environments(
