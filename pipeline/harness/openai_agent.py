@@ -112,7 +112,7 @@ class OpenAIAgentSettings:
     #: still wrote their calls as text, with no native call ever, the tool schemas are left
     #: out and the tools described in the prompt (about a quarter of the prompt for the same
     #: calls); None keeps offering them
-    tools_unused_after: int | None = 3
+    tools_unused_after: int | None = 2
 
 
 @dataclass

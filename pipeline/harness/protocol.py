@@ -589,16 +589,26 @@ def _line_calls(
     for match in ECHO_LINE.finditer(content):
         task, function = match.group(1), match.group(2)
         try:
-            arguments, _ = decoder.raw_decode(content, match.end())
+            arguments, end = decoder.raw_decode(content, match.end())
         except ValueError:
-            arguments = None
+            arguments, end = None, match.end()
         if not isinstance(arguments, dict) or call_key(task, function, arguments) in issued:
             copies += 1
+            continue
+        if content[end:].lstrip().startswith(("returned", "failed")):
+            # the model wrote the call's result itself: it is playing the whole episode out
+            out.append(ProtocolError(INVENTED_MESSAGE, function, ECHO))
             continue
         out.append(parse_tool_call(function, {**arguments, "task_id": task}, task_ids))
     if copies and not out:
         out.append(ProtocolError(ECHO_MESSAGE, kind=ECHO))
     return out
+
+
+INVENTED_MESSAGE = (
+    "your reply wrote a result for a call that was never made; results come only in the"
+    " messages you receive. Write only the calls, and wait for their results."
+)
 
 
 def parse_content_calls(

@@ -186,6 +186,9 @@ def test_copied_report_lines_are_never_calls() -> None:
     assert parse_content_calls(fresh, ["t1"], made) == [
         CallAction("t1", "maths.subtract", {"a": 5, "b": 1})
     ]
+    invented = '- c2 (task t1) maths__subtract {"a": 5, "b": 1} returned: 4'
+    playing = parse_content_calls(invented, ["t1"], made)  # a result it wrote itself
+    assert playing is not None and isinstance(playing[0], ProtocolError)
     copied = parse_content_calls(started, ["t1"], made)
     assert copied is not None and isinstance(copied[0], ProtocolError)
     assert copied[0].kind == ECHO
