@@ -12,7 +12,6 @@ import pytest
 from pipeline.bfcl import importer
 from pipeline.bfcl.data import load_tasks
 from pipeline.bfcl.importer import (
-    LEANS_ON_EARLIER_TURNS,
     MAX_MERGED_CALLS,
     MAX_MERGED_TURNS,
     Granularity,
@@ -125,6 +124,13 @@ _TURNS = [
 ]  # fmt: skip
 
 
+_LEANS_ON_EARLIER_TURNS = {
+    RejectionCode.QUESTION_CONTEXT_DEPENDENT,
+    RejectionCode.GROUNDING_HIDDEN_STATE,
+    RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
+}
+
+
 def _write_bfcl(folder: Path, task_id: str, turns: list[tuple[str, list[str]]]) -> Path:
     """A BFCL-shaped task file with its ground truth in ``possible_answer/`` beside it."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -169,7 +175,7 @@ def test_a_turn_leaning_on_the_turn_before_is_merged_with_it(tmp_path: Path) -> 
     turns = importer._replay_turns(upstream)
     alone = importer._span_task(upstream, turns[1:2], "bfcl:synthetic_0#turn1")
     rejection = validate_task(alone).rejection
-    assert rejection is not None and rejection.code in LEANS_ON_EARLIER_TURNS
+    assert rejection is not None and rejection.code in _LEANS_ON_EARLIER_TURNS
     # turn 2 fails for another reason: dropped with that code and its message, never merged
     assert outcomes[2].task is None
     assert outcomes[2].code == RejectionCode.EXECUTE_TOOL_ERROR.value
@@ -199,8 +205,27 @@ def test_merging_stops_at_the_cap(tmp_path: Path) -> None:
     turns = [(_TURNS[0][0], []), *chatter, ("", _TURNS[0][1])]
     (upstream,) = load_tasks(_write_bfcl(tmp_path, "synthetic_3", turns))
     (outcome,) = turn_outcomes(upstream)
-    assert outcome.outcome is Outcome.DROPPED and outcome.code in LEANS_ON_EARLIER_TURNS
+    assert outcome.outcome is Outcome.DROPPED
+    assert outcome.code == RejectionCode.QUESTION_CONTEXT_DEPENDENT.value
     assert f"{MAX_MERGED_TURNS} turns and {MAX_MERGED_CALLS} calls" in outcome.message
+
+
+def test_a_later_turn_that_passes_alone_still_starts_the_conversation(tmp_path: Path) -> None:
+    # turn 1 names everything it needs and passes the checks alone, but it was said after turn
+    # 0: the task keeps turn 0's request and starts from the conversation's initial state
+    turns = [
+        ("Create a folder named 'archive'.", ["mkdir(dir_name='archive')", "ls()"]),
+        ("Show me 'notes.txt' and then 'report.txt'.",
+         ["cat(file_name='notes.txt')", "cat(file_name='report.txt')"]),
+    ]  # fmt: skip
+    upstream = load_tasks(_write_bfcl(tmp_path, "synthetic_4", turns))[0]
+    alone = importer._span_task(upstream, importer._replay_turns(upstream)[1:], "alone")
+    assert validate_task(alone).accepted
+    outcome = turn_outcomes(upstream)[1]
+    assert outcome.outcome is Outcome.MERGED and outcome.task is not None
+    assert outcome.task.lineage.source == "bfcl:synthetic_4#turn0-1"
+    assert outcome.task.question.startswith("Create a folder named 'archive'.")
+    assert [c.tool for c in outcome.task.calls][-2:] == ["filesystem.cat", "filesystem.cat"]
 
 
 def test_join_requests_reads_as_one_message() -> None:
@@ -256,6 +281,10 @@ def test_every_base_turn_is_kept_merged_or_dropped(bfcl_dir: Path) -> None:
     for task in merged:
         first, last = map(int, (task.lineage.source or "").split("#turn")[1].split("-"))
         assert 2 <= last - first + 1 <= MAX_MERGED_TURNS and len(task.calls) <= MAX_MERGED_CALLS
+    # every span starts the conversation: no task is cut from its middle
+    assert all(
+        (t.lineage.source or "").split("#turn")[1].split("-")[0] == "0" for t in report.tasks
+    )
     for task in report.tasks:  # every task the import emits passes the validation chain
         assert validate_task(task).accepted, task.lineage.source
     assert len({task.id for task in report.tasks}) == len(report.tasks)
