@@ -324,6 +324,7 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         repair=not args.no_repair,
         judge=args.judge,
+        judge_calibration=None if args.judge_calibration is None else str(args.judge_calibration),
     )
 
     def progress(round_no: int, total: int) -> None:
@@ -663,6 +664,12 @@ def build_parser() -> argparse.ArgumentParser:
     evo.add_argument("--llm-timeout", type=positive_seconds, help=LLM_TIMEOUT_HELP)
     evo.add_argument("--no-repair", action="store_true", help="do not send rejects to repair")
     evo.add_argument("--judge", action="store_true", help="ask the LLM judge about accepted tasks")
+    evo.add_argument(
+        "--judge-calibration",
+        type=Path,
+        help="the judge's calibration file (default prompts/judge_calibration.json): only the"
+        " labels it trusts for the model reject",
+    )
     evo.add_argument("--inline", action="store_true", help="run in this process without Prefect")
     _runner_arguments(evo)
     evo.set_defaults(run=_cmd_evolve)

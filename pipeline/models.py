@@ -236,8 +236,14 @@ class RejectionCode(StrEnum):
     EVOLVE_SAME_GOAL = "evolve.same_goal"
     #: paraphrase dropped or respelt a literal value of the request (case included)
     EVOLVE_LITERAL_CHANGED = "evolve.literal_changed"
+    #: the LLM judge answered "no" on a rubric label it is trusted on (pipeline/evolve/judge.py)
     JUDGE_MISMATCH = "judge.mismatch"
-    JUDGE_AMBIGUOUS = "judge.ambiguous"
+    JUDGE_AMBIGUOUS = "judge.ambiguous"  # the rubric's under-specified
+    JUDGE_NONSENSICAL = "judge.nonsensical"
+    JUDGE_UNNATURAL_LANGUAGE = "judge.unnatural_language"
+    JUDGE_CONTEXT_DEPENDENT = "judge.context_dependent"
+    JUDGE_UNGROUNDED = "judge.ungrounded"
+    JUDGE_WRONG_DEPENDENCY = "judge.wrong_dependency"
     REVIEW_REJECTED = "review.rejected"
 
     @property

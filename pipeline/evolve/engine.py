@@ -71,6 +71,9 @@ class EvolveSettings:
     variants: int = 2  # candidates per parent and programmatic operator
     repair: bool = True
     judge: bool = False
+    #: the judge's calibration (None: prompts/judge_calibration.json); only the labels it
+    #: trusts for the run's model reject
+    judge_calibration: str | None = None
 
 
 @dataclass
@@ -87,6 +90,7 @@ class ShardStats:
     operators: dict[str, OperatorStats] = field(default_factory=dict)
     codes: dict[str, int] = field(default_factory=dict)
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    judge: dict[str, object] = field(default_factory=dict)  # judge.JudgeStats.as_dict()
     seconds: float = 0.0
 
     @classmethod
@@ -164,7 +168,7 @@ def run_shard(job: ShardJob, settings: EvolveSettings, llm: LLMConfig | None) ->
     ledger = UsageLedger()
     llm_ops = [op for op in settings.operators if op.needs_llm]
     accepted, rejected = asyncio.run(
-        _validate_all(candidates, parents, llm_ops, settings, llm, ledger)
+        _validate_all(candidates, parents, llm_ops, settings, llm, ledger, stats.judge)
     )
     for candidate, outcome in accepted + rejected:
         record = stats.operators.setdefault(candidate.operator, OperatorStats())
@@ -201,6 +205,7 @@ async def _validate_all(
     settings: EvolveSettings,
     llm: LLMConfig | None,
     ledger: UsageLedger,
+    judged: dict[str, object],
 ) -> tuple[list[Outcome], list[Outcome]]:
     client = LLMClient(llm, ledger) if llm is not None and llm.configured else None
     try:
@@ -230,7 +235,7 @@ async def _validate_all(
                 outcome = _check(fixed, novelty, original)
                 (accepted if isinstance(outcome, Task) else rejected).append((fixed, outcome))
         if settings.judge and client is not None:
-            accepted, rejected = await _judge(accepted, rejected, client)
+            accepted, rejected = await _judge(accepted, rejected, client, settings, judged)
         return accepted, rejected
     finally:
         if client is not None:
@@ -254,15 +259,20 @@ def _check(candidate: Candidate, novelty: NoveltyCheck, origin: Candidate) -> Ta
 
 
 async def _judge(
-    accepted: list[Outcome], rejected: list[Outcome], client: LLMClient
+    accepted: list[Outcome],
+    rejected: list[Outcome],
+    client: LLMClient,
+    settings: EvolveSettings,
+    record: dict[str, object],
 ) -> tuple[list[Outcome], list[Outcome]]:
-    from pipeline.evolve.llm_ops import judge
+    """Ask the judge about what passed; ``record`` gets what it did (judged, not judged,
+    rejected, "no" answers on labels it is not trusted on)."""
+    from pipeline.evolve.judge import judge_outcomes, load_trust
 
-    tasks = [outcome for _, outcome in accepted if isinstance(outcome, Task)]
-    verdicts = await asyncio.gather(*(judge(task, client) for task in tasks))
-    kept: list[Outcome] = []
-    for (candidate, outcome), verdict in zip(accepted, verdicts):
-        (kept if verdict is None else rejected).append((candidate, verdict or outcome))
+    calibration = settings.judge_calibration
+    trust = load_trust(None if calibration is None else Path(calibration), client.model)
+    kept, rejected, stats = await judge_outcomes(accepted, rejected, client, trust)
+    record.update(stats.as_dict())
     return kept, rejected
 
 

@@ -1,4 +1,4 @@
-"""The LLM operators: deepen, broaden, paraphrase, repair, and the judge.
+"""The LLM operators: deepen, broaden, paraphrase and repair (the judge: ``judge.py``).
 
 Each renders its template, asks the model for a pydantic-validated answer, and turns that answer
 into a candidate task. Calls come back as ``{"tool", "arguments"}`` objects whose tool names the
@@ -85,12 +85,6 @@ class RepairAnswer(_Answer):
 
 class ParaphraseAnswer(_Answer):
     question: Question = Field(min_length=1)
-
-
-class Judgement(_Answer):
-    agrees: bool
-    ambiguous: bool
-    reason: str = ""
 
 
 @lru_cache(maxsize=256)  # one class per tool set: the client caches schemas per class
@@ -294,22 +288,3 @@ async def repair(task: Task, rejection: Rejection, client: LLMClient) -> Candida
         return Candidate("repair", task.id, rejection=gave_up)
     lineage = _lineage(task, "repair", client.model, prompt.template_hash)
     return task_from_answer(task, "repair", answer.question, answer.calls, lineage, result.raw)
-
-
-async def judge(task: Task, client: LLMClient) -> Rejection | None:
-    """The optional last check: ``None`` when the judge agrees and sees no ambiguity."""
-    prompt = render("judge", task)
-    result = await _ask(client, "judge", prompt.messages, Judgement, prompt.template_hash)
-    if result.value is None:
-        return None  # an unavailable judge does not reject; the validation already passed
-    verdict: Judgement = result.value
-    if verdict.agrees and not verdict.ambiguous:
-        return None
-    code = RejectionCode.JUDGE_MISMATCH if not verdict.agrees else RejectionCode.JUDGE_AMBIGUOUS
-    return Rejection(
-        sample_id=task.id,
-        stage=Stage.JUDGE,
-        code=code,
-        message=f"the judge found: {verdict.reason or code.value}",
-        raw=result.raw,
-    )
