@@ -9,8 +9,8 @@ Rule: the question is split into sentences, and each call is placed in the sente
 it best (the most literal arguments it passes and words of its tool's name), never before the
 sentence of the call before it; calls that nothing names stay with the previous call's sentence.
 In a sentence with a conditional clause ("if", "unless", "should any ...", "in case",
-"only when", "whenever", "check that ...", "verify whether ..."; not "if possible",
-"if needed"), the tested value comes from, in this order:
+"only when", "whenever", "once you ...", "check that ...", "verify whether ..."; not
+"if possible", "if needed"), the tested value comes from, in this order:
 
 1. the last read (a call of kind ``read``) the sentence names before its condition ("Check the
    tyres, and should any be low, find a shop"): the calls placed after it are conditioned;
@@ -23,9 +23,9 @@ In a sentence with a conditional clause ("if", "unless", "should any ...", "in c
 A call of the tested read's own tool is not conditioned on it (asking again is no action). A
 conditional sentence with steps but no read to test ("should any tyre be under 40 PSI, find a
 shop" with no pressure check) is reported by :func:`untested_conditions` (the validator
-rejects it: the condition cannot be evaluated); "check that ..." asking for a check no step
-makes is left to the other checks. "If" after "verify", "see", "tell me" and the like asks
-whether, and is no condition.
+rejects it: the condition cannot be evaluated), and so is "check that ..." in a sentence whose
+steps make no read ("verify every door is secured" answered by locking them). "If" after
+"verify", "see", "tell me" and the like asks whether, and is no condition.
 A call that passes one of two quoted alternatives the question offers ("share the status, with
 the message 'healthy' or 'not healthy'") passes what a read decided, and depends on the closest
 earlier read.
@@ -49,13 +49,15 @@ CONDITION = re.compile(
     r"(?<!verify )(?<!check )(?<!see )(?<!know )(?<!ask )(?<!tell me )(?<!determine )"
     r"(?<!confirm )(?<!wonder )(?<!out )"
     r"\b(?:if|unless|in case|only when|whenever|should (?:any|the|it|its|my|one|there)"
+    # "once you locate the file, read it": the reading waits for the finding
+    r"|once (?:you|you've|you're|it|it's|the|that|this|i|i've|we|everything|all)"
     r"|(?:check|verify|confirm) (?:that|whether))\b"
     r"(?!\s+(?:possible|needed|necessary|required|you can|you could|applicable|any\s*[,.;]"
     r"|(?:that|it|this) helps|you (?:don't|do not) mind|you (?:like|want|prefer|wish)))",
     re.IGNORECASE,
 )
 #: a word every condition cue contains
-_CUE_WORDS = ("if", "unless", "case", "when", "should", "check", "verify", "confirm")
+_CUE_WORDS = ("if", "unless", "case", "when", "should", "once", "check", "verify", "confirm")
 _CHECK = re.compile(r"(?:check|verify|confirm)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 _NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
@@ -242,12 +244,11 @@ def _conditional_steps(
 
 def untested_conditions(question: str, calls: Sequence[Call]) -> list[str]:
     """Conditional sentences whose steps test a value that no step reads ("should any tyre be
-    under 40 PSI, find a shop" with no pressure check): the condition cannot be evaluated."""
-    return [
-        part
-        for part, tested, _ in _conditional_steps(question, calls)
-        if tested is None and not _CHECK.match(_cue(part))
-    ]
+    under 40 PSI, find a shop" with no pressure check): the condition cannot be evaluated.
+    A check ("verify that every door is secured") whose sentence has steps but no read counts
+    too: the steps act (lock the doors) instead of looking, so the check asked for is never
+    made."""
+    return [part for part, tested, _ in _conditional_steps(question, calls) if tested is None]
 
 
 def _cue(sentence: str) -> str:

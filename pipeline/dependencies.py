@@ -213,23 +213,47 @@ def _whole_list(value: list[Any], question: str) -> bool:
     )
 
 
+class _Leaves:
+    """One output's bindable leaves, indexed for the two questions asked of them: which leaves
+    equal a value, and which non-whole numbers might round to it."""
+
+    def __init__(self, typed: list[tuple[str, Any, Sem | None]]) -> None:
+        self.by_key: dict[tuple[str, Any], list[tuple[str, Sem | None]]] = {}
+        #: only a float with decimals can be rounded to another value (see ``rounds_to``)
+        self.fractional: list[tuple[str, float, Sem | None]] = []
+        for path, leaf, sem in typed:
+            self.by_key.setdefault(_value_key(leaf), []).append((path, sem))
+            if isinstance(leaf, float) and not leaf.is_integer():
+                self.fractional.append((path, leaf, sem))
+
+    def sources(self, item: Any) -> Iterator[tuple[str, Sem | None]]:
+        """(path, type) of every leaf equal to ``item`` or rounding to it, equal ones first."""
+        yield from self.by_key.get(_value_key(item), ())
+        if isinstance(item, float):
+            for path, leaf, sem in self.fractional:
+                if leaf != item and rounds_to(leaf, item):
+                    yield path, sem
+
+
 class ValueFlows:
     """Where the values a sequence passes come from, beyond exact bindings: values passed on
     rounded, and values only an output of another meaning provides. Every output leaf is typed
-    once, so each check is linear in the leaves per argument."""
+    and indexed once, so each check looks up an argument instead of scanning every leaf."""
 
     def __init__(self, calls: Sequence[Call], outputs: Sequence[Any], question: str) -> None:
         self.calls = calls
         self.question = question
-        self.leaves: list[list[tuple[str, Any, Sem | None]]] = []
+        self.leaves: list[_Leaves] = []
         for call, output in zip(calls, outputs):
             spec = _spec(call)
             self.leaves.append(
-                [
-                    (path, leaf, spec.result_type(path) if spec is not None else None)
-                    for path, leaf in leaves(output)
-                    if bindable(leaf)
-                ]
+                _Leaves(
+                    [
+                        (path, leaf, spec.result_type(path) if spec is not None else None)
+                        for path, leaf in leaves(output)
+                        if bindable(leaf)
+                    ]
+                )
             )
 
     def _passed(self, j: int) -> Iterator[tuple[str, Any, Sem | None]]:
@@ -254,7 +278,7 @@ class ValueFlows:
                 for i in range(j):
                     if any(
                         rounds_to(leaf, item) and feeds(sem, wanted)
-                        for _, leaf, sem in self.leaves[i]
+                        for _, leaf, sem in self.leaves[i].fractional
                     ):
                         sources.add(i)
             found.append(sources)
@@ -266,13 +290,10 @@ class ValueFlows:
         type)``. Values the question states, and values a fitting output provides, are not
         reported."""
         for name, item, wanted in self._passed(j):
-            key = _value_key(item)
             crossing: tuple[str, str, Sem | None, Sem | None] | None = None
             fitting = False
             for i in range(j):
-                for path, leaf, sem in self.leaves[i]:
-                    if _value_key(leaf) != key and not rounds_to(leaf, item):
-                        continue
+                for path, sem in self.leaves[i].sources(item):
                     if sem is None or wanted is None or feeds(sem, wanted):
                         fitting = True
                     elif crossing is None:

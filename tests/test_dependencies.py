@@ -208,6 +208,14 @@ def test_whether_questions_and_politeness_are_no_conditions() -> None:
     shop = [Call(id="s1", tool="vehicle.find_nearest_tire_shop", arguments={})]
     assert untested_conditions("If any tyre is under 35 PSI, find the nearest tire shop.", shop)
     assert not untested_conditions("Find the nearest tire shop.", shop)
+    # a check answered by acting: locking the doors is no look at whether they are locked
+    lock = [
+        Call(id="s1", tool="vehicle.lockDoors", arguments={"unlock": False, "door": ["driver"]}),
+        Call(id="s2", tool="vehicle.pressBrakePedal", arguments={"pedalPosition": 1.0}),
+    ]
+    assert untested_conditions("Verify that every car door is locked and press the brake.", lock)
+    looked = [Call(id="s0", tool="vehicle.displayCarStatus", arguments={"option": "doors"}), *lock]
+    assert not untested_conditions("Verify that every car door is locked, then lock them.", looked)
 
 
 def test_a_call_named_as_much_here_as_in_the_next_sentence_moves_forward() -> None:

@@ -283,8 +283,8 @@ def check_conditional_dependencies(ctx: ValidationContext) -> None:
     for sentence in untested_conditions(ctx.task.question, calls):
         raise Reject(
             RejectionCode.DEPENDENCY_CONDITION_UNLINKED,
-            f"the question makes steps conditional ({sentence[:120]!r}), but no step reads a "
-            "value the condition could test",
+            f"the question makes steps conditional or asks for a check ({sentence[:120]!r}), "
+            "but no step reads a value the condition or the check could test",
             Evidence(output={"condition": sentence[:300]}),
         )
     for read, conditioned in sorted(ctx.control):
