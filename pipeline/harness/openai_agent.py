@@ -45,8 +45,10 @@ from pipeline.harness.protocol import (
     NEXT_RUNNING,
     OPENING,
     REPEAT,
+    RUNNING,
     WAIT,
     ProtocolError,
+    WrittenCall,
     agent_tools,
     call_hint,
     call_key,
@@ -54,12 +56,14 @@ from pipeline.harness.protocol import (
     openai_name,
     parse_content_calls,
     parse_native_calls,
+    reply_text,
     result_line,
     running_line,
     started_line,
     system_prompt,
     task_aliases,
     text_form,
+    written_call,
 )
 from pipeline.harness.sim import (
     Ack,
@@ -179,6 +183,8 @@ class _Block:
 
     number: int
     messages: list[dict[str, Any]]
+    #: a reply written as text: the calls it made, which its message shows in the reply format
+    said: list[WrittenCall] | None = None
 
 
 def _size(messages: list[dict[str, Any]]) -> int:
@@ -287,6 +293,10 @@ class OpenAIAgent:
             if work or waits:
                 self.invalid_streak = 0
                 return work or [WaitAction()]
+            if observation.pending and self._only_running_copies():
+                # the model sent its running calls again: it is waiting for them, so it waits
+                self._show_as_wait()
+                return [WaitAction()]
             self.invalid_streak += 1
             problem = self._problem(result)
             self._log(observation, "invalid_reply", problem, result)
@@ -294,6 +304,7 @@ class OpenAIAgent:
                 return self._stop(observation, f"{self.invalid_streak} unusable replies in a row")
             if observation.pending:
                 self._note = f"{problem} It counted as a wait."  # said with the next delivery
+                self._show_as_wait()
                 return [WaitAction()]
             self._note = problem
             # nothing pending: an empty step would end the episode, so answer it right away
@@ -324,6 +335,9 @@ class OpenAIAgent:
         self.tools = None
         prompt = system_prompt(self.episode.instance, True, self.aliases)
         self.system = {"role": "system", "content": prompt}
+        for block in self._blocks:  # earlier replies now shown in the prompt's format
+            if block.said is not None:
+                block.messages[0]["content"] = reply_text(block.said, True)
         if self._report is not None:
             self._report["tools"] = "prompt"
 
@@ -388,6 +402,7 @@ class OpenAIAgent:
             "context_overflows": 0,
             "trims": 0,
             "repeated_calls": 0,
+            "running_copies": 0,
             "echoes": 0,
         }
         self.episode.trace.events.append(report)  # the dict is updated in place until the end
@@ -532,7 +547,8 @@ class OpenAIAgent:
             found = parse_content_calls(result.content, self._real, self._keys)
             replies = [_Reply(self._to_real(action), None) for action in found or []]
             path = text_form(result.content) if found else "none"
-        self._blocks.append(_Block(self._next_block(), [message]))
+        block = _Block(self._next_block(), [message])
+        self._blocks.append(block)
         if self.tools is not None and path == "native":
             self.memory.native_replies += 1
         elif self.tools is not None and path in ("tagged", "json", "lines"):
@@ -555,11 +571,13 @@ class OpenAIAgent:
                     WAIT,
                 )
             elif isinstance(action, CallAction):
-                action = self._bounded(action, seen, observation)
+                action = self._running_copy(action) or self._bounded(action, seen, observation)
             elif isinstance(action, ProtocolError) and action.kind == ECHO:
                 self._count("echoes")
                 self._log(observation, "echoed_acknowledgement", action.message, result)
             checked.append(_Reply(action, reply.tool_call_id))
+        if path != "native":
+            self._show_as_written(block, checked)
         calls_made = sum(isinstance(r.action, CallAction) for r in checked)
         if self._report is not None:
             self._report["replies"][path] += 1
@@ -572,6 +590,55 @@ class OpenAIAgent:
             cached=result.cached,
         )
         return checked
+
+    def _show_as_written(self, block: _Block, replies: list[_Reply]) -> None:
+        """Keep a text reply in the conversation as the calls it made, in the reply format:
+        a small model writes its next reply like its last ones, so a reply that copied report
+        lines, repeated a call or rambled, left as it was, teaches the slip (the 1.5B model,
+        once it had answered in report lines, wrote whole user messages for the rest of the
+        episode). What was refused is said in the next message."""
+        block.said = [
+            self._written(r.action) for r in replies if not isinstance(r.action, ProtocolError)
+        ]
+        block.messages[0]["content"] = reply_text(block.said, self.tools is None)
+
+    def _show_as_wait(self) -> None:
+        """A text reply that counted as a wait is shown as one (what the model should have
+        written), not as an empty reply."""
+        block = self._blocks[-1]
+        if block.said is not None:
+            block.said = [written_call(WaitAction())]
+            block.messages[0]["content"] = reply_text(block.said, self.tools is None)
+
+    def _only_running_copies(self) -> bool:
+        errors = [r.action for r in self._replies if isinstance(r.action, ProtocolError)]
+        return bool(errors) and all(error.kind == RUNNING for error in errors)
+
+    def _running_copy(self, action: CallAction) -> ProtocolError | None:
+        """A call identical to one still running is not sent again: its result is on the way
+        (the 1.5B model sent its last reply's calls again while they ran, and each copy
+        changed the state a second time)."""
+        for call in self._calls.values():
+            same = (call.task_id, call.tool, call.arguments) == (
+                action.task_id,
+                action.tool,
+                action.arguments,
+            )
+            if same and call.delivered is None and call.eta is not None:
+                self._count("running_copies")
+                label = self._label(call.call_id, call.task_id, call.tool, call.arguments)
+                return ProtocolError(
+                    f"{label} is still running (result at t={call.eta:.3f} s), so the same call"
+                    " again was not sent.",
+                    openai_name(action.tool),
+                    RUNNING,
+                )
+        return None
+
+    def _written(self, action: Action) -> WrittenCall:
+        if isinstance(action, CallAction | FinishAction):
+            return written_call(action, self._name(action.task_id))
+        return written_call(action)
 
     def _bounded(
         self, action: CallAction, seen: dict[str, int], observation: Observation

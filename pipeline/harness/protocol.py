@@ -34,6 +34,7 @@ NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 #: ProtocolError kinds the agent counts separately
 ECHO = "echo"  # a line about an earlier call copied back as if it were a call
 REPEAT = "repeat"  # an identical call over the agent's bound
+RUNNING = "running"  # the same call as one still running: its result is on the way
 
 
 @dataclass(frozen=True)
@@ -306,20 +307,43 @@ NEXT_IDLE = (
 )
 
 
-def _example_reply(tool: str, task_id: str | None, arguments: dict[str, Any], text: bool) -> str:
-    """One call as the model should write it: our JSON reply format, or (with tools offered)
-    a ``<tool_call>`` block — what Qwen's template asks for, and what a server without a tool
+#: one call as the reply formats write it: function name, task (None for wait), arguments
+WrittenCall = tuple[str, str | None, Mapping[str, Any]]
+
+
+def reply_text(calls: Sequence[WrittenCall], text: bool) -> str:
+    """Calls as the model should write them: our JSON reply format, or (with tools offered)
+    ``<tool_call>`` blocks — what Qwen's template asks for, and what a server without a tool
     parser hands back as text (with a tool parser, the model's calls are native anyway).
     Without an explicit form the 1.5B model wrote its first calls in the shape of the report
     lines."""
     if text:
-        call: dict[str, Any] = {"tool": tool}
-        if task_id is not None:
-            call["task_id"] = task_id
-        call["arguments"] = arguments
-        return _json({"calls": [call]})
-    fields = arguments if task_id is None else {"task_id": task_id, **arguments}
-    return f"<tool_call>{_json({'name': tool, 'arguments': fields})}</tool_call>"
+        written = []
+        for tool, task_id, arguments in calls:
+            call: dict[str, Any] = {"tool": tool}
+            if task_id is not None:
+                call["task_id"] = task_id
+            call["arguments"] = dict(arguments)
+            written.append(call)
+        return _json({"calls": written})
+    blocks = []
+    for tool, task_id, arguments in calls:
+        fields = dict(arguments) if task_id is None else {"task_id": task_id, **arguments}
+        blocks.append(f"<tool_call>{_json({'name': tool, 'arguments': fields})}</tool_call>")
+    return "\n".join(blocks)
+
+
+def written_call(action: Action, task_name: str | None = None) -> WrittenCall:
+    """An action as a reply writes it (``task_name``: the task as the model knows it)."""
+    if isinstance(action, WaitAction):
+        return WAIT, None, {}
+    if isinstance(action, FinishAction):
+        return FINISH, task_name or action.task_id, {"answer": action.answer}
+    return openai_name(action.tool), task_name or action.task_id, action.arguments
+
+
+def _example_reply(tool: str, task_id: str | None, arguments: dict[str, Any], text: bool) -> str:
+    return reply_text([(tool, task_id, arguments)], text)
 
 
 def call_hint(text: bool) -> str:
@@ -580,21 +604,25 @@ def _line_calls(
     content: str, task_ids: Collection[str] | None, issued: Collection[str]
 ) -> list[Action | ProtocolError]:
     """Report-shaped lines (``- c4 (task T1) maths__add {"a": 1}``) as calls: one that
-    repeats a call already made (``issued``, by ``call_key``) is a copy and makes nothing; a
-    line naming a call never made is how the model chose to ask for it (the 1.5B model, offered
-    tools through Qwen's template, wrote its first calls so)."""
+    repeats a call already made (``issued``, by ``call_key``) or an earlier line of the same
+    reply is a copy and makes nothing; a line naming a call never made is how the model chose
+    to ask for it (the 1.5B model, offered tools through Qwen's template, wrote its first calls
+    so)."""
     decoder = json.JSONDecoder()
     out: list[Action | ProtocolError] = []
     copies = 0
+    written: set[str] = set()  # a line per call: the model wrote "started" and "running" for one
     for match in ECHO_LINE.finditer(content):
         task, function = match.group(1), match.group(2)
         try:
             arguments, end = decoder.raw_decode(content, match.end())
         except ValueError:
             arguments, end = None, match.end()
-        if not isinstance(arguments, dict) or call_key(task, function, arguments) in issued:
+        key = call_key(task, function, arguments) if isinstance(arguments, dict) else ""
+        if not key or key in issued or key in written:
             copies += 1
             continue
+        written.add(key)
         if content[end:].lstrip().startswith(("returned", "failed")):
             # the model wrote the call's result itself: it is playing the whole episode out
             out.append(ProtocolError(INVENTED_MESSAGE, function, ECHO))

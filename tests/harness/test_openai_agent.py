@@ -186,6 +186,12 @@ def test_copied_report_lines_are_never_calls() -> None:
     assert parse_content_calls(fresh, ["t1"], made) == [
         CallAction("t1", "maths.subtract", {"a": 5, "b": 1})
     ]
+    # a new call written twice in one reply (a "started" and a "running" line) is one call
+    running = '- c2 (task t1) maths__subtract {"a": 5, "b": 1} is running.'
+    twice = f"{fresh} started; its result comes at t=3.000 s.\n{running}"
+    assert parse_content_calls(twice, ["t1"], made) == [
+        CallAction("t1", "maths.subtract", {"a": 5, "b": 1})
+    ]
     invented = '- c2 (task t1) maths__subtract {"a": 5, "b": 1} returned: 4'
     playing = parse_content_calls(invented, ["t1"], made)  # a result it wrote itself
     assert playing is not None and isinstance(playing[0], ProtocolError)
@@ -293,6 +299,13 @@ class ScriptedModel:
             if style == "native":
                 return NATIVE + json.dumps(broken)
             return '```json\n{"calls": [{"tool": "teleport", "task_id": 3, "arguments": {}}]}\n```'
+        if style == "imitator" and any(
+            REPORT_LINE.match(line)
+            for message in messages
+            if message["role"] == "assistant"
+            for line in (message.get("content") or "").splitlines()
+        ):  # its own earlier reply was report lines: it now writes the message it was sent
+            return str(messages[-1]["content"])
         issued: set[tuple[str, str]] = set()
         delivered: set[tuple[str, str]] = set()
         unfinished = list(task_ids)
@@ -324,6 +337,18 @@ class ScriptedModel:
                 if (task_id, step.id) not in issued and ready:
                     calls.append({"tool": _tool_name(step.tool), "task_id": alias_of[task_id],
                                   "arguments": dict(step.arguments)})  # fmt: skip
+        if style == "resend":  # sends every call still running again, then the new ones
+            running = [
+                {
+                    "tool": _tool_name(step.tool),
+                    "task_id": alias_of[task_id],
+                    "arguments": dict(step.arguments),
+                }  # fmt: skip
+                for task_id in unfinished
+                for step in self.tasks[task_id].calls
+                if (task_id, step.id) in issued and (task_id, step.id) not in delivered
+            ]
+            calls = running + calls
         if not calls:
             calls.append({"tool": "wait", "arguments": {}})
         elif turn % 3 == 0:  # no task id
@@ -340,6 +365,20 @@ class ScriptedModel:
                 if "task_id" in call or call["tool"] == "wait"  # a line always names a task
             ]
             return "\n".join(copies + fresh)
+        if style == "imitator":  # each new call as a "started" line and a "running" line
+            lines = []
+            for number, call in enumerate(calls):
+                if "task_id" not in call and call["tool"] != "wait":
+                    continue
+                label = (
+                    f"- c{90 + number} (task {call.get('task_id', 'T1')}) {call['tool']}"
+                    f" {json.dumps(call['arguments'])}"
+                )
+                lines += [
+                    f"{label} started; its result comes at t=9.000 s.",
+                    f"{label} is running.",
+                ]
+            return "\n".join(lines)
         if style == "tagged":
             return "\n".join(
                 f"<tool_call>\n{json.dumps(_native(call, parsed=True))}\n</tool_call>"
@@ -490,6 +529,59 @@ def test_calls_written_as_report_lines(instances: list[Instance], tmp_path: Path
         assert _report(tmp_path / "run", instance)["replies"]["lines"] >= 3
 
 
+def test_replies_are_kept_as_the_calls_they_made(instances: list[Instance], tmp_path: Path) -> None:
+    """A small model writes its next reply like its last one: the 1.5B model, once it had
+    answered in report lines, wrote whole user messages back for the rest of the episode. Kept
+    in the conversation as the calls they made, in the reply format, its replies never show it
+    the slip, and a call written twice in one reply (a "started" and a "running" line) runs
+    once."""
+    styles = {instance.tasks[0].id: "imitator" for instance in instances}
+    server = ToolCallingServer(answer=ScriptedModel(instances, styles))
+    with server as url:
+        scores, _ = _run(instances, _config(url, tmp_path), tmp_path / "run", episodes_at_once=1)
+        bodies = server.bodies
+    _solved_exactly(scores, instances)  # no echo stopped it, no call ran twice
+    for instance in instances:
+        assert _report(tmp_path / "run", instance)["replies"]["lines"] >= 3
+        kinds = [event["event"] for event in _events(tmp_path / "run", instance)]
+        assert "echoed_acknowledgement" not in kinds and "agent_stopped" not in kinds
+    as_json = 0
+    for body in bodies:
+        said = [m["content"] or "" for m in body["messages"] if m["role"] == "assistant"]
+        assert not any(REPORT_LINE.match(line) for text in said for line in text.splitlines())
+        written = [text for text in said if text]
+        if "tools" in body:  # as the system prompt asks: <tool_call> blocks, then JSON
+            assert all(text.startswith("<tool_call>") for text in written)
+        else:
+            assert all(text.startswith('{"calls": [') for text in written)
+            as_json += len(written)
+    assert as_json  # the tools went into the prompt, and the replies shown with them
+
+
+def test_calls_still_running_are_not_sent_twice(instances: list[Instance], tmp_path: Path) -> None:
+    """The 1.5B model sent its last reply's calls again while they ran: a copy of a running
+    call is not sent (its result is on the way), and a reply of nothing but such copies is a
+    wait, shown to the model as one."""
+    styles = {instance.tasks[0].id: "resend" for instance in instances}
+    server = ToolCallingServer(answer=ScriptedModel(instances, styles))
+    with server as url:
+        scores, _ = _run(instances, _config(url, tmp_path), tmp_path / "run")
+        bodies = server.bodies
+    _solved_exactly(scores, instances)  # not one call ran twice
+    copies = sum(_report(tmp_path / "run", i)["running_copies"] for i in instances)
+    assert copies > 0
+    for instance in instances:
+        kinds = [event["event"] for event in _events(tmp_path / "run", instance)]
+        assert "agent_stopped" not in kinds and "repeated_call" not in kinds
+    told = "\n".join(m["content"] or "" for b in bodies for m in b["messages"])
+    assert "so the same call again was not sent" in told
+    assert any(
+        m["role"] == "assistant" and m["content"].startswith('{"calls": [{"tool": "wait"')
+        for body in bodies
+        for m in body["messages"]
+    )  # a reply of copies only is shown as the wait it counted as
+
+
 def test_only_the_tools_of_the_tasks_environments(
     instances: list[Instance], tmp_path: Path
 ) -> None:
@@ -629,7 +721,9 @@ def test_repeated_identical_calls_are_stopped(instances: list[Instance], tmp_pat
     assert _report(tmp_path / "run", instance)["repeated_calls"] == len(repeats)
     assert any(e["event"] == "agent_stopped" for e in events)
     assert "already made" in told  # the model is told why
-    assert usage["agent"]["requests"] <= 1 + OpenAIAgentSettings().max_invalid_replies
+    # copies sent while the calls run are waits (one per delivery at most), then the refusals
+    limit = 1 + bound + OpenAIAgentSettings().max_invalid_replies
+    assert usage["agent"]["requests"] <= limit
 
 
 # --- a small context window --------------------------------------------------------------------
@@ -762,19 +856,23 @@ def test_hopeless_model_gives_up_gracefully(instances: list[Instance], tmp_path:
 
 
 def test_turn_limit_and_pending_calls(instances: list[Instance], tmp_path: Path) -> None:
-    """A model that keeps calling: stopped by max_turns, its pending calls still delivered."""
+    """A model that keeps calling: stopped by max_turns, its pending calls still delivered.
+    Its copy of the call while it runs is a wait; once the result is in, the call is made
+    again (the bound on identical calls is high here), and is still running at the stop."""
     task = instances[1].tasks[0]
     step = task.calls[0]
     call = {"name": step.tool.replace(".", "__"),
             "arguments": json.dumps({"task_id": task.id, **step.arguments})}  # fmt: skip
     with ToolCallingServer(answer=_always(NATIVE + json.dumps([call]))) as url:
-        settings = OpenAIAgentSettings(max_turns=4, max_identical_calls=10)
+        settings = OpenAIAgentSettings(max_turns=3, max_identical_calls=10)
         scores, usage = _run(instances[1:], _config(url, tmp_path), tmp_path / "run", settings)
-    assert usage["agent"]["requests"] == 4
-    assert scores[0].calls == 4 and not scores[0].success
+    assert usage["agent"]["requests"] == 3  # call, copy (a wait), call
+    assert scores[0].calls == 2 and not scores[0].success
     events = _events(tmp_path / "run", instances[1])
-    assert sum(e["event"] == "delivery" for e in events) == 4
-    assert any(e["event"] == "agent_stopped" and "limit of 4" in e["message"] for e in events)
+    stop = next(i for i, e in enumerate(events) if e["event"] == "agent_stopped")
+    assert "limit of 3" in events[stop]["message"]
+    assert sum(e["event"] == "delivery" for e in events[stop:]) == 1  # delivered after the stop
+    assert sum(e["event"] == "delivery" for e in events) == 2
 
 
 def test_unreachable_model_ends_the_episode(instances: list[Instance], tmp_path: Path) -> None:
