@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -99,6 +100,7 @@ class Recorder:
         self.port = parts.port or 80
         self.prefix = parts.path.rstrip("/")  # e.g. /v1
         self.origin = time.monotonic()
+        self.started_at = time.time()  # the wall clock at ``origin``, for shard file times
         self.lock = threading.Lock()
         self.exchanges: list[Exchange] = []
 
@@ -214,32 +216,76 @@ class OperatorRow:
     per_task: dict[str, float | None] = field(default_factory=dict)
 
 
-def analyse(run: Path, seeds_file: Path, exchanges: list[Exchange]) -> dict[str, Any]:
-    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+@dataclass
+class RunFiles:
+    """What the analysis reads of a run: its manifest's counts and its task files."""
+
+    operators: dict[str, dict[str, int]]
+    evolved: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]
+    rejected_tasks: list[dict[str, Any]]
+    manifest: dict[str, Any]
+    #: None for a finished run; else seconds after the run's start when its last shard ended
+    partial_until: float | None = None
+
+
+def run_files(run: Path, started_at: float) -> RunFiles:
+    """The merged files of a finished run, else those of the round's finished shards (a run
+    stopped early: only the requests made before its last finished shard ended then count)."""
+    if (run / "manifest.json").exists():
+        manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+        manifest = manifest.get("evolve", manifest)  # the run manifest keeps a part per stage
+        return RunFiles(
+            manifest.get("operators", {}),
+            list(_records(run / "evolved.jsonl")),
+            list(_records(run / "evolve_rejected.jsonl")),
+            list(_records(run / "rejected_tasks.jsonl")),
+            manifest,
+        )
+    shards = sorted((run / "evolve" / "round_01" / "shards").glob("*.stats.json"))
+    files = RunFiles({}, [], [], [], {}, partial_until=0.0)
+    for stats_file in shards:
+        stats = json.loads(stats_file.read_text(encoding="utf-8"))
+        for name, counts in stats["operators"].items():
+            total = files.operators.setdefault(name, {})
+            for key, value in counts.items():
+                total[key] = total.get(key, 0) + value
+        stem = str(stats_file).removesuffix(".stats.json")
+        files.evolved += _records(Path(stem + ".accepted.jsonl"))
+        files.rejected += _records(Path(stem + ".rejected.jsonl"))
+        files.rejected_tasks += _records(Path(stem + ".rejected_tasks.jsonl"))
+        ended = stats_file.stat().st_mtime - started_at
+        files.partial_until = max(files.partial_until or 0.0, ended)
+    return files
+
+
+def analyse(
+    run: Path, seeds_file: Path, exchanges: list[Exchange], started_at: float
+) -> dict[str, Any]:
+    files = run_files(run, started_at)
+    if files.partial_until is not None:
+        exchanges = [e for e in exchanges if e.ended <= files.partial_until]
     parents = {task["id"]: task for task in _records(seeds_file)}
-    parents.update({task["id"]: task for task in _records(run / "evolved.jsonl")})
+    parents.update({task["id"]: task for task in files.evolved})
     rows = {name: OperatorRow(name) for name in OPERATORS}
-    for name, stats in manifest.get("operators", {}).items():
+    for name, stats in files.operators.items():
         if name in rows:
             rows[name].candidates = stats.get("generated", 0)
             rows[name].accepted = stats.get("accepted", 0)
     # which operator made each task the judge may have seen: accepted, or rejected by it
     judged_text: list[tuple[str, str]] = []
-    made = [t for t in _records(run / "evolved.jsonl") if t["lineage"]["operator"] in rows]
+    made = [t for t in files.evolved if t["lineage"]["operator"] in rows]
     for task in made:
         parent = parents.get(task["lineage"]["parents"][0])
         if parent is not None and _call_list(parent) != _call_list(task):
             rows[task["lineage"]["operator"]].new_calls += 1
         judged_text.append((task["question"], task["lineage"]["operator"]))
-    judge_codes = {"judge.mismatch", "judge.ambiguous"}
-    rejected_ids = {
-        r["sample_id"] for r in _records(run / "evolve_rejected.jsonl") if r["code"] in judge_codes
-    }
-    for task in _records(run / "rejected_tasks.jsonl"):
-        operator = task["lineage"]["operator"]
-        if task["id"] in rejected_ids and operator in rows:
-            rows[operator].judge_rejected += 1
-            judged_text.append((task["question"], operator))
+    rejected_ids = {r["sample_id"] for r in files.rejected if r["code"].startswith("judge.")}
+    for task in files.rejected_tasks:
+        made_by = task["lineage"]["operator"]
+        if task["id"] in rejected_ids and made_by in rows:
+            rows[made_by].judge_rejected += 1
+            judged_text.append((task["question"], made_by))
     shares = service_seconds(exchanges)
     unattributed = 0
     for exchange, share in zip(exchanges, shares):
@@ -273,10 +319,12 @@ def analyse(run: Path, seeds_file: Path, exchanges: list[Exchange]) -> dict[str,
         "cut_at_cap": sum(e.finish_reason == "length" for e in exchanges),
         "unattributed_requests": unattributed,
         "seconds_in_flight": in_flight,
-        "manifest_seconds": manifest.get("seconds"),
-        "token_usage": manifest.get("token_usage"),
-        "llm_endpoint": manifest.get("llm_endpoint"),
-        "rejected_by_code": manifest.get("counts", {}).get("rejected_by_code"),
+        "partial_until": files.partial_until,
+        "rejected_by_code": dict(Counter(r["code"] for r in files.rejected).most_common()),
+        "manifest_seconds": files.manifest.get("seconds"),
+        "token_usage": files.manifest.get("token_usage"),
+        "llm_endpoint": files.manifest.get("llm_endpoint"),
+        "judge": files.manifest.get("judge"),
     }
 
 
@@ -339,6 +387,8 @@ def main() -> int:
     parser.add_argument("--seeds-dir", type=Path, default=REPO / "seeds")
     parser.add_argument("--asynctool", default=str(REPO / ".venv" / "bin" / "asynctool"))
     parser.add_argument("--cwd", type=Path, default=REPO, help="checkout the CLI runs in")
+    parser.add_argument("--timeout", type=float, help="LLM timeout written to the run's TOML")
+    parser.add_argument("--concurrency", type=int, help="requests in flight, to the run's TOML")
     parser.add_argument("--extra", default="", help="more evolve flags, space-separated")
     parser.add_argument("--analyse", action="store_true", help="only recompute the table")
     args = parser.parse_args()
@@ -354,7 +404,10 @@ def main() -> int:
             return 2
         saved = json.loads(report.read_text(encoding="utf-8"))
         exchanges = [Exchange(**item) for item in saved["exchanges"]]
-        result = {**saved, **analyse(run, seeds_file, exchanges)}
+        # the run's TOML is written just before the proxy starts (an older report has no time)
+        config = output / "runs" / f"{args.run_id}.llm.toml"
+        started_at = saved.get("started_at") or config.stat().st_mtime
+        result = {**saved, **analyse(run, seeds_file, exchanges, started_at)}
     else:
         if run.exists():
             print(f"error: {run} exists; pick another --run-id or use --analyse", file=sys.stderr)
@@ -363,7 +416,11 @@ def main() -> int:
         seeds_file.write_text("\n".join(pick_seeds(args.seeds_dir, args.number)) + "\n")
         config = output / "runs" / f"{args.run_id}.llm.toml"
         # a cache of its own: nothing answered from another run, the endpoint learned afresh
-        config.write_text(f'cache_path = "{output / "runs" / f"{args.run_id}.llm.sqlite"}"\n')
+        settings = [f'cache_path = "{output / "runs" / f"{args.run_id}.llm.sqlite"}"']
+        # an older checkout has no local defaults: give them explicitly to compare like with like
+        settings += [f"timeout = {args.timeout}"] if args.timeout else []
+        settings += [f"concurrency = {args.concurrency}"] if args.concurrency else []
+        config.write_text("\n".join(settings) + "\n", encoding="utf-8")
         recorder = Recorder(args.base_url)
         proxy = serve_proxy(recorder)
         proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}{recorder.prefix}"
@@ -378,7 +435,9 @@ def main() -> int:
         print("machine:", json.dumps(before), flush=True)
         print("running:", " ".join(command), flush=True)
         started = time.monotonic()
-        finished = subprocess.run(command, cwd=args.cwd, check=False)
+        # the checkout's own code, not the one this virtualenv installed (a "before" worktree)
+        env = {**os.environ, "PYTHONPATH": str(args.cwd.resolve())}
+        finished = subprocess.run(command, cwd=args.cwd, env=env, check=False)
         wall = round(time.monotonic() - started, 1)
         proxy.shutdown()
         exchanges = list(recorder.exchanges)
@@ -390,15 +449,18 @@ def main() -> int:
             "wall_seconds": wall,
             "endpoint": {"base_url": args.base_url, "model": args.model},
             "seeds_file": str(seeds_file),
+            "started_at": recorder.started_at,
             "exchanges": [asdict(e) for e in exchanges],
         }
         if finished.returncode != 0 or not (run / "manifest.json").exists():
             report.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
             print(f"error: evolve exited with {finished.returncode}; log in {report}")
             return 1
-        result.update(analyse(run, seeds_file, exchanges))
+        result.update(analyse(run, seeds_file, exchanges, recorder.started_at))
     report.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(table(result))
+    if result.get("partial_until") is not None:
+        print(f"partial: the shards finished {result['partial_until']:.0f} s into the run")
     print(
         f"run {result['run_id']}: {result['llm_made_tasks']} LLM-made tasks;"
         f" {result['requests']} requests ({result['failed_requests']} failed,"
