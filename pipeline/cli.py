@@ -187,15 +187,15 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         print("no LLM endpoint configured: evolving with the programmatic operators only")
     _prefect_note(args.inline)
     summary = build_dataset(args.output, args.run_id, bfcl, use_prefect=not args.inline, llm=llm)
-    counts = summary.manifest["counts"]
+    counts = summary.evolve.counts
     print(f"seeds: {summary.sources}")
-    imports = summary.manifest.get("imports")
-    if imports:
+    imports = summary.imports
+    if imports is not None:
         print(
-            f"BFCL turns: kept {imports['turns_kept']}, merged {imports['turns_merged']}, "
-            f"dropped {imports['turns_dropped']} {imports['dropped_by_code']}"
+            f"BFCL turns: kept {imports.turns_kept}, merged {imports.turns_merged}, "
+            f"dropped {imports.turns_dropped} {imports.dropped_by_code}"
         )
-    print(f"evolve: {counts['seeds_accepted']} seeds + {counts['new_accepted']} evolved tasks")
+    print(f"evolve: {counts.seeds_accepted} seeds + {counts.new_accepted} evolved tasks")
     # every other count comes from the published release, so the lines below add up
     for line in summary.counts.summary_lines():
         print(line)
@@ -252,23 +252,22 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     _prefect_note(args.inline)
     if args.inline:
-        manifest = validate_file(source, run_dir, args.shard_size, on_shard=advance)
+        section = validate_file(source, run_dir, args.shard_size, on_shard=advance)
     else:
         from pipeline.flows import run_validate_flow
 
-        manifest = run_validate_flow(
+        section = run_validate_flow(
             source, run_dir, args.shard_size, on_shard=advance, runner=_runner(args)
         )
     bar.close()
-    counts = manifest["counts"]
-    print(f"accepted {counts['accepted']} / rejected {counts['rejected']} of {counts['input']}")
-    for code, count in list(counts["rejected_by_code"].items())[:8]:
+    counts = section.counts
+    print(f"accepted {counts.accepted} / rejected {counts.rejected} of {counts.input}")
+    for code, count in list(counts.rejected_by_code.items())[:8]:
         print(f"  {code}: {count}")
-    print(f"written to {run_dir}/ (accepted.jsonl, rejected.jsonl, manifest.json)")
-    unreadable = sum(
-        n for code, n in counts["rejected_by_code"].items() if code.startswith("parse.")
-    )
-    if counts["accepted"] == 0 and unreadable == counts["input"]:
+    run = RunDir(run_dir)
+    _print_written(run, run.accepted, run.rejected)
+    unreadable = sum(n for code, n in counts.rejected_by_code.items() if code.startswith("parse."))
+    if counts.accepted == 0 and unreadable == counts.input:
         print(f"error: no line of {source} is a task (every one failed to parse)", file=sys.stderr)
         return 1
     return 0
@@ -331,26 +330,33 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
         print(f"round {round_no}: {total} new tasks accepted so far", flush=True)
 
     if args.inline:
-        manifest = evolve(seeds, run_dir, settings, llm, on_round=progress)
+        section = evolve(seeds, run_dir, settings, llm, on_round=progress)
     else:
         from pipeline.flows import run_evolve_flow
 
         _prefect_note(False)
-        manifest = run_evolve_flow(
+        section = run_evolve_flow(
             seeds_path, run_dir, settings, llm, args.llm_config, progress, runner=_runner(args)
         )
-    counts = manifest["counts"]
+    counts = section.counts
     print(
-        f"evolved {counts['evolved']} validated tasks ({counts['seeds_accepted']} seeds + "
-        f"{counts['new_accepted']} new) in {counts['rounds']} rounds; rejected {counts['rejected']}"
+        f"evolved {counts.evolved} validated tasks ({counts.seeds_accepted} seeds + "
+        f"{counts.new_accepted} new) in {counts.rounds} rounds; rejected {counts.rejected}"
     )
-    for name, record in manifest["operators"].items():
+    for name, record in section.operators.items():
         print(
-            f"  {name:10s} generated {record['generated']:5d}  accepted {record['accepted']:5d}"
-            f"  rate {record['acceptance_rate']}"
+            f"  {name:10s} generated {record.generated:5d}  accepted {record.accepted:5d}"
+            f"  rate {record.acceptance_rate}"
         )
-    print(f"written to {run_dir}/ (evolved.jsonl, evolve_rejected.jsonl, manifest.json)")
+    run = RunDir(run_dir)
+    _print_written(run, run.evolved, run.evolve_rejected)
     return 0
+
+
+def _print_written(run: RunDir, *files: Path) -> None:
+    """Where a stage's merged files and its manifest section went."""
+    names = [path.name for path in (*files, run.manifest)]
+    print(f"written to {run.path}/ ({', '.join(names)})")
 
 
 def _publish_run_dir(args: argparse.Namespace) -> Path:
@@ -369,9 +375,11 @@ def _publish_run_dir(args: argparse.Namespace) -> Path:
 
 def _cmd_compose(args: argparse.Namespace) -> int:
     import json
+    from dataclasses import asdict
 
     from pipeline.compose import ComposeSettings, ComposeTally, iter_instances
     from pipeline.jsonl import read_records, write_atomic, write_records
+    from pipeline.manifest import ComposeSection, read_manifest, record_section
     from pipeline.models import Task
 
     run_dir = _publish_run_dir(args)
@@ -388,6 +396,7 @@ def _cmd_compose(args: argparse.Namespace) -> int:
         turn_cost=args.turn_cost,
         long_context_share=args.long_context_share,
     )
+    read_manifest(run_dir)  # an unreadable manifest is refused now, not after the work
     tasks = list(read_records(RunDir(run_dir).evolved, Task))
     if args.runner == "inline":
         tally = ComposeTally()
@@ -405,27 +414,25 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     if settings.long_context_share > 0:
         # every task kept out of long instances, with the rejection of its variant
         write_atomic(left_out_file, "".join(json.dumps(item) + "\n" for item in left_out))
-        summary["long_context"]["left_out_file"] = str(left_out_file.relative_to(run_dir))
+        kept_in: str | None = str(left_out_file.relative_to(run_dir))
     else:
         left_out_file.unlink(missing_ok=True)  # from an earlier compose of this run
-        summary.pop("long_context", None)
-    manifest_path = RunDir(run_dir).manifest
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest["compose"] = {"settings": {**settings.__dict__}, "instances": count, **summary}
-    write_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
-    print(f"composed {count} instances {summary['per_split']} from {len(tasks)} tasks")
+        kept_in = None
+    section = ComposeSection.of(asdict(settings), count, summary, kept_in)
+    record_section(run_dir, section)
+    print(f"composed {count} instances {section.per_split} from {len(tasks)} tasks")
     if count < args.count:
         print(f"note: the pool allowed only {count} of {args.count} instances")
-    if settings.long_context_share > 0:
-        report = summary["long_context"]
+    report = section.long_context
+    if report is not None:
         print(
-            f"long context: {summary['per_context'].get('long', 0)} instances; of "
-            f"{report['tasks_checked']} tasks, {report['tasks_lengthened']} run long, "
-            f"{report['tasks_without_mode']} have no long-context mode, "
-            f"{report['tasks_left_out']} left out {report['left_out_by_code']} "
+            f"long context: {section.per_context.get('long', 0)} instances; of "
+            f"{report.tasks_checked} tasks, {report.tasks_lengthened} run long, "
+            f"{report.tasks_without_mode} have no long-context mode, "
+            f"{report.tasks_left_out} left out {report.left_out_by_code} "
             f"(reasons in {left_out_file})"
         )
-    print(f"written to {run_dir}/instances.jsonl")
+    print(f"written to {RunDir(run_dir).instances}")
     return 0
 
 

@@ -9,17 +9,25 @@ compose multi-task instances; publish the Hugging Face dataset folder. Everythin
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline.bfcl.importer import Granularity, ImportReport, import_bfcl, multi_turn_files
 from pipeline.compose import ComposeSettings, ComposeTally, iter_instances
 from pipeline.evolve.engine import EvolveSettings, evolve
-from pipeline.jsonl import read_records, write_atomic, write_records
+from pipeline.jsonl import read_records, write_records
 from pipeline.llm import LLMConfig
+from pipeline.manifest import (
+    ComposeSection,
+    EvolveSection,
+    GatherSection,
+    ImportCounts,
+    Manifest,
+    read_manifest,
+    record_section,
+)
 from pipeline.models import Task
 from pipeline.names import DEFAULT_BFCL, new_run_id
 from pipeline.rundir import RunDir
@@ -33,9 +41,18 @@ if TYPE_CHECKING:
 class DatasetSummary:
     run_dir: Path
     sources: dict[str, int]
-    manifest: dict[str, Any]
+    manifest: Manifest  # the run's, as recorded by its stages
     folder: Path
     counts: ReleaseCounts  # what was published, and every drop on the way
+
+    @property
+    def evolve(self) -> EvolveSection:
+        assert self.manifest.evolve is not None  # build_dataset evolved before publishing
+        return self.manifest.evolve
+
+    @property
+    def imports(self) -> ImportCounts | None:
+        return self.manifest.gather.imports if self.manifest.gather is not None else None
 
 
 @dataclass
@@ -45,19 +62,22 @@ class Gathered:
     sources: dict[str, int]
     report: ImportReport | None = None
 
-    def imports(self) -> dict[str, Any]:
-        """The import's counts for the manifest: turns kept, merged and dropped (per code)."""
-        if self.report is None:
-            return {}
-        return {
-            "tasks": len(self.report.tasks),
-            "turns_kept": self.report.kept,
-            "turns_merged": self.report.merged,
-            "turns_dropped": len(self.report.dropped),
-            "dropped_by_code": dict(self.report.dropped_by_code().most_common()),
-            "upstream_skipped": len(self.report.skipped),
-            "duplicates": self.report.duplicates,
-        }
+    def section(self) -> GatherSection:
+        """The manifest's record of the candidates: counts per source, and the import's turns
+        kept, merged and dropped (per code)."""
+        report = self.report
+        imports = None
+        if report is not None:
+            imports = ImportCounts(
+                tasks=len(report.tasks),
+                turns_kept=report.kept,
+                turns_merged=report.merged,
+                turns_dropped=len(report.dropped),
+                dropped_by_code=dict(report.dropped_by_code().most_common()),
+                upstream_skipped=len(report.skipped),
+                duplicates=report.duplicates,
+            )
+        return GatherSection(sources=dict(self.sources), imports=imports)
 
 
 def gather_candidates(target: Path, bfcl_folder: Path | None = DEFAULT_BFCL) -> Gathered:
@@ -84,30 +104,24 @@ def build_dataset(
     version: str = "0.1.0",
 ) -> DatasetSummary:
     run_dir = RunDir.of(output_root, run_id or new_run_id()).path
+    read_manifest(run_dir)  # an unreadable manifest is refused now, not after the work
     candidates = RunDir(run_dir).seeds
     gathered = gather_candidates(candidates, bfcl_folder)
     sources = gathered.sources
+    record_section(run_dir, gathered.section())
     settings = settings or EvolveSettings()
     if use_prefect:
         from pipeline.flows import run_evolve_flow
 
-        manifest = run_evolve_flow(candidates, run_dir, settings, llm)
+        run_evolve_flow(candidates, run_dir, settings, llm)
     else:
         seeds = list(read_records(candidates, Task))
-        manifest = evolve(seeds, run_dir, settings, llm)
-    manifest["sources"] = sources
-    if gathered.report is not None:
-        manifest["imports"] = gathered.imports()
+        evolve(seeds, run_dir, settings, llm)
     tasks = list(read_records(RunDir(run_dir).evolved, Task))
     tally = ComposeTally()
     chosen = compose_settings or ComposeSettings()
     count = write_records(RunDir(run_dir).instances, iter_instances(tasks, chosen, tally))
-    manifest["compose"] = {
-        "instances": count,
-        "per_split": dict(tally.per_split),
-        "settings": dict((compose_settings or ComposeSettings()).__dict__),
-    }
-    write_atomic(RunDir(run_dir).manifest, json.dumps(manifest, indent=2) + "\n")
+    manifest = record_section(run_dir, ComposeSection.of(asdict(chosen), count, tally.summary()))
     from pipeline.publish import publish_run  # datasets and pyarrow load only when publishing
 
     published = publish_run(run_dir, version)

@@ -29,6 +29,7 @@ from pipeline.harness.scoring import EpisodeScore
 from pipeline.harness.sim import Mode
 from pipeline.jsonl import read_records, write_atomic, write_parts, write_records
 from pipeline.llm import LLMConfig
+from pipeline.manifest import EvolveSection, ValidateConfig, ValidateSection, read_manifest
 from pipeline.models import Task
 from pipeline.prefect_server import temporary_api
 from pipeline.rundir import RunDir
@@ -64,9 +65,13 @@ def validate_shard_task(input_path: str, run_dir: str, shard: Shard) -> ShardSta
     validate_parameters=False,
 )
 def validate_flow(
-    input_path: str, run_dir: str, shard_size: int = DEFAULT_SHARD_SIZE
-) -> dict[str, Any]:
-    """Validate a JSON-lines file of candidates into ``run_dir`` (one task per shard)."""
+    input_path: str,
+    run_dir: str,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    runner: str = "prefect-threads",
+) -> ValidateSection:
+    """Validate a JSON-lines file of candidates into ``run_dir`` (one task per shard);
+    ``runner`` is what the manifest records as having run the shards."""
     started = time.perf_counter()
     shards = plan_shards(Path(input_path), shard_size)
     futures = [validate_shard_task.submit(input_path, run_dir, shard) for shard in shards]
@@ -75,7 +80,7 @@ def validate_flow(
         stats = future.result()
         by_index[stats.index] = stats
     ordered = [by_index[shard.index] for shard in shards]
-    config = {"shard_size": shard_size, "runner": "prefect-threads"}
+    config = ValidateConfig(shard_size=shard_size, runner=runner)
     return finish_run(
         Path(input_path), Path(run_dir), shards, ordered, config, time.perf_counter() - started
     )
@@ -120,7 +125,7 @@ def run_validate_flow(
     shard_size: int = DEFAULT_SHARD_SIZE,
     on_shard: Callable[[ShardStats], None] | None = None,
     runner: Runner | None = None,
-) -> dict[str, Any]:
+) -> ValidateSection:
     """Run :func:`validate_flow` without the per-flow heartbeat that costs about a second."""
     runner = runner or Runner()
     chosen = validate_flow.with_options(task_runner=runner.task_runner())
@@ -136,7 +141,7 @@ def _run_validate(
     shard_size: int,
     on_shard: Callable[[ShardStats], None] | None,
     runner: Runner,
-) -> dict[str, Any]:
+) -> ValidateSection:
     report = None
     if on_shard is not None:
 
@@ -147,10 +152,10 @@ def _run_validate(
         _flow_settings(),
         _watch(RunDir(run_dir).shards, "*.stats.json", report),
     ):
-        result: dict[str, Any] = chosen(str(input_path), str(run_dir), shard_size)
-    result["config"]["runner"] = f"prefect-{runner.kind}"
-    write_atomic(RunDir(run_dir).manifest, json.dumps(result, indent=2) + "\n")
-    return result
+        section: ValidateSection = chosen(
+            str(input_path), str(run_dir), shard_size, f"prefect-{runner.kind}"
+        )
+    return section
 
 
 @task(name="evolve-shard", retries=1, retry_delay_seconds=[2])
@@ -178,7 +183,7 @@ def evolve_flow(
     settings: EvolveSettings,
     llm_settings: dict[str, Any] | None = None,
     llm_config_file: str | None = None,
-) -> dict[str, Any]:
+) -> EvolveSection:
     """Rounds of operators over the pool; one Prefect task per shard of parents.
 
     The LLM settings arrive without the API key (flow parameters are stored by Prefect); the key
@@ -200,9 +205,10 @@ def run_evolve_flow(
     llm_config_file: Path | None = None,
     on_round: Callable[[int, int], None] | None = None,
     runner: Runner | None = None,
-) -> dict[str, Any]:
+) -> EvolveSection:
     with run_lock(run_dir):
         # refused here, before a flow run starts, so the operator sees one clear line
+        read_manifest(run_dir)
         claim_inputs(RunDir(run_dir).evolve.path, list(read_records(seeds_path, Task)), settings)
         return _run_evolve(seeds_path, run_dir, settings, llm, llm_config_file, on_round, runner)
 
@@ -215,7 +221,7 @@ def _run_evolve(
     llm_config_file: Path | None,
     on_round: Callable[[int, int], None] | None,
     runner: Runner | None,
-) -> dict[str, Any]:
+) -> EvolveSection:
     public = llm.public_dict() if llm is not None and llm.configured else None
     file = str(llm_config_file) if llm_config_file else None
     chosen = evolve_flow.with_options(task_runner=(runner or Runner()).task_runner())
@@ -234,7 +240,7 @@ def _run_evolve(
         _flow_settings(),
         _watch(RunDir(run_dir).evolve.path, "round_*/accepted.jsonl", report),
     ):
-        result: dict[str, Any] = chosen(str(seeds_path), str(run_dir), settings, public, file)
+        result: EvolveSection = chosen(str(seeds_path), str(run_dir), settings, public, file)
     return result
 
 

@@ -3,7 +3,7 @@
 ``output/runs/<run_id>/`` holds one run from candidates to release::
 
     .lock                      the process working in it (pipeline.runguard)
-    manifest.json              what each stage did (counts, settings, timings)
+    manifest.json              what each stage did, one section each (pipeline.manifest)
     shards/ accepted.jsonl rejected.jsonl            validate
     seeds.jsonl evolve/round_NN/ evolved.jsonl evolve_rejected.jsonl rejected_tasks.jsonl  evolve
     compose/ instances.jsonl                          compose
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUNS = "runs"
+#: the run's manifest (:mod:`pipeline.manifest`); a release keeps its copy under the same name
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class RunDir(StageDir):
     # ----- the whole run ---------------------------------------------------------------------
     @property
     def manifest(self) -> Path:
-        return self.path / "manifest.json"
+        return self.path / MANIFEST
 
     @property
     def lock(self) -> Path:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from pipeline.manifest import Manifest
 from pipeline.models import CONTRACTS
+
+#: every exported model: the data contracts and the run manifest
+EXPORTED: dict[str, type[BaseModel]] = {**CONTRACTS, "manifest": Manifest}
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -15,7 +21,7 @@ def render_schemas() -> dict[str, str]:
     return {
         f"{name}.schema.json": json.dumps(model.model_json_schema(), indent=2, sort_keys=True)
         + "\n"
-        for name, model in CONTRACTS.items()
+        for name, model in EXPORTED.items()
     }
 
 

@@ -24,9 +24,9 @@ def test_dataset_evolves_the_seeds(tmp_path: Path, capsys: pytest.CaptureFixture
     evolved = list(read_records(run / "evolved.jsonl", Task))
     rejected = list(read_records(run / "evolve_rejected.jsonl", Rejection))
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["sources"] == {"seeds": len(load_seeds())}
-    assert manifest["counts"]["evolved"] == len(evolved) >= 1000
-    assert manifest["counts"]["rejected"] == len(rejected)
+    assert manifest["gather"]["sources"] == {"seeds": len(load_seeds())}
+    assert manifest["evolve"]["counts"]["evolved"] == len(evolved) >= 1000
+    assert manifest["evolve"]["counts"]["rejected"] == len(rejected)
     assert manifest["compose"]["instances"] >= 1000
     out = capsys.readouterr().out
     assert "dataset folder" in out and "make push REPO=" in out
@@ -52,12 +52,14 @@ def test_dataset_takes_bfcl_turns_as_seeds(
     ]
     assert main(argv) == 0
     manifest = json.loads((tmp_path / "runs" / "r2" / "manifest.json").read_text())
-    assert manifest["sources"]["bfcl"] > 100
-    counts = manifest["counts"]
-    assert counts["seeds"] == manifest["sources"]["bfcl"] + manifest["sources"]["seeds"]
+    sources = manifest["gather"]["sources"]
+    assert sources["bfcl"] > 100
+    counts = manifest["evolve"]["counts"]
+    assert counts["seeds"] == sources["bfcl"] + sources["seeds"]
     assert counts["seeds_accepted"] + counts["seeds_rejected"] == counts["seeds"]
-    imports = manifest["imports"]  # every BFCL turn is accounted for: kept, merged or dropped
-    assert imports["tasks"] == manifest["sources"]["bfcl"]
+    # every BFCL turn is accounted for: kept, merged or dropped
+    imports = manifest["gather"]["imports"]
+    assert imports["tasks"] == sources["bfcl"]
     assert sum(imports["dropped_by_code"].values()) == imports["turns_dropped"] > 0
     assert imports["turns_kept"] > 0 and imports["turns_merged"] > 0
     # what it prints adds up: the rejected total is the sum of the codes listed under it, and

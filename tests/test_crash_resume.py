@@ -142,7 +142,7 @@ def test_killed_validate_resumes_to_the_same_files(tmp_path: Path) -> None:
     _run(_validate_command(source, output, "whole"), tmp_path)
     whole = output / "runs" / "whole"
     expected = {name: (whole / name).read_bytes() for name in ("accepted.jsonl", "rejected.jsonl")}
-    whole_counts = json.loads((whole / "manifest.json").read_text())["counts"]
+    whole_counts = json.loads((whole / "manifest.json").read_text())["validate"]["counts"]
     assert whole_counts["input"] == total and whole_counts["accepted"] > 0
 
     mid_way = 0
@@ -164,7 +164,7 @@ def test_killed_validate_resumes_to_the_same_files(tmp_path: Path) -> None:
         _run(command, tmp_path)
         for name, content in expected.items():
             assert (run_dir / name).read_bytes() == content, (attempt, name)
-        counts = json.loads((run_dir / "manifest.json").read_text())["counts"]
+        counts = json.loads((run_dir / "manifest.json").read_text())["validate"]["counts"]
         assert counts == whole_counts
         after = _shard_files(run_dir)
         assert all(after[name] == stamp for name, stamp in before.items()), "a shard was redone"

@@ -107,7 +107,7 @@ def test_repeated_task_id_keeps_the_first_and_rejects_the_rest(tmp_path: Path) -
     assert len(accepted) == 1 and accepted[0].question == json.loads(first)["question"]
     rejected = list(read_records(run / "rejected.jsonl", Rejection))
     assert [r.code.value for r in rejected] == ["parse.duplicate_id"] * 2
-    counts = json.loads((run / "manifest.json").read_text())["counts"]
+    counts = json.loads((run / "manifest.json").read_text())["validate"]["counts"]
     assert (counts["accepted"], counts["rejected"], counts["input"]) == (1, 2, 3)
     assert counts["rejected_by_code"] == {"parse.duplicate_id": 2}
 
@@ -307,14 +307,14 @@ def test_evolve_counts_a_repeated_seed_id_instead_of_dropping_it(tmp_path: Path)
 
     seeds = [t for t in load_seeds() if t.category == "maths"][:2]
     settings = EvolveSettings(rounds=0, operators=[Operator.RENAME])
-    manifest = evolve([*seeds, seeds[0]], tmp_path / "run", settings)
-    assert manifest["counts"]["seeds_accepted"] == 2
-    assert manifest["counts"]["seeds_rejected"] == 1
+    counts = evolve([*seeds, seeds[0]], tmp_path / "run", settings).counts
+    assert counts.seeds_accepted == 2
+    assert counts.seeds_rejected == 1
     rejected = list(read_records(tmp_path / "run" / "evolve_rejected.jsonl", Rejection))
     assert [r.code.value for r in rejected] == ["parse.duplicate_id"]
     # one source for every count: the codes add up to the rejected total, seeds included
-    assert manifest["counts"]["rejected_by_code"] == {"parse.duplicate_id": 1}
-    assert sum(manifest["counts"]["rejected_by_code"].values()) == manifest["counts"]["rejected"]
+    assert counts.rejected_by_code == {"parse.duplicate_id": 1}
+    assert sum(counts.rejected_by_code.values()) == counts.rejected
 
 
 def test_replay_refuses_a_folder_and_names_a_task_it_cannot_replay(

@@ -1113,13 +1113,13 @@ def test_validate_writes_only_inside_its_run_folder(
     before = sorted(p.name for p in tmp_path.parent.iterdir())
     write_log.start()
     try:
-        manifest = validate_file(source, run_dir, shard_size)
+        section = validate_file(source, run_dir, shard_size)
     finally:
         write_log.active = False
     assert write_log.events and not write_log.outside(run_dir)
     assert sorted(p.name for p in tmp_path.parent.iterdir()) == before
-    counts = manifest["counts"]
-    assert counts["accepted"] + counts["rejected"] == counts["input"]
+    counts = section.counts
+    assert counts.accepted + counts.rejected == counts.input
 
 
 def _readable(text: str) -> str:
@@ -1169,11 +1169,11 @@ def test_evolve_writes_only_inside_its_run_folder(
     run_dir = _fresh_run(tmp_path)
     write_log.start()
     try:
-        manifest = evolve(hostile, run_dir, EvolveSettings(rounds=1, shard_size=2))
+        section = evolve(hostile, run_dir, EvolveSettings(rounds=1, shard_size=2))
     finally:
         write_log.active = False
     assert write_log.events and not write_log.outside(run_dir)
-    assert manifest["counts"]["seeds"] == len(hostile)
+    assert section.counts.seeds == len(hostile)
 
 
 @_settings(25)

@@ -14,7 +14,8 @@ Layout of ``<run_dir>/evolve/``::
     ...
 and in ``<run_dir>/``: ``evolved.jsonl`` (every accepted task, seeds included),
 ``evolve_rejected.jsonl``, ``rejected_tasks.jsonl`` (the candidate task of every rejection that
-had one, ``Task.id == Rejection.sample_id``, for reviewers) and ``manifest.json``. A shard or
+had one, ``Task.id == Rejection.sample_id``, for reviewers) and the ``evolve`` section of
+``manifest.json``. A shard or
 round with its stats file is done; a rerun after a crash skips it, and the LLM cache answers
 any request already made.
 """
@@ -30,15 +31,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from pipeline.evolve.candidate import Candidate
 from pipeline.evolve.extend import extend
+from pipeline.evolve.judge import load_trust, merge_stats
 from pipeline.evolve.novelty import NoveltyCheck
 from pipeline.evolve.rename import rename
 from pipeline.evolve.verbalise import Verbaliser, verbalise
 from pipeline.jsonl import read_records, write_atomic, write_parts
 from pipeline.llm import LLMClient, LLMConfig, UsageLedger, endpoint_capabilities
+from pipeline.manifest import (
+    EvolveCounts,
+    EvolveSection,
+    JudgeSummary,
+    OperatorRecord,
+    read_manifest,
+    record_section,
+)
 from pipeline.models import Rejection, RejectionCode, Stage, Task, content_hash
 from pipeline.rundir import RunDir, StageDir
 from pipeline.runguard import claim, run_lock
@@ -276,6 +285,18 @@ async def _judge(
     return kept, rejected
 
 
+def _judge_record(
+    settings: EvolveSettings, llm: LLMConfig | None, shards: list[dict[str, object]]
+) -> JudgeSummary | None:
+    """The manifest's ``judge`` entry: the labels trusted to reject and what the judge did
+    (tasks judged, not judged, rejected, "no" answers on untrusted labels)."""
+    if not settings.judge or llm is None or not llm.configured or llm.model is None:
+        return None
+    calibration = settings.judge_calibration
+    trust = load_trust(None if calibration is None else Path(calibration), llm.model)
+    return JudgeSummary.model_validate({**trust.as_dict(), **merge_stats(shards)})
+
+
 def _unique(tasks: Sequence[Task]) -> list[Task]:
     seen: set[str] = set()
     out = []
@@ -375,8 +396,8 @@ def evolve(
     llm: LLMConfig | None = None,
     runner: ShardRunner = run_inline,
     on_round: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
-    """Run the rounds; returns the manifest (also written to ``run_dir/manifest.json``)."""
+) -> EvolveSection:
+    """Run the rounds; returns the section recorded in the run's manifest."""
     with run_lock(run_dir):
         return _evolve(seeds, run_dir, settings, llm, runner, on_round)
 
@@ -388,10 +409,11 @@ def _evolve(
     llm: LLMConfig | None,
     runner: ShardRunner,
     on_round: Callable[[int, int], None] | None,
-) -> dict[str, Any]:
+) -> EvolveSection:
     started = time.perf_counter()
     run = RunDir(run_dir)
     base = run.evolve.path
+    read_manifest(run_dir)  # an unreadable manifest is refused now, not after the work
     claim_inputs(base, seeds, settings)
     seeds_ok, seeds_bad = _validate_seeds(seeds, run.round(0).path)
     accepted_files = [run.round(0).accepted]
@@ -399,6 +421,7 @@ def _evolve(
     rejected_task_files = [run.round(0).rejected_tasks]
     frontier = run.round(0).accepted
     per_operator: dict[str, OperatorStats] = {}
+    judged: list[dict[str, object]] = []  # each shard's judge record
     codes: Counter[str] = Counter(_codes_in(run.round(0).rejected))
     usage: dict[str, Counter[str]] = {}
     new_total = 0
@@ -431,6 +454,7 @@ def _evolve(
             codes.update(stats.codes)
             for stage, counters in stats.usage.items():
                 usage.setdefault(stage, Counter()).update(counters)
+            judged.append(stats.judge)
         round_dir = StageDir(folder)
         shard_dir = round_dir.shards
         lines, repeated = _dedupe([shard_dir / f"{job.index:05d}.accepted.jsonl" for job in jobs])
@@ -461,36 +485,34 @@ def _evolve(
     rejected_tasks, _ = _dedupe(rejected_task_files)
     write_atomic(run.rejected_tasks, "".join(line + "\n" for line in rejected_tasks))
     rejected_total = sum(1 for p in rejected_files for _ in p.open(encoding="utf-8"))
-    manifest = {
-        "run_id": run_dir.name,
-        "stage": "evolve",
-        "settings": {**asdict(settings), "operators": [op.value for op in settings.operators]},
-        "llm": llm.public_dict() if llm is not None and llm.configured else None,
+    section = EvolveSection(
+        settings={**asdict(settings), "operators": [op.value for op in settings.operators]},
+        llm=llm.public_dict() if llm is not None and llm.configured else None,
         # the working output mode, token-cap name and tool support the client learned
-        "llm_endpoint": endpoint_capabilities(llm) if llm is not None else None,
-        "counts": {
-            "seeds": len(seeds),
-            "seeds_accepted": seeds_ok,
-            "seeds_rejected": seeds_bad,
-            "rounds": rounds_done,
-            "new_accepted": new_total,
-            "evolved": len(evolved),
-            "rejected": rejected_total,
-            # accepted candidates identical to a task already in the pool (kept once)
-            "duplicates_merged": merged,
-            "rejected_by_code": dict(codes.most_common()),
-        },
-        "operators": {
-            name: {
+        llm_endpoint=endpoint_capabilities(llm) if llm is not None else None,
+        counts=EvolveCounts(
+            seeds=len(seeds),
+            seeds_accepted=seeds_ok,
+            seeds_rejected=seeds_bad,
+            rounds=rounds_done,
+            new_accepted=new_total,
+            evolved=len(evolved),
+            rejected=rejected_total,
+            duplicates_merged=merged,
+            rejected_by_code=dict(codes.most_common()),
+        ),
+        operators={
+            name: OperatorRecord(
                 **asdict(record),
-                "acceptance_rate": round(record.accepted / record.generated, 3)
+                acceptance_rate=round(record.accepted / record.generated, 3)
                 if record.generated
                 else None,
-            }
+            )
             for name, record in sorted(per_operator.items())
         },
-        "token_usage": {stage: dict(counter) for stage, counter in sorted(usage.items())},
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    write_atomic(run.manifest, json.dumps(manifest, indent=2) + "\n")
-    return manifest
+        token_usage={stage: dict(counter) for stage, counter in sorted(usage.items())},
+        judge=_judge_record(settings, llm, judged),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    record_section(run_dir, section)
+    return section

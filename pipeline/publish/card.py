@@ -6,13 +6,13 @@ name), so publishing the same run twice gives the same bytes.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
+from pipeline.manifest import Manifest
 from pipeline.publish.counts import ReleaseCounts
 from pipeline.publish.review import Dropped
 from pipeline.publish.rows import SCHEMAS
@@ -59,7 +59,7 @@ class CardInfo:
     files: list[DataFile]
     data_sha256: str
     counts: ReleaseCounts
-    manifest: dict[str, Any]
+    manifest: Manifest
     run_id: str = "<run_id>"
     single: Counter[tuple[str, str]] = field(default_factory=Counter)  # (split, category)
     operators: Counter[str] = field(default_factory=Counter)
@@ -420,7 +420,7 @@ def _body(info: CardInfo) -> str:
     by_code = counts.by_code()
     for code, n in by_code.items():
         stages[code.split(".", 1)[0]] += n
-    manifest = "```json\n" + json.dumps(info.manifest, indent=2, ensure_ascii=False) + "\n```"
+    manifest = "```json\n" + info.manifest.text() + "```"
     return f"""# {PRETTY_NAME} (version {info.version})
 
 Tasks for evaluating **asynchronous, multi-task tool calling**: an agent is given two or three

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
+from pipeline.manifest import (
+    DroppedRecord,
+    Manifest,
+    PublishedInstances,
+    PublishedRejections,
+    PublishedReviews,
+    PublishedSection,
+    PublishedTasks,
+)
 from pipeline.publish.review import Dropped, ReviewOutcome
 from pipeline.splits import Split
 
@@ -43,44 +51,44 @@ class ReleaseCounts:
     def rejections(self) -> int:
         return self.validator_total + self.review_rejections
 
-    def to_json(self) -> dict[str, Any]:
-        """The ``published`` block of the released ``manifest.json``."""
+    def section(self) -> PublishedSection:
+        """The ``published`` section of the released ``manifest.json``."""
         review = self.review
-        return {
-            "rows": {
+        return PublishedSection(
+            rows={
                 config: {
                     split: n for (name, split), n in sorted(self.rows.items()) if name == config
                 }
                 for config in ("single", "multi", "rejected")
             },
-            "tasks": {
-                "validated": self.tasks_validated,
-                "repeated_lines_collapsed": self.task_repeats,
-                "overrides_published": [task.id for task in review.overrides_published],
-                "removed_by_review": _dropped(review.rejected_tasks),
-                "published": self.published("single"),
-            },
-            "instances": {
-                "composed": dict(sorted(self.instances_composed.items())),
-                "removed_by_review": _dropped(review.instances_dropped),
-                "published": self.published("multi"),
-            },
-            "rejections": {
-                "by_validator": self.validator_total,
-                "by_review": self.review_rejections,
-                "by_code": dict(sorted(self.by_code().items())),
-                "published": self.published("rejected"),
-            },
-            "reviews": {
-                "decisions": review.decisions,
-                "samples": review.samples,
-                "superseded": review.superseded,
-                "latest": dict(sorted(review.latest.items())),
-                "overrides_not_published": _dropped(review.overrides_dropped),
-                "rejects_of_unknown_samples": list(review.rejected_unknown),
-            },
-            "manifest_disagreements": list(self.disagreements),
-        }
+            tasks=PublishedTasks(
+                validated=self.tasks_validated,
+                repeated_lines_collapsed=self.task_repeats,
+                overrides_published=[task.id for task in review.overrides_published],
+                removed_by_review=_dropped(review.rejected_tasks),
+                published=self.published("single"),
+            ),
+            instances=PublishedInstances(
+                composed=dict(sorted(self.instances_composed.items())),
+                removed_by_review=_dropped(review.instances_dropped),
+                published=self.published("multi"),
+            ),
+            rejections=PublishedRejections(
+                by_validator=self.validator_total,
+                by_review=self.review_rejections,
+                by_code=dict(sorted(self.by_code().items())),
+                published=self.published("rejected"),
+            ),
+            reviews=PublishedReviews(
+                decisions=review.decisions,
+                samples=review.samples,
+                superseded=review.superseded,
+                latest=dict(sorted(review.latest.items())),
+                overrides_not_published=_dropped(review.overrides_dropped),
+                rejects_of_unknown_samples=list(review.rejected_unknown),
+            ),
+            manifest_disagreements=list(self.disagreements),
+        )
 
     def by_code(self) -> Counter[str]:
         codes = Counter(self.validator_rejections)
@@ -137,17 +145,11 @@ def _splits(counts: Counter[str]) -> str:
     return "{" + ", ".join(f"{s}: {counts[s]}" for s in order if s in counts) + "}"
 
 
-def _dropped(items: list[Dropped]) -> list[dict[str, str]]:
-    return [{"id": item.id, "reason": item.reason} for item in items]
+def _dropped(items: list[Dropped]) -> list[DroppedRecord]:
+    return [DroppedRecord(id=item.id, reason=item.reason) for item in items]
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _compare_codes(recorded: Any, found: Counter[str]) -> str | None:
-    if not isinstance(recorded, dict):
-        return None
+def _compare_codes(recorded: dict[str, int], found: Counter[str]) -> str | None:
     codes = sorted(set(recorded) | set(found))
     differ = [
         f"{c} {recorded.get(c, 0)} vs {found[c]}" for c in codes if recorded.get(c) != found[c]
@@ -155,42 +157,33 @@ def _compare_codes(recorded: Any, found: Counter[str]) -> str | None:
     if not differ:
         return None
     return (
-        "counts.rejected_by_code (manifest vs evolve_rejected.jsonl): " + ", ".join(differ[:8])
+        "evolve.counts.rejected_by_code (manifest vs evolve_rejected.jsonl): "
+        + ", ".join(differ[:8])
     ) + (f" and {len(differ) - 8} more" if len(differ) > 8 else "")
 
 
-def _section(manifest: dict[str, Any], key: str) -> dict[str, Any]:
-    value = manifest.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def manifest_disagreements(manifest: dict[str, Any] | None, counts: ReleaseCounts) -> list[str]:
+def manifest_disagreements(manifest: Manifest | None, counts: ReleaseCounts) -> list[str]:
     """Where the run manifest's stage counts differ from the files the release was built from."""
-    if manifest is None:
-        return []
     found: list[str] = []
-    stage = _section(manifest, "counts")
-    validator = counts.validator_total
-    for key, actual, source in (
-        ("evolved", counts.tasks_validated, "evolved.jsonl"),
-        ("rejected", validator, "evolve_rejected.jsonl"),
-    ):
-        recorded = _int(stage.get(key))
-        if recorded is not None and recorded != actual:
-            found.append(f"counts.{key} is {recorded}, {source} holds {actual}")
-    codes = _compare_codes(stage.get("rejected_by_code"), counts.validator_rejections)
-    if codes:
-        found.append(codes)
-    compose = _section(manifest, "compose")
-    composed = _int(compose.get("instances"))
-    total = sum(counts.instances_composed.values())
-    if composed is not None and composed != total:
-        found.append(f"compose.instances is {composed}, instances.jsonl holds {total}")
-    per_split = compose.get("per_split")
-    if isinstance(per_split, dict):
+    stage = manifest.evolve.counts if manifest is not None and manifest.evolve else None
+    if stage is not None:
+        for key, recorded, actual, source in (
+            ("evolved", stage.evolved, counts.tasks_validated, "evolved.jsonl"),
+            ("rejected", stage.rejected, counts.validator_total, "evolve_rejected.jsonl"),
+        ):
+            if recorded != actual:
+                found.append(f"evolve.counts.{key} is {recorded}, {source} holds {actual}")
+        codes = _compare_codes(stage.rejected_by_code, counts.validator_rejections)
+        if codes:
+            found.append(codes)
+    compose = manifest.compose if manifest is not None else None
+    if compose is not None:
+        total = sum(counts.instances_composed.values())
+        if compose.instances != total:
+            found.append(f"compose.instances is {compose.instances}, instances.jsonl holds {total}")
+        per_split = compose.per_split
         for split in sorted(set(per_split) | set(counts.instances_composed)):
-            recorded = _int(per_split.get(split, 0))
-            if recorded != counts.instances_composed[split]:
+            if per_split.get(split, 0) != counts.instances_composed[split]:
                 found.append(
                     f"compose.per_split.{split} is {per_split.get(split, 0)}, "
                     f"instances.jsonl holds {counts.instances_composed[split]}"

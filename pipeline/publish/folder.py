@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -11,12 +10,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 
 from pipeline.audit.store import latest_reviews, read_reviews
 from pipeline.jsonl import file_sha256, read_records, replace_folder
+from pipeline.manifest import Manifest, read_manifest, release_manifest
 from pipeline.models import Instance, Rejection, Review, Task
 from pipeline.publish.assign import PublishError, SplitPlan, check_disjoint, plan_splits
 from pipeline.publish.card import CardInfo, DataFile, render_card
@@ -34,11 +34,9 @@ from pipeline.publish.rows import (
     task_to_row,
 )
 from pipeline.publish.version import check_version
-from pipeline.rundir import RUNS, RunDir
+from pipeline.rundir import MANIFEST, RUNS, RunDir
 from pipeline.splits import DEFAULT_TEST_FRACTION, Split
 
-#: the release's own copy of the run manifest, beside its card
-RELEASE_MANIFEST = "manifest.json"
 #: hex digits of a data file's SHA-256 in its name (see ``_Builder.write``)
 NAME_DIGEST = 16
 
@@ -53,7 +51,7 @@ class RunInputs:
     rejections: list[Rejection]
     reviews: list[Review]
     candidates: dict[str, Task]  # rejected candidates by id (``rejected_tasks.jsonl``)
-    manifest: dict[str, Any] | None
+    manifest: Manifest | None
 
 
 @dataclass(frozen=True)
@@ -82,10 +80,7 @@ def load_run(run_dir: Path) -> RunInputs:
     evolved = run.evolved
     if not evolved.is_file():
         raise FileNotFoundError(f"{evolved} does not exist: run `asynctool evolve` first")
-    manifest_path = run.manifest
-    manifest = json.loads(manifest_path.read_text("utf-8")) if manifest_path.is_file() else None
-    if manifest is not None and not isinstance(manifest, dict):
-        raise PublishError(f"{manifest_path} is not a JSON object")
+    manifest = read_manifest(run_dir)
     tasks, repeats = _unique(_records(evolved, Task), lambda t: t.id, "task")
     instances, _ = _unique(_records(run.instances, Instance), lambda i: i.id, "instance")
     candidates: dict[str, Task] = {}
@@ -213,7 +208,7 @@ def _card_info(
 ) -> CardInfo:
     plan = release.plan
     listing = "".join(f"{f.path} {f.sha256}\n" for f in sorted(files, key=lambda f: f.path))
-    manifest = {**(release.inputs.manifest or {}), "published": release.counts.to_json()}
+    manifest = release_manifest(release.inputs.manifest, release.run_id, release.counts.section())
     info = CardInfo(
         version=version,
         license=license,
@@ -258,8 +253,7 @@ def _write_folder(
     release.counts.rows.update({(f.config, f.split): f.rows for f in builder.files})
     info = _card_info(release, builder.files, version, license, repo_id)
     (root / "README.md").write_text(render_card(info), encoding="utf-8")
-    text = json.dumps(info.manifest, indent=2, ensure_ascii=False) + "\n"
-    (root / RELEASE_MANIFEST).write_text(text, encoding="utf-8")
+    (root / MANIFEST).write_text(info.manifest.text(), encoding="utf-8")
 
 
 def _swap_in(built: Path, target: Path) -> None:

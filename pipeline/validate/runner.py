@@ -3,7 +3,7 @@
 Layout of ``output/runs/<run_id>/``::
 
     shards/00000.accepted.jsonl  shards/00000.rejected.jsonl  shards/00000.stats.json  ...
-    accepted.jsonl  rejected.jsonl  manifest.json
+    accepted.jsonl  rejected.jsonl  manifest.json (its ``validate`` section)
 
 A shard is a byte range of the input; it is processed by streaming its lines, and its three
 files are written atomically, stats last — so a shard with stats is complete and a rerun after a
@@ -21,9 +21,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from pipeline.jsonl import file_sha256, write_atomic, write_parts
+from pipeline.manifest import (
+    InputFile,
+    ValidateConfig,
+    ValidateCounts,
+    ValidateSection,
+    ValidateTimings,
+    read_manifest,
+    record_section,
+)
 from pipeline.models import Rejection, RejectionCode
 from pipeline.rundir import RunDir
 from pipeline.runguard import claim, run_lock
@@ -176,10 +184,10 @@ def finish_run(
     run_dir: Path,
     shards: list[Shard],
     stats: list[ShardStats],
-    config: dict[str, Any],
+    config: ValidateConfig,
     seconds: float,
-) -> dict[str, Any]:
-    """Merge shard outputs in input order and write the manifest; returns the manifest."""
+) -> ValidateSection:
+    """Merge shard outputs in input order and record the manifest's validate section."""
     folder = _shard_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     repeats = _write_unique(
@@ -200,39 +208,38 @@ def finish_run(
         stages[RejectionCode.PARSE_DUPLICATE_ID.stage.value] += repeated
     accepted = sum(item.accepted for item in stats) - repeated
     rejected = sum(item.rejected for item in stats) + repeated
-    manifest = {
-        "run_id": run_dir.name,
-        "stage": "validate",
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "input": {"path": str(input_path), "sha256": file_sha256(input_path)},
-        "config": config,
-        "versions": {
+    section = ValidateSection(
+        finished_at=datetime.now(UTC).replace(microsecond=0),
+        input=InputFile(path=str(input_path), sha256=file_sha256(input_path)),
+        config=config,
+        versions={
             "python": platform.python_version(),
             "asynctool-forge": _version("asynctool-forge"),
             "pydantic": _version("pydantic"),
             "prefect": _version("prefect"),
         },
-        "counts": {
-            "input": sum(s.lines for s in shards),
-            "accepted": accepted,
-            "rejected": rejected,
-            "rejected_by_stage": dict(sorted(stages.items())),
-            "rejected_by_code": dict(codes.most_common()),
-        },
-        "timings": {
-            "seconds": round(seconds, 3),
-            "check_seconds": round(sum(item.seconds for item in stats), 3),
-            "tasks_per_second": round((accepted + rejected) / seconds, 1) if seconds else None,
-        },
-    }
-    write_atomic(RunDir(run_dir).manifest, json.dumps(manifest, indent=2) + "\n")
-    return manifest
+        counts=ValidateCounts(
+            input=sum(s.lines for s in shards),
+            accepted=accepted,
+            rejected=rejected,
+            rejected_by_stage=dict(sorted(stages.items())),
+            rejected_by_code=dict(codes.most_common()),
+        ),
+        timings=ValidateTimings(
+            seconds=round(seconds, 3),
+            check_seconds=round(sum(item.seconds for item in stats), 3),
+            tasks_per_second=round((accepted + rejected) / seconds, 1) if seconds else None,
+        ),
+    )
+    record_section(run_dir, section)
+    return section
 
 
 def claim_run(input_path: Path, run_dir: Path, shard_size: int) -> None:
     """Record the input and shard size a run validates, or refuse a rerun with others: shards
     are byte ranges named by position, so another input or size would mix, lose or repeat
     lines."""
+    read_manifest(run_dir)  # an unreadable manifest is refused now, not after the work
     inputs = {"input_sha256": file_sha256(input_path), "shard_size": shard_size}
     claim(RunDir(run_dir).validation_inputs, inputs, "validated")
 
@@ -242,7 +249,7 @@ def validate_file(
     run_dir: Path,
     shard_size: int = DEFAULT_SHARD_SIZE,
     on_shard: Callable[[ShardStats], None] | None = None,
-) -> dict[str, Any]:
+) -> ValidateSection:
     """Validate in this process, shard after shard (the flow runs the same shards as tasks)."""
     with run_lock(run_dir):
         started = time.perf_counter()
@@ -254,6 +261,6 @@ def validate_file(
             stats.append(result)
             if on_shard is not None:
                 on_shard(result)
-        config = {"shard_size": shard_size, "runner": "inline"}
+        config = ValidateConfig(shard_size=shard_size, runner="inline")
         seconds = time.perf_counter() - started
         return finish_run(input_path, run_dir, shards, stats, config, seconds)

@@ -28,7 +28,7 @@ from pipeline.validate.chain import validate_task
 def _run(output: Path, run_id: str, *extra: str) -> dict[str, object]:
     argv = ["evolve", "--inline", "--output", str(output), "--run-id", run_id, *extra]
     assert main(argv) == 0
-    return json.loads((output / "runs" / run_id / "manifest.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((output / "runs" / run_id / "manifest.json").read_text())["evolve"]  # type: ignore[no-any-return]
 
 
 @pytest.mark.slow

@@ -66,7 +66,7 @@ def _evolve(tmp: Path, run_id: str, url: str, *extra: str) -> dict[str, Any]:
         "--llm-base-url", url, "--llm-model", "fake-model", *extra,
     ]  # fmt: skip
     assert main(argv) == 0
-    return json.loads((tmp / "runs" / run_id / "manifest.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((tmp / "runs" / run_id / "manifest.json").read_text())["evolve"]  # type: ignore[no-any-return]
 
 
 def test_llm_operators_produce_tasks_and_keep_bad_output(
@@ -147,7 +147,7 @@ def test_real_local_llama_cpp_server(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ]  # fmt: skip
         assert main(argv) == 0
     run = tmp_path / "runs" / "real"
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text())["evolve"]
     usage = manifest["token_usage"]
     assert usage["deepen"]["requests"] > 0 and usage["paraphrase"]["requests"] > 0
     candidates = sum(record["generated"] for record in manifest["operators"].values())

@@ -40,7 +40,7 @@ def evolve(tmp_path: Path, run_id: str, url: str, seeds: Path, *extra: str) -> d
         "--no-repair", "--llm-base-url", url, "--llm-model", "fake-model", *extra,
     ]  # fmt: skip
     assert main(argv) == 0
-    return json.loads((tmp_path / "runs" / run_id / "manifest.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((tmp_path / "runs" / run_id / "manifest.json").read_text())["evolve"]  # type: ignore[no-any-return]
 
 
 def total(manifest: dict[str, Any], counter: str) -> int:

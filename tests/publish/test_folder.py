@@ -38,7 +38,20 @@ from pipeline.publish.rows import SCHEMAS, row_to_instance, row_to_rejection, ro
 from pipeline.seeds import load_seeds
 from pipeline.splits import Split, root_ancestors, split_of
 
-MANIFEST = {"run_id": "t", "stage": "evolve", "counts": {"evolved": 0}, "note": "ünïcode"}
+_NOTHING_EVOLVED = {"seeds": 0, "seeds_accepted": 0, "seeds_rejected": 0, "rounds": 0}
+_NOTHING_EVOLVED |= {"new_accepted": 0, "evolved": 0, "rejected": 0, "duplicates_merged": 0}
+#: a run manifest whose evolve counts disagree with the run's files (which the card must say)
+MANIFEST = {
+    "run_id": "t",
+    "gather": {"sources": {"ünïcode seeds": 3}},
+    "evolve": {
+        "settings": {},
+        "counts": {**_NOTHING_EVOLVED, "rejected_by_code": {}},
+        "operators": {},
+        "token_usage": {},
+        "seconds": 0.5,
+    },
+}
 
 
 def _evolved() -> list[Task]:
@@ -231,9 +244,9 @@ def test_card_metadata_and_counts(built: tuple[Path, list[Task], list[Instance]]
     run = folder.parent.name
     assert f'load_dataset("output/runs/{run}/dataset", "multi", split="test")' in body
     assert "user/asynctool-forge" not in body and "revision=" not in body
-    assert '"note": "ünïcode"' in body  # the manifest, as a JSON block
+    assert '"ünïcode seeds": 3' in body  # the manifest, as a JSON block
     # the manifest's stage counts disagree with the files: listed, the files win
-    assert f"counts.evolved is 0, evolved.jsonl holds {len(tasks)}" in body
+    assert f"evolve.counts.evolved is 0, evolved.jsonl holds {len(tasks)}" in body
     digest = hashlib.sha256(
         "".join(
             f"{path} {hashlib.sha256((folder / path).read_bytes()).hexdigest()}\n"

@@ -104,10 +104,19 @@ def make_reviewed_run(run_dir: Path) -> ReviewedRun:
         ],
     )
     # a manifest whose code breakdown leaves codes out, as older evolve stages wrote it
+    counts = {"seeds": 40, "seeds_accepted": 40, "seeds_rejected": 0, "rounds": 0}
+    counts |= {"new_accepted": 0, "evolved": 40, "rejected": 3, "duplicates_merged": 0}
+    counts["rejected_by_code"] = {"execute.tool_error": 1}
     manifest = {
         "run_id": run_dir.name,
-        "counts": {"evolved": 40, "rejected": 3, "rejected_by_code": {"execute.tool_error": 1}},
-        "compose": {"instances": 4, "per_split": {"train": 2, "test": 2}},
+        "evolve": {
+            "settings": {},
+            "counts": counts,
+            "operators": {},
+            "token_usage": {},
+            "seconds": 0.5,
+        },
+        "compose": {"settings": {}, "instances": 4, "per_split": {"train": 2, "test": 2}},
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return ReviewedRun(run_dir, accepted, instances, good, broken, "raw-1", cut)
@@ -207,8 +216,9 @@ def test_every_count_agrees_with_the_rows_loaded(
     single = f"single {{train: {rows['single']['train']}, test: {rows['single']['test']}}}"
     assert single in out and "rejected {full: 4}" in out
     # the manifest's incomplete code breakdown is named, not silently contradicted
-    assert "counts.rejected_by_code (manifest vs evolve_rejected.jsonl)" in card
-    assert "note: the run manifest disagrees with its files: counts.rejected_by_code" in out
+    assert "evolve.counts.rejected_by_code (manifest vs evolve_rejected.jsonl)" in card
+    note = "note: the run manifest disagrees with its files: evolve.counts.rejected_by_code"
+    assert note in out
 
 
 def test_rejected_config_carries_question_task_and_decision(

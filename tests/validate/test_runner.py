@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.jsonl import read_records
+from pipeline.manifest import Manifest, read_manifest
 from pipeline.models import Rejection, RejectionCode, Task
 from pipeline.seeds import load_seeds
 from pipeline.validate.chain import validate_line
@@ -45,14 +46,15 @@ def _ids(run: Path) -> tuple[list[str], list[str]]:
 
 def test_every_input_ends_in_exactly_one_file(candidates: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    manifest = validate_file(candidates, run, shard_size=7)
+    section = validate_file(candidates, run, shard_size=7)
     accepted, rejected = _ids(run)
     total = len(load_seeds()) + len(HOSTILE_LINES)
-    assert len(accepted) + len(rejected) == total == manifest["counts"]["input"]
-    assert len(accepted) == len(load_seeds()) == manifest["counts"]["accepted"]
-    assert manifest["counts"]["rejected_by_stage"]["parse"] >= 6
-    assert manifest["input"]["sha256"]
-    assert manifest["versions"]["pydantic"]
+    assert len(accepted) + len(rejected) == total == section.counts.input
+    assert len(accepted) == len(load_seeds()) == section.counts.accepted
+    assert section.counts.rejected_by_stage["parse"] >= 6
+    assert section.input.sha256
+    assert section.versions["pydantic"]
+    assert read_manifest(run) == Manifest(run_id=run.name, validate=section)
     for rejection in read_records(run / "rejected.jsonl", Rejection):
         if rejection.stage.value == "parse":
             assert rejection.raw, "parse failures keep the raw text"
@@ -109,7 +111,7 @@ def test_validate_flow_matches_the_inline_runner(
     for name in ("accepted.jsonl", "rejected.jsonl"):
         assert (flow_run / name).read_bytes() == (inline / name).read_bytes()
     manifest = json.loads((flow_run / "manifest.json").read_text())
-    assert manifest["config"]["runner"] == "prefect-threads"
+    assert manifest["validate"]["config"]["runner"] == "prefect-threads"
     assert "accepted" in capsys.readouterr().out
 
 
@@ -122,14 +124,13 @@ def test_bfcl_turn_tasks_through_the_flow(
 
     candidates = tmp_path / "bfcl.jsonl"
     sources = gather_candidates(candidates, bfcl_dir).sources
-    manifest = run_validate_flow(candidates, tmp_path / "run", shard_size=100)
-    counts = manifest["counts"]
+    counts = run_validate_flow(candidates, tmp_path / "run", shard_size=100).counts
     total = sources["seeds"] + sources["bfcl"]
-    assert counts["accepted"] + counts["rejected"] == total
-    rate = counts["accepted"] / total
-    print(f"\nBFCL turn-level + seeds: accepted {counts['accepted']}/{total} ({rate:.0%}); "
-          f"top rejection codes: {counts['rejected_by_code']}")  # fmt: skip
-    assert counts["accepted"] >= sources["seeds"]
+    assert counts.accepted + counts.rejected == total
+    rate = counts.accepted / total
+    print(f"\nBFCL turn-level + seeds: accepted {counts.accepted}/{total} ({rate:.0%}); "
+          f"top rejection codes: {counts.rejected_by_code}")  # fmt: skip
+    assert counts.accepted >= sources["seeds"]
 
 
 @pytest.mark.slow
@@ -143,4 +144,4 @@ def test_validate_on_a_two_worker_dask_cluster_matches_threads(
         dask_bytes = (tmp_path / "runs" / "dask" / name).read_bytes()
         assert dask_bytes == (tmp_path / "runs" / "threads" / name).read_bytes()
     manifest = json.loads((tmp_path / "runs" / "dask" / "manifest.json").read_text())
-    assert manifest["config"]["runner"] == "prefect-dask"
+    assert manifest["validate"]["config"]["runner"] == "prefect-dask"
