@@ -20,16 +20,17 @@ def main() -> None:
     seeds = load_seeds()
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        manifest = evolve(seeds, Path(folder) / "run", EvolveSettings())
+        section = evolve(seeds, Path(folder) / "run", EvolveSettings())
         seconds = time.perf_counter() - started
-    counts = manifest["counts"]
+    counts = section.counts
     print(
-        f"offline evolve: {counts['new_accepted']} new validated tasks from {len(seeds)} seeds"
-        f" in {seconds:.1f} s ({counts['new_accepted'] / seconds:.0f} tasks/s),"
-        f" {counts['rounds']} rounds"
+        f"offline evolve: {counts.new_accepted} new validated tasks from {len(seeds)} seeds"
+        f" in {seconds:.1f} s ({counts.new_accepted / seconds:.0f} tasks/s),"
+        f" {counts.rounds} rounds"
     )
-    for name, record in manifest["operators"].items():
-        print(f"  {name:10s} acceptance {record['acceptance_rate']:.1%} of {record['generated']}")
+    for name, record in section.operators.items():
+        rate = f"{record.acceptance_rate:.1%}" if record.acceptance_rate is not None else "-"
+        print(f"  {name:10s} acceptance {rate} of {record.generated}")
 
 
 if __name__ == "__main__":
