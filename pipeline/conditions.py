@@ -265,3 +265,62 @@ def control_edges(question: str, calls: Sequence[Call]) -> list[tuple[int, int]]
             edges += [(tested, j) for j in conditioned if calls[j].tool != calls[tested].tool]
     choices = _choice_edges(question, calls)
     return edges + [edge for edge in choices if edge not in edges]
+
+
+#: words that order two actions of one sentence. ``before``/``after`` mid-sentence ("lock the
+#: doors before starting the engine"), or opening it ("Before starting the engine, lock the
+#: doors"); a trailing "ensuring ..." / "making sure ..." names what must hold when the action
+#: before it runs ("start the engine, ensuring the doors are locked"). "After that" and the like
+#: point at the previous sentence, whose calls come first anyway.
+_ORDER = re.compile(
+    r"\b(?:(?P<before>before|prior to)"
+    r"|(?P<after>after|once)(?!\s+(?:that|this|which|it|all|wards)\b)"
+    r"|(?P<ensure>ensuring|making sure))\b",
+    re.IGNORECASE,
+)
+
+
+def _ordered_groups(part: str, cue: re.Match[str]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(first, second)``: the character spans of the sentence whose actions come first and
+    second, for the order word ``cue``."""
+    end = len(part)
+    opening = not part[: cue.start()].strip(" ,;:-—")
+    if opening:  # "Before/After X, Y": the clause runs to the first comma
+        comma = part.find(",", cue.end())
+        if comma < 0:
+            return (0, 0), (0, 0)
+        clause, rest = (cue.end(), comma), (comma + 1, end)
+        return (rest, clause) if cue.group("before") else (clause, rest)
+    head, tail = (0, cue.start()), (cue.end(), end)
+    return (head, tail) if cue.group("before") else (tail, head)
+
+
+def order_edges(question: str, calls: Sequence[Call]) -> set[tuple[int, int]]:
+    """``(i, j)`` pairs the question orders in words: call ``i`` is named in the part of a
+    sentence its order word puts first, call ``j`` (later in the sequence) in the part it puts
+    second (named: a literal argument or a word of its tool's name, as for conditions). A call
+    named on both sides orders nothing; a pair the sequence runs the other way round is left to
+    the other checks."""
+    lowered = question.lower()
+    if not any(
+        word in lowered for word in ("before", "prior", "after", "once", "ensuring", "sure")
+    ):
+        return set()
+    edges: set[tuple[int, int]] = set()
+    for part in sentences(question):
+        cues = list(_ORDER.finditer(part))
+        if not cues:
+            continue
+        # every call the sentence names, wherever the sequence places it: upstream wording
+        # often gives an amount sentences later ("..., ensuring the brake is set. Fill 30.")
+        named = {j: [at for at, _ in _mentions(call, part)] for j, call in enumerate(calls)}
+        for cue in cues:
+            first, second = _ordered_groups(part, cue)
+            early = {
+                j for j, spots in named.items() if any(first[0] <= a < first[1] for a in spots)
+            }
+            late = {
+                j for j, spots in named.items() if any(second[0] <= a < second[1] for a in spots)
+            }
+            edges |= {(i, j) for i in early - late for j in late - early if i < j}
+    return edges

@@ -41,7 +41,7 @@ from functools import lru_cache
 from typing import Any
 
 from pipeline.budget import check_time
-from pipeline.conditions import control_edges
+from pipeline.conditions import control_edges, order_edges
 from pipeline.envs import ToolError, ToolSpec, get_env_class, resolve_tool
 from pipeline.jsontree import leaves
 from pipeline.models import Call
@@ -500,7 +500,12 @@ def infer_dependencies(
     edges = [affects[j] | producers[j] for j in range(len(calls))]
     hidden = hidden_state_effects(env_names, initial_config, calls, baseline, ancestor_sets(edges))
     edges = [edges[j] | hidden[j] for j in range(len(calls))]
-    for read, conditioned in [*control_edges(question, calls), *session_end_edges(calls)]:
+    stated = [
+        *control_edges(question, calls),
+        *session_end_edges(calls),
+        *order_edges(question, calls),
+    ]
+    for read, conditioned in stated:
         edges[conditioned].add(read)
     edges = ordering_edges(env_names, initial_config, calls, baseline, final, edges)
     reduced = _transitive_reduction(edges)

@@ -242,3 +242,30 @@ def test_numbers_inside_returned_text_are_no_operands() -> None:
     with_level = Sources("Fill the tank up entirely.", {"fuelLevel": 15.0})
     with_level.add_numbers([50.0])
     assert with_level.grounds(35.0)  # the capacity minus a reported level
+
+
+def test_order_words_make_edges_that_inference_adds_and_validation_requires() -> None:
+    from pipeline.conditions import order_edges
+
+    calls = [
+        Call(id="s1", tool="vehicle.activateParkingBrake", arguments={"mode": "engage"}),
+        Call(id="s2", tool="vehicle.check_tire_pressure", arguments={}),
+    ]
+    for question in (
+        "Engage the parking brake before you check my tyre pressure.",
+        "Before checking my tyre pressure, engage the parking brake.",
+        "Check my tyre pressure after you engage the parking brake.",
+        "Check my tyre pressure, making sure the parking brake is engaged.",
+    ):
+        assert order_edges(question, calls) == {(0, 1)}, question
+    # order words about the previous sentence, or naming no call on one side, order nothing
+    assert not order_edges("Engage the parking brake. After that, check my tyre pressure.", calls)
+    assert not order_edges("Check my tyre pressure before noon.", calls)
+    question = "Engage the parking brake before you check my tyre pressure."
+    inferred = infer_dependencies(["vehicle"], {}, calls, question)
+    assert inferred[1].depends_on == ["s1"]
+    task = Task(
+        id="pending", category="vehicle", envs=["vehicle"], question=question,
+        initial_config={}, calls=inferred,
+    ).with_content_id()  # fmt: skip
+    assert validate_task(task).accepted

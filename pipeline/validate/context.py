@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from pipeline.conditions import control_edges
+from pipeline.conditions import control_edges, order_edges
 from pipeline.dependencies import ValueFlows, hidden_state_effects, session_end_edges
 from pipeline.models import Evidence, Rejection, RejectionCode, Task
 from pipeline.replay import StepTrace, states_before, trace_calls
@@ -87,6 +87,12 @@ class ValidationContext:
     def session_ends(self) -> frozenset[tuple[int, int]]:
         """``(i, logout)`` edges: a log-out comes after the earlier calls of its environment."""
         return frozenset(session_end_edges(self.task.calls))
+
+    @cached_property
+    def worded_order(self) -> frozenset[tuple[int, int]]:
+        """``(i, j)`` edges the question's order words make ("lock the doors before starting
+        the engine"; :func:`pipeline.conditions.order_edges`)."""
+        return frozenset(order_edges(self.task.question, self.task.calls))
 
     @cached_property
     def flows(self) -> ValueFlows:

@@ -163,8 +163,8 @@ def check_declared_dependencies(ctx: ValidationContext) -> None:
             if parent in bound or _feeds(ctx.traces[position[parent]].result, call.arguments):
                 continue
             i = position[parent]
-            if _conditioned_on(ctx, i, j) or (i, j) in ctx.session_ends:
-                continue  # the question makes the edge: a condition, or "then log me out"
+            if _conditioned_on(ctx, i, j) or (i, j) in ctx.session_ends | ctx.worded_order:
+                continue  # the question makes the edge: a condition, "then log me out", "before"
             if i in ctx.hidden_effects(every_pair=True)[j]:
                 continue  # the perturbed state shows it
             without, _ = ctx.without(i)
@@ -239,6 +239,15 @@ def check_unordered_calls(ctx: ValidationContext) -> None:
     final state in either order — otherwise a scheduler's choice would change the outcome."""
     ancestors = ctx.ancestors()
     calls = ctx.task.calls
+    for i, j in sorted(ctx.worded_order):
+        if i not in ancestors[j]:
+            raise Reject(
+                RejectionCode.DEPENDENCY_UNDECLARED,
+                f"the question orders step {calls[i].id} ({calls[i].tool}) before step "
+                f"{calls[j].id} ({calls[j].tool}), but {calls[j].id} does not depend on it, so "
+                "a scheduler could run them the other way round",
+                Evidence(step_id=calls[j].id),
+            )
     for j in range(len(calls)):
         for i in range(j):
             if calls[i].env != calls[j].env or i in ancestors[j]:

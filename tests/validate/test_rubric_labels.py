@@ -205,6 +205,22 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
         RejectionCode.QUESTION_FORMAT_LOST,
     ),
     (
+        "wrong-dependency: 'before' in the question, no order in depends_on",
+        _task(
+            "Engage the parking brake before you check my tyre pressure.",
+            ["vehicle"],
+            [
+                {
+                    "id": "s1",
+                    "tool": "vehicle.activateParkingBrake",
+                    "arguments": {"mode": "engage"},
+                },
+                {"id": "s2", "tool": "vehicle.check_tire_pressure", "arguments": {}},
+            ],
+        ),
+        RejectionCode.DEPENDENCY_UNDECLARED,
+    ),
+    (
         "wrong-dependency: a conditional step that depends on nothing",
         _task(
             "Check my tyre pressure, and if any tyre is under 35 PSI, find the nearest tyre shop.",
