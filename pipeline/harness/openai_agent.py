@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -234,6 +235,7 @@ class OpenAIAgent:
         self._replies: list[_Reply] = []  # the last reply's calls, awaiting feedback
         self._note: str | None = None  # said once in the next user message
         self._report: dict[str, Any] | None = None  # the episode's ``agent`` event
+        self._cost: dict[str, Any] = {}  # of the last request
 
     # -- one step --
 
@@ -265,6 +267,7 @@ class OpenAIAgent:
                     f"the prompt cannot fit the model's context window of"
                     f" {self.memory.context_tokens} tokens",
                 )
+            started = time.monotonic()
             result = await self.client.chat(
                 stage=self.settings.stage,
                 messages=messages,
@@ -273,6 +276,7 @@ class OpenAIAgent:
                 temperature=self.settings.temperature,
                 max_tokens=self._reply_tokens(),
             )
+            self._costs(result, time.monotonic() - started)
             self.requests += 1
             self._count("requests", result.requests)
             if result.error is not None and result.refusal == "context_overflow":
@@ -309,6 +313,19 @@ class OpenAIAgent:
             self._note = problem
             # nothing pending: an empty step would end the episode, so answer it right away
             self._render(Observation(observation.now, [], [], 0, observation.finished))
+
+    def _costs(self, result: ChatResult, seconds: float) -> None:
+        """What the request cost, for its ``model_reply`` event and the episode's totals: the
+        server's token counts (kept with a cached answer too) and the seconds waited (about
+        0 for a cached answer)."""
+        self._cost = {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "seconds": round(seconds, 3),
+        }
+        if self._report is not None:
+            for name, value in self._cost.items():
+                self._report[name] = round(self._report[name] + value, 3)
 
     def _reply_tokens(self) -> int:
         """The reply budget, never above the client's configured cap (a user who lowered it
@@ -399,6 +416,9 @@ class OpenAIAgent:
             "task_names": self.aliases,
             "replies": {"native": 0, "tagged": 0, "json": 0, "lines": 0, "none": 0},
             "requests": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "seconds": 0.0,
             "context_overflows": 0,
             "trims": 0,
             "repeated_calls": 0,
@@ -588,6 +608,7 @@ class OpenAIAgent:
             path=path,
             finish_reason=result.finish_reason,
             cached=result.cached,
+            **self._cost,
         )
         return checked
 

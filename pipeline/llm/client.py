@@ -103,6 +103,9 @@ class ChatResult:
     #: what a failed request was refused for, when the server said: "context_overflow" (the
     #: prompt does not fit the model's context), "tools" (no tools parameter), ...
     refusal: str | None = None
+    #: what the answer cost when it was made (a cached answer too), as the server counted
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 # --- parsing the model's text ------------------------------------------------------------------
@@ -427,6 +430,8 @@ def _chat_result(answer: CachedAnswer, cached: bool, requests: int) -> ChatResul
         cached,
         requests,
         finish_reason=answer.finish_reason,
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
     )
 
 

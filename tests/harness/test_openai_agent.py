@@ -483,6 +483,16 @@ def test_scripted_model_solves_both_instances(instances: list[Instance], tmp_pat
     assert _report(tmp_path / "run", second)["replies"]["json"] >= 3
     paths = {e.get("path") for e in _events(tmp_path / "run", first) if e["event"] == "model_reply"}
     assert paths == {"none", "native"}
+    # what each request cost, as the server counted it, per reply and per episode
+    tokens = {}
+    for instance in instances:
+        replies = [e for e in _events(tmp_path / "run", instance) if e["event"] == "model_reply"]
+        assert all(e["prompt_tokens"] > 0 and e["completion_tokens"] > 0 for e in replies)
+        report = _report(tmp_path / "run", instance)
+        assert report["prompt_tokens"] == sum(e["prompt_tokens"] for e in replies)
+        tokens[instance.id] = report["prompt_tokens"], report["completion_tokens"]
+    total = sum(prompt for prompt, _ in tokens.values())
+    assert total == usage["agent"]["prompt_tokens"]
     write_reports(tmp_path / "run", scores, [summarise(scores, "llm", Mode.CLOCK)])
     assert "task_success" in (tmp_path / "run" / "summary.md").read_text()
 
@@ -492,6 +502,9 @@ def test_scripted_model_solves_both_instances(instances: list[Instance], tmp_pat
         again, usage = _run(instances, config, tmp_path / "rerun", keep_tools)
     assert usage["agent"]["requests"] == 0 and usage["agent"]["cache_hits"] == len(bodies)
     assert [score.row() for score in again] == [score.row() for score in scores]
+    for instance in instances:  # a cached answer reports what it cost when it was made
+        report = _report(tmp_path / "rerun", instance)
+        assert (report["prompt_tokens"], report["completion_tokens"]) == tokens[instance.id]
 
 
 def test_tool_call_blocks_in_the_text_are_read(instances: list[Instance], tmp_path: Path) -> None:
