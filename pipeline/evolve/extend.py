@@ -30,6 +30,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from pipeline.dependencies import bindable, infer_dependencies
@@ -254,6 +255,8 @@ def _try(
         return None  # a document's format is the one it came with, never a guess
     if len(set(added.bindings.values())) < len(added.bindings):
         return None  # one value passed twice ("add x and x") is not a request a user makes
+    if _mixes_file_kinds(spec, arguments):
+        return None  # comparing a text file with a JPEG line by line is no one's request
     if _combines_with_its_own_source(inferred, added):
         return None  # adding a total to a value it already holds counts that value twice
     if spec.kind is ToolKind.WRITE and any(
@@ -268,6 +271,17 @@ def _try(
     ):
         return None  # converting a converted value back is a round trip, not a request
     return task.model_copy(update={"calls": [*task.calls, added]})
+
+
+def _mixes_file_kinds(spec: ToolSpec, arguments: dict[str, Any]) -> bool:
+    """Whether two file names the call takes have different extensions (``notes.txt`` and
+    ``photo.jpg``): tools that take two files compare or join them, which needs one kind."""
+    kinds = {
+        PurePosixPath(value).suffix.lower()
+        for name, value in arguments.items()
+        if spec.param_types.get(name) is Sem.FILE_NAME and isinstance(value, str)
+    }
+    return len(kinds) > 1
 
 
 def _combines_with_its_own_source(calls: list[Call], added: Call) -> bool:

@@ -348,3 +348,27 @@ def test_no_step_combines_a_value_with_one_computed_from_it(verbaliser: Verbalis
         ancestors = _ancestors(child)
         producers = {source.split(".", 1)[0] for source in child.calls[-1].bindings.values()}
         assert not any(p in ancestors[q] for p in producers for q in producers), child.question
+
+
+def test_no_comparison_of_a_text_file_with_an_image() -> None:
+    files = {
+        "root": {
+            "home": {
+                "type": "directory",
+                "contents": {
+                    "notes.txt": {"type": "file", "content": "a\nb"},
+                    "draft.txt": {"type": "file", "content": "a\nc"},
+                    "photo.jpg": {"type": "file", "content": "\xff\xd8"},
+                },
+            }
+        },
+        "cwd": [],
+    }
+    task = _task("filesystem", files, [Call(id="s1", tool="filesystem.ls", arguments={})])
+    # both names come from the listing; only files of one kind are compared
+    assert (
+        _attempt(task, "filesystem.diff", {"file_name1": "notes.txt", "file_name2": "photo.jpg"})
+        is None
+    )
+    kept = _attempt(task, "filesystem.diff", {"file_name1": "notes.txt", "file_name2": "draft.txt"})
+    assert kept is not None and kept.calls[-1].tool == "filesystem.diff"
