@@ -43,8 +43,8 @@ DEFAULT_CALIBRATION = PROMPTS_DIR / "judge_calibration.json"
 #: the manifest's ``judge`` entry (``Trust.as_dict`` and ``merge_stats`` together)
 JudgeRecord = dict[str, Any]
 STAGE = "judge"  # the client samples stages named judge... at temperature 0
-#: 7 reasons of ~25 tokens and the JSON around them, with room; a reply cut here is not judged
-MAX_TOKENS = 640
+#: 7 reasons of ~15 tokens and the JSON around them, with room; a reply cut here is not judged
+MAX_TOKENS = 480
 MAX_ARGUMENTS_CHARS = 300
 MAX_QUESTION_CHARS = 1500
 
@@ -52,41 +52,36 @@ MAX_QUESTION_CHARS = 1500
 QUESTIONS: dict[str, tuple[str, str]] = {
     "nonsensical": (
         "makes_sense",
-        "Would a real person want this, with every value used for what it means (a percent"
-        " change is not an amount of money, a status message is not a user name, a number is"
-        " not counted twice)?",
+        "Would a real person want this, each value used for what it means (no percent change"
+        " as money, no status message as a name, nothing counted twice)?",
     ),
     "unnatural-language": (
         "natural_language",
-        "Is the request fluent, natural English a user could type (no garbled or robotic"
-        " phrases, no repeated words, no @ or # dropped from a mention or tag)?",
+        "Is the request fluent English a user could type (nothing garbled, robotic or"
+        " doubled; mentions keep their @, tags their #)?",
     ),
     "context-dependent": (
         "stands_alone",
-        "Does the request make sense on its own, with no earlier conversation (it does not"
-        ' open with "Furthermore" or "Also", and "that file" or "the ticket" always points to'
-        " something the request itself names)?",
+        'Is the request clear without an earlier conversation (no opening "Furthermore" or'
+        ' "Also", no "that file" or "the ticket" it never named)?',
     ),
     "under-specified": (
         "specified",
-        "Does the request say enough that a careful assistant would choose exactly these"
-        " calls with these argument values, with nothing left to guess?",
+        "Does the request settle exactly these calls and argument values, leaving nothing"
+        " to guess?",
     ),
     "ungrounded": (
         "grounded",
-        "Is every argument value written in the request, returned by an earlier call, or a"
-        " tool's default (none is a value the user never gave and no call showed)?",
+        "Is every argument value in the request, returned by an earlier call, or a tool's default?",
     ),
     "mismatch": (
         "calls_match",
-        "Do the calls do exactly what the request asks: every requested action has a call,"
-        " and no call does something nobody asked for?",
+        "Does every requested action have a call, and every call do something requested?",
     ),
     "wrong-dependency": (
         "waits_right",
-        'Is every "waits for" right: a call waits for an earlier call exactly when it uses'
-        " that call's result, needs its effect first, or happens only because of what it"
-        " returned?",
+        "Does each call wait for an earlier one exactly when it uses its result, needs its"
+        " effect first, or happens only because of what it returned?",
     ),
 }
 LABELS: tuple[str, ...] = tuple(QUESTIONS)
