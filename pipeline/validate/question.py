@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pipeline.conditions import alternatives
+from pipeline.conditions import alternatives, place_calls, sentences
 from pipeline.envs import ToolError, resolve_tool
 from pipeline.jsontree import keys, scalars
 from pipeline.models import Evidence, RejectionCode
@@ -1091,12 +1091,13 @@ def _observed_strings(ctx: ValidationContext) -> list[str]:
 
 def check_unused_value(ctx: ValidationContext) -> None:
     """A name or value the question quotes is one the calls act on or a result shows: "copy
-    it into the 'Glacier' folder inside 'Documentation'" with no step that enters
-    'Documentation' leaves the reader guessing where they are. A quoted span counts as used when
-    some argument or result contains it, or has each of its words and numbers among its own
-    ('Zeta Corp' in "Corp Zeta"; not '12/25' for the expiry 12/2025, whose year is written
-    otherwise); a tool's own name ('ls') is a command, not a value. It runs after
-    grounding: an argument that replaced the quoted value is the more precise diagnosis."""
+        it into the 'Glacier' folder inside 'Documentation'" with no step that enters
+        'Documentation' leaves the reader guessing where they are. A quoted span counts as used when
+        some argument or result contains it, or has each of its words and numbers among its own
+        ('Zeta Corp' in "Corp Zeta"; not '12/25' for the expiry 12/2025, whose year is written
+        otherwise); a tool's own name ('ls') is a command, not a value, and the sentence that asks
+    for it must have a call of it (:func:`_check_tool_request`). It runs after
+        grounding: an argument that replaced the quoted value is the more precise diagnosis."""
     observed = _observed_strings(ctx)
     tools = {call.tool.rsplit(".", 1)[-1] for call in ctx.task.calls}
     others = alternatives(ctx.task.question)  # 'healthy' or 'not healthy': one is passed
@@ -1105,7 +1106,10 @@ def check_unused_value(ctx: ValidationContext) -> None:
         if span in others and any(others[span] == seen for seen in observed):
             continue
         tokens = _TOKEN.findall(span)
-        if not tokens or span in tools:
+        if span in tools:
+            _check_tool_request(ctx, span, match.start())
+            continue
+        if not tokens:
             continue
         if _NEGATED.search(ctx.task.question[max(match.start() - 15, 0) : match.start()]):
             continue
@@ -1118,6 +1122,29 @@ def check_unused_value(ctx: ValidationContext) -> None:
             f"the question quotes {match.group(0)}, but no call passes it and no result shows it",
             Evidence(output={"quoted": span}),
         )
+
+
+def _check_tool_request(ctx: ValidationContext, tool: str, at: int) -> None:
+    """A sentence that asks for a tool by name ("find the files using 'ls'") has a call of it:
+    one 'ls' earlier in the task does not do what a later sentence asks again."""
+    parts = sentences(ctx.task.question)
+    starts, offset = [], 0
+    for part in parts:
+        offset = ctx.task.question.find(part, offset)
+        starts.append(offset)
+    sentence = max((i for i, start in enumerate(starts) if start <= at), default=0)
+    placed = place_calls(ctx.task.question, ctx.task.calls)
+    if any(
+        spot == sentence and call.tool.rsplit(".", 1)[-1] == tool
+        for spot, call in zip(placed, ctx.task.calls)
+    ):
+        return
+    raise Reject(
+        RejectionCode.QUESTION_UNUSED_VALUE,
+        f"the sentence {parts[sentence][:120]!r} asks for '{tool}', but no call of {tool} "
+        "belongs to it",
+        Evidence(output={"quoted": tool, "sentence": parts[sentence][:300]}),
+    )
 
 
 # ----- things called new -----------------------------------------------------------------------

@@ -382,6 +382,26 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
         RejectionCode.MINIMALITY_REDUNDANT_CALL,
     ),
     (
+        "mismatch: a later sentence asks for 'ls' again and no call does it",
+        _task(
+            "Go to 'workspace' and list its files. Then go into 'Violet' and list what it "
+            "holds using 'ls'.",
+            ["filesystem"],
+            [
+                {"id": "s1", "tool": "filesystem.cd", "arguments": {"folder": "workspace"}},
+                {"id": "s2", "tool": "filesystem.ls", "arguments": {}, "depends_on": ["s1"]},
+                {
+                    "id": "s3",
+                    "tool": "filesystem.cd",
+                    "arguments": {"folder": "Violet"},
+                    "depends_on": ["s2"],
+                },
+            ],
+            _FS,
+        ),
+        RejectionCode.QUESTION_UNUSED_VALUE,
+    ),
+    (
         "mismatch: a directory called new that already exists (no call creates it)",
         _task(
             "Go into workspace and move notes.txt into a new directory 'Violet'.",
@@ -545,3 +565,25 @@ def test_the_alternative_the_read_decides_is_the_one_passed() -> None:
     wrong = validate_task(_verdict_post("not healthy")).rejection
     assert wrong is not None and wrong.code is RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT
     assert "says 'healthy'" in wrong.message
+
+
+def test_the_sentence_asking_for_ls_with_its_call_is_accepted() -> None:
+    task = _task(
+        "Go to 'workspace' and list its files. Then go into 'Violet' and list what it holds "
+        "using 'ls'.",
+        ["filesystem"],
+        [
+            {"id": "s1", "tool": "filesystem.cd", "arguments": {"folder": "workspace"}},
+            {"id": "s2", "tool": "filesystem.ls", "arguments": {}, "depends_on": ["s1"]},
+            {
+                "id": "s3",
+                "tool": "filesystem.cd",
+                "arguments": {"folder": "Violet"},
+                "depends_on": ["s2"],
+            },
+            {"id": "s4", "tool": "filesystem.ls", "arguments": {}, "depends_on": ["s3"]},
+        ],
+        _FS,
+    )
+    verdict = validate_task(task)
+    assert verdict.accepted, verdict.rejection
