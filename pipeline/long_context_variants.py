@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.envs import get_env_class
-from pipeline.models import Expected, Lineage, Rejection, RejectionCode, Task
+from pipeline.models import Expected, Rejection, RejectionCode, Task
 from pipeline.replay import state_digest
 from pipeline.validate.chain import validate_task
 from pipeline.validate.context import ValidationContext
@@ -72,18 +72,11 @@ def _variant_of(task: Task, config: Mapping[str, Mapping[str, Any]]) -> Task:
     """The unvalidated variant: the same question and calls on ``config``, lineage to ``task``."""
     if config == task.initial_config:
         return task  # imported from BFCL's long-context category: it is its own variant
-    lineage = Lineage(
-        parents=[task.id], operator=OPERATOR, round=task.lineage.round, source=task.lineage.source
-    )
-    return Task(
-        id="pending",
-        category=task.category,
-        envs=list(task.envs),
-        question=task.question,
+    return task.derive(
+        OPERATOR,
+        next_round=False,
         initial_config={env: dict(state) for env, state in config.items()},
-        calls=list(task.calls),
-        lineage=lineage,
-    ).with_content_id()
+    )
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,30 @@ class Task(Contract):
     def with_content_id(self) -> Task:
         return self.model_copy(update={"id": self.content_id()})
 
+    def derive(
+        self,
+        operator: str,
+        *,
+        model: str | None = None,
+        prompt_hash: str | None = None,
+        next_round: bool = True,
+        **changes: Any,
+    ) -> Task:
+        """A child of this task made by ``operator``: ``changes`` applied (question, calls,
+        initial_config ...), ``expected`` cleared (it must be validated again), the lineage
+        pointing here with this task's source, and its own content id. ``next_round=False``
+        keeps the round, for variants that are the same task in another setting."""
+        lineage = Lineage(
+            parents=[self.id],
+            operator=operator,
+            round=self.lineage.round + 1 if next_round else self.lineage.round,
+            model=model,
+            prompt_hash=prompt_hash,
+            source=self.lineage.source,
+        )
+        child = self.model_copy(update={**changes, "expected": None, "lineage": lineage})
+        return child.with_content_id()
+
 
 class Composition(StrEnum):
     SAME_CATEGORY = "same_category"

@@ -124,3 +124,22 @@ def test_an_instance_latency_is_a_finite_duration(latency: float) -> None:
         Instance.model_validate_json(json.dumps(data))
     data["latency"][tool] = 0.5
     Instance.model_validate_json(json.dumps(data))
+
+
+def test_derive_makes_a_child_with_lineage_to_its_parent() -> None:
+    parent = _task().with_content_id()
+    parent = parent.model_copy(
+        update={"lineage": parent.lineage.model_copy(update={"round": 2, "source": "seeds/x"})}
+    )
+    child = parent.derive("verbalise", question="Say it another way.")
+    assert child.question == "Say it another way." and child.calls == parent.calls
+    assert child.id == child.content_id() != parent.id
+    assert child.expected is None
+    assert (child.lineage.parents, child.lineage.operator) == ([parent.id], "verbalise")
+    assert (child.lineage.round, child.lineage.source) == (3, "seeds/x")
+    variant = parent.derive("long_context", next_round=False, model="m", prompt_hash="h")
+    assert (variant.lineage.round, variant.lineage.model, variant.lineage.prompt_hash) == (
+        2,
+        "m",
+        "h",
+    )

@@ -37,7 +37,7 @@ from pipeline.dependencies import bindable, infer_dependencies
 from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, ToolSpec, resolve_tool
 from pipeline.evolve.verbalise import Verbaliser
 from pipeline.jsontree import leaves
-from pipeline.models import Call, Lineage, Task
+from pipeline.models import Call, Task
 from pipeline.replay import build_envs, replay, run_call, same_outcome_state
 from pipeline.semantics import RENAMEABLE_TYPES, Sem
 from pipeline.toolgraph import NOT_GENERATED, QUALIFIERS, conversion_tools, generative_edge
@@ -417,17 +417,4 @@ def _reworded(extended: Task, parent: Task, verbaliser: Verbaliser) -> Task | No
         return None
     calls = infer_dependencies(extended.envs, extended.initial_config, calls, question)
     question = verbaliser.question(calls, outputs)
-    result = extended.model_copy(
-        update={
-            "question": question,
-            "calls": calls,
-            "expected": None,
-            "lineage": Lineage(
-                parents=[parent.id],
-                operator="extend",
-                round=parent.lineage.round + 1,
-                source=parent.lineage.source,
-            ),
-        }
-    )
-    return result.with_content_id()
+    return parent.derive("extend", question=question, calls=calls)

@@ -45,7 +45,7 @@ from typing import Any
 
 from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, resolve_tool
 from pipeline.jsontree import strings
-from pipeline.models import Lineage, Task
+from pipeline.models import Task
 from pipeline.replay import replay
 from pipeline.semantics import RENAMEABLE_TYPES, Sem
 from pipeline.validate.grounding import Sources, schema_offers
@@ -635,15 +635,10 @@ def rename(task: Task, rng: random.Random, count: int = 2) -> Task | None:
             chosen = trial
     if not chosen:
         return None
-    renamed = _apply(task, chosen)[0].model_copy(
-        update={
-            "expected": None,
-            "lineage": Lineage(
-                parents=[task.id],
-                operator="rename",
-                round=task.lineage.round + 1,
-                source=task.lineage.source,
-            ),
-        }
+    renamed = _apply(task, chosen)[0]
+    return task.derive(
+        "rename",
+        question=renamed.question,
+        calls=renamed.calls,
+        initial_config=renamed.initial_config,
     )
-    return renamed.with_content_id()

@@ -41,7 +41,7 @@ from jinja2.runtime import Macro
 from pipeline.conditions import control_edges
 from pipeline.dependencies import ancestor_sets, infer_dependencies
 from pipeline.envs import ToolError, resolve_tool
-from pipeline.models import Call, Lineage, Task
+from pipeline.models import Call, Task
 from pipeline.replay import replay
 from pipeline.semantics import Sem, describe
 
@@ -768,16 +768,4 @@ def verbalise(task: Task, verbaliser: Verbaliser) -> Task | None:
     outputs = [outcome.result for outcome in replay(task).outcomes]
     question = verbaliser.question(task.calls, outputs)
     calls = _dependencies_for(task, question)
-    return task.model_copy(
-        update={
-            "question": question,
-            "calls": calls,
-            "expected": None,
-            "lineage": Lineage(
-                parents=[task.id],
-                operator="verbalise",
-                round=task.lineage.round + 1,
-                source=task.lineage.source,
-            ),
-        }
-    ).with_content_id()
+    return task.derive("verbalise", question=question, calls=calls)
