@@ -1,0 +1,246 @@
+"""The LLM judge through its real interfaces: the evolve CLI against a scripted loopback server,
+and the calibration bench over the labelled set."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.evolve.judge import LABELS, QUESTIONS, RULE, load_trust, messages, template_hash
+from pipeline.jsonl import read_records
+from pipeline.llm.fake_server import FakeOpenAIServer
+from pipeline.models import Rejection, Stage, Task
+from pipeline.seeds import SEED_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+LABELLED = REPO / "bench" / "data" / "judge_labelled.jsonl"
+KEY = {label: key for label, (key, _) in QUESTIONS.items()}
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    return str(next(m["content"] for m in body["messages"] if m["role"] == "user"))
+
+
+def judge_saying(no: set[str], reason: str = "checked it") -> Callable[[dict[str, Any]], str]:
+    """A judge that answers "no" for the given labels and "yes" for the rest."""
+
+    def answer(body: dict[str, Any]) -> str:
+        return json.dumps(
+            {
+                key: {"reason": f"{reason} ({label})", "answer": "no" if label in no else "yes"}
+                for label, key in KEY.items()
+            }
+        )
+
+    return answer
+
+
+def _calibration(path: Path, model: str, good: set[str]) -> Path:
+    """A calibration file in which the labels in ``good`` clear the trust rule and the
+    others do not (a judge no better than chance)."""
+    labels = {
+        label: {
+            "positives": 10,
+            "flagged": 10,
+            "true_positives": 9 if label in good else 2,
+            "base_rate": 0.2,
+            "precision": 0.9 if label in good else 0.2,
+            "recall": 0.9 if label in good else 0.2,
+        }
+        for label in LABELS
+    }
+    entry = {"template_hash": template_hash(), "coverage": 1.0, "labels": labels}
+    path.write_text(json.dumps({"rule": RULE.as_dict(), "models": {model: entry}}))
+    return path
+
+
+def _seeds(tmp: Path) -> Path:
+    """Two maths seeds: verbalise (no LLM) makes the tasks the judge is asked about."""
+    lines = (SEED_DIR / "maths.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    path = tmp / "seeds.jsonl"
+    path.write_text("".join(lines[:2]), encoding="utf-8")
+    return path
+
+
+def _evolve(tmp: Path, run_id: str, url: str, calibration: Path) -> dict[str, Any]:
+    argv = [
+        "evolve", "--inline", "--output", str(tmp), "--run-id", run_id,
+        "--seeds", str(_seeds(tmp)), "--rounds", "1", "--operators", "verbalise",
+        "--judge", "--judge-calibration", str(calibration), "--no-repair",
+        "--llm-base-url", url, "--llm-model", "fake-model",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    manifest = json.loads((tmp / "runs" / run_id / "manifest.json").read_text())
+    return manifest["evolve"]  # type: ignore[no-any-return]
+
+
+def _run(tmp: Path, run_id: str) -> tuple[list[Task], list[Rejection]]:
+    run = tmp / "runs" / run_id
+    evolved = [t for t in read_records(run / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
+    return evolved, list(read_records(run / "evolve_rejected.jsonl", Rejection))
+
+
+def test_a_no_on_a_trusted_label_rejects_with_the_judges_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    calibration = _calibration(tmp_path / "calibration.json", "fake-model", {"mismatch"})
+    server = FakeOpenAIServer(answer=judge_saying({"mismatch"}, "s2 was never asked for"))
+    with server as url:
+        manifest = _evolve(tmp_path, "trusted", url, calibration)
+    asked = [body for body in server.bodies if "Calls, in order:" in _prompt(body)]
+    assert asked and all(body["temperature"] == 0 for body in asked), "judging is not sampled"
+    evolved, rejected = _run(tmp_path, "trusted")
+    judged = [r for r in rejected if r.stage is Stage.JUDGE]
+    assert evolved == [] and judged, "every judged task is rejected"
+    for rejection in judged:
+        assert rejection.code.value == "judge.mismatch"
+        assert "s2 was never asked for" in rejection.message
+        output = rejection.evidence.output
+        assert isinstance(output, dict) and output["label"] == "mismatch"
+        assert output["answers"]["nonsensical"]["answer"] == "yes"  # type: ignore[index]
+    record = manifest["judge"]
+    assert record["trusted_labels"] == ["mismatch"]
+    assert record["rejected"] == record["judged"] == len(judged)
+    assert record["not_judged"] == 0
+    assert manifest["counts"]["rejected_by_code"]["judge.mismatch"] == len(judged)
+
+
+def test_a_no_on_an_untrusted_label_rejects_nothing_and_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    calibration = _calibration(tmp_path / "calibration.json", "fake-model", {"mismatch"})
+    with FakeOpenAIServer(answer=judge_saying({"unnatural-language", "ungrounded"})) as url:
+        manifest = _evolve(tmp_path, "untrusted", url, calibration)
+    evolved, rejected = _run(tmp_path, "untrusted")
+    assert evolved and not [r for r in rejected if r.stage is Stage.JUDGE]
+    record = manifest["judge"]
+    assert record["judged"] == len(evolved) and record["rejected"] == 0
+    assert record["untrusted_no"] == {
+        "ungrounded": len(evolved),
+        "unnatural-language": len(evolved),
+    }
+
+
+def test_a_judge_calibrated_for_another_model_trusts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    calibration = _calibration(tmp_path / "calibration.json", "other-model", set(LABELS))
+    with FakeOpenAIServer(answer=judge_saying(set(LABELS))) as url:
+        manifest = _evolve(tmp_path, "other", url, calibration)
+    evolved, _ = _run(tmp_path, "other")
+    assert evolved and manifest["judge"]["trusted_labels"] == []
+    assert "no calibration for model 'fake-model'" in manifest["judge"]["trust_source"]
+
+
+def test_an_unparseable_judge_reply_is_not_judged_never_agreed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    calibration = _calibration(tmp_path / "calibration.json", "fake-model", set(LABELS))
+    with FakeOpenAIServer(answer=lambda body: "I cannot judge this task.") as url:
+        manifest = _evolve(tmp_path, "refused", url, calibration)
+    evolved, rejected = _run(tmp_path, "refused")
+    record = manifest["judge"]
+    assert evolved, "a task the judge could not rate stays accepted (validation passed)"
+    assert record["judged"] == 0 and record["rejected"] == 0
+    assert record["not_judged"] == len(evolved)
+    assert sorted(record["not_judged_ids"]) == sorted(t.id for t in evolved)
+    assert not [r for r in rejected if r.stage is Stage.JUDGE]
+
+
+def test_a_changed_judge_prompt_needs_a_new_calibration(tmp_path: Path) -> None:
+    path = _calibration(tmp_path / "calibration.json", "m", {"mismatch"})
+    assert load_trust(path, "m").labels == {"mismatch"}
+    data = json.loads(path.read_text())
+    data["models"]["m"]["template_hash"] = "0" * 16
+    path.write_text(json.dumps(data))
+    trust = load_trust(path, "m")
+    assert trust.labels == frozenset() and "recalibrate" in trust.source
+
+
+# --- the calibration bench -----------------------------------------------------------------
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "judge_calibration", REPO / "bench" / "judge_calibration.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _truth() -> dict[str, set[str]]:
+    """The labels of each labelled task, by the judge prompt about it (two tasks of the set
+    share a request and differ in their dependencies)."""
+    truth: dict[str, set[str]] = {}
+    for line in LABELLED.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        truth[messages(Task.model_validate(record["task"]))[1]["content"]] = set(record["labels"])
+    return truth
+
+
+def test_labelled_set_has_valid_and_invalid_tasks_of_every_label() -> None:
+    bench = _bench()
+    items = bench.load_set(LABELLED)
+    assert len(items) >= 40
+    valid = [labels for _, labels in items if not labels]
+    assert len(valid) >= 10 and len(items) - len(valid) >= 10
+    for label in LABELS:
+        assert sum(label in labels for _, labels in items) >= 3, label
+
+
+def test_calibration_measures_the_judge_and_derives_the_trusted_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A judge that answers from the truth scores 1.0 where a label occurs; one that answers
+    "no" to everything scores the base rate and is trusted on nothing."""
+    bench = _bench()
+    truth = _truth()
+
+    def oracle(body: dict[str, Any]) -> str:
+        return judge_saying(truth[_prompt(body)])(body)
+
+    out = tmp_path / "calibration.json"
+    argv = ["--set", str(LABELLED), "--out", str(out), "--cache", str(tmp_path / "c.sqlite")]
+    with FakeOpenAIServer(answer=oracle) as url:
+        assert bench.main(["--base-url", url, "--model", "oracle", *argv]) == 0
+    with FakeOpenAIServer(answer=judge_saying(set(LABELS))) as url:
+        assert bench.main(["--base-url", url, "--model", "naysayer", *argv]) == 0
+    printed = capsys.readouterr().out
+    assert "| mismatch |" in printed and "base rate" in printed
+    data = json.loads(out.read_text())
+    oracle_entry, naysayer = data["models"]["oracle"], data["models"]["naysayer"]
+    assert oracle_entry["coverage"] == 1.0
+    for label in LABELS:
+        stats = oracle_entry["labels"][label]
+        assert stats["precision"] == 1.0 and stats["recall"] == 1.0
+        assert naysayer["labels"][label]["precision"] == stats["base_rate"]
+    assert load_trust(out, "oracle").labels == set(LABELS)
+    assert load_trust(out, "naysayer").labels == frozenset()
+
+
+def test_calibration_refuses_a_bad_set_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _bench()
+    bad = tmp_path / "set.jsonl"
+    line = json.loads(LABELLED.read_text(encoding="utf-8").splitlines()[0])
+    line["labels"] = ["rude"]
+    bad.write_text(json.dumps(line) + "\n")
+    argv = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--set", str(bad)]
+    assert bench.main([*argv, "--out", str(tmp_path / "c.json")]) == 2
+    assert "unknown label(s) rude" in capsys.readouterr().err
