@@ -108,8 +108,13 @@ def summarise(items: list[tuple[Task, frozenset[str]]], verdicts: list[Verdict])
 
 
 async def judge_all(
-    config: LLMConfig, items: list[tuple[Task, frozenset[str]]], usage: UsageLedger
-) -> list[Verdict]:
+    config: LLMConfig,
+    items: list[tuple[Task, frozenset[str]]],
+    usage: UsageLedger,
+    stop_after: float | None = None,
+) -> list[Verdict | None]:
+    """The judge's verdict on each task, in order; ``None`` for a task not reached within
+    ``stop_after`` seconds (a shared CPU server may not get through the whole set)."""
     async with LLMClient(config, usage) as client:
         done = 0
 
@@ -117,10 +122,15 @@ async def judge_all(
             nonlocal done
             verdict = await rate(task, client)
             done += 1
-            print(f"  {done}/{len(items)} judged", file=sys.stderr, flush=True)
+            print(f"  {done}/{len(items)} answered", file=sys.stderr, flush=True)
             return verdict
 
-        return list(await asyncio.gather(*(one(task) for task, _ in items)))
+        jobs = [asyncio.ensure_future(one(task)) for task, _ in items]
+        finished, pending = await asyncio.wait(jobs, timeout=stop_after)
+        for job in pending:
+            job.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return [job.result() if job in finished else None for job in jobs]
 
 
 def table(model: str, entry: dict[str, Any]) -> str:
@@ -167,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_CALIBRATION, help="calibration file")
     parser.add_argument("--verdicts", type=Path, help="per-task answers (JSONL)")
     parser.add_argument("--limit", type=int, help="judge only the first N tasks (a smoke run)")
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        help="seconds; then measure on the tasks answered so far (the set is in random order)",
+    )
     parser.add_argument("--llm-config", type=Path, help="TOML file with LLM settings")
     parser.add_argument("--cache", type=Path, help="LLM answer cache (default output/cache)")
     args = parser.parse_args(argv)
@@ -179,12 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    total = len(items)
     if args.limit is not None:
         items = items[: max(args.limit, 0)]
     usage = UsageLedger()
     started = time.perf_counter()
-    verdicts = asyncio.run(judge_all(config, items, usage))
+    answers = asyncio.run(judge_all(config, items, usage, args.stop_after))
     seconds = time.perf_counter() - started
+    reached = [(item, v) for item, v in zip(items, answers) if v is not None]
+    if len(reached) < len(items):
+        print(f"stopped after {args.stop_after:g} s: {len(reached)} of {len(items)} tasks")
+    items = [item for item, _ in reached]
+    verdicts = [verdict for _, verdict in reached]
     entry = summarise(items, verdicts)
     entry["trusted"] = sorted(trusted_labels(entry))
     entry.update(
@@ -199,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds=round(seconds, 1),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
-    if args.limit is not None:
-        entry["limit"] = args.limit
+    if len(items) < total:  # measured on part of the set
+        entry["set_tasks"] = total
     merge_into(args.out, args.model, entry)
     verdicts_path = (
         args.verdicts or REPO / "output" / "bench" / f"judge_verdicts-{args.model}.jsonl"
