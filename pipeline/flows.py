@@ -9,40 +9,31 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.futures import as_completed
+from prefect.cache_policies import NO_CACHE
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.compose import ComposeSettings, ComposeTally, InstanceSpec, build_instance, iter_specs
-from pipeline.evolve.engine import EvolveSettings, ShardJob, claim_inputs, evolve, run_shard
-from pipeline.evolve.engine import ShardStats as EvolveShardStats
+from pipeline.evolve.engine import EvolveSettings, claim_inputs, evolve
 from pipeline.harness.runner import run_many
 from pipeline.harness.scoring import EpisodeScore
 from pipeline.harness.sim import Mode
 from pipeline.jsonl import read_records, write_atomic, write_parts, write_records
 from pipeline.llm import LLMConfig
-from pipeline.manifest import EvolveSection, ValidateConfig, ValidateSection, read_manifest
+from pipeline.manifest import EvolveSection, ValidateSection, read_manifest
 from pipeline.models import Task
 from pipeline.prefect_server import temporary_api
 from pipeline.rundir import RunDir
 from pipeline.runguard import run_lock
-from pipeline.validate.runner import (
-    DEFAULT_SHARD_SIZE,
-    Shard,
-    ShardStats,
-    claim_run,
-    finish_run,
-    plan_shards,
-    validate_shard,
-)
+from pipeline.shards import J, S
+from pipeline.validate.runner import DEFAULT_SHARD_SIZE, ShardStats, claim_run, run_validation
 
 
 @contextmanager
@@ -54,9 +45,20 @@ def _flow_settings() -> Iterator[None]:
         yield
 
 
-@task(name="validate-shard", retries=2, retry_delay_seconds=[1, 5])
-def validate_shard_task(input_path: str, run_dir: str, shard: Shard) -> ShardStats:
-    return validate_shard(Path(input_path), Path(run_dir), shard)
+@task(name="shard", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def shard_task(process: Callable[[J], S], job: J) -> S:
+    """One shard of any sharded stage (:mod:`pipeline.shards`); ``process`` is a module-level
+    function or a partial of one, so it travels to Dask workers by reference."""
+    return process(job)
+
+
+def prefect_shards(process: Callable[[J], S], jobs: Sequence[J]) -> list[S]:
+    """The Prefect :data:`pipeline.shards.ShardRunner`: one task per job on the flow's task
+    runner (threads or Dask), each job's stats in plan order."""
+    name = getattr(process, "func", process).__name__.replace("_", "-")
+    named = shard_task.with_options(name=name)
+    futures = [named.submit(process, job) for job in jobs]
+    return [future.result() for future in futures]
 
 
 @flow(
@@ -72,18 +74,7 @@ def validate_flow(
 ) -> ValidateSection:
     """Validate a JSON-lines file of candidates into ``run_dir`` (one task per shard);
     ``runner`` is what the manifest records as having run the shards."""
-    started = time.perf_counter()
-    shards = plan_shards(Path(input_path), shard_size)
-    futures = [validate_shard_task.submit(input_path, run_dir, shard) for shard in shards]
-    by_index: dict[int, ShardStats] = {}
-    for future in as_completed(futures):
-        stats = future.result()
-        by_index[stats.index] = stats
-    ordered = [by_index[shard.index] for shard in shards]
-    config = ValidateConfig(shard_size=shard_size, runner=runner)
-    return finish_run(
-        Path(input_path), Path(run_dir), shards, ordered, config, time.perf_counter() - started
-    )
+    return run_validation(Path(input_path), Path(run_dir), shard_size, prefect_shards, runner)
 
 
 @dataclass(frozen=True)
@@ -146,7 +137,7 @@ def _run_validate(
     if on_shard is not None:
 
         def report(path: Path) -> None:
-            on_shard(ShardStats(**json.loads(path.read_text(encoding="utf-8"))))
+            on_shard(ShardStats.from_json(path.read_text(encoding="utf-8")))
 
     with (
         _flow_settings(),
@@ -156,20 +147,6 @@ def _run_validate(
             str(input_path), str(run_dir), shard_size, f"prefect-{runner.kind}"
         )
     return section
-
-
-@task(name="evolve-shard", retries=1, retry_delay_seconds=[2])
-def evolve_shard_task(
-    job: ShardJob, settings: EvolveSettings, llm: LLMConfig | None
-) -> EvolveShardStats:
-    return run_shard(job, settings, llm)
-
-
-def _prefect_shards(
-    jobs: list[ShardJob], settings: EvolveSettings, llm: LLMConfig | None
-) -> list[EvolveShardStats]:
-    futures = [evolve_shard_task.submit(job, settings, llm) for job in jobs]
-    return [future.result() for future in futures]
 
 
 @flow(
@@ -194,7 +171,7 @@ def evolve_flow(
         file = Path(llm_config_file) if llm_config_file else None
         llm = LLMConfig.load(overrides=llm_settings, config_file=file)
     seeds = list(read_records(Path(seeds_path), Task))
-    return evolve(seeds, Path(run_dir), settings, llm, runner=_prefect_shards)
+    return evolve(seeds, Path(run_dir), settings, llm, runner=prefect_shards)
 
 
 def run_evolve_flow(

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 
 from pipeline.evolve.candidate import Candidate
@@ -51,6 +52,7 @@ from pipeline.manifest import (
 from pipeline.models import Rejection, RejectionCode, Stage, Task, content_hash
 from pipeline.rundir import RunDir, StageDir
 from pipeline.runguard import claim, run_lock
+from pipeline.shards import ShardRunner, ShardSlot, merge_in_order, process_once, run_inline
 from pipeline.validate.chain import validate_task
 
 
@@ -102,6 +104,9 @@ class ShardStats:
     judge: dict[str, object] = field(default_factory=dict)  # judge.JudgeStats.as_dict()
     seconds: float = 0.0
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
     @classmethod
     def from_json(cls, text: str) -> ShardStats:
         data = json.loads(text)
@@ -152,11 +157,15 @@ def _with_round(task: Task, round_no: int) -> Task:
 
 
 def run_shard(job: ShardJob, settings: EvolveSettings, llm: LLMConfig | None) -> ShardStats:
-    """Apply the operators to one shard of parents, validate, repair, judge; write outputs."""
-    folder = Path(job.folder)
-    stats_file = folder / f"{job.index:05d}.stats.json"
-    if stats_file.exists():
-        return ShardStats.from_json(stats_file.read_text(encoding="utf-8"))
+    """Apply the operators to one shard of parents, validate, repair, judge; write outputs (a
+    finished shard is not redone)."""
+    slot = ShardSlot(Path(job.folder), job.index)
+    return process_once(slot, ShardStats.from_json, lambda: _grow(job, settings, llm))
+
+
+def _grow(
+    job: ShardJob, settings: EvolveSettings, llm: LLMConfig | None
+) -> tuple[dict[str, str], ShardStats]:
     started = time.perf_counter()
     parents = list(read_records(Path(job.parents_file), Task))[job.start : job.stop]
     rng = random.Random(f"{settings.seed}:{job.round_no}:{job.index}")
@@ -197,11 +206,12 @@ def run_shard(job: ShardJob, settings: EvolveSettings, llm: LLMConfig | None) ->
         for c, r in rejected
         if c.task is not None and isinstance(r, Rejection) and c.task.id == r.sample_id
     ]
-    write_atomic(folder / f"{job.index:05d}.accepted.jsonl", _jsonl(good))
-    write_atomic(folder / f"{job.index:05d}.rejected.jsonl", _jsonl(bad))
-    write_atomic(folder / f"{job.index:05d}.rejected_tasks.jsonl", _jsonl(_unique(bad_tasks)))
-    write_atomic(stats_file, json.dumps(asdict(stats)))
-    return stats
+    outputs = {
+        "accepted": _jsonl(good),
+        "rejected": _jsonl(bad),
+        "rejected_tasks": _jsonl(_unique(bad_tasks)),
+    }
+    return outputs, stats
 
 
 Outcome = tuple[Candidate, Task | Rejection]
@@ -311,15 +321,6 @@ def _jsonl(records: Sequence[Task | Rejection]) -> str:
     return "".join(record.model_dump_json() + "\n" for record in records)
 
 
-ShardRunner = Callable[[list[ShardJob], EvolveSettings, LLMConfig | None], list[ShardStats]]
-
-
-def run_inline(
-    jobs: list[ShardJob], settings: EvolveSettings, llm: LLMConfig | None
-) -> list[ShardStats]:
-    return [run_shard(job, settings, llm) for job in jobs]
-
-
 def claim_inputs(base: Path, seeds: Sequence[Task], settings: EvolveSettings) -> None:
     """Record what this run evolves from, or refuse to resume from other seeds or settings."""
     inputs = {
@@ -389,12 +390,59 @@ def _dedupe(paths: Sequence[Path]) -> tuple[list[str], int]:
     return lines, duplicates
 
 
+@dataclass
+class _Totals:
+    """The shards' stats summed over every round, for the manifest."""
+
+    codes: Counter[str]
+    operators: dict[str, OperatorStats] = field(default_factory=dict)
+    usage: dict[str, Counter[str]] = field(default_factory=dict)
+    judged: list[dict[str, object]] = field(default_factory=list)  # each shard's judge record
+
+    def add(self, stats: ShardStats) -> None:
+        for name, record in stats.operators.items():
+            total = self.operators.setdefault(name, OperatorStats())
+            for key, value in asdict(record).items():
+                setattr(total, key, getattr(total, key) + value)
+        self.codes.update(stats.codes)
+        for stage, counters in stats.usage.items():
+            self.usage.setdefault(stage, Counter()).update(counters)
+        self.judged.append(stats.judge)
+
+
+def _plan_round(round_no: int, frontier: Path, folder: StageDir, size: int) -> list[ShardJob]:
+    """The round's jobs: the previous round's new tasks (the frontier), ``size`` per shard."""
+    parents = frontier.read_text(encoding="utf-8").count("\n")
+    return [
+        ShardJob(
+            round_no, index, str(frontier), start, min(start + size, parents), str(folder.shards)
+        )
+        for index, start in enumerate(range(0, parents, size))
+    ]
+
+
+def _merge_round(
+    folder: StageDir, jobs: Sequence[ShardJob], earlier: Sequence[Path]
+) -> tuple[int, int]:
+    """Join the round's shards in order; a task already accepted (in this round or in the
+    ``earlier`` files) is kept once. Returns (new tasks, accepted candidates merged away)."""
+    slots = [ShardSlot(folder.shards, job.index) for job in jobs]
+    lines, repeated = _dedupe([slot.output("accepted") for slot in slots])
+    known, _ = _dedupe(earlier)
+    known_ids = {json.loads(line)["id"] for line in known}
+    fresh = [line for line in lines if json.loads(line)["id"] not in known_ids]
+    write_atomic(folder.accepted, "".join(line + "\n" for line in fresh))
+    merge_in_order(slots, "rejected", folder.rejected)
+    merge_in_order(slots, "rejected_tasks", folder.rejected_tasks)
+    return len(fresh), repeated + len(lines) - len(fresh)
+
+
 def evolve(
     seeds: Sequence[Task],
     run_dir: Path,
     settings: EvolveSettings,
     llm: LLMConfig | None = None,
-    runner: ShardRunner = run_inline,
+    runner: ShardRunner[ShardJob, ShardStats] = run_inline,
     on_round: Callable[[int, int], None] | None = None,
 ) -> EvolveSection:
     """Run the rounds; returns the section recorded in the run's manifest."""
@@ -407,7 +455,7 @@ def _evolve(
     run_dir: Path,
     settings: EvolveSettings,
     llm: LLMConfig | None,
-    runner: ShardRunner,
+    runner: ShardRunner[ShardJob, ShardStats],
     on_round: Callable[[int, int], None] | None,
 ) -> EvolveSection:
     started = time.perf_counter()
@@ -420,62 +468,27 @@ def _evolve(
     rejected_files = [run.round(0).rejected]
     rejected_task_files = [run.round(0).rejected_tasks]
     frontier = run.round(0).accepted
-    per_operator: dict[str, OperatorStats] = {}
-    judged: list[dict[str, object]] = []  # each shard's judge record
-    codes: Counter[str] = Counter(_codes_in(run.round(0).rejected))
-    usage: dict[str, Counter[str]] = {}
+    totals = _Totals(codes=Counter(_codes_in(run.round(0).rejected)))
+    process = partial(run_shard, settings=settings, llm=llm)
     new_total = 0
     rounds_done = 0
     merged = 0
     for round_no in range(1, settings.rounds + 1):
         if new_total >= settings.target:
             break
-        folder = run.round(round_no).path
-        parents = frontier.read_text(encoding="utf-8").count("\n")
-        if parents == 0:
+        round_dir = run.round(round_no)
+        jobs = _plan_round(round_no, frontier, round_dir, settings.shard_size)
+        if not jobs:
             break
-        jobs = [
-            ShardJob(
-                round_no,
-                index,
-                str(frontier),
-                start,
-                min(start + settings.shard_size, parents),
-                str(StageDir(folder).shards),
-            )
-            for index, start in enumerate(range(0, parents, settings.shard_size))
-        ]
-        shard_stats = runner(jobs, settings, llm)
-        for stats in shard_stats:
-            for name, record in stats.operators.items():
-                total = per_operator.setdefault(name, OperatorStats())
-                for key, value in asdict(record).items():
-                    setattr(total, key, getattr(total, key) + value)
-            codes.update(stats.codes)
-            for stage, counters in stats.usage.items():
-                usage.setdefault(stage, Counter()).update(counters)
-            judged.append(stats.judge)
-        round_dir = StageDir(folder)
-        shard_dir = round_dir.shards
-        lines, repeated = _dedupe([shard_dir / f"{job.index:05d}.accepted.jsonl" for job in jobs])
-        known, _ = _dedupe(accepted_files)
-        known_ids = {json.loads(line)["id"] for line in known}
-        fresh = [line for line in lines if json.loads(line)["id"] not in known_ids]
-        merged += repeated + len(lines) - len(fresh)
-        write_atomic(round_dir.accepted, "".join(line + "\n" for line in fresh))
-        write_parts(
-            [shard_dir / f"{job.index:05d}.rejected.jsonl" for job in jobs],
-            round_dir.rejected,
-        )
+        for stats in runner(process, jobs):
+            totals.add(stats)
+        fresh, repeats = _merge_round(round_dir, jobs, accepted_files)
+        merged += repeats
         accepted_files.append(round_dir.accepted)
-        write_parts(
-            [shard_dir / f"{job.index:05d}.rejected_tasks.jsonl" for job in jobs],
-            round_dir.rejected_tasks,
-        )
         rejected_files.append(round_dir.rejected)
         rejected_task_files.append(round_dir.rejected_tasks)
         frontier = round_dir.accepted
-        new_total += len(fresh)
+        new_total += fresh
         rounds_done = round_no
         if on_round is not None:
             on_round(round_no, new_total)
@@ -499,7 +512,7 @@ def _evolve(
             evolved=len(evolved),
             rejected=rejected_total,
             duplicates_merged=merged,
-            rejected_by_code=dict(codes.most_common()),
+            rejected_by_code=dict(totals.codes.most_common()),
         ),
         operators={
             name: OperatorRecord(
@@ -508,10 +521,10 @@ def _evolve(
                 if record.generated
                 else None,
             )
-            for name, record in sorted(per_operator.items())
+            for name, record in sorted(totals.operators.items())
         },
-        token_usage={stage: dict(counter) for stage, counter in sorted(usage.items())},
-        judge=_judge_record(settings, llm, judged),
+        token_usage={stage: dict(counter) for stage, counter in sorted(totals.usage.items())},
+        judge=_judge_record(settings, llm, totals.judged),
         seconds=round(time.perf_counter() - started, 3),
     )
     record_section(run_dir, section)

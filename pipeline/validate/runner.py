@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from pipeline.manifest import (
 from pipeline.models import Rejection, RejectionCode
 from pipeline.rundir import RunDir
 from pipeline.runguard import claim, run_lock
+from pipeline.shards import ShardRunner, ShardSlot, process_once, run_inline
 from pipeline.validate.chain import validate_line
 
 DEFAULT_SHARD_SIZE = 1000
@@ -47,10 +49,6 @@ class Shard:
     end: int  # byte offset after its last line
     lines: int
 
-    @property
-    def stem(self) -> str:
-        return f"{self.index:05d}"
-
 
 @dataclass
 class ShardStats:
@@ -60,6 +58,13 @@ class ShardStats:
     codes: dict[str, int] = field(default_factory=dict)
     stages: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ShardStats:
+        return cls(**json.loads(text))
 
 
 def plan_shards(path: Path, shard_size: int = DEFAULT_SHARD_SIZE) -> list[Shard]:
@@ -94,22 +99,20 @@ def _shard_lines(path: Path, shard: Shard) -> Iterator[bytes]:
                 yield line.rstrip(b"\r\n")  # decoded by validate_line, which rejects bad UTF-8
 
 
-def _shard_dir(run_dir: Path) -> Path:
-    return RunDir(run_dir).shards
-
-
-def shard_done(run_dir: Path, shard: Shard) -> ShardStats | None:
-    stats = _shard_dir(run_dir) / f"{shard.stem}.stats.json"
-    if not stats.exists():
-        return None
-    return ShardStats(**json.loads(stats.read_text(encoding="utf-8")))
+def _slot(run_dir: Path, index: int) -> ShardSlot:
+    return ShardSlot(RunDir(run_dir).shards, index)
 
 
 def validate_shard(input_path: Path, run_dir: Path, shard: Shard) -> ShardStats:
     """Validate one shard and write its outputs; a finished shard is not redone."""
-    done = shard_done(run_dir, shard)
-    if done is not None:
-        return done
+    return process_once(
+        _slot(run_dir, shard.index),
+        ShardStats.from_json,
+        lambda: _validate_lines(input_path, shard),
+    )
+
+
+def _validate_lines(input_path: Path, shard: Shard) -> tuple[dict[str, str], ShardStats]:
     started = time.perf_counter()
     stats = ShardStats(shard.index)
     accepted: list[str] = []
@@ -127,11 +130,7 @@ def validate_shard(input_path: Path, run_dir: Path, shard: Shard) -> ShardStats:
     stats.accepted, stats.rejected = len(accepted), len(rejected)
     stats.codes, stats.stages = dict(codes), dict(stages)
     stats.seconds = round(time.perf_counter() - started, 4)
-    folder = _shard_dir(run_dir)
-    write_atomic(folder / f"{shard.stem}.accepted.jsonl", "".join(accepted))
-    write_atomic(folder / f"{shard.stem}.rejected.jsonl", "".join(rejected))
-    write_atomic(folder / f"{shard.stem}.stats.json", json.dumps(asdict(stats)))
-    return stats
+    return {"accepted": "".join(accepted), "rejected": "".join(rejected)}, stats
 
 
 def _write_unique(parts: list[Path], target: Path) -> Path:
@@ -188,15 +187,10 @@ def finish_run(
     seconds: float,
 ) -> ValidateSection:
     """Merge shard outputs in input order and record the manifest's validate section."""
-    folder = _shard_dir(run_dir)
+    slots = [_slot(run_dir, shard.index) for shard in shards]
     run_dir.mkdir(parents=True, exist_ok=True)
-    repeats = _write_unique(
-        [folder / f"{s.stem}.accepted.jsonl" for s in shards], RunDir(run_dir).accepted
-    )
-    write_parts(
-        [*(folder / f"{s.stem}.rejected.jsonl" for s in shards), repeats],
-        RunDir(run_dir).rejected,
-    )
+    repeats = _write_unique([slot.output("accepted") for slot in slots], RunDir(run_dir).accepted)
+    write_parts([*(slot.output("rejected") for slot in slots), repeats], RunDir(run_dir).rejected)
     codes: Counter[str] = Counter()
     stages: Counter[str] = Counter()
     for item in stats:
@@ -252,15 +246,23 @@ def validate_file(
 ) -> ValidateSection:
     """Validate in this process, shard after shard (the flow runs the same shards as tasks)."""
     with run_lock(run_dir):
-        started = time.perf_counter()
         claim_run(input_path, run_dir, shard_size)
-        shards = plan_shards(input_path, shard_size)
-        stats = []
-        for shard in shards:
-            result = validate_shard(input_path, run_dir, shard)
-            stats.append(result)
-            if on_shard is not None:
-                on_shard(result)
-        config = ValidateConfig(shard_size=shard_size, runner="inline")
-        seconds = time.perf_counter() - started
-        return finish_run(input_path, run_dir, shards, stats, config, seconds)
+        inline = partial(run_inline, on_done=on_shard)
+        return run_validation(input_path, run_dir, shard_size, inline, "inline")
+
+
+def run_validation(
+    input_path: Path,
+    run_dir: Path,
+    shard_size: int,
+    runner: ShardRunner[Shard, ShardStats],
+    runner_name: str,
+) -> ValidateSection:
+    """The validate stage: plan byte-range shards, process them with ``runner``, merge them in
+    input order and record the manifest's section (``runner_name`` says what ran them)."""
+    started = time.perf_counter()
+    shards = plan_shards(input_path, shard_size)
+    stats = runner(partial(validate_shard, input_path, run_dir), shards)
+    config = ValidateConfig(shard_size=shard_size, runner=runner_name)
+    seconds = time.perf_counter() - started
+    return finish_run(input_path, run_dir, shards, stats, config, seconds)
