@@ -301,6 +301,13 @@ class OpenAIAgent:
                 # the model sent its running calls again: it is waiting for them, so it waits
                 self._show_as_wait()
                 return [WaitAction()]
+            if observation.pending and not self._replies:
+                # nothing call-shaped while calls run (the 1.5B model answered such turns with
+                # an empty message): a wait, not an unusable reply — each one takes a result
+                # off the queue, so they cannot go on for ever
+                self._note = "Your reply made no call, so it counted as a wait."
+                self._show_as_wait()
+                return [WaitAction()]
             self.invalid_streak += 1
             problem = self._problem(result)
             self._log(observation, "invalid_reply", problem, result)

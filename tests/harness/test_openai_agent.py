@@ -337,6 +337,12 @@ class ScriptedModel:
                 if (task_id, step.id) not in issued and ready:
                     calls.append({"tool": _tool_name(step.tool), "task_id": alias_of[task_id],
                                   "arguments": dict(step.arguments)})  # fmt: skip
+        if style == "silent" and any(
+            (task_id, step.id) in issued and (task_id, step.id) not in delivered
+            for task_id in unfinished
+            for step in self.tasks[task_id].calls
+        ):
+            return ""  # says nothing while any call runs
         if style == "resend":  # sends every call still running again, then the new ones
             running = [
                 {
@@ -593,6 +599,27 @@ def test_calls_still_running_are_not_sent_twice(instances: list[Instance], tmp_p
         for body in bodies
         for m in body["messages"]
     )  # a reply of copies only is shown as the wait it counted as
+
+
+def test_an_empty_reply_while_calls_run_is_a_wait(
+    instances: list[Instance], tmp_path: Path
+) -> None:
+    """The 1.5B model answered turns with running calls with an empty message: each is a wait
+    (shown as one), never one of the unusable replies that stop the agent."""
+    styles = {instance.tasks[0].id: "silent" for instance in instances}
+    server = ToolCallingServer(answer=ScriptedModel(instances, styles))
+    with server as url:
+        scores, _ = _run(instances, _config(url, tmp_path), tmp_path / "run")
+        bodies = server.bodies
+    _solved_exactly(scores, instances)
+    for instance in instances:
+        events = _events(tmp_path / "run", instance)
+        silent = [e for e in events if e["event"] == "model_reply" and e["path"] == "none"]
+        assert len(silent) > 2  # the 2 scripted unusable replies and the empty ones
+        invalid = [e for e in events if e["event"] == "invalid_reply"]
+        assert len(invalid) == 2  # only the scripted unusable replies
+    told = "\n".join(m["content"] or "" for b in bodies for m in b["messages"])
+    assert "Your reply made no call, so it counted as a wait." in told
 
 
 def test_only_the_tools_of_the_tasks_environments(
