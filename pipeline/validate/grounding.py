@@ -2,8 +2,8 @@
 
 An agent sees the question and what its calls return, nothing else. So a literal argument must
 be stated in the question, returned by an earlier call, offered by the tool's own schema (an
-enum choice, the parameter's default, a value quoted in its description, a number its
-documentation states), or composed from such pieces by the rules below. A value that only sits
+enum choice, the parameter's default, a value quoted or a number stated in the parameter's
+description), or composed from such pieces by the rules below. A value that only sits
 in the hidden initial state (an access token no call returns and the question never states) is
 rejected as ``grounding.hidden_state``; a value found nowhere as
 ``grounding.ungrounded_argument``.
@@ -30,6 +30,8 @@ Matching rules (and nothing else):
   two numbers of the documentation (the bounds of "priority from 1 to 5") ground no third;
   operands are numbers of the question, of the documentation and numeric fields of results,
   never numbers inside returned text (a long status text's "AudioVolume: 15" is no fuel level);
+- "the last line", "the first entry" (a singular noun after last/first/top ...) state the
+  count 1; "the last lines" states none;
 - booleans and ``None`` are flags, always grounded; an argument declared in ``bindings`` is
   grounded by its producer.
 """
@@ -57,6 +59,12 @@ _WORDS = [
 ]  # fmt: skip
 _WORD_NUMBER = re.compile(rf"\b(?:{'|'.join(_WORDS)})\b", re.IGNORECASE)
 _PIECES = re.compile(r"[\s,;:|/]+")
+#: "the last line", "the first entry": a count of one, stated by a singular noun
+_ONE_PICKED = re.compile(
+    r"\b(?:the|its|my)\s+(?:very\s+)?(?:last|first|final|top|latest|newest|oldest)\s+"
+    r"(?!\w+s\b)[a-z]+\b(?!\s+(?:of|in|from)\s+(?:the|each|every)\s+\w+s\b)",
+    re.IGNORECASE,
+)
 #: a span the question puts in quotes (an apostrophe inside a word does not end it)
 _QUOTED = re.compile(r"(?<!\w)'([^'\n]+?)'(?!\w)|\"([^\"\n]+)\"")
 #: pairwise arithmetic is tried only below this many observed numbers (it is quadratic)
@@ -129,6 +137,8 @@ class Sources:
         self._texts: list[str] = [self.question]
         self._keys: set[str] = set()
         self._numbers: set[float] = set(numbers_in(question))
+        if _ONE_PICKED.search(question):
+            self._numbers.add(1.0)  # "the last line" asks for one line; "the last lines" not
         self._lists: list[list[Any]] = []
         self._derived: set[float] | None = None
         self._documented: set[float] = set()
@@ -160,12 +170,13 @@ class Sources:
                     self._numbers |= numbers_in(leaf)
 
     def add_numbers(self, numbers: Iterable[float]) -> None:
-        """Numbers the tools' documentation states: usable as they are, but arithmetic needs
-        one operand the question or a call states (5 - 1 from "priority 1 to 5" is no
-        request for priority 4)."""
+        """Numbers the tools' documentation states: operands of arithmetic with a number a
+        call returned (the tank's capacity minus its level), never values by themselves: "fill
+        the tank" is no request to add the tank's whole capacity of 50 gallons to what is
+        already in it. A parameter's own documentation offers its values directly
+        (:func:`schema_offers`: "from 0 to 1 (fully)" grounds pressing the pedal to 1)."""
         self._derived = None
         self._documented.update(numbers)
-        self._numbers.update(self._documented)
 
     def _collect_lists(self, value: Any) -> None:
         if isinstance(value, list):
@@ -253,6 +264,8 @@ def schema_offers(schema: dict[str, Any], value: Any) -> bool:
         and (f"'{value}'" in description or f'"{value}"' in description)
     ):
         return True
+    if _is_number(value) and _float(value) in numbers_in(description):
+        return True  # "from 0 (not at all) to 1 (fully)" offers 1
     options = list(schema.get("enum", []))
     for branch in schema.get("anyOf", []) + [schema.get("items", {})]:
         if isinstance(branch, dict):

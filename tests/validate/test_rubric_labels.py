@@ -307,6 +307,24 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
         RejectionCode.QUESTION_UNUSED_VALUE,
     ),
     (
+        "ungrounded: 'fill the tank' as the tank's documented capacity, no level read",
+        _task(
+            "Fill my car's fuel tank up to full, then show me the fuel level.",
+            ["vehicle"],
+            [
+                {"id": "s1", "tool": "vehicle.fillFuelTank", "arguments": {"fuelAmount": 50}},
+                {
+                    "id": "s2",
+                    "tool": "vehicle.displayCarStatus",
+                    "arguments": {"option": "fuel"},
+                    "depends_on": ["s1"],
+                },
+            ],
+            {"vehicle": {"fuelLevel": 0.0}},
+        ),
+        RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
+    ),
+    (
         "ungrounded: a number derived from two numbers of the documentation only",
         _task(
             "Log me in to the ticket system as 'tomas' with password 'SecurePass123', then open "
@@ -584,6 +602,25 @@ def test_the_sentence_asking_for_ls_with_its_call_is_accepted() -> None:
             {"id": "s4", "tool": "filesystem.ls", "arguments": {}, "depends_on": ["s3"]},
         ],
         _FS,
+    )
+    verdict = validate_task(task)
+    assert verdict.accepted, verdict.rejection
+
+
+def test_filling_the_room_a_level_read_shows_is_grounded() -> None:
+    task = _task(
+        "Show me my fuel level, then fill the tank up to full.",
+        ["vehicle"],
+        [
+            {"id": "s1", "tool": "vehicle.displayCarStatus", "arguments": {"option": "fuel"}},
+            {
+                "id": "s2",
+                "tool": "vehicle.fillFuelTank",
+                "arguments": {"fuelAmount": 40.0},
+                "depends_on": ["s1"],
+            },
+        ],
+        {"vehicle": {"fuelLevel": 10.0}},
     )
     verdict = validate_task(task)
     assert verdict.accepted, verdict.rejection
