@@ -48,7 +48,7 @@ CONDITION = re.compile(
     # "verify if", "see if", "tell me if": an indirect question (whether), not a condition
     r"(?<!verify )(?<!check )(?<!see )(?<!know )(?<!ask )(?<!tell me )(?<!determine )"
     r"(?<!confirm )(?<!wonder )(?<!out )"
-    r"\b(?:if|unless|in case|only when|whenever|should (?:any|the|it|its|my|one|there)"
+    r"\b(?:if|unless|in case|only when|whenever|should (?:any|the|it|its|my|one|there|i|you|we|a|an|this|that)"
     # "once you locate the file, read it": the reading waits for the finding
     r"|once (?:you|you've|you're|it|it's|the|that|this|i|i've|we|everything|all)"
     r"|(?:check|verify|confirm) (?:that|whether))\b"

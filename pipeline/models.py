@@ -251,6 +251,8 @@ class RejectionCode(StrEnum):
     QUESTION_UNUSED_VALUE = "question.unused_value"
     #: the question calls a directory, file, table or buffer new that exists before any call
     QUESTION_FALSE_PREMISE = "question.false_premise"
+    #: the question asks for a tool by its phrase ("guide me to the shop") that no call uses
+    QUESTION_UNSERVED_REQUEST = "question.unserved_request"
     MINIMALITY_REDUNDANT_CALL = "minimality.redundant_call"
     #: the same calls as the parent or an accepted sibling, and a question barely reworded
     EVOLVE_NEAR_COPY = "evolve.near_copy"

@@ -42,6 +42,7 @@ class _ToolMark:
     latency: float
     returns: tuple[tuple[str, Sem], ...] = ()
     ends_session: bool = False
+    asked_by: tuple[str, ...] = ()
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,14 +56,24 @@ def tool(
     latency: float,
     returns: Mapping[str, Sem] | None = None,
     ends_session: bool = False,
+    asked_by: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Mark a method as a tool: ``kind`` says whether it changes state, ``latency`` is its
     default simulated response time in seconds (see docs/latency.md for the reasoning),
     ``returns`` gives the semantic type of each result field by path pattern (see
     :mod:`pipeline.semantics`), and ``ends_session`` marks a log-out: a user who asks to log
-    out after other steps means after them, whether or not those steps need the session."""
+    out after other steps means after them, whether or not those steps need the session.
+    ``asked_by`` lists phrases (lower case, whole words) that ask for this tool and nothing else
+    among its environment's tools: a question that says one, outside a condition, must call it
+    (``question.unserved_request``)."""
 
-    mark = _ToolMark(ToolKind(kind), float(latency), tuple((returns or {}).items()), ends_session)
+    mark = _ToolMark(
+        ToolKind(kind),
+        float(latency),
+        tuple((returns or {}).items()),
+        ends_session,
+        tuple(phrase.lower() for phrase in asked_by),
+    )
 
     def decorate(fn: F) -> F:
         setattr(fn, _TOOL_MARK, mark)
@@ -201,6 +212,8 @@ class ToolSpec:
     result_types: tuple[tuple[str, Sem], ...] = ()
     #: a log-out: it comes after every earlier call of its environment
     ends_session: bool = False
+    #: phrases that ask for this tool and no other of its environment ("guide me to")
+    asked_by: tuple[str, ...] = ()
     #: pydantic field definitions of the arguments; the model and its schema are built on first
     #: use, so importing the environments (every process, ``asynctool --help``) stays cheap
     arg_fields: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -281,6 +294,7 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         arg_fields=fields,
         model_name=f"{owner.__name__}_{attr}_args",
         ends_session=mark.ends_session,
+        asked_by=mark.asked_by,
     )
 
 

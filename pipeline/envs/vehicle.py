@@ -639,7 +639,16 @@ class Vehicle(Environment[VehicleState]):
         """Find the address of the nearest tyre shop."""
         return {"shopLocation": TIRE_SHOP}
 
-    @tool(ToolKind.WRITE, _ONLINE, returns={"status": Sem.MESSAGE})
+    @tool(
+        ToolKind.WRITE,
+        _ONLINE,
+        returns={"status": Sem.MESSAGE},
+        asked_by=(
+            "navigate me", "navigate us", "navigate there", "start navigation", "set navigation",
+            "navigation to", "guide me", "guide us", "take me to", "take us to", "drive me to",
+            "directions to", "swing by",
+        ),
+    )  # fmt: skip
     def set_navigation(self, destination: Annotated[str, Sem.ADDRESS]) -> dict[str, JsonValue]:
         """Start navigating to an address.
 

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pipeline.conditions import alternatives, place_calls, sentences
-from pipeline.envs import ToolError, resolve_tool
+from pipeline.conditions import CONDITION, alternatives, place_calls, sentences
+from pipeline.envs import ToolError, get_env_class, resolve_tool
 from pipeline.jsontree import keys, scalars
 from pipeline.models import Evidence, RejectionCode
 from pipeline.semantics import Sem
@@ -1177,12 +1177,53 @@ def check_false_premise(ctx: ValidationContext, text: QuestionText) -> None:
 
 # ----- the check ------------------------------------------------------------------------------
 
+# ----- requests no call serves --------------------------------------------------------------
+
+#: words before a phrase that take the request back ("no need to navigate", "without guiding")
+_WAIVED = re.compile(r"\b(?:no need to|don't|do not|without|never|not)\s+(?:\w+\s+)?$")
+
+
+def check_unserved_request(ctx: ValidationContext, text: QuestionText) -> None:
+    """A phrase that asks for one tool ("guide me to the shop" for ``set_navigation``, declared
+    with ``@tool(asked_by=...)``) needs a call of it. Sentences with a condition are skipped:
+    whether the step is due depends on a value, and a false condition rightly leaves it out."""
+    called = {call.tool for call in ctx.task.calls}
+    for env_name in ctx.task.envs:
+        try:
+            specs = get_env_class(env_name).tool_specs().values()
+        except KeyError:
+            continue
+        for spec in specs:
+            if not spec.asked_by or f"{env_name}.{spec.name}" in called:
+                continue
+            for phrase in spec.asked_by:
+                for found in re.finditer(rf"\b{re.escape(phrase)}\b", text.lower):
+                    sentence = _sentence_around(text.lower, found.start())
+                    before = text.lower[max(found.start() - 30, 0) : found.start()]
+                    if CONDITION.search(sentence) or _WAIVED.search(before):
+                        continue
+                    raise _reject(
+                        RejectionCode.QUESTION_UNSERVED_REQUEST,
+                        f"the question asks to {phrase!r} (a request for {env_name}.{spec.name})"
+                        ", but no call does it",
+                        sentence.strip()[:200],
+                    )
+
+
+def _sentence_around(lower: str, position: int) -> str:
+    start = max(lower.rfind(mark, 0, position) for mark in (". ", "? ", "! ", "; "))
+    ends = [lower.find(mark, position) for mark in (". ", "? ", "! ", "; ")]
+    end = min((e for e in ends if e >= 0), default=len(lower))
+    return lower[start + 1 : end + 1]
+
+
 _CHECKS = (
     check_template_artefact,
     check_context_dependent,
     check_no_request,
     check_format_lost,
     check_false_premise,
+    check_unserved_request,
 )
 
 

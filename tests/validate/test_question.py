@@ -157,7 +157,42 @@ def order_task(question: str) -> Task:
     )
 
 
+def shop_task(question: str, conditional: bool = False) -> Task:
+    """Check the tyres, then look up the nearest tyre shop (after the check when
+    ``conditional``)."""
+    return _task(
+        question,
+        ["vehicle"],
+        [
+            {"id": "s1", "tool": "vehicle.check_tire_pressure", "arguments": {}},
+            {
+                "id": "s2",
+                "tool": "vehicle.find_nearest_tire_shop",
+                "arguments": {},
+                "depends_on": ["s1"] if conditional else [],
+            },
+        ],
+        {"vehicle": {}},
+    )
+
+
 FLAWED: list[tuple[str, Task, RejectionCode]] = [
+    # -- a request worded for a tool that no call uses
+    (
+        "guided to a shop with no navigation",
+        shop_task("Check my tyre pressure, then find the nearest tyre shop and guide me there."),
+        RejectionCode.QUESTION_UNSERVED_REQUEST,
+    ),
+    (
+        "taken to a shop with no navigation",
+        shop_task("Check my tyre pressure. Find the nearest tyre shop and take me to it."),
+        RejectionCode.QUESTION_UNSERVED_REQUEST,
+    ),
+    (
+        "directions asked for, none set",
+        shop_task("Check my tyre pressure and give me directions to the nearest tyre shop."),
+        RejectionCode.QUESTION_UNSERVED_REQUEST,
+    ),
     # -- something called new that the state already holds (no call creates it)
     (
         "a new directory that exists",
@@ -329,6 +364,18 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
 ]
 
 SOUND: list[tuple[str, Task]] = [
+    (
+        "a navigation that a condition may leave out",
+        shop_task(
+            "Check my tyre pressure; if any tyre is under 30 PSI, find the nearest tyre shop "
+            "and guide me there.",
+            conditional=True,
+        ),
+    ),
+    (
+        "a navigation the user waives",
+        shop_task("Check my tyre pressure and find the nearest tyre shop; no need to guide me."),
+    ),
     (
         "'new' for a file the call writes, beside an existing folder",
         copy_task(
