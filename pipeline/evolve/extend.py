@@ -26,6 +26,7 @@ badly and left the reader to map steps to a free-form question.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import re
 from collections.abc import Iterator
@@ -205,13 +206,28 @@ def extend(task: Task, rng: random.Random, verbaliser: Verbaliser) -> Task | Non
     return None
 
 
-def _nothing_new(result: Any, arguments: dict[str, Any], earlier: list[Any]) -> bool:
-    """Whether every value a read returns was already known (an input or an earlier output)."""
+def _nothing_new(
+    result: Any, arguments: dict[str, Any], earlier: list[Any], stated: list[Call]
+) -> bool:
+    """Whether every value a read returns was already known: an input of this or an earlier
+    call, or an earlier output. JSON texts count by content, so flattening what step 1 had
+    unflattened (the user's own text back) or re-flattening with the keys sorted is no news."""
     known = [v for _, v in _leaves(arguments, named=False)]
+    known += [v for call in stated for _, v in _leaves(call.arguments, named=False)]
     known += [v for out in earlier for _, v in _leaves(out, named=False)]
-    keys = {repr(v) for v in known} | {repr(float(v)) for v in known if _is_number(v)}
-    values = [v for _, v in _leaves(result, named=False)]
-    return all(repr(v) in keys or (_is_number(v) and repr(float(v)) in keys) for v in values)
+    keys = {_content_key(v) for v in known}
+    return all(_content_key(v) in keys for _, v in _leaves(result, named=False))
+
+
+def _content_key(value: Any) -> str:
+    if _is_number(value):
+        return repr(float(value))
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return json.dumps(json.loads(value), sort_keys=True)
+        except ValueError:
+            pass
+    return repr(value)
 
 
 def _is_number(value: Any) -> bool:
@@ -234,7 +250,7 @@ def _try(
         result = envs[env_name].invoke(spec.name, arguments)
     except ToolError:
         return None
-    if spec.kind is ToolKind.READ and _nothing_new(result, arguments, outputs):
+    if spec.kind is ToolKind.READ and _nothing_new(result, arguments, outputs, task.calls):
         return None  # e.g. converting USD to USD: a step that tells the user nothing
     before, after = final_state[env_name], envs[env_name].snapshot()
     if spec.kind is ToolKind.WRITE and after == before:

@@ -372,3 +372,22 @@ def test_no_comparison_of_a_text_file_with_an_image() -> None:
     )
     kept = _attempt(task, "filesystem.diff", {"file_name1": "notes.txt", "file_name2": "draft.txt"})
     assert kept is not None and kept.calls[-1].tool == "filesystem.diff"
+
+
+def test_no_round_trip_back_to_a_text_already_known() -> None:
+    flat = '{"server.host": "db.local", "server.port": 5432, "debug": false}'
+    task = _task(
+        "data_format",
+        {},
+        [
+            Call(id="s1", tool="data_format.unflatten_record", arguments={"content": flat}),
+            Call(
+                id="s2",
+                tool="data_format.pretty_print_json",
+                arguments={"content": flat, "indent": 4, "sort_keys": True},
+            ),
+        ],
+    )
+    nested = replay(task).outcomes[0].result["content"]
+    # flattening what step 1 unflattened gives back the user's own text (keys in any order)
+    assert _attempt(task, "data_format.flatten_record", {"content": nested}) is None
