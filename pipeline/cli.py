@@ -374,13 +374,10 @@ def _publish_run_dir(args: argparse.Namespace) -> Path:
 
 
 def _cmd_compose(args: argparse.Namespace) -> int:
-    import json
-    from dataclasses import asdict
-
-    from pipeline.compose import ComposeSettings, ComposeTally, iter_instances
-    from pipeline.jsonl import read_records, write_atomic, write_records
-    from pipeline.manifest import ComposeSection, read_manifest, record_section
-    from pipeline.models import Task
+    from pipeline.compose import ComposeSettings
+    from pipeline.compose_stage import run_compose
+    from pipeline.manifest import read_manifest
+    from pipeline.shards import run_inline
 
     run_dir = _publish_run_dir(args)
     profiles = dict(
@@ -396,31 +393,21 @@ def _cmd_compose(args: argparse.Namespace) -> int:
         turn_cost=args.turn_cost,
         long_context_share=args.long_context_share,
     )
+    run = RunDir(run_dir)
     read_manifest(run_dir)  # an unreadable manifest is refused now, not after the work
-    tasks = list(read_records(RunDir(run_dir).evolved, Task))
+    if not run.evolved.is_file():
+        raise FileNotFoundError(f"{run.evolved} does not exist: run `asynctool evolve` first")
     if args.runner == "inline":
-        tally = ComposeTally()
-        count = write_records(RunDir(run_dir).instances, iter_instances(tasks, settings, tally))
-        summary = tally.summary()
+        section = run_compose(run_dir, settings, run_inline)
     else:
         from pipeline.flows import Runner, run_compose_flow
 
         _prefect_note(False)
         runner = Runner(args.runner, args.dask_address, args.dask_workers)
-        summary = run_compose_flow(run_dir, settings, runner)
-        count = summary.pop("instances")
-    left_out = summary.pop("long_context_left_out", [])
-    left_out_file = RunDir(run_dir).long_context_left_out
-    if settings.long_context_share > 0:
-        # every task kept out of long instances, with the rejection of its variant
-        write_atomic(left_out_file, "".join(json.dumps(item) + "\n" for item in left_out))
-        kept_in: str | None = str(left_out_file.relative_to(run_dir))
-    else:
-        left_out_file.unlink(missing_ok=True)  # from an earlier compose of this run
-        kept_in = None
-    section = ComposeSection.of(asdict(settings), count, summary, kept_in)
-    record_section(run_dir, section)
-    print(f"composed {count} instances {section.per_split} from {len(tasks)} tasks")
+        section = run_compose_flow(run_dir, settings, runner)
+    count = section.instances
+    tasks = run.evolved.read_text(encoding="utf-8").count("\n")
+    print(f"composed {count} instances {section.per_split} from {tasks} tasks")
     if count < args.count:
         print(f"note: the pool allowed only {count} of {args.count} instances")
     report = section.long_context
@@ -430,9 +417,9 @@ def _cmd_compose(args: argparse.Namespace) -> int:
             f"{report.tasks_checked} tasks, {report.tasks_lengthened} run long, "
             f"{report.tasks_without_mode} have no long-context mode, "
             f"{report.tasks_left_out} left out {report.left_out_by_code} "
-            f"(reasons in {left_out_file})"
+            f"(reasons in {run.long_context_left_out})"
         )
-    print(f"written to {RunDir(run_dir).instances}")
+    print(f"written to {run.instances}")
     return 0
 
 

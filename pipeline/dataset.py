@@ -10,17 +10,17 @@ compose multi-task instances; publish the Hugging Face dataset folder. Everythin
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.bfcl.importer import Granularity, ImportReport, import_bfcl, multi_turn_files
-from pipeline.compose import ComposeSettings, ComposeTally, iter_instances
+from pipeline.compose import ComposeSettings
+from pipeline.compose_stage import run_compose
 from pipeline.evolve.engine import EvolveSettings, evolve
 from pipeline.jsonl import read_records, write_records
 from pipeline.llm import LLMConfig
 from pipeline.manifest import (
-    ComposeSection,
     EvolveSection,
     GatherSection,
     ImportCounts,
@@ -32,6 +32,7 @@ from pipeline.models import Task
 from pipeline.names import DEFAULT_BFCL, new_run_id
 from pipeline.rundir import RunDir
 from pipeline.seeds import SEED_DIR, load_seeds
+from pipeline.shards import run_inline
 
 if TYPE_CHECKING:
     from pipeline.publish.counts import ReleaseCounts
@@ -117,11 +118,9 @@ def build_dataset(
     else:
         seeds = list(read_records(candidates, Task))
         evolve(seeds, run_dir, settings, llm)
-    tasks = list(read_records(RunDir(run_dir).evolved, Task))
-    tally = ComposeTally()
-    chosen = compose_settings or ComposeSettings()
-    count = write_records(RunDir(run_dir).instances, iter_instances(tasks, chosen, tally))
-    manifest = record_section(run_dir, ComposeSection.of(asdict(chosen), count, tally.summary()))
+    run_compose(run_dir, compose_settings or ComposeSettings(), run_inline)
+    manifest = read_manifest(run_dir)
+    assert manifest is not None  # every stage above recorded its section
     from pipeline.publish import publish_run  # datasets and pyarrow load only when publishing
 
     published = publish_run(run_dir, version)

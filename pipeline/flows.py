@@ -7,11 +7,10 @@ milliseconds; the work inside a shard is plain Python.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline.compose import ComposeSettings, ComposeTally, InstanceSpec, build_instance, iter_specs
+from pipeline.compose import ComposeSettings
+from pipeline.compose_stage import run_compose
 from pipeline.evolve.engine import EvolveSettings, claim_inputs, evolve
 from pipeline.harness.runner import run_many
 from pipeline.harness.scoring import EpisodeScore
 from pipeline.harness.sim import Mode
-from pipeline.jsonl import read_records, write_atomic, write_parts, write_records
+from pipeline.jsonl import read_records
 from pipeline.llm import LLMConfig
-from pipeline.manifest import EvolveSection, ValidateSection, read_manifest
+from pipeline.manifest import ComposeSection, EvolveSection, ValidateSection, read_manifest
 from pipeline.models import Task
 from pipeline.prefect_server import temporary_api
 from pipeline.rundir import RunDir
@@ -320,58 +320,19 @@ def run_eval_flow(
     return scores
 
 
-@task(name="compose-shard", retries=1, retry_delay_seconds=[2])
-def compose_shard_task(run_dir: str, start: int, stop: int, turn_cost: float, out_file: str) -> int:
-    """Build instances ``start:stop`` of the drawn specs into ``out_file`` (skip if done)."""
-    target = Path(out_file)
-    if target.exists():
-        return target.read_text(encoding="utf-8").count("\n")
-    text = RunDir(Path(run_dir)).compose_specs.read_text(encoding="utf-8")
-    lines = [line for line in text.split("\n") if line]  # not splitlines(): see engine._dedupe
-    specs = [_spec(json.loads(line)) for line in lines[start:stop]]
-    tasks = {task.id: task for task in read_records(RunDir(Path(run_dir)).evolved, Task)}
-    return write_records(target, (build_instance(spec, tasks, turn_cost) for spec in specs))
-
-
-def _spec(data: dict[str, Any]) -> InstanceSpec:
-    data["task_ids"] = tuple(data["task_ids"])
-    return InstanceSpec(**data)
-
-
 @flow(
     name="compose",
     task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
     validate_parameters=False,
 )
-def compose_flow(run_dir: str, settings: ComposeSettings, shard_size: int = 1000) -> dict[str, Any]:
+def compose_flow(run_dir: str, settings: ComposeSettings) -> ComposeSection:
     """Draw the instance specs here (sequential and cheap), build them in shard tasks (latency
     tables and exact bounds), then join the shards in order into ``instances.jsonl``."""
-    folder = Path(run_dir)
-    tasks = list(read_records(RunDir(folder).evolved, Task))
-    tally = ComposeTally()
-    specs = [json.dumps(asdict(spec)) + "\n" for spec in iter_specs(tasks, settings, tally)]
-    specs_file = RunDir(folder).compose_specs
-    if not specs_file.exists() or specs_file.read_text(encoding="utf-8") != "".join(specs):
-        # other draws than last time: built shards belong to those, so start them afresh
-        for stale in RunDir(folder).compose_shards.glob("*.jsonl"):
-            stale.unlink()
-        write_atomic(specs_file, "".join(specs))
-    parts = []
-    futures = []
-    for index, start in enumerate(range(0, len(specs), shard_size)):
-        part = RunDir(folder).compose_shards / f"{index:05d}.jsonl"
-        parts.append(part)
-        stop = min(start + shard_size, len(specs))
-        futures.append(
-            compose_shard_task.submit(run_dir, start, stop, settings.turn_cost, str(part))
-        )
-    count = sum(future.result() for future in futures)
-    write_parts(parts, RunDir(folder).instances)
-    return {"instances": count, **tally.summary()}
+    return run_compose(Path(run_dir), settings, prefect_shards)
 
 
-def run_compose_flow(run_dir: Path, settings: ComposeSettings, runner: Runner) -> dict[str, Any]:
+def run_compose_flow(run_dir: Path, settings: ComposeSettings, runner: Runner) -> ComposeSection:
     chosen = compose_flow.with_options(task_runner=runner.task_runner())
     with _flow_settings():
-        result: dict[str, Any] = chosen(str(run_dir), settings)
-    return result
+        section: ComposeSection = chosen(str(run_dir), settings)
+    return section
