@@ -42,6 +42,7 @@ from typing import Any
 
 from pipeline.budget import check_time
 from pipeline.conditions import control_edges, order_edges
+from pipeline.drawn_ids import rename, renaming
 from pipeline.envs import ToolError, ToolSpec, get_env_class, resolve_tool
 from pipeline.jsontree import leaves
 from pipeline.models import Call
@@ -309,22 +310,61 @@ def state_effects(
     initial_config: Mapping[str, Mapping[str, Any]],
     calls: Sequence[Call],
     baseline: Sequence[StepTrace],
+    final: Mapping[str, Any],
     only: Sequence[int] | None = None,
 ) -> list[set[int]]:
     """``affects[j]`` = indices of earlier same-environment calls whose removal changes call j
-    (looking only at the calls ``only`` lists, when given)."""
+    in a way that matters (:func:`changed_without`), looking only at the calls ``only`` lists,
+    when given. ``final`` is the state ``baseline`` ends in."""
     affects: list[set[int]] = [set() for _ in calls]
     for i, producer in enumerate(calls):
         later = [j for j in range(i + 1, len(calls)) if calls[j].env == producer.env]
         if not later or baseline[i].pure or (only is not None and i not in only):
             continue
         without, _ = trace_calls(
-            env_names, initial_config, calls, skip=i, skipped_rng_words=baseline[i].rng_words
+            env_names,
+            initial_config,
+            calls,
+            skip=i,
+            skipped_rng_words=baseline[i].rng_words,
+            follow_bindings=True,
         )
         for j in later:
-            if not baseline[j].same_behaviour(without[j]):
+            if changed_without(env_names, initial_config, calls, baseline, final, i, j, without):
                 affects[j].add(i)
     return affects
+
+
+def changed_without(
+    env_names: Sequence[str],
+    initial_config: Mapping[str, Mapping[str, Any]],
+    calls: Sequence[Call],
+    baseline: Sequence[StepTrace],
+    final: Mapping[str, Any],
+    i: int,
+    j: int,
+    without: Sequence[StepTrace],
+) -> bool:
+    """Whether call ``j`` behaves differently when call ``i`` is left out, in a way that makes
+    ``j`` need ``i``. A second ticket gets the id after the first one's; when that id is all
+    that differs, ``j`` needs ``i`` only if running ``j`` first changes an outcome once drawn ids
+    are compared by the call that drew them (:mod:`pipeline.drawn_ids`)."""
+    if baseline[j].same_behaviour(without[j]):
+        return False
+    # the ids every call up to j drew, left out ``i`` aside (a close of "the second ticket")
+    mapping = renaming(
+        (calls[k].tool, without[k].result, baseline[k].result) for k in range(j + 1) if k != i
+    )
+    if not mapping or without[j].error != baseline[j].error:
+        return True
+    if rename(without[j].result, mapping) != baseline[j].result:
+        return True
+    # j moves before i together with the calls it takes values from
+    position = {call.id: index for index, call in enumerate(calls)}
+    feeding = {position[source.split(".", 1)[0]] for source in calls[j].bindings.values()}
+    return reorder_changes_outcome(
+        env_names, initial_config, calls, baseline, final, i, j, feeding - {i}
+    )
 
 
 def perturbed_config(
@@ -367,12 +407,12 @@ def hidden_state_effects(
     if config is None:
         return none
     try:
-        traces, _ = trace_calls(env_names, config, calls)
+        traces, final = trace_calls(env_names, config, calls)
     except ValueError:  # the extra content does not fit the environment's limits
         return none
     if any((a.error is None) != (b.error is None) for a, b in zip(traces, baseline)):
         return none
-    return state_effects(env_names, config, calls, traces, only=open_pairs)
+    return state_effects(env_names, config, calls, traces, final, only=open_pairs)
 
 
 def ancestor_sets(edges: Sequence[set[int]]) -> list[set[int]]:
@@ -412,11 +452,20 @@ def reorder_changes_outcome(
     if states is not None and _window_keeps_outcome(env_names, calls, baseline, states, window):
         return False
     order = [*range(i), *window, *range(j + 1, len(calls))]
-    traces, reordered_final = trace_calls(env_names, initial_config, [calls[k] for k in order])
-    if not same_outcome_state(reordered_final, final):
+    traces, reordered_final = trace_calls(
+        env_names, initial_config, [calls[k] for k in order], follow_bindings=True
+    )
+    # ids the calls drew are compared by the call that drew them (pipeline.drawn_ids)
+    mapping = renaming(
+        (calls[k].tool, traces[spot].result, baseline[k].result) for spot, k in enumerate(order)
+    )
+    if mapping is None:
+        return True
+    if not same_outcome_state(rename(reordered_final, mapping), final):
         return True
     return any(
-        (traces[spot].result, traces[spot].error) != (baseline[k].result, baseline[k].error)
+        (rename(traces[spot].result, mapping), traces[spot].error)
+        != (baseline[k].result, baseline[k].error)
         for spot, k in enumerate(order)
     )
 
@@ -489,8 +538,10 @@ def infer_dependencies(
 ) -> list[Call]:
     """Return ``calls`` with ``depends_on`` and ``bindings`` inferred from execution."""
     baseline, final = trace_calls(env_names, initial_config, calls)
-    affects = state_effects(env_names, initial_config, calls, baseline)
     bindings = data_bindings(calls, [step.result for step in baseline], question)
+    # replays that leave a call out or move one follow the bindings, as an agent would
+    calls = [call.model_copy(update={"bindings": bindings[j]}) for j, call in enumerate(calls)]
+    affects = state_effects(env_names, initial_config, calls, baseline, final)
     position = {call.id: index for index, call in enumerate(calls)}
     rounded = ValueFlows(calls, [step.result for step in baseline], question).rounded_sources()
     producers = [

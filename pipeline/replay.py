@@ -61,7 +61,8 @@ def same_outcome_state(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether two final states are the same outcome: equal up to the order of elements in
     lists. Two independent messages land in an inbox in whichever order they were sent; the
     user asked for both to be there, not for an order, so the order is not part of the
-    outcome (ids drawn at random still differ, and keep such calls ordered)."""
+    outcome. Drawn ids are compared by the call that drew them before this comparison
+    (:mod:`pipeline.drawn_ids`)."""
     return a == b or _canonical(dict(a)) == _canonical(dict(b))
 
 
@@ -158,14 +159,18 @@ def trace_calls(
     calls: Sequence[Call],
     skip: int | None = None,
     skipped_rng_words: int = 0,
+    follow_bindings: bool = False,
 ) -> tuple[list[StepTrace], dict[str, dict[str, Any]]]:
     """Replay recording each call's behaviour; optionally leave out call ``skip``.
 
     A left-out call still consumes ``skipped_rng_words`` draws of its environment's generator,
     so ids drawn by later calls do not shift merely because an unrelated call is missing.
-    Returns the per-call traces and the final state.
+    With ``follow_bindings`` a bound argument takes the value its producer returned in this
+    run ("close the ticket the second step opened" closes that ticket, whichever id it drew),
+    as an agent would pass it. Returns the per-call traces and the final state.
     """
     envs = build_envs(env_names, initial_config)
+    returned: dict[str, JsonValue] = {}
     traces: list[StepTrace] = []
     # an environment changes only through its own calls, so its last "after" is the next "before"
     latest: dict[str, dict[str, Any]] = {}
@@ -182,7 +187,10 @@ def trace_calls(
             latest[call.env] = env.snapshot()
         before = latest.get(call.env, {})
         words = _rng_position(env)
+        if follow_bindings and call.bindings:
+            call = rebound(call, returned)
         outcome = run_call(envs, call)
+        returned[call.id] = outcome.result
         after = env.snapshot() if env is not None else {}
         if env is not None:
             latest[call.env] = after
@@ -196,6 +204,31 @@ def trace_calls(
             )
         )
     return traces, {name: env.snapshot() for name, env in envs.items()}
+
+
+def rebound(call: Call, returned: Mapping[str, JsonValue]) -> Call:
+    """``call`` with each bound argument (``name`` or ``name.index``) set to what its producer
+    returned in ``returned``; a binding whose producer or path is missing keeps its value."""
+    arguments = json.loads(json.dumps(call.arguments))
+    for slot, source in call.bindings.items():
+        producer, _, path = source.partition(".")
+        if producer not in returned:
+            continue
+        value: Any = returned[producer]
+        for key in filter(None, path.split(".")):
+            if isinstance(value, list) and key.isdigit() and int(key) < len(value):
+                value = value[int(key)]
+            elif isinstance(value, dict) and key in value:
+                value = value[key]
+            else:
+                break
+        else:
+            name, _, index = slot.partition(".")
+            if not index:
+                arguments[name] = value
+            elif isinstance(arguments.get(name), list) and int(index) < len(arguments[name]):
+                arguments[name][int(index)] = value
+    return call.model_copy(update={"arguments": arguments})
 
 
 def states_before(

@@ -269,3 +269,56 @@ def test_order_words_make_edges_that_inference_adds_and_validation_requires() ->
         initial_config={}, calls=inferred,
     ).with_content_id()  # fmt: skip
     assert validate_task(task).accepted
+
+
+_TICKETS = {"tickets": {"ticket_queue": [], "ticket_counter": 58, "current_user": "bmartin"}}
+
+
+def _two_tickets(question: str, extra: list[Call] | None = None) -> list[Call]:
+    calls = [
+        Call(id="s1", tool="tickets.create_ticket", arguments={"title": "Laptop battery swelling"}),
+        Call(id="s2", tool="tickets.create_ticket", arguments={"title": "Replace mouse"}),
+        *(extra or []),
+    ]
+    return infer_dependencies(["tickets"], _TICKETS, calls, question)
+
+
+def test_independent_creations_are_not_ordered_by_the_ids_they_draw() -> None:
+    # either order gives each ticket the other's id; the question asks for two tickets only
+    question = "Open a ticket titled 'Laptop battery swelling' and one titled 'Replace mouse'."
+    calls = _two_tickets(question)
+    assert [c.depends_on for c in calls] == [[], []]
+    task = Task(
+        id="pending", category="tickets", envs=["tickets"], question=question,
+        initial_config=_TICKETS, calls=calls,
+    ).with_content_id()  # fmt: skip
+    verdict = validate_task(task)
+    assert verdict.accepted, verdict.rejection
+    # a later step that takes the second ticket's id depends on that creation alone
+    close = Call(
+        id="s3", tool="tickets.close_ticket", arguments={"ticket_id": 59},
+    )  # fmt: skip
+    question += " Then close the ticket 'Replace mouse' got."
+    calls = _two_tickets(question, [close])
+    assert calls[1].depends_on == [] and calls[2].depends_on == ["s2"]
+    assert calls[2].bindings == {"ticket_id": "s2.id"}
+
+
+def test_drawn_ids_renamed_by_the_call_that_drew_them() -> None:
+    from pipeline.drawn_ids import rename, renaming
+
+    tool = "tickets.create_ticket"
+    mapping = renaming([(tool, {"id": 59, "title": "A"}, {"id": 58, "title": "A"}),
+                        (tool, {"id": 58, "title": "B"}, {"id": 59, "title": "B"})])  # fmt: skip
+    assert mapping is not None
+    state = {"queue": {"58": {"id": 58, "title": "B"}, "59": {"id": 59, "title": "A"}}}
+    assert rename(state, mapping) == {
+        "queue": {"59": {"id": 59, "title": "B"}, "58": {"id": 58, "title": "A"}}
+    }
+    # not one-to-one: two calls' ids onto one
+    assert renaming([(tool, {"id": 1}, {"id": 5}), (tool, {"id": 2}, {"id": 5})]) is None
+    # a field that is no drawn id is never renamed
+    assert (
+        renaming([("tickets.create_ticket", {"id": 1, "priority": 2}, {"id": 1, "priority": 3})])
+        == {}
+    )

@@ -23,11 +23,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.drawn_ids import Renaming, drawn_ids, rename, renaming
 from pipeline.envs import ToolError, resolve_tool
 from pipeline.harness.sim import EpisodeTrace, IssuedCall
 from pipeline.jsontree import scalars
 from pipeline.models import Instance, Task
-from pipeline.replay import replay, same_outcome_state
+from pipeline.replay import CallOutcome, replay, same_outcome_state
 from pipeline.validate.grounding import observable_sources, schema_offers
 
 
@@ -275,12 +276,35 @@ def _subtask_success(task: Task, trace: EpisodeTrace, calls: list[IssuedCall]) -
         return False
     expected = replay(task)
     envs = trace.envs[task.id]
-    if not same_outcome_state(
-        {name: env.snapshot() for name, env in envs.items()}, expected.final_state
-    ):
+    # ids the agent's calls drew count as the ids the same ground-truth calls drew: two
+    # independent tickets opened the other way round hold each other's ids (pipeline.drawn_ids)
+    mapping = _drawn_id_renaming(task, expected.outcomes, calls) or {}
+    state = rename({name: env.snapshot() for name, env in envs.items()}, mapping)
+    if not same_outcome_state(state, expected.final_state):
         return False
     wanted = task.expected.outputs if task.expected else {}
     got = [
-        _key(call.result) for call in calls if call.error is None and call.delivered_at is not None
+        _key(rename(call.result, mapping))
+        for call in calls
+        if call.error is None and call.delivered_at is not None
     ]
     return all(_key(value) in got for value in wanted.values())
+
+
+def _drawn_id_renaming(
+    task: Task, outcomes: list[CallOutcome], calls: list[IssuedCall]
+) -> Renaming | None:
+    """Pair each ground-truth call that drew ids with the agent's call of the same tool and
+    arguments, and rename the agent's drawn ids to the ground truth's."""
+    unused = [call for call in calls if call.error is None and call.delivered_at is not None]
+    pairs = []
+    for step, outcome in zip(task.calls, outcomes):
+        if not drawn_ids(step.tool, outcome.result):
+            continue
+        match = next(
+            (c for c in unused if c.tool == step.tool and c.arguments == step.arguments), None
+        )
+        if match is not None:
+            unused.remove(match)
+            pairs.append((step.tool, match.result, outcome.result))
+    return renaming(pairs)

@@ -62,7 +62,8 @@ class ValidationContext:
         return [step.result for step in self.traces]
 
     def without(self, index: int) -> tuple[list[StepTrace], dict[str, dict[str, Any]]]:
-        """Replay with call ``index`` left out (its random draws still consumed)."""
+        """Replay with call ``index`` left out (its random draws still consumed), bound
+        arguments taking what their producers return in that run."""
         if index not in self._without and self.traces[index].pure:
             # a call that changed nothing and drew nothing: every other call behaves the same
             skipped = StepTrace(None, None, (), 0, skipped=True)
@@ -75,6 +76,7 @@ class ValidationContext:
                 self.task.calls,
                 skip=index,
                 skipped_rng_words=self.traces[index].rng_words,
+                follow_bindings=True,
             )
         return self._without[index]
 

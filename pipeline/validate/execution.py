@@ -7,6 +7,7 @@ from typing import Any
 from pipeline.conditions import CONDITION, sentences, untested_conditions
 from pipeline.dependencies import (
     bindable,
+    changed_without,
     data_bindings,
     reorder_changes_outcome,
     rounds_to,
@@ -220,8 +221,17 @@ def check_undeclared_dependencies(ctx: ValidationContext) -> None:
             continue  # already ordered before every later call that could need it
         without, _ = ctx.without(i)
         for j in later:
-            if i in ancestors[j] or ctx.traces[j].same_behaviour(without[j]):
-                continue
+            if i in ancestors[j] or not changed_without(
+                ctx.task.envs,
+                ctx.task.initial_config,
+                ctx.task.calls,
+                ctx.traces,
+                ctx.final_state,
+                i,
+                j,
+                without,
+            ):
+                continue  # the same, or only the ids it drew differ and order does not matter
             raise Reject(
                 RejectionCode.DEPENDENCY_UNDECLARED,
                 f"step {ctx.task.calls[j].id} behaves differently without step {earlier.id} "
