@@ -471,7 +471,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             print("note: --limit applies to the inline runner only", file=sys.stderr)
         instances = source.load(args.split)
         runner = Runner(args.runner, args.dask_address, args.dask_workers)
-        options = EvalOptions(args.turn_cost, args.measure_turns)
+        options = EvalOptions(args.turn_cost, args.measure_turns, resume=not args.fresh)
         scores = run_eval_flow(
             source.folder, args.split, len(instances), args.agent, mode.value, out, runner, llm,
             options,

@@ -6,7 +6,6 @@ milliseconds; the work inside a shard is plain Python.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +21,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pipeline.compose import ComposeSettings
 from pipeline.compose_stage import run_compose
 from pipeline.evolve.engine import EvolveSettings, claim_inputs, evolve
-from pipeline.harness.runner import run_many
 from pipeline.harness.scoring import EpisodeScore
 from pipeline.harness.sim import Mode
 from pipeline.jsonl import read_records
@@ -260,6 +258,8 @@ class EvalOptions:
 
     turn_cost: float | None = None
     measure_turns: bool = False
+    #: read back episodes already logged under the same key instead of playing them again
+    resume: bool = True
 
 
 @task(name="eval-shard", retries=1, retry_delay_seconds=[2])
@@ -267,16 +267,14 @@ def eval_shard_task(
     run_dir: str, split: str, start: int, stop: int, agent: str, mode: str, out_dir: str,
     llm_settings: dict[str, Any] | None, options: EvalOptions,
 ) -> list[EpisodeScore]:  # fmt: skip
-    from pipeline.harness.evaluate import agent_factory, agent_key, load_split
+    from pipeline.harness.evaluate import load_split, play_episodes
 
     instances = load_split(Path(run_dir), split)[start:stop]
     llm = LLMConfig.load(overrides=llm_settings) if llm_settings is not None else None
-    episodes = run_many(
-        instances, agent_factory(agent, llm), agent, Mode(mode), Path(out_dir),
-        turn_cost=options.turn_cost, measure_turns=options.measure_turns,
-        agent_key=agent_key(agent, llm),
+    return play_episodes(
+        instances, agent, Mode(mode), Path(out_dir), 8, options.turn_cost,
+        options.measure_turns, llm, options.resume, lambda _: None,
     )  # fmt: skip
-    return asyncio.run(episodes)
 
 
 @flow(

@@ -70,12 +70,13 @@ def agent_key(name: str, llm: Any = None) -> str:
     return f"{name}:{llm.model}@{llm.base_url}"
 
 
-def _play(
+def play_episodes(
     instances: Sequence[Instance], agent: str, mode: Mode, out_dir: Path, concurrency: int,
     turn_cost: float | None, measure_turns: bool, llm: Any, resume: bool, say: Say,
 ) -> list[EpisodeScore]:  # fmt: skip
     """Every instance's score, read back from its log when it was already played under the
-    same key (``resume``), else played now."""
+    same key (``resume``), else played now. A shard of a distributed eval runs it too, so
+    both resume alike."""
     key_name = agent_key(agent, llm)
     scores: list[EpisodeScore | None] = [None] * len(instances)
     if resume:
@@ -129,7 +130,7 @@ def evaluate(
     """
     tell: Say = say or (lambda _: None)
     if scores is None:
-        scores = _play(
+        scores = play_episodes(
             instances, agent, mode, out_dir, concurrency, turn_cost, measure_turns, llm,
             resume, tell,
         )  # fmt: skip

@@ -134,3 +134,24 @@ def test_only_a_log_made_under_the_same_settings_is_reused(
     (run_dir / "instances.jsonl").write_text("\n".join(lines) + "\n")
     assert main(_argv(run_dir, out, "--limit", "4", "--turn-cost", "2")) == 0
     assert played[13:] == [changed.id]
+
+
+@pytest.mark.slow
+def test_a_distributed_evaluation_resumes_too(
+    run_dir: Path, tmp_path: Path, played: list[str], prefect_harness: None
+) -> None:
+    """The Prefect runner's shards read back logged episodes as the inline runner does (its
+    threads share this process, so the counting oracle sees every episode played)."""
+    out = tmp_path / "eval"
+    argv = [*_argv(run_dir, out), "--runner", "threads"]
+    assert main(argv) == 0
+    total = len(played)
+    assert total > 0 and len(_logs(out)) == total
+    assert main(argv) == 0
+    assert len(played) == total, "a rerun of a finished distributed evaluation plays nothing"
+    assert main([*argv, "--fresh"]) == 0
+    assert len(played) == 2 * total, "--fresh plays every episode again"
+    # it reports what the inline runner does
+    assert main(_argv(run_dir, tmp_path / "inline")) == 0
+    distributed = (out / "oracle-sync-clock" / "episodes.csv").read_text()
+    assert distributed == (tmp_path / "inline" / "oracle-sync-clock" / "episodes.csv").read_text()
