@@ -576,7 +576,10 @@ def _runner_arguments(parser: argparse.ArgumentParser) -> None:
         "--runner", choices=["threads", "dask"], default="threads", help="where shard tasks run"
     )
     parser.add_argument("--dask-address", help="tcp://host:8786 of an existing Dask scheduler")
-    parser.add_argument("--dask-workers", type=positive_int, default=2, help="LocalCluster workers")
+    parser.add_argument(
+        "--dask-workers", type=positive_int, default=2,
+        help="LocalCluster worker processes, or threads with --runner threads (default 2)",
+    )  # fmt: skip
 
 
 def _runner(args: argparse.Namespace) -> Runner:
@@ -705,7 +708,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="inline (default), or a Prefect flow on threads or Dask",
     )  # fmt: skip
     com.add_argument("--dask-address", help="tcp://host:8786 of an existing Dask scheduler")
-    com.add_argument("--dask-workers", type=positive_int, default=2, help="LocalCluster workers")
+    com.add_argument(
+        "--dask-workers", type=positive_int, default=2,
+        help="LocalCluster worker processes, or threads with --runner threads (default 2)",
+    )  # fmt: skip
     com.set_defaults(run=_cmd_compose)
 
     evl = sub.add_parser("eval", help="run an agent over a split in the latency simulator")
@@ -740,7 +746,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="inline (default), or a Prefect flow on threads or Dask",
     )  # fmt: skip
     evl.add_argument("--dask-address", help="tcp://host:8786 of an existing Dask scheduler")
-    evl.add_argument("--dask-workers", type=positive_int, default=2, help="LocalCluster workers")
+    evl.add_argument(
+        "--dask-workers", type=positive_int, default=2,
+        help="LocalCluster worker processes, or threads with --runner threads (default 2)",
+    )  # fmt: skip
     evl.set_defaults(run=_cmd_eval)
 
     pub = sub.add_parser("publish", help="build a run's Hugging Face dataset folder")

@@ -77,7 +77,7 @@ def validate_flow(
 
 @dataclass(frozen=True)
 class Runner:
-    """Where a flow's shard tasks run: threads here, or a Dask cluster.
+    """Where a flow's shard tasks run: ``workers`` threads here, or a Dask cluster.
 
     ``dask`` with an ``address`` (``tcp://host:8786``) uses that cluster; without one a
     ``LocalCluster`` of ``workers`` single-threaded processes is started on 127.0.0.1 for the
@@ -91,7 +91,7 @@ class Runner:
 
     def task_runner(self) -> Any:
         if self.kind == "threads":
-            return ThreadPoolTaskRunner(max_workers=2)
+            return ThreadPoolTaskRunner(max_workers=self.workers)
         if self.kind != "dask":
             raise ValueError(f"unknown runner {self.kind!r}; use threads or dask")
         from prefect_dask.task_runners import DaskTaskRunner
