@@ -48,7 +48,8 @@ CONDITION = re.compile(
     # "verify if", "see if", "tell me if": an indirect question (whether), not a condition
     r"(?<!verify )(?<!check )(?<!see )(?<!know )(?<!ask )(?<!tell me )(?<!determine )"
     r"(?<!confirm )(?<!wonder )(?<!out )"
-    r"\b(?:if|unless|in case|only when|whenever|should (?:any|the|it|its|my|one|there|i|you|we|a|an|this|that)"
+    r"\b(?:if|unless|in case|only when|whenever"
+    r"|should (?:any|the|it|its|my|one|there|i|you|we|a|an|this|that)"
     # "once you locate the file, read it": the reading waits for the finding
     r"|once (?:you|you've|you're|it|it's|the|that|this|i|i've|we|everything|all)"
     r"|(?:check|verify|confirm) (?:that|whether))\b"
@@ -108,6 +109,11 @@ def _mentions(call: Call, sentence: str) -> list[tuple[int, int]]:
 
 def _score(call: Call, sentence: str) -> int:
     return sum(weight for _, weight in _mentions(call, sentence))
+
+
+def names_call(call: Call, sentence: str) -> bool:
+    """Whether ``sentence`` names ``call`` (a literal argument or a word of its tool's name)."""
+    return bool(_mentions(call, sentence))
 
 
 def place_calls(question: str, calls: Sequence[Call]) -> list[int]:

@@ -137,9 +137,16 @@ class StepTrace:
     effect: tuple[str, ...]
     rng_words: int
     skipped: bool = False
+    #: what the call read without naming it (:meth:`pipeline.envs.Environment.ambient`)
+    ambient: JsonValue = None
 
     def same_behaviour(self, other: StepTrace) -> bool:
-        return (self.result, self.error, self.effect) == (other.result, other.error, other.effect)
+        return (self.result, self.error, self.effect, self.ambient) == (
+            other.result,
+            other.error,
+            other.effect,
+            other.ambient,
+        )
 
     @property
     def pure(self) -> bool:
@@ -187,6 +194,7 @@ def trace_calls(
             latest[call.env] = env.snapshot()
         before = latest.get(call.env, {})
         words = _rng_position(env)
+        ambient = env.ambient() if env is not None else None
         if follow_bindings and call.bindings:
             call = rebound(call, returned)
         outcome = run_call(envs, call)
@@ -201,6 +209,7 @@ def trace_calls(
                 outcome.error,
                 tuple(state_diff(before, after)),
                 _rng_position(env) - words,
+                ambient=ambient,
             )
         )
     return traces, {name: env.snapshot() for name, env in envs.items()}

@@ -322,3 +322,42 @@ def test_drawn_ids_renamed_by_the_call_that_drew_them() -> None:
         renaming([("tickets.create_ticket", {"id": 1, "priority": 2}, {"id": 1, "priority": 3})])
         == {}
     )
+
+
+def test_a_read_after_cd_depends_on_it_even_when_the_copy_reads_the_same() -> None:
+    files = {
+        "filesystem": {
+            "root": {
+                "home": {
+                    "type": "directory",
+                    "contents": {
+                        "cedar.txt": {"type": "file", "content": "b\na"},
+                        "Tundra2023": {"type": "directory", "contents": {}},
+                    },
+                }
+            },
+            "cwd": [],
+        }
+    }
+    calls = [
+        Call(
+            id="s1",
+            tool="filesystem.cp",
+            arguments={"source": "cedar.txt", "destination": "Tundra2023"},
+        ),
+        Call(id="s2", tool="filesystem.cd", arguments={"folder": "Tundra2023"}),
+        Call(id="s3", tool="filesystem.sort", arguments={"file_name": "cedar.txt"}),
+    ]
+    question = (
+        "Copy 'cedar.txt' into 'Tundra2023', go into 'Tundra2023' and sort 'cedar.txt' there."
+    )
+    inferred = infer_dependencies(["filesystem"], files, calls, question)
+    # the copy inside Tundra2023 sorts like the original, but only the cd makes it that copy
+    assert "s2" in inferred[2].depends_on
+    stale = [*inferred[:2], inferred[2].model_copy(update={"depends_on": ["s1"]})]
+    task = Task(
+        id="pending", category="filesystem", envs=["filesystem"], question=question,
+        initial_config=files, calls=stale,
+    ).with_content_id()  # fmt: skip
+    rejection = validate_task(task).rejection
+    assert rejection is not None and rejection.code is RejectionCode.DEPENDENCY_UNDECLARED

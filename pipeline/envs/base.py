@@ -406,6 +406,13 @@ class Environment(Generic[S]):
         result: JsonValue = getattr(self, spec.method)(**kwargs)
         return result
 
+    def ambient(self) -> JsonValue:
+        """The part of the state every call reads without naming it (a file system's current
+        directory), or ``None``: two runs of a call in different ambient states behave
+        differently even when their results happen to agree (``sort`` of a file and of its copy
+        in another folder)."""
+        return None
+
     # ----- helpers for subclasses -----------------------------------------------------
     def reset_rng(self) -> None:
         """Forget the generator so the next draw rebuilds it from the state's position."""

@@ -225,6 +225,9 @@ class Filesystem(Environment[FilesystemState]):
             node = child
         return node
 
+    def ambient(self) -> JsonValue:
+        return self._path_text(self.state.cwd)
+
     @property
     def _here(self) -> DirNode:
         return self._dir_at(self.state.cwd)

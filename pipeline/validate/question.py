@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pipeline.conditions import CONDITION, alternatives, place_calls, sentences
+from pipeline.conditions import CONDITION, alternatives, names_call, place_calls, sentences
 from pipeline.envs import ToolError, get_env_class, resolve_tool
 from pipeline.jsontree import keys, scalars
 from pipeline.models import Evidence, RejectionCode
@@ -1185,8 +1185,9 @@ _WAIVED = re.compile(r"\b(?:no need to|don't|do not|without|never|not)\s+(?:\w+\
 
 def check_unserved_request(ctx: ValidationContext, text: QuestionText) -> None:
     """A phrase that asks for one tool ("guide me to the shop" for ``set_navigation``, declared
-    with ``@tool(asked_by=...)``) needs a call of it. Sentences with a condition are skipped:
-    whether the step is due depends on a value, and a false condition rightly leaves it out."""
+    with ``@tool(asked_by=...)``) needs a call of it. A sentence with a condition needs it only
+    when the calls act on the sentence (they look up the shop it names): then the ground truth
+    took the condition as true, and a false one would leave out the whole sentence."""
     called = {call.tool for call in ctx.task.calls}
     for env_name in ctx.task.envs:
         try:
@@ -1200,7 +1201,11 @@ def check_unserved_request(ctx: ValidationContext, text: QuestionText) -> None:
                 for found in re.finditer(rf"\b{re.escape(phrase)}\b", text.lower):
                     sentence = _sentence_around(text.lower, found.start())
                     before = text.lower[max(found.start() - 30, 0) : found.start()]
-                    if CONDITION.search(sentence) or _WAIVED.search(before):
+                    if _WAIVED.search(before):
+                        continue
+                    if CONDITION.search(sentence) and not any(
+                        names_call(call, sentence) for call in ctx.task.calls
+                    ):
                         continue
                     raise _reject(
                         RejectionCode.QUESTION_UNSERVED_REQUEST,

@@ -189,6 +189,15 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
         RejectionCode.QUESTION_UNSERVED_REQUEST,
     ),
     (
+        "the condition acted on (the shop looked up), the navigation left out",
+        shop_task(
+            "Check my tyre pressure; if any tyre is under 30 PSI, find the nearest tyre shop "
+            "and guide me there.",
+            conditional=True,
+        ),
+        RejectionCode.QUESTION_UNSERVED_REQUEST,
+    ),
+    (
         "directions asked for, none set",
         shop_task("Check my tyre pressure and give me directions to the nearest tyre shop."),
         RejectionCode.QUESTION_UNSERVED_REQUEST,
@@ -365,11 +374,16 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
 
 SOUND: list[tuple[str, Task]] = [
     (
-        "a navigation that a condition may leave out",
-        shop_task(
-            "Check my tyre pressure; if any tyre is under 30 PSI, find the nearest tyre shop "
-            "and guide me there.",
-            conditional=True,
+        "a navigation that a false condition leaves out with the rest of its sentence",
+        _task(
+            "Check my tyre pressure and show me the fuel level; if any tyre is under 20 PSI, "
+            "find the nearest tyre shop and guide me there.",
+            ["vehicle"],
+            [
+                {"id": "s1", "tool": "vehicle.check_tire_pressure", "arguments": {}},
+                {"id": "s2", "tool": "vehicle.displayCarStatus", "arguments": {"option": "fuel"}},
+            ],
+            {"vehicle": {}},
         ),
     ),
     (
