@@ -209,6 +209,7 @@ class OperatorRow:
     accepted: int = 0
     new_calls: int = 0  # accepted, calls differ from the parent's
     judge_rejected: int = 0
+    rejected_codes: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -280,6 +281,13 @@ def analyse(
         if parent is not None and _call_list(parent) != _call_list(task):
             rows[task["lineage"]["operator"]].new_calls += 1
         judged_text.append((task["question"], task["lineage"]["operator"]))
+    maker = {task["id"]: task["lineage"]["operator"] for task in files.rejected_tasks}
+    for rejection in files.rejected:  # filed under the task's id, or "<parent id>:<operator>"
+        sample = rejection["sample_id"]
+        made_by = maker.get(sample) or sample.rpartition(":")[2]
+        if made_by in rows:
+            codes = rows[made_by].rejected_codes
+            codes[rejection["code"]] = codes.get(rejection["code"], 0) + 1
     rejected_ids = {r["sample_id"] for r in files.rejected if r["code"].startswith("judge.")}
     for task in files.rejected_tasks:
         made_by = task["lineage"]["operator"]
