@@ -1091,13 +1091,13 @@ def _observed_strings(ctx: ValidationContext) -> list[str]:
 
 def check_unused_value(ctx: ValidationContext) -> None:
     """A name or value the question quotes is one the calls act on or a result shows: "copy
-        it into the 'Glacier' folder inside 'Documentation'" with no step that enters
-        'Documentation' leaves the reader guessing where they are. A quoted span counts as used when
-        some argument or result contains it, or has each of its words and numbers among its own
-        ('Zeta Corp' in "Corp Zeta"; not '12/25' for the expiry 12/2025, whose year is written
-        otherwise); a tool's own name ('ls') is a command, not a value, and the sentence that asks
-    for it must have a call of it (:func:`_check_tool_request`). It runs after
-        grounding: an argument that replaced the quoted value is the more precise diagnosis."""
+    it into the 'Glacier' folder inside 'Documentation'" with no step that enters
+    'Documentation' leaves the reader guessing where they are. A quoted span counts as used when
+    some argument or result contains it, or has each of its words and numbers among its own
+    ('Zeta Corp' in "Corp Zeta"; not '12/25' for the expiry 12/2025, whose year is written
+    otherwise); a tool's own name ('ls') is a command, not a value, and the sentence that asks
+    for it must have a call of it (:func:`_check_tool_request`). It runs after grounding: an
+    argument that replaced the quoted value is the more precise diagnosis."""
     observed = _observed_strings(ctx)
     tools = {call.tool.rsplit(".", 1)[-1] for call in ctx.task.calls}
     others = alternatives(ctx.task.question)  # 'healthy' or 'not healthy': one is passed
@@ -1188,6 +1188,7 @@ def check_unserved_request(ctx: ValidationContext, text: QuestionText) -> None:
     with ``@tool(asked_by=...)``) needs a call of it. A sentence with a condition needs it only
     when the calls act on the sentence (they look up the shop it names): then the ground truth
     took the condition as true, and a false one would leave out the whole sentence."""
+    _check_existence(ctx)
     called = {call.tool for call in ctx.task.calls}
     for env_name in ctx.task.envs:
         try:
@@ -1213,6 +1214,41 @@ def check_unserved_request(ctx: ValidationContext, text: QuestionText) -> None:
                         ", but no call does it",
                         sentence.strip()[:200],
                     )
+
+
+#: a request to check that something is there before acting on it
+_EXISTENCE = re.compile(
+    r"\b(?:(?:presence|existence) of|if (?:there is|there's) (?:one|such|any)"
+    r"|if (?:it|they|the file|the folder|the directory) exists?"
+    r"|(?:check|see|verify|confirm) (?:if|whether|that) .{0,60}?(?:exists?|is there|is present))",
+    re.IGNORECASE,
+)
+
+
+def _check_existence(ctx: ValidationContext) -> None:
+    """ "Examine the directory for 'lumen.txt'; if there is one, show it" asks to look before
+    acting: some call must return the name (a listing, a search) before the first call that
+    passes it. A read of the file itself is no check: it fails where a check would answer."""
+    question = ctx.task.question
+    for cue in _EXISTENCE.finditer(question):
+        sentence = _sentence_around(question, cue.start())
+        for quoted in _QUOTED_SPAN.finditer(sentence):
+            name = quoted.group(2)
+            users = [
+                j
+                for j, call in enumerate(ctx.task.calls)
+                if name in (str(value) for value in scalars(call.arguments))
+            ]
+            if not users:
+                continue
+            if any(name.lower() in _flat_text(ctx.outputs[k]) for k in range(users[0])):
+                continue
+            raise _reject(
+                RejectionCode.QUESTION_UNSERVED_REQUEST,
+                f"the question asks to check that '{name}' is there ({cue.group(0)!r}), but no "
+                f"call lists or finds it before step {ctx.task.calls[users[0]].id} uses it",
+                sentence.strip()[:200],
+            )
 
 
 def _sentence_around(lower: str, position: int) -> str:

@@ -198,6 +198,13 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
         RejectionCode.QUESTION_UNSERVED_REQUEST,
     ),
     (
+        "a file's presence asked for, none looked up before copying it",
+        copy_task(
+            "Go into workspace and look for any presence of 'notes.txt'. Copy it to archive."
+        ),
+        RejectionCode.QUESTION_UNSERVED_REQUEST,
+    ),
+    (
         "directions asked for, none set",
         shop_task("Check my tyre pressure and give me directions to the nearest tyre shop."),
         RejectionCode.QUESTION_UNSERVED_REQUEST,
@@ -373,6 +380,24 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
 ]
 
 SOUND: list[tuple[str, Task]] = [
+    (
+        "a file's presence checked by a listing before the copy",
+        _task(
+            "Go into workspace and look for any presence of 'notes.txt'. Copy it to archive.",
+            ["filesystem"],
+            [
+                {"id": "s1", "tool": "filesystem.cd", "arguments": {"folder": "workspace"}},
+                {"id": "s2", "tool": "filesystem.ls", "arguments": {}, "depends_on": ["s1"]},
+                {
+                    "id": "s3",
+                    "tool": "filesystem.cp",
+                    "arguments": {"source": "notes.txt", "destination": "archive"},
+                    "depends_on": ["s2"],
+                },
+            ],
+            _FILESYSTEM,
+        ),
+    ),
     (
         "a navigation that a false condition leaves out with the rest of its sentence",
         _task(
