@@ -346,19 +346,26 @@ def changed_without(
     without: Sequence[StepTrace],
 ) -> bool:
     """Whether call ``j`` behaves differently when call ``i`` is left out, in a way that makes
-    ``j`` need ``i``. A second ticket gets the id after the first one's; when that id is all
-    that differs, ``j`` needs ``i`` only if running ``j`` first changes an outcome once drawn ids
-    are compared by the call that drew them (:mod:`pipeline.drawn_ids`)."""
+    ``j`` need ``i``: another result or error (drawn ids compared by the call that drew them,
+    :mod:`pipeline.drawn_ids`), or another current directory. When only the ids it drew or the
+    position of what it wrote differ (a second ticket gets the id after the first one's, a
+    second message lands second in the inbox), ``j`` needs ``i`` only if running ``j`` first
+    changes an outcome."""
     if baseline[j].same_behaviour(without[j]):
         return False
     # the ids every call up to j drew, left out ``i`` aside (a close of "the second ticket")
     mapping = renaming(
         (calls[k].tool, without[k].result, baseline[k].result) for k in range(j + 1) if k != i
     )
-    if not mapping or without[j].error != baseline[j].error:
+    if mapping is None or without[j].error != baseline[j].error:
         return True
+    if without[j].ambient != baseline[j].ambient:
+        return True  # it ran in another directory: same answer by coincidence
     if rename(without[j].result, mapping) != baseline[j].result:
         return True
+    # the same answer (up to drawn ids) and another state change: a message lands at another
+    # place in the inbox, a counter moves from 1 to 2 instead of 0 to 1; that orders the two
+    # calls only if the other order changes an outcome
     # j moves before i together with the calls it takes values from
     position = {call.id: index for index, call in enumerate(calls)}
     feeding = {position[source.split(".", 1)[0]] for source in calls[j].bindings.values()}

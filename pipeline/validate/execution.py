@@ -169,11 +169,16 @@ def check_declared_dependencies(ctx: ValidationContext) -> None:
             if i in ctx.hidden_effects(every_pair=True)[j]:
                 continue  # the perturbed state shows it
             without, _ = ctx.without(i)
-            if ctx.traces[j].same_behaviour(without[j]) and not _orders(ctx, i, j):
+            changed = changed_without(
+                ctx.task.envs, ctx.task.initial_config, ctx.task.calls, ctx.traces,
+                ctx.final_state, i, j, without,
+            )  # fmt: skip
+            if not changed and not _orders(ctx, i, j):
                 raise Reject(
                     RejectionCode.DEPENDENCY_SPURIOUS,
                     f"step {call.id} is declared to depend on {parent}, but behaves the same "
-                    f"without it (same result, same effect) and may run before it",
+                    "without it (same result, same effect, or only the ids it drew and the place "
+                    "of what it wrote differ) and may run before it",
                     Evidence(step_id=call.id, output=ctx.traces[j].result),
                 )
 
