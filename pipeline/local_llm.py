@@ -402,11 +402,14 @@ def start(port: int, model: str, chat_format: str | None = None) -> int:
     return 0
 
 
-def stop() -> int:
-    """Stop every server this project started (one pid file per port)."""
-    pid_files = sorted(STATE_DIR.glob("server*.pid"))
+def stop(port: int | None = None) -> int:
+    """Stop the server this project started on ``port``, or every one (one pid file per port):
+    servers on other ports may be other people's (a shared 1.5B model on 8181)."""
+    pid_files = sorted(STATE_DIR.glob("server*.pid")) if port is None else [_pid_file(port)]
+    pid_files = [pid_file for pid_file in pid_files if pid_file.exists()]
     if not pid_files:
-        print("no local LLM started by this project")
+        where = "" if port is None else f" on port {port}"
+        print(f"no local LLM started by this project{where}")
         return 0
     for pid_file in pid_files:
         try:
@@ -440,7 +443,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve a local model with llama.cpp", epilog=describe()
     )
     parser.add_argument("action", choices=["start", "stop", "fetch", "models"])
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument(
+        "--port", type=int, help=f"default {DEFAULT_PORT}; stop: only this port (default all)"
+    )
     parser.add_argument("--model", default=MODEL_NAME, help=f"one of {', '.join(MODELS)}")
     parser.add_argument("--chat-format", help="llama.cpp chat format (default: the model's own)")
     args = parser.parse_args(argv)
@@ -449,11 +454,12 @@ def main(argv: list[str] | None = None) -> int:
             print(describe())
             return 0
         if args.action == "stop":
-            return stop()
+            return stop(args.port)
         if args.action == "fetch":
             print(gguf_path(args.model))
             return 0
-        return start(args.port, args.model, args.chat_format)
+        port = DEFAULT_PORT if args.port is None else args.port
+        return start(port, args.model, args.chat_format)
     except ModelError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

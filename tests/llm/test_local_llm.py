@@ -175,3 +175,31 @@ def test_start_never_launches_onto_a_taken_port(
         assert main(["start", "--port", port, "--model", "qwen2.5-coder-0.5b"]) == 1
     assert "taken by smollm2-135m" in capsys.readouterr().err
     assert not launched and not (tmp_path / "state").exists()
+
+
+def test_stop_with_a_port_stops_only_that_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`stop --port 8182` once stopped every server, the shared one on 8181 included."""
+    import subprocess
+
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setattr(local_llm, "STATE_DIR", state)
+    servers = {
+        port: subprocess.Popen(["sleep", "60"], start_new_session=True) for port in (8181, 8182)
+    }
+    try:
+        for port, process in servers.items():
+            (state / f"server-{port}.pid").write_text(f"{process.pid} some-model")
+        assert main(["stop", "--port", "8182"]) == 0
+        assert servers[8182].wait(timeout=30) != 0
+        assert servers[8181].poll() is None, "the server on the other port still runs"
+        assert (state / "server-8181.pid").exists()
+        assert main(["stop"]) == 0  # no port: every server this project started
+        assert servers[8181].wait(timeout=30) != 0
+        assert "8181" in capsys.readouterr().out
+    finally:
+        for process in servers.values():
+            process.kill()
+            process.wait()
