@@ -46,7 +46,8 @@ ANSWER_STAGE = {
     "DeepenAnswer": "deepen",
     "EvolvedTask": "broaden",  # the only operator of this run that asks for a whole task
     "ParaphraseAnswer": "paraphrase",
-    "Judgement": "judge",
+    "Judgement": "judge",  # the one-verdict judge
+    "JudgeAnswer": "judge",  # the judge with a question per rubric label
     "RepairAnswer": "repair",
 }
 
@@ -298,7 +299,8 @@ def analyse(
     unattributed = 0
     for exchange, share in zip(exchanges, shares):
         operator: str | None = exchange.stage if exchange.stage in rows else None
-        if exchange.stage == "judge":  # charged to the operator whose task it judged
+        # charged to the operator whose task it judged ("other": an answer model not listed)
+        if exchange.stage in ("judge", "other"):
             owners = [(len(q), op) for q, op in judged_text if q in exchange.prompt_text]
             operator = max(owners)[1] if owners else None  # the longest question that fits
         if operator is None:
