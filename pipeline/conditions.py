@@ -14,9 +14,12 @@ In a sentence with a conditional clause ("if", "unless", "should any ...", "in c
 
 1. the last read (a call of kind ``read``) the sentence names before its condition ("Check the
    tyres, and should any be low, find a shop"): the calls placed after it are conditioned;
-2. the closest read placed in an earlier sentence ("Check the tyres. Should any be low, find a
+2. a read of the sentence that the condition clause names more than the rest of the sentence
+   does ("Should my tyre pressure be under 40 PSI, find a shop"): the calls placed after it
+   are conditioned;
+3. the closest read placed in an earlier sentence ("Check the tyres. Should any be low, find a
    shop and navigate there"): every call placed in the sentence is conditioned;
-3. the sentence's own first read, when the condition is a check ("Log in, check that I am
+4. the sentence's own first read, when the condition is a check ("Log in, check that I am
    logged in, and then send the message") or the read is not named after the condition: the
    calls after it are conditioned.
 
@@ -109,6 +112,17 @@ def _mentions(call: Call, sentence: str) -> list[tuple[int, int]]:
 
 def _score(call: Call, sentence: str) -> int:
     return sum(weight for _, weight in _mentions(call, sentence))
+
+
+def _all_mentions(call: Call, sentence: str) -> list[int]:
+    """Every position where ``sentence`` names ``call``, each literal at each occurrence."""
+    spots = [at for at, _ in _mentions(call, sentence)]
+    for literal in _literals(call):
+        at = sentence.find(literal)
+        while at >= 0:
+            spots.append(at)
+            at = sentence.find(literal, at + 1)
+    return spots
 
 
 def names_call(call: Call, sentence: str) -> bool:
@@ -233,8 +247,17 @@ def _conditional_steps(
         before = [j for j in members if _is_read(calls[j]) and first[j] < cue.start()]
         earlier = [i for i in range(members[0]) if placed[i] < index and _is_read(calls[i])]
         own = [j for j in members if _is_read(calls[j])]
+        # "Should my tire pressure fall below 40, ...": the read the condition itself names
+        comma = part.find(",", cue.end())
+        clause_end = comma if comma >= 0 else len(part)
+        clause = part[cue.start() : clause_end]
+        rest = part[: cue.start()] + " " + part[clause_end:]
+        named_in_condition = [j for j in own if _score(calls[j], clause) > _score(calls[j], rest)]
         if before:
             yield part, before[-1], [j for j in members if j > before[-1]]
+        elif named_in_condition and named_in_condition[0] != members[-1]:
+            tested = named_in_condition[0]
+            yield part, tested, [j for j in members if j > tested]
         elif earlier:
             yield part, earlier[-1], members
         elif (
@@ -319,7 +342,7 @@ def order_edges(question: str, calls: Sequence[Call]) -> set[tuple[int, int]]:
             continue
         # every call the sentence names, wherever the sequence places it: upstream wording
         # often gives an amount sentences later ("..., ensuring the brake is set. Fill 30.")
-        named = {j: [at for at, _ in _mentions(call, part)] for j, call in enumerate(calls)}
+        named = {j: _all_mentions(call, part) for j, call in enumerate(calls)}
         for cue in cues:
             first, second = _ordered_groups(part, cue)
             early = {

@@ -361,3 +361,35 @@ def test_a_read_after_cd_depends_on_it_even_when_the_copy_reads_the_same() -> No
     ).with_content_id()  # fmt: skip
     rejection = validate_task(task).rejection
     assert rejection is not None and rejection.code is RejectionCode.DEPENDENCY_UNDECLARED
+
+
+def test_a_call_named_on_both_sides_of_before_is_not_ordered() -> None:
+    from pipeline.conditions import order_edges
+
+    calls = [
+        Call(
+            id="s1", tool="vehicle.get_zipcode_based_on_city", arguments={"city": "San Francisco"}
+        ),
+        Call(id="s2", tool="vehicle.get_zipcode_based_on_city", arguments={"city": "Stonebrook"}),
+    ]
+    question = (
+        "Before I set off for Stonebrook, I need the road distance between San Francisco and "
+        "Stonebrook."
+    )
+    assert order_edges(question, calls) == set()
+
+
+def test_the_read_a_condition_clause_names_is_the_one_it_tests() -> None:
+    from pipeline.conditions import control_edges
+
+    calls = [
+        Call(id="s1", tool="vehicle.displayCarStatus", arguments={"option": "fuel"}),
+        Call(id="s2", tool="vehicle.check_tire_pressure", arguments={}),
+        Call(id="s3", tool="vehicle.find_nearest_tire_shop", arguments={}),
+    ]
+    question = (
+        "How much fuel do I have? Then verify the tire pressure. Should I notice that my tire "
+        "pressure falls below 40 psi, point me to the nearest tire shop."
+    )
+    # the pressure check, not the fuel read of an earlier sentence
+    assert control_edges(question, calls) == [(1, 2)]

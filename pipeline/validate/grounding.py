@@ -21,7 +21,8 @@ Matching rules (and nothing else):
 - numbers match numerically (``3`` = ``3.0``; ``"6500"`` = ``6500``), written with thousands
   separators, a currency sign, as a percentage (``15%`` grounds ``15`` and ``0.15``) or as an
   English word from zero to twenty, in the question or inside observed text;
-- a number **derived** from observed numbers is grounded: the length of a returned list, the
+- a number **derived** from observed numbers is grounded: the length of a returned list (of two
+  or more items: a one-item listing grounds no count of 1), the
   sum of a returned list of numbers, or the sum, difference, product or quotient of two
   observed numbers (rounded to 2 decimals), for example the room left in a tank; a number
   of the documentation pairs only with one a call returned: the tank's documented capacity
@@ -228,7 +229,8 @@ class Sources:
         if self._derived is None:
             derived: set[float] = {round(n, 2) for n in self._numbers if math.isfinite(n)}
             for items in self._lists:
-                derived.add(float(len(items)))
+                if len(items) > 1:  # a one-item listing is no count of 1 ("the last lines")
+                    derived.add(float(len(items)))
                 numeric = [_float(item) for item in items if _is_number(item)]
                 if numeric and len(numeric) == len(items):
                     total = math.fsum(numeric)

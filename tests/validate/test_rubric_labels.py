@@ -325,6 +325,30 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
         RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
     ),
     (
+        "ungrounded: 'the last lines' as 1, the length of a one-item listing",
+        _task(
+            "List what is here, go into 'workspace' and show me the last lines of 'notes.txt'.",
+            ["filesystem"],
+            [
+                {"id": "s1", "tool": "filesystem.ls", "arguments": {}},
+                {
+                    "id": "s2",
+                    "tool": "filesystem.cd",
+                    "arguments": {"folder": "workspace"},
+                    "depends_on": ["s1"],
+                },
+                {
+                    "id": "s3",
+                    "tool": "filesystem.tail",
+                    "arguments": {"file_name": "notes.txt", "lines": 1},
+                    "depends_on": ["s2"],
+                },
+            ],
+            _FS,
+        ),
+        RejectionCode.GROUNDING_UNGROUNDED_ARGUMENT,
+    ),
+    (
         "ungrounded: a number derived from two numbers of the documentation only",
         _task(
             "Log me in to the ticket system as 'tomas' with password 'SecurePass123', then open "
