@@ -274,7 +274,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_evolve(args: argparse.Namespace) -> int:
-    from pipeline.evolve.engine import EvolveSettings, Operator, evolve
+    from pipeline.evolve.engine import EvolveSettings, Operator, evolve, validated_seeds
     from pipeline.jsonl import read_records, write_records
     from pipeline.llm import LLMConfig
     from pipeline.models import Task
@@ -310,11 +310,19 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     if not operators:
         print("error: no operator left to run", file=sys.stderr)
         return 2
-    seeds = [task for path in args.seeds or seed_files() for task in read_records(path, Task)]
     run_dir = RunDir.of(args.output, args.run_id or new_run_id()).path
-    seeds_path = RunDir(run_dir).seeds
-    if not seeds_path.exists():
-        write_records(seeds_path, seeds)
+    validated = None if args.seeds else validated_seeds(run_dir)
+    if validated is not None:
+        seeds, seeds_path = validated, RunDir(run_dir).accepted
+        print(
+            f"evolving what validation accepted in {run_dir}: {len(seeds)} tasks "
+            f"({RunDir(run_dir).rejected.name} joins the run's rejections)"
+        )
+    else:
+        seeds = [task for path in args.seeds or seed_files() for task in read_records(path, Task)]
+        seeds_path = RunDir(run_dir).seeds
+        if not seeds_path.exists():
+            write_records(seeds_path, seeds)
     settings = EvolveSettings(
         rounds=args.rounds,
         target=args.target,
@@ -330,14 +338,17 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
         print(f"round {round_no}: {total} new tasks accepted so far", flush=True)
 
     if args.inline:
-        section = evolve(seeds, run_dir, settings, llm, on_round=progress)
+        section = evolve(
+            seeds, run_dir, settings, llm, on_round=progress, validated=validated is not None
+        )
     else:
         from pipeline.flows import run_evolve_flow
 
         _prefect_note(False)
         section = run_evolve_flow(
-            seeds_path, run_dir, settings, llm, args.llm_config, progress, runner=_runner(args)
-        )
+            seeds_path, run_dir, settings, llm, args.llm_config, progress, _runner(args),
+            validated=validated is not None,
+        )  # fmt: skip
     counts = section.counts
     print(
         f"evolved {counts.evolved} validated tasks ({counts.seeds_accepted} seeds + "
@@ -638,8 +649,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     evo = sub.add_parser("evolve", help="grow validated tasks from seeds with operators")
     evo.add_argument(
-        "--seeds", type=Path, nargs="+", help="seed JSONL files (default: seeds/*.jsonl)"
-    )
+        "--seeds", type=Path, nargs="+",
+        help="seed JSONL files (default: what `asynctool validate` accepted in this run, if it"
+        " validated anything, else seeds/*.jsonl)",
+    )  # fmt: skip
     evo.add_argument("--rounds", type=positive_int, default=3)
     evo.add_argument(
         "--target", type=positive_int, default=1000, help="stop after this many new tasks"

@@ -158,6 +158,7 @@ def evolve_flow(
     settings: EvolveSettings,
     llm_settings: dict[str, Any] | None = None,
     llm_config_file: str | None = None,
+    validated: bool = False,
 ) -> EvolveSection:
     """Rounds of operators over the pool; one Prefect task per shard of parents.
 
@@ -169,7 +170,7 @@ def evolve_flow(
         file = Path(llm_config_file) if llm_config_file else None
         llm = LLMConfig.load(overrides=llm_settings, config_file=file)
     seeds = list(read_records(Path(seeds_path), Task))
-    return evolve(seeds, Path(run_dir), settings, llm, runner=prefect_shards)
+    return evolve(seeds, Path(run_dir), settings, llm, prefect_shards, validated=validated)
 
 
 def run_evolve_flow(
@@ -180,26 +181,31 @@ def run_evolve_flow(
     llm_config_file: Path | None = None,
     on_round: Callable[[int, int], None] | None = None,
     runner: Runner | None = None,
+    validated: bool = False,
 ) -> EvolveSection:
+    """:func:`evolve_flow`; ``validated`` as in :func:`pipeline.evolve.engine.evolve`."""
     with run_lock(run_dir):
         # refused here, before a flow run starts, so the operator sees one clear line
         read_manifest(run_dir)
         claim_inputs(RunDir(run_dir).evolve.path, list(read_records(seeds_path, Task)), settings)
-        return _run_evolve(seeds_path, run_dir, settings, llm, llm_config_file, on_round, runner)
+        chosen = evolve_flow.with_options(task_runner=(runner or Runner()).task_runner())
+        return _run_evolve(
+            chosen, seeds_path, run_dir, settings, llm, llm_config_file, on_round, validated
+        )
 
 
 def _run_evolve(
+    chosen: Any,
     seeds_path: Path,
     run_dir: Path,
     settings: EvolveSettings,
     llm: LLMConfig | None,
     llm_config_file: Path | None,
     on_round: Callable[[int, int], None] | None,
-    runner: Runner | None,
+    validated: bool,
 ) -> EvolveSection:
     public = llm.public_dict() if llm is not None and llm.configured else None
     file = str(llm_config_file) if llm_config_file else None
-    chosen = evolve_flow.with_options(task_runner=(runner or Runner()).task_runner())
     report = None
     if on_round is not None:
         rounds_dir = RunDir(run_dir).evolve.path
@@ -215,7 +221,9 @@ def _run_evolve(
         _flow_settings(),
         _watch(RunDir(run_dir).evolve.path, "round_*/accepted.jsonl", report),
     ):
-        result: EvolveSection = chosen(str(seeds_path), str(run_dir), settings, public, file)
+        result: EvolveSection = chosen(
+            str(seeds_path), str(run_dir), settings, public, file, validated
+        )
     return result
 
 

@@ -1,6 +1,7 @@
 """Rounds of evolution over a pool of validated tasks, resumable shard by shard.
 
-Round 0 validates the seeds; only accepted seeds become parents. Each later round applies the
+Round 0 validates the seeds (or, in a run the validate stage filled, takes what it accepted and
+rejected as they are); only accepted seeds become parents. Each later round applies the
 chosen operators to the previous round's newly accepted tasks (the frontier), validates every
 candidate with the validation chain, optionally sends rejects to the LLM ``repair`` operator
 once, and optionally asks the LLM judge about what passed. The run stops after ``rounds`` rounds
@@ -357,6 +358,31 @@ def _validate_seeds(seeds: Sequence[Task], folder: Path) -> tuple[int, int]:
     return len(good), len(bad)
 
 
+def _import_validation(run: RunDir, folder: Path) -> tuple[int, int]:
+    """Round 0 from the run's validate stage: what it accepted are the parents, what it rejected
+    is carried into the run's rejections; nothing is validated twice."""
+    stage = StageDir(folder)
+    if not stage.stats.exists():
+        accepted = run.accepted.read_text(encoding="utf-8")
+        rejected = run.rejected.read_text(encoding="utf-8")
+        write_atomic(stage.accepted, accepted)
+        write_atomic(stage.rejected, rejected)
+        write_atomic(stage.rejected_tasks, "")
+        counts = {"accepted": accepted.count("\n"), "rejected": rejected.count("\n")}
+        write_atomic(stage.stats, json.dumps({**counts, "from": "validate"}))
+    stats = json.loads(stage.stats.read_text(encoding="utf-8"))
+    return int(stats["accepted"]), int(stats["rejected"])
+
+
+def validated_seeds(run_dir: Path) -> list[Task] | None:
+    """What the run's validate stage accepted, or None when validation has not finished in it
+    (its manifest section is written last)."""
+    manifest = read_manifest(run_dir)
+    if manifest is None or manifest.validation is None:
+        return None
+    return list(read_records(RunDir(run_dir).accepted, Task))
+
+
 def _codes_in(path: Path) -> Counter[str]:
     """Rejection codes of a rejected.jsonl (the seeds' own, which no shard stats carry)."""
     with path.open(encoding="utf-8", newline="\n") as handle:
@@ -444,10 +470,13 @@ def evolve(
     llm: LLMConfig | None = None,
     runner: ShardRunner[ShardJob, ShardStats] = run_inline,
     on_round: Callable[[int, int], None] | None = None,
+    validated: bool = False,
 ) -> EvolveSection:
-    """Run the rounds; returns the section recorded in the run's manifest."""
+    """Run the rounds; returns the section recorded in the run's manifest. ``validated``: the
+    seeds are what the run's validate stage accepted (:func:`validated_seeds`), so round 0
+    takes its accepted and rejected files instead of validating them again."""
     with run_lock(run_dir):
-        return _evolve(seeds, run_dir, settings, llm, runner, on_round)
+        return _evolve(seeds, run_dir, settings, llm, runner, on_round, validated)
 
 
 def _evolve(
@@ -457,13 +486,17 @@ def _evolve(
     llm: LLMConfig | None,
     runner: ShardRunner[ShardJob, ShardStats],
     on_round: Callable[[int, int], None] | None,
+    validated: bool,
 ) -> EvolveSection:
     started = time.perf_counter()
     run = RunDir(run_dir)
     base = run.evolve.path
     read_manifest(run_dir)  # an unreadable manifest is refused now, not after the work
     claim_inputs(base, seeds, settings)
-    seeds_ok, seeds_bad = _validate_seeds(seeds, run.round(0).path)
+    if validated:
+        seeds_ok, seeds_bad = _import_validation(run, run.round(0).path)
+    else:
+        seeds_ok, seeds_bad = _validate_seeds(seeds, run.round(0).path)
     accepted_files = [run.round(0).accepted]
     rejected_files = [run.round(0).rejected]
     rejected_task_files = [run.round(0).rejected_tasks]
@@ -504,7 +537,7 @@ def _evolve(
         # the working output mode, token-cap name and tool support the client learned
         llm_endpoint=endpoint_capabilities(llm) if llm is not None else None,
         counts=EvolveCounts(
-            seeds=len(seeds),
+            seeds=seeds_ok + seeds_bad,  # every candidate ends accepted or rejected
             seeds_accepted=seeds_ok,
             seeds_rejected=seeds_bad,
             rounds=rounds_done,
