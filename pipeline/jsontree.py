@@ -53,3 +53,16 @@ def keys(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from keys(item)
+
+
+def at_path(value: Any, path: str) -> Any:
+    """The item at a dotted ``path`` (``messages.0.sender_id``); ``KeyError`` naming the first
+    step that is not there."""
+    for key in filter(None, path.split(".")):
+        if isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        elif isinstance(value, dict) and key in value:
+            value = value[key]
+        else:
+            raise KeyError(key)
+    return value

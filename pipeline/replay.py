@@ -13,6 +13,7 @@ from pydantic import JsonValue
 from pipeline.budget import check_time
 from pipeline.envs import ENVIRONMENTS, Environment, SeededState, ToolError, get_env_class
 from pipeline.envs.diff import state_diff
+from pipeline.jsontree import at_path
 from pipeline.models import Call, Task, content_hash
 
 Envs = dict[str, Environment[Any]]
@@ -223,20 +224,15 @@ def rebound(call: Call, returned: Mapping[str, JsonValue]) -> Call:
         producer, _, path = source.partition(".")
         if producer not in returned:
             continue
-        value: Any = returned[producer]
-        for key in filter(None, path.split(".")):
-            if isinstance(value, list) and key.isdigit() and int(key) < len(value):
-                value = value[int(key)]
-            elif isinstance(value, dict) and key in value:
-                value = value[key]
-            else:
-                break
-        else:
-            name, _, index = slot.partition(".")
-            if not index:
-                arguments[name] = value
-            elif isinstance(arguments.get(name), list) and int(index) < len(arguments[name]):
-                arguments[name][int(index)] = value
+        try:
+            value = at_path(returned[producer], path)
+        except KeyError:
+            continue
+        name, _, index = slot.partition(".")
+        if not index:
+            arguments[name] = value
+        elif isinstance(arguments.get(name), list) and int(index) < len(arguments[name]):
+            arguments[name][int(index)] = value
     return call.model_copy(update={"arguments": arguments})
 
 

@@ -14,7 +14,7 @@ from pipeline.dependencies import (
 )
 from pipeline.envs import ToolKind, resolve_tool
 from pipeline.envs.diff import state_diff
-from pipeline.jsontree import scalars
+from pipeline.jsontree import at_path, scalars
 from pipeline.models import Evidence, RejectionCode
 from pipeline.replay import replay
 from pipeline.semantics import feeds
@@ -50,18 +50,6 @@ def check_execution(ctx: ValidationContext) -> None:
             "two replays of the same calls ended in different states",
             Evidence(diff=state_diff(ctx.final_state, final, limit=50)),
         )
-
-
-def _resolve(output: Any, path: str) -> Any:
-    value = output
-    for key in filter(None, path.split(".")):
-        if isinstance(value, list) and key.isdigit() and int(key) < len(value):
-            value = value[int(key)]
-        elif isinstance(value, dict) and key in value:
-            value = value[key]
-        else:
-            raise KeyError(key)
-    return value
 
 
 def _argument_value(arguments: dict[str, Any], slot: str) -> Any:
@@ -141,7 +129,7 @@ def check_declared_dependencies(ctx: ValidationContext) -> None:
         for slot, source in call.bindings.items():
             producer, _, path = source.partition(".")
             try:
-                produced = _resolve(ctx.traces[position[producer]].result, path)
+                produced = at_path(ctx.traces[position[producer]].result, path)
             except KeyError:
                 raise Reject(
                     RejectionCode.DEPENDENCY_SPURIOUS,
