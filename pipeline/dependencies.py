@@ -131,6 +131,17 @@ def _spec(call: Call) -> ToolSpec | None:
         return None
 
 
+def _passed_values(calls: Sequence[Call]) -> set[Any]:
+    """Every bindable value the calls pass (list items one by one)."""
+    return {
+        item
+        for call in calls
+        for value in call.arguments.values()
+        for item in (value if isinstance(value, list) else [value])
+        if bindable(item)
+    }
+
+
 def data_bindings(
     calls: Sequence[Call], outputs: Sequence[Any], question: str
 ) -> list[dict[str, str]]:
@@ -144,6 +155,9 @@ def data_bindings(
     produced: dict[tuple[str, Any], list[tuple[str, Sem | None]]] = {}
     whole_lists: dict[str, list[tuple[str, Sem | None]]] = {}
     result: list[dict[str, str]] = []
+    # only output leaves equal to some argument can bind: a set lookup (3 == 3.0 hash alike)
+    # skips keying the thousands of leaves of a long listing
+    passed = _passed_values(calls)
     for call, output in zip(calls, outputs):
         spec = _spec(call)
         bindings: dict[str, str] = {}
@@ -175,7 +189,7 @@ def data_bindings(
                         break
         result.append(bindings)
         for path, leaf in leaves(output):
-            if bindable(leaf):
+            if leaf in passed and bindable(leaf):
                 sem = spec.result_type(path) if spec is not None else None
                 produced.setdefault(_value_key(leaf), []).append(
                     (f"{call.id}.{path}" if path else call.id, sem)
@@ -218,22 +232,39 @@ class _Leaves:
     """One output's bindable leaves, indexed for the two questions asked of them: which leaves
     equal a value, and which non-whole numbers might round to it."""
 
-    def __init__(self, typed: list[tuple[str, Any, Sem | None]]) -> None:
+    def __init__(self, typed: list[tuple[str, Any, Sem | None]], passed: set[Any]) -> None:
+        #: only leaves equal to a value some call passes are ever looked up
         self.by_key: dict[tuple[str, Any], list[tuple[str, Sem | None]]] = {}
         #: only a float with decimals can be rounded to another value (see ``rounds_to``)
         self.fractional: list[tuple[str, float, Sem | None]] = []
         for path, leaf, sem in typed:
-            self.by_key.setdefault(_value_key(leaf), []).append((path, sem))
+            if leaf in passed:
+                self.by_key.setdefault(_value_key(leaf), []).append((path, sem))
             if isinstance(leaf, float) and not leaf.is_integer():
                 self.fractional.append((path, leaf, sem))
+        self._rounded: dict[int, dict[float, list[tuple[str, Sem | None]]]] = {}
+
+    def rounding_to(self, item: Any) -> list[tuple[str, Sem | None]]:
+        """(path, type) of every leaf that ``item`` is a rounding of (:func:`rounds_to`),
+        looked up in an index built once per number of decimals."""
+        if not isinstance(item, float) or item.is_integer():
+            return []
+        places = _decimals(item)
+        if not 1 <= places <= 4:
+            return []
+        index = self._rounded.get(places)
+        if index is None:
+            index = {}
+            for path, leaf, sem in self.fractional:
+                if _decimals(leaf) > places:
+                    index.setdefault(round(leaf, places), []).append((path, sem))
+            self._rounded[places] = index
+        return index.get(item, [])
 
     def sources(self, item: Any) -> Iterator[tuple[str, Sem | None]]:
         """(path, type) of every leaf equal to ``item`` or rounding to it, equal ones first."""
         yield from self.by_key.get(_value_key(item), ())
-        if isinstance(item, float):
-            for path, leaf, sem in self.fractional:
-                if leaf != item and rounds_to(leaf, item):
-                    yield path, sem
+        yield from self.rounding_to(item)
 
 
 class ValueFlows:
@@ -245,17 +276,15 @@ class ValueFlows:
         self.calls = calls
         self.question = question
         self.leaves: list[_Leaves] = []
+        passed = _passed_values(calls)
         for call, output in zip(calls, outputs):
             spec = _spec(call)
-            self.leaves.append(
-                _Leaves(
-                    [
-                        (path, leaf, spec.result_type(path) if spec is not None else None)
-                        for path, leaf in leaves(output)
-                        if bindable(leaf)
-                    ]
-                )
-            )
+            typed = [
+                (path, leaf, spec.result_type(path) if spec is not None else None)
+                for path, leaf in leaves(output)
+                if bindable(leaf) and (leaf in passed or isinstance(leaf, float))
+            ]
+            self.leaves.append(_Leaves(typed, passed))
 
     def _passed(self, j: int) -> Iterator[tuple[str, Any, Sem | None]]:
         """(argument, value, parameter type) for the values call ``j`` passes that the
@@ -277,10 +306,7 @@ class ValueFlows:
                 if not isinstance(item, float):
                     continue
                 for i in range(j):
-                    if any(
-                        rounds_to(leaf, item) and feeds(sem, wanted)
-                        for _, leaf, sem in self.leaves[i].fractional
-                    ):
+                    if any(feeds(sem, wanted) for _, sem in self.leaves[i].rounding_to(item)):
                         sources.add(i)
             found.append(sources)
         return found

@@ -108,13 +108,29 @@ def run_call(envs: Envs, call: Call) -> CallOutcome:
     return CallOutcome(call.id, call.tool, result=result)
 
 
+#: the C encoder refuses inf and NaN far faster than a walk in Python over a long result
+_STRICT_JSON = json.JSONEncoder(allow_nan=False, check_circular=False)
+
+
 def _finite(value: Any) -> bool:
+    if isinstance(value, str | int | bool) or value is None:
+        return True
+    try:
+        _STRICT_JSON.encode(value)
+    except ValueError:
+        return False
+    except TypeError:  # not JSON at all: the walk decides on the numbers it holds
+        return _finite_walk(value)
+    return True
+
+
+def _finite_walk(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, dict):
-        return all(_finite(item) for item in value.values())
-    if isinstance(value, list):
-        return all(_finite(item) for item in value)
+        return all(_finite_walk(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite_walk(item) for item in value)
     return True
 
 
