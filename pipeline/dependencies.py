@@ -158,6 +158,13 @@ def data_bindings(
     # only output leaves equal to some argument can bind: a set lookup (3 == 3.0 hash alike)
     # skips keying the thousands of leaves of a long listing
     passed = _passed_values(calls)
+    # a returned list binds whole only to a list argument of its length
+    list_lengths = {
+        len(value)
+        for call in calls
+        for value in call.arguments.values()
+        if isinstance(value, list) and len(value) >= 2
+    }
     for call, output in zip(calls, outputs):
         spec = _spec(call)
         bindings: dict[str, str] = {}
@@ -194,8 +201,8 @@ def data_bindings(
                 produced.setdefault(_value_key(leaf), []).append(
                     (f"{call.id}.{path}" if path else call.id, sem)
                 )
-        for path, items in _list_nodes(output):
-            if len(items) >= 2:
+        for path, items in _list_nodes(output) if list_lengths else ():
+            if len(items) in list_lengths:
                 sem = spec.result_type(f"{path}.0" if path else "0") if spec is not None else None
                 whole_lists.setdefault(_list_key(items), []).append(
                     (f"{call.id}.{path}" if path else call.id, sem)
