@@ -79,6 +79,7 @@ class Exchange:
     finish_reason: str | None = None
     #: what the request's user messages said (for a judge request, the task it judged)
     prompt_text: str = ""
+    error: str = ""  # what a failed request got back, cut short
 
 
 def _stage_of(body: dict[str, Any]) -> str:
@@ -114,6 +115,8 @@ class Recorder:
             reply = connection.getresponse()
             payload = reply.read()
             status, kind = reply.status, reply.getheader("Content-Type", "application/json")
+        except OSError as error:  # logged too: the client sees a 502 and retries
+            status, payload, kind = 502, f"proxy: {error!r}".encode(), "text/plain"
         finally:
             connection.close()
         if method == "POST" and path.endswith("/chat/completions") and body is not None:
@@ -132,6 +135,8 @@ class Recorder:
                 str(m.get("content", "")) for m in messages if m.get("role") == "user"
             ),
         )
+        if status >= 400:
+            exchange.error = payload[:300].decode("utf-8", "replace")
         try:
             answer = json.loads(payload)
             usage = answer.get("usage") or {}
@@ -149,10 +154,7 @@ def serve_proxy(recorder: Recorder) -> ThreadingHTTPServer:
         def _relay(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if method == "POST" else None
-            try:
-                status, payload, kind = recorder.forward(method, self.path, body)
-            except OSError as error:
-                status, payload, kind = 502, str(error).encode(), "text/plain"
+            status, payload, kind = recorder.forward(method, self.path, body)
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(payload)))
