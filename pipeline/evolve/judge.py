@@ -406,31 +406,31 @@ async def judge_outcomes(
     accepted: list[Outcome], rejected: list[Outcome], client: LLMClient, trust: Trust
 ) -> tuple[list[Outcome], list[Outcome], JudgeStats]:
     """Ask the judge about every accepted task; a trusted "no" moves it to the rejected."""
-    tasks = [(candidate, outcome) for candidate, outcome in accepted]
-    verdicts = await asyncio.gather(
-        *(rate(outcome, client) for _, outcome in tasks if isinstance(outcome, Task))
-    )
+    # one verdict per distinct task: a shard can accept the same task from two candidates
+    distinct = {outcome.id: outcome for _, outcome in accepted if isinstance(outcome, Task)}
+    verdicts = await asyncio.gather(*(rate(task, client) for task in distinct.values()))
     by_id = {verdict.task_id: verdict for verdict in verdicts}
     stats = JudgeStats()
     kept: list[Outcome] = []
-    untrusted: Counter[str] = Counter()
-    for candidate, outcome in tasks:
+    for candidate, outcome in accepted:
         verdict = by_id.get(outcome.id) if isinstance(outcome, Task) else None
         if verdict is None or not isinstance(outcome, Task):
             kept.append((candidate, outcome))
             continue
-        if not verdict.judged:
-            stats.not_judged += 1
-            stats.not_judged_ids.append(outcome.id)
-            kept.append((candidate, outcome))
-            continue
-        stats.judged += 1
-        untrusted.update(label for label in verdict.found if label not in trust.labels)
         rejection = rejection_for(outcome, verdict, trust)
         if rejection is None:
             kept.append((candidate, outcome))
         else:
-            stats.rejected += 1
             rejected.append((candidate, rejection))
-    stats.untrusted_no = dict(untrusted)
+    for task_id, verdict in by_id.items():  # counted once per task
+        if not verdict.judged:
+            stats.not_judged += 1
+            stats.not_judged_ids.append(task_id)
+            continue
+        stats.judged += 1
+        if rejection_for(distinct[task_id], verdict, trust) is not None:
+            stats.rejected += 1
+        for label in verdict.found:
+            if label not in trust.labels:
+                stats.untrusted_no[label] = stats.untrusted_no.get(label, 0) + 1
     return kept, rejected, stats
