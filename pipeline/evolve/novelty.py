@@ -8,8 +8,9 @@ the calls (never on the model's description of them):
   ignored) as the parent or an accepted sibling, and a question that differs from that task's
   by at most :data:`NEAR_COPY_WORDS` words or is :data:`NEAR_COPY_RATIO` similar word by word;
 - ``evolve.not_deeper`` (deepen): no more calls than the parent, or none of the calls it adds
-  takes a value from an earlier result (a binding, a value passed on rounded) or runs only
-  because of one (a condition in the question);
+  takes a value from a result of the parent's calls (a binding, a value passed on rounded) or
+  runs only because of one (a condition in the question), directly or through another added
+  call that does;
 - ``evolve.same_goal`` (broaden): the same set of tools as the parent and the same final state;
 - ``evolve.literal_changed`` (paraphrase): a value the parent's question wrote out and a call
   passes is missing from the new question, or written differently — case included
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from difflib import SequenceMatcher
 from typing import Any
 
@@ -82,19 +83,50 @@ def added_calls(parent: Task, child: Task) -> list[int]:
     return added
 
 
-def result_dependent(task: Task) -> list[bool]:
-    """Per call: does it take a value from an earlier result, or run because of one?
+def result_sources(task: Task) -> list[set[int]]:
+    """Per call, the earlier calls whose results it uses: takes a value from (a binding, a
+    value passed on rounded) or runs because of (a condition in the question).
 
     A state dependency alone (a post after a login) does not count: any call of a logged-in
     session has one, so it says nothing about using what an earlier call found out.
     """
     steps, _ = trace_calls(task.envs, task.initial_config, task.calls)
     rounded = ValueFlows(task.calls, [step.result for step in steps], task.question)
-    dependent = [bool(call.bindings) or bool(sources) for call, sources in
-                 zip(task.calls, rounded.rounded_sources())]  # fmt: skip
-    for _, conditioned in control_edges(task.question, task.calls):
-        dependent[conditioned] = True
-    return dependent
+    sources = [
+        _steps_read(task, call.bindings.values()) | passed
+        for call, passed in zip(task.calls, rounded.rounded_sources())
+    ]
+    for read, conditioned in control_edges(task.question, task.calls):
+        sources[conditioned].add(read)
+    return sources
+
+
+def _steps_read(task: Task, bindings: Iterable[str]) -> set[int]:
+    """The calls binding sources (``s2.result``, ``s3.values.1``) read; ids may hold dots, so
+    the longest id a source starts with is the one it names."""
+    found = set()
+    for source in bindings:
+        named = [
+            (len(call.id), position)
+            for position, call in enumerate(task.calls)
+            if source == call.id or source.startswith(call.id + ".")
+        ]
+        if named:
+            found.add(max(named)[1])
+    return found
+
+
+def builds_on_parent(parent: Task, child: Task) -> list[int]:
+    """The added calls that use a result of the parent's calls, directly or through another
+    added call that does: an added chain of its own (a new sequence and its summary) is a
+    second task appended, not a deeper one."""
+    added = added_calls(parent, child)
+    sources = result_sources(child)
+    building: set[int] = set()
+    for position in added:  # in call order, so a chain is followed forwards
+        if any(source not in added or source in building for source in sources[position]):
+            building.add(position)
+    return sorted(building)
 
 
 def _not_deeper(parent: Task, child: Task) -> str | None:
@@ -103,14 +135,14 @@ def _not_deeper(parent: Task, child: Task) -> str | None:
             f"deepen made {len(child.calls)} calls, the parent {len(parent.calls)}: a deeper"
             " task adds at least one call"
         )
-    added = added_calls(parent, child)
-    dependent = result_dependent(child)
-    if any(dependent[index] for index in added):
+    if builds_on_parent(parent, child):
         return None
+    added = added_calls(parent, child)
     steps = ", ".join(child.calls[index].id for index in added)
     return (
-        f"deepen added {steps}, but no added call uses a value an earlier call returned (a"
-        " binding, a rounded value) or depends on one through a condition in the question"
+        f"deepen added {steps}, but no added call uses a value one of the parent's calls"
+        " returned (a binding, a rounded value, a condition in the question), directly or"
+        " through another added call"
     )
 
 

@@ -126,13 +126,18 @@ def test_deepen_that_adds_a_call_using_a_result_is_accepted(tmp_path: Path) -> N
         # a follow-up in words, but the value is stated, not taken from the product
         ("Add 3.5 and 4.25, multiply that sum by 2, and give me the square root of 16 to 2"
          " decimal places.", call("square_root", number=16, precision=2)),
+        # a chain of its own: the second added call uses the first, neither uses the parent's
+        # results (the 1.5B model appended a new sequence and its summary this way)
+        ("Add 3.5 and 4.25, then multiply that sum by 2. Separately, add 10 and 6 and give me"
+         " the square root of that sum to 2 decimal places.",
+         [call("add", a=10, b=6), call("square_root", number=16, precision=2)]),
     ],
 )  # fmt: skip
 def test_deepen_that_adds_nothing_dependent_is_rejected(
-    tmp_path: Path, question: str, added: dict[str, Any]
+    tmp_path: Path, question: str, added: dict[str, Any] | list[dict[str, Any]]
 ) -> None:
     parent = seed(ADD_THEN_MULTIPLY)
-    answer = {"new_calls": [added], "question": question}
+    answer = {"new_calls": added if isinstance(added, list) else [added], "question": question}
     made, rejected, _ = evolve(tmp_path, parent, "deepen", scripted(deepen=answer), "--no-repair")
     assert made == []
     assert [r.code for r in rejected] == [RejectionCode.EVOLVE_NOT_DEEPER]
