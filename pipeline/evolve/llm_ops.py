@@ -19,8 +19,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from pipeline.dependencies import infer_dependencies
 from pipeline.envs import ENVIRONMENTS
 from pipeline.evolve.candidate import Candidate
-from pipeline.evolve.novelty import literal_changed
-from pipeline.evolve.prompts import render, tool_names
+from pipeline.evolve.novelty import copied_phrase, literal_changed
+from pipeline.evolve.prompts import Prompt, render, tool_names
 from pipeline.llm import LLMClient
 from pipeline.llm.client import LLMResult
 from pipeline.models import Evidence, Lineage, Rejection, RejectionCode, Stage, Task
@@ -207,6 +207,24 @@ def task_from_answer(
     return Candidate(operator, parent.id, task=built, raw=raw)
 
 
+def _copied(
+    parent: Task, operator: str, prompt: Prompt, question: str, raw: str | None, task_id: str
+) -> Rejection | None:
+    """A request that copies a clause of the worked example asks for something its calls do
+    not do (the example is about another task), whatever else it gets right."""
+    phrase = copied_phrase(prompt.shown, parent, question)
+    if phrase is None:
+        return None
+    return Rejection(
+        sample_id=task_id,
+        stage=Stage.QUESTION,
+        code=RejectionCode.QUESTION_TEMPLATE_ARTEFACT,
+        message=f"{operator} copied {phrase!r} from the worked example in its prompt",
+        evidence=Evidence(diff=[f"- {parent.question}", f"+ {question}"]),
+        raw=raw,
+    )
+
+
 async def _ask(
     client: LLMClient,
     stage: str,
@@ -243,6 +261,9 @@ async def evolve_with_llm(operator: str, parent: Task, client: LLMClient) -> Can
     else:
         calls = list(result.value.calls)
     question = result.value.question
+    copied = _copied(parent, operator, prompt, question, result.raw, f"{parent.id}:{operator}")
+    if copied is not None:
+        return Candidate(operator, parent.id, rejection=copied)
     return task_from_answer(parent, operator, question, calls, lineage, result.raw)
 
 
@@ -259,10 +280,14 @@ async def paraphrase(parent: Task, client: LLMClient) -> Candidate:
     ).with_content_id()
     # checked before validation: a respelt name would otherwise be reported as whatever
     # grounding makes of it ("hidden state"), not as the paraphrase's fault
+    sample_id = task.id if task.id != parent.id else f"{parent.id}:paraphrase"
+    copied = _copied(parent, "paraphrase", prompt, task.question, result.raw, sample_id)
+    if copied is not None:
+        return Candidate("paraphrase", parent.id, task=task, rejection=copied, raw=result.raw)
     problem = literal_changed(parent, task)
     if problem is not None:
         rejection = Rejection(
-            sample_id=task.id if task.id != parent.id else f"{parent.id}:paraphrase",
+            sample_id=sample_id,
             stage=Stage.EVOLVE,
             code=RejectionCode.EVOLVE_LITERAL_CHANGED,
             message=problem,

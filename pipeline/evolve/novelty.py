@@ -34,6 +34,8 @@ from pipeline.validate.grounding import numbers_in, token_in
 
 NEAR_COPY_WORDS = 4
 NEAR_COPY_RATIO = 0.85
+#: words in a row a new request may share with a worked example (and not with its parent)
+COPIED_WORDS = 6
 _WORD = re.compile(r"\w+(?:['.@#/-]\w+)*")
 
 
@@ -217,6 +219,27 @@ def literal_changed(parent: Task, child: Task) -> str | None:
         "the paraphrase must keep every value the request states, exactly (case included);"
         f" missing or changed: {', '.join(lost[:6])}"
     )
+
+
+# --- any LLM operator: nothing copied from the worked example --------------------------------
+
+
+def _runs(question: str, size: int) -> set[tuple[str, ...]]:
+    found = words(question)
+    return {tuple(found[i : i + size]) for i in range(len(found) - size + 1)}
+
+
+def copied_phrase(
+    shown: Sequence[str], parent: Task, question: str, size: int = COPIED_WORDS
+) -> str | None:
+    """A run of ``size`` words the new request shares with a worked example's request and not
+    with its parent's: a small model shown an example about another task copies its clauses
+    ("then close that new ticket right away") into the task it edits."""
+    theirs = set().union(*(_runs(text, size) for text in shown)) if shown else set()
+    own = _runs(parent.question, size)
+    for run in sorted(_runs(question, size) & theirs - own):
+        return " ".join(run)
+    return None
 
 
 # --- the check the engine runs ---------------------------------------------------------------

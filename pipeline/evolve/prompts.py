@@ -303,6 +303,15 @@ class Prompt:
     operation: str
     messages: list[dict[str, str]]
     template_hash: str
+    #: the worked examples' requests the prompt shows: an answer must not copy from them
+    shown: tuple[str, ...] = ()
+
+
+def _example_requests(example: dict[str, Any] | None) -> list[str]:
+    if example is None:
+        return []
+    found = [example.get("task", {}).get("question"), example.get("answer", {}).get("question")]
+    return [text for text in found if isinstance(text, str)]
 
 
 def literals_stated(task: Task) -> list[str]:
@@ -332,4 +341,6 @@ def render(operation: str, task: Task, rejection: Rejection | None = None) -> Pr
     system = jinja.get_template(SYSTEM_PROMPT).render().strip()
     text = jinja.get_template(f"{operation}.j2").render(**context).strip()
     messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
-    return Prompt(operation, messages, template_hash(operation))
+    examples = [context["example"], *(e for g in context["examples"] for e in g["edits"])]
+    shown = tuple(dict.fromkeys(t for example in examples for t in _example_requests(example)))
+    return Prompt(operation, messages, template_hash(operation), shown)

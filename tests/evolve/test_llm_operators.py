@@ -254,6 +254,33 @@ def test_paraphrase_accepted_when_reworded_with_literals_kept(tmp_path: Path) ->
     assert [(t.lineage.operator, t.question) for t in made] == [("paraphrase", question)]
 
 
+@pytest.mark.parametrize(
+    ("operator", "answer"),
+    [
+        # the 1.5B model appended the tickets example's clause to a data-management request
+        ("paraphrase", {"question": "Add 3.5 and 4.25, then multiply that sum by 2, and close"
+                                    " that new ticket straight away."}),
+        ("deepen", {"new_calls": [call("square_root", number=15.5, precision=2)],
+                    "question": "Add 3.5 and 4.25, multiply that sum by 2, and give me the"
+                                " square root of the product to 2 decimal places so I can"
+                                " check that it is closed."}),
+    ],
+)  # fmt: skip
+def test_a_request_that_copies_the_worked_example_is_rejected(
+    tmp_path: Path, operator: str, answer: dict[str, Any]
+) -> None:
+    """The maths parent is shown the tickets example: a clause of it in the new request asks
+    for something no call does, so it is rejected whatever the calls are."""
+    parent = seed(ADD_THEN_MULTIPLY)
+    made, rejected, _ = evolve(
+        tmp_path, parent, operator, scripted(**{operator: answer}), "--no-repair"
+    )
+    assert made == []
+    assert [r.code for r in rejected] == [RejectionCode.QUESTION_TEMPLATE_ARTEFACT]
+    assert "from the worked example" in rejected[0].message
+    assert rejected[0].raw is not None and answer["question"] in rejected[0].raw
+
+
 def test_a_quoted_value_in_other_case_is_ungrounded_in_any_new_task(tmp_path: Path) -> None:
     """The same rule in validation, for a deepen whose question has no parent wording to keep."""
     parent = seed(MAYA)
@@ -375,6 +402,9 @@ def test_prompts_are_built_for_a_small_model(tmp_path: Path) -> None:
     # the paraphrase is asked with the values it must keep, and without the tools or state
     assert "- maya_codes\n- Tr33house!\n" in _user(paraphrase)
     assert "Tools (" not in _user(paraphrase) and "Starting state" not in _user(paraphrase)
+    # a reworded request keeps the order of its actions (the 1.5B model, told to reorder the
+    # clauses, opened a document before the edit the calls make first)
+    assert "keep the actions in the order the request gives them" in _user(paraphrase)
     # shared context first, the operator's part last: deepen and broaden share a prefix that
     # holds the whole task, and each ends with its instruction
     assert deepen["messages"][0] == broaden["messages"][0]
