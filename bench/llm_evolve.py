@@ -218,6 +218,32 @@ class OperatorRow:
     completion_tokens: int = 0
     seconds: float = 0.0
     per_task: dict[str, float | None] = field(default_factory=dict)
+    #: accepted tasks the checks of this checkout would reject (a fix made after the run)
+    rejected_now: dict[str, int] = field(default_factory=dict)
+
+
+def recheck(
+    made: list[dict[str, Any]], parents: dict[str, dict[str, Any]]
+) -> list[tuple[str, str | None]]:
+    """Each accepted task's operator and the code this checkout's operator checks (a copied
+    worked example, what the operator must add) give it now, in the run's order; None: kept.
+    Validation is not rerun: it has no LLM in it, and the run's tasks passed it."""
+    from pipeline.evolve.novelty import NoveltyCheck, copied_phrase
+    from pipeline.evolve.prompts import render
+    from pipeline.models import Rejection, Task
+
+    tasks = [Task.model_validate(t) for t in made]
+    known = {p["id"]: Task.model_validate(p) for p in parents.values()}
+    check = NoveltyCheck(list(known.values()))
+    found: list[tuple[str, str | None]] = []
+    for task in tasks:
+        operator, parent = task.lineage.operator, known[task.lineage.parents[0]]
+        if copied_phrase(render(operator, parent).shown, parent, task.question):
+            found.append((operator, "question.template_artefact"))
+            continue
+        verdict = check.admit(operator, parent.id, task)
+        found.append((operator, verdict.code.value if isinstance(verdict, Rejection) else None))
+    return found
 
 
 @dataclass
@@ -284,6 +310,10 @@ def analyse(
         if parent is not None and _call_list(parent) != _call_list(task):
             rows[task["lineage"]["operator"]].new_calls += 1
         judged_text.append((task["question"], task["lineage"]["operator"]))
+    for made_by, code in recheck(made, parents):
+        if made_by in rows and code is not None:
+            codes = rows[made_by].rejected_now
+            codes[code] = codes.get(code, 0) + 1
     maker = {task["id"]: task["lineage"]["operator"] for task in files.rejected_tasks}
     for rejection in files.rejected:  # filed under the task's id, or "<parent id>:<operator>"
         sample = rejection["sample_id"]
@@ -342,9 +372,9 @@ def analyse(
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        "| operator | candidates | accepted | calls differ | judge rejected |"
+        "| operator | candidates | accepted | calls differ | judge rejected | rejected now |"
         " requests | tokens (prompt+completion) | seconds | s / new | req / new | tok / new |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in result["rows"]:
         per = row["per_task"]
@@ -357,6 +387,7 @@ def table(result: dict[str, Any]) -> str:
             row["accepted"],
             differ,
             row["judge_rejected"],
+            ", ".join(f"{n} {code}" for code, n in row.get("rejected_now", {}).items()) or "0",
             row["requests"],
             f"{row['prompt_tokens']}+{row['completion_tokens']}",
             row["seconds"],
