@@ -318,6 +318,7 @@ class OpenAIAgent:
                 self._show_as_wait()
                 return [WaitAction()]
             self._note = problem
+            self._forget_reply()
             # nothing pending: an empty step would end the episode, so answer it right away
             self._render(Observation(observation.now, [], [], 0, observation.finished))
 
@@ -629,6 +630,15 @@ class OpenAIAgent:
             self._written(r.action) for r in replies if not isinstance(r.action, ProtocolError)
         ]
         block.messages[0]["content"] = reply_text(block.said, self.tools is None)
+
+    def _forget_reply(self) -> None:
+        """Leave an unusable text reply out of the conversation (the next message says what
+        was wrong with it): shown as an empty call list, it taught the 1.5B model to answer
+        with an empty call list twice more, which stopped the episode."""
+        block = self._blocks[-1]
+        if block.said is not None and block.messages and block.messages[0]["role"] == "assistant":
+            block.messages.pop(0)
+            block.said = None
 
     def _show_as_wait(self) -> None:
         """A text reply that counted as a wait is shown as one (what the model should have

@@ -299,6 +299,9 @@ class ScriptedModel:
             if style == "native":
                 return NATIVE + json.dumps(broken)
             return '```json\n{"calls": [{"tool": "teleport", "task_id": 3, "arguments": {}}]}\n```'
+        said = [m["content"] for m in messages if m["role"] == "assistant"]
+        if style == "copycat" and said and said[-1] == '{"calls": []}':
+            return str(said[-1])  # imitates an empty reply it is shown
         if style == "imitator" and any(
             REPORT_LINE.match(line)
             for message in messages
@@ -620,6 +623,23 @@ def test_an_empty_reply_while_calls_run_is_a_wait(
         assert len(invalid) == 2  # only the scripted unusable replies
     told = "\n".join(m["content"] or "" for b in bodies for m in b["messages"])
     assert "Your reply made no call, so it counted as a wait." in told
+
+
+def test_unusable_replies_are_left_out(instances: list[Instance], tmp_path: Path) -> None:
+    """A reply nothing could be made of, with nothing running, is left out of the conversation
+    (the next message says what was wrong): shown as an empty call list, the 1.5B model
+    answered with an empty call list from then on."""
+    styles = {instance.tasks[0].id: "copycat" for instance in instances}
+    server = ToolCallingServer(answer=ScriptedModel(instances, styles))
+    with server as url:
+        scores, _ = _run(instances, _config(url, tmp_path), tmp_path / "run")
+        bodies = server.bodies
+    _solved_exactly(scores, instances)
+    told = "\n".join(m["content"] or "" for b in bodies for m in b["messages"])
+    assert "unknown function 'teleport'" in told  # the scripted unusable reply, explained
+    for body in bodies:
+        said = [m["content"] for m in body["messages"] if m["role"] == "assistant"]
+        assert "Let me think" not in json.dumps(said) and '{"calls": []}' not in said
 
 
 def test_only_the_tools_of_the_tasks_environments(
