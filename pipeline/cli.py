@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # Only what building the parser needs is imported here: every stage's dependencies (datasets,
 # openai, pandas, the simulators) load inside its command, so `--help` answers at once.
@@ -116,35 +115,21 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_type(schema: dict[str, Any]) -> str:
-    if "anyOf" in schema:
-        return " or ".join(_json_type(branch) for branch in schema["anyOf"])
-    if "enum" in schema:
-        return "one of " + ", ".join(json.dumps(value) for value in schema["enum"])
-    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
-        return f"list of {_json_type(schema['items'])}"
-    return str(schema.get("type", "any"))
-
-
 def _print_full_tools() -> None:
     """Each tool as an agent meets it: description, and per parameter its JSON type, semantic
     type, default and documentation."""
     from pipeline.envs import ENVIRONMENTS
+    from pipeline.tooldocs import default_in_words, json_type
 
     for env_name, cls in ENVIRONMENTS.items():
         print(f"## {env_name}\n")
         for name, spec in cls.tool_specs().items():
             print(f"### {env_name}.{name} ({spec.kind.value})\n\n{spec.description}\n")
-            required = set(spec.parameters.get("required", []))
             for param, schema in spec.parameters.get("properties", {}).items():
-                default = (
-                    "required"
-                    if param in required
-                    else f"default {json.dumps(schema.get('default'))}"
-                )
                 sem = schema.get("x-semantic-type", "?")
                 doc = schema.get("description", "")
-                print(f"- `{param}` ({_json_type(schema)}; {sem}; {default}): {doc}")
+                default = default_in_words(spec, param)
+                print(f"- `{param}` ({json_type(schema)}; {sem}; {default}): {doc}")
             returns = ", ".join(
                 f"`{path or '(value)'}`: {sem.value}" for path, sem in spec.result_types
             )
