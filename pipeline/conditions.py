@@ -114,7 +114,7 @@ def _score(call: Call, sentence: str) -> int:
     return sum(weight for _, weight in _mentions(call, sentence))
 
 
-def _all_mentions(call: Call, sentence: str) -> list[int]:
+def all_mentions(call: Call, sentence: str) -> list[int]:
     """Every position where ``sentence`` names ``call``, each literal at each occurrence."""
     spots = [at for at, _ in _mentions(call, sentence)]
     for literal in _literals(call):
@@ -342,7 +342,7 @@ def order_edges(question: str, calls: Sequence[Call]) -> set[tuple[int, int]]:
             continue
         # every call the sentence names, wherever the sequence places it: upstream wording
         # often gives an amount sentences later ("..., ensuring the brake is set. Fill 30.")
-        named = {j: _all_mentions(call, part) for j, call in enumerate(calls)}
+        named = {j: all_mentions(call, part) for j, call in enumerate(calls)}
         for cue in cues:
             first, second = _ordered_groups(part, cue)
             early = {

@@ -262,6 +262,8 @@ class RejectionCode(StrEnum):
     EVOLVE_SAME_GOAL = "evolve.same_goal"
     #: paraphrase dropped or respelt a literal value of the request (case included)
     EVOLVE_LITERAL_CHANGED = "evolve.literal_changed"
+    #: a paraphrase names two calls that depend on each other in the other order
+    EVOLVE_ORDER_CHANGED = "evolve.order_changed"
     #: the LLM judge answered "no" on a rubric label it is trusted on (pipeline/evolve/judge.py)
     JUDGE_MISMATCH = "judge.mismatch"
     JUDGE_AMBIGUOUS = "judge.ambiguous"  # the rubric's under-specified

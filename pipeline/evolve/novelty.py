@@ -14,7 +14,10 @@ the calls (never on the model's description of them):
 - ``evolve.same_goal`` (broaden): the same set of tools as the parent and the same final state;
 - ``evolve.literal_changed`` (paraphrase): a value the parent's question wrote out and a call
   passes is missing from the new question, or written differently — case included
-  (``maya_codes`` is not ``Maya_codes``); numbers may change only their spelling ("two", "2").
+  (``maya_codes`` is not ``Maya_codes``); numbers may change only their spelling ("two", "2");
+- ``evolve.order_changed`` (paraphrase): the new question presents its steps as a sequence
+  ("first", "then", "finally") and names two calls, the later depending on the earlier, in the
+  other order than the parent's question named them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from difflib import SequenceMatcher
 from typing import Any
 
-from pipeline.conditions import control_edges
+from pipeline.conditions import all_mentions, control_edges
 from pipeline.dependencies import ValueFlows
 from pipeline.jsontree import scalars
 from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task, canonical_json
@@ -221,6 +224,54 @@ def literal_changed(parent: Task, child: Task) -> str | None:
     )
 
 
+#: words that present the steps as a sequence a reader follows
+_SEQUENCE = re.compile(r"\b(?:then|first|next|afterwards|after that|finally)\b", re.IGNORECASE)
+
+
+def _first_named(task: Task) -> list[int | None]:
+    """Where the question first names each call (a literal or a word of its tool's name)."""
+    found: list[int | None] = []
+    for call in task.calls:
+        spots = all_mentions(call, task.question)
+        found.append(min(spots) if spots else None)
+    return found
+
+
+def order_changed(parent: Task, child: Task) -> str | None:
+    """A paraphrase that names two calls in the other order than its parent did, where the
+    second depends on the first ("open 'settings', then set font.size" rewritten as "set
+    font.size in 'settings' after opening it" is fine; "set font.size, then open 'settings'"
+    tells a reader to do them the wrong way round)."""
+    if not _SEQUENCE.search(child.question):
+        return None  # "round what you get when converting ..." nests, it does not order
+    before, after = _first_named(parent), _first_named(child)
+    position = {call.id: index for index, call in enumerate(child.calls)}
+    for j, call in enumerate(child.calls):
+        for parent_id in call.depends_on:
+            i = position[parent_id]
+            a, b, c, d = before[i], before[j], after[i], after[j]
+            if None in (a, b, c, d) or a == b or c == d:
+                continue
+            if (a < b) != (c < d):  # type: ignore[operator]
+                return (
+                    f"the paraphrase names {child.calls[j].tool} before "
+                    f"{child.calls[i].tool}, which it depends on; its parent named them in "
+                    "the order they run"
+                )
+    return None
+
+
+def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] | None:
+    for code, rule in (
+        (RejectionCode.EVOLVE_LITERAL_CHANGED, literal_changed),
+        (RejectionCode.EVOLVE_ORDER_CHANGED, order_changed),
+    ):
+        problem = rule(parent, child)
+        if problem is not None:
+            return code, problem
+    return None
+
+
 # --- any LLM operator: nothing copied from the worked example --------------------------------
 
 
@@ -274,6 +325,10 @@ class NoveltyCheck:
         if rejection is None:
             code, rule = RULES[operator]
             problem = rule(parent, task)
+            if problem is None and operator == "paraphrase":
+                found = paraphrase_problem(parent, task)
+                if found is not None:
+                    code, problem = found
             if problem is not None:
                 rejection = self._reject(code, problem, operator, parent, task, parent)
         if rejection is not None:

@@ -1080,6 +1080,8 @@ _QUOTED_SPAN = re.compile(
     r"""(?<![A-Za-z0-9])(['"])(?=\S)([^'"\n]{1,120}?)(?<=\S)\1(?![A-Za-z0-9])"""
 )
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
+#: a user handle or hashtag written without quotes ("@lena_m", "#launch"); not an e-mail address
+_HANDLE = re.compile(r"(?<![\w@#'\"])[@#][A-Za-z_][\w.]*[A-Za-z0-9_]")
 #: a quoted value the user rules out ("no 'ha ha' in it", "not 'draft'") is not one to act on
 _NEGATED = re.compile(r"\b(?:no|not|never|without|instead of|rather than|except)\s*$", re.I)
 
@@ -1121,6 +1123,16 @@ def check_unused_value(ctx: ValidationContext) -> None:
             RejectionCode.QUESTION_UNUSED_VALUE,
             f"the question quotes {match.group(0)}, but no call passes it and no result shows it",
             Evidence(output={"quoted": span}),
+        )
+    for match in _HANDLE.finditer(ctx.task.question):
+        # "retweet @lena_m's post" names a value as surely as a quote does
+        handle = match.group(0)
+        if any(handle in seen or handle[1:] in seen for seen in observed):
+            continue
+        raise Reject(
+            RejectionCode.QUESTION_UNUSED_VALUE,
+            f"the question names {handle}, but no call passes it and no result shows it",
+            Evidence(output={"quoted": handle}),
         )
 
 

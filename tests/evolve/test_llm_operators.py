@@ -240,6 +240,18 @@ def test_paraphrase_keeps_every_literal_exactly(
     assert lost in rejected[0].message
 
 
+def test_paraphrase_that_names_dependent_steps_the_other_way_round_is_rejected(
+    tmp_path: Path,
+) -> None:
+    # a small model asked to "change the order of the clauses" wrote the rounding first
+    question = "First round to 2 decimal places, then convert 26.2 miles to kilometers."
+    made, rejected, _ = evolve(
+        tmp_path, seed(MILES), "paraphrase", scripted(paraphrase={"question": question})
+    )
+    assert made == []
+    assert [r.code for r in rejected] == [RejectionCode.EVOLVE_ORDER_CHANGED]
+
+
 def test_paraphrase_accepted_when_reworded_with_literals_kept(tmp_path: Path) -> None:
     parent = seed(MAYA)
     question = (

@@ -241,6 +241,14 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
         RejectionCode.QUESTION_UNUSED_VALUE,
     ),
     (
+        "a handle written without quotes that no step uses",
+        post_task(
+            "Log me in as 'ann' with password 'pw-1' and post 'Launch day!' mentioning "
+            "@kim, then tell @lena_m."
+        ),
+        RejectionCode.QUESTION_UNUSED_VALUE,
+    ),
+    (
         "a company that no step looks up",
         order_task("Buy 20 shares of 'Zeta Corp' (MSFT) at 310.23, then show me the order."),
         RejectionCode.QUESTION_UNUSED_VALUE,
