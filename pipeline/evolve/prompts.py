@@ -23,12 +23,13 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from pipeline.dependencies import bindable
-from pipeline.envs import ENVIRONMENTS, ToolSpec
+from pipeline.envs import ENVIRONMENTS
 from pipeline.jsontree import leaves
 from pipeline.models import Call, Rejection, Task
 from pipeline.replay import build_envs, run_call
 from pipeline.seeds import SEED_DIR
 from pipeline.semantics import Sem
+from pipeline.tooldocs import parameters_in_words
 from pipeline.toolgraph import generative_edge
 from pipeline.validate.grounding import numbers_in
 
@@ -68,29 +69,6 @@ def template_hash(operation: str) -> str:
 # --- what the model is shown -------------------------------------------------------------------
 
 
-def _kind(schema: dict[str, Any]) -> str:
-    """A parameter's JSON type in words: ``string``, ``list of integer``, ``number or null``."""
-    if "anyOf" in schema:
-        branches = [_kind(branch) for branch in schema["anyOf"] if branch.get("type") != "null"]
-        return " or ".join(branches) or "any"
-    kind = str(schema.get("type", "any"))
-    items = schema.get("items")
-    if kind == "array" and isinstance(items, dict):
-        return f"list of {_kind(items)}"
-    return kind
-
-
-def _signature(spec: ToolSpec) -> str:
-    """The arguments in words (``content (string), tags (list of string, optional)``): not in
-    call syntax, which a small model would copy as a call string."""
-    parts = []
-    for name in spec.param_names:
-        schema = spec.parameters["properties"][name]
-        optional = "" if name in spec.parameters.get("required", []) else ", optional"
-        parts.append(f"{name} ({_kind(schema)}{optional})")
-    return ", ".join(parts) if parts else "none"
-
-
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
@@ -99,7 +77,7 @@ def tools_of(envs: list[str]) -> list[dict[str, str]]:
     return [
         {
             "name": name,
-            "signature": _signature(spec),
+            "signature": parameters_in_words(spec),
             "description": _short(spec.description, MAX_DESCRIPTION_CHARS),
         }
         for env_name in envs
