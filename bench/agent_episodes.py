@@ -63,7 +63,7 @@ def rows_of(folder: Path) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     head = (
         "| instance | sub-tasks solved | name F1 | argument F1 | failure labels | reply paths"
-        " | requests | tokens (prompt + completion) | model s |\n"
+        " | replies (sent now) | tokens (prompt + completion) | model s |\n"
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     lines = [head]
@@ -71,7 +71,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {row['instance'][:8]} | {row['subtasks']} | {row['name_f1']:.2f}"
             f" | {row['argument_f1']:.2f} | {row['labels'].replace(',', ', ')} | {row['paths']}"
-            f" | {row['requests']} | {row['prompt_tokens']:,} + {row['completion_tokens']:,}"
+            f" | {sum(row['replies'].values())} ({row['requests']})"
+            f" | {row['prompt_tokens']:,} + {row['completion_tokens']:,}"
             f" | {row['model_seconds']:.0f} |"
         )
     if rows:
@@ -84,7 +85,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| **all {len(rows)}** | {sum(r['solved'] for r in rows)}/{sum(r['of'] for r in rows)}"
             f" | {mean:.2f} | {argument:.2f} | |"
             f" {', '.join(f'{paths[p]} {p}' for p in PATHS if paths[p])}"
-            f" | {sum(r['requests'] for r in rows)}"
+            f" | {sum(sum(r['replies'].values()) for r in rows)}"
+            f" ({sum(r['requests'] for r in rows)})"
             f" | {sum(r['prompt_tokens'] for r in rows):,} +"
             f" {sum(r['completion_tokens'] for r in rows):,}"
             f" | {sum(r['model_seconds'] for r in rows):.0f} |"
