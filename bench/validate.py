@@ -120,6 +120,12 @@ def main() -> None:
     bfcl, seeds = candidate_lines()
     if bfcl:
         chain_throughput("bfcl-turn", bfcl)
+        # long-context tasks carry states and results of thousands of entries: shown apart
+        long = [line for line in bfcl if '"long_context":true' in line]
+        standard = [line for line in bfcl if line not in long]
+        if long and standard:
+            chain_throughput("bfcl-std", standard)
+            chain_throughput("bfcl-long", long)
     chain_throughput("seeds", seeds)
     lines = bfcl + seeds
     with tempfile.TemporaryDirectory(prefix="asynctool-bench-") as temp:
