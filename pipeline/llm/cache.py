@@ -88,6 +88,26 @@ class CachedAnswer:
     finish_reason: str | None = None
 
 
+#: how long opening a cache waits for another process that is switching it to WAL
+WAL_WAIT_SECONDS = 30.0
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switch the file to write-ahead logging. Two processes opening a new cache at once both
+    try; the switch takes an exclusive lock that SQLite's busy timeout does not wait for, so
+    "database is locked" is retried here until the other has finished."""
+    deadline = time.monotonic() + WAL_WAIT_SECONDS
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class AnswerCache:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -104,7 +124,7 @@ class AnswerCache:
             connection = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(connection)
             # WAL + NORMAL: durable against process crashes, no fsync per insert
             connection.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:

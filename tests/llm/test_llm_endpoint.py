@@ -293,3 +293,31 @@ def test_an_unknown_mode_memory_does_not_change_the_default_mode(tmp_path: Path)
         _, capabilities = ask_all(make_config(url, tmp_path), ["a"])
     assert capabilities["output_mode"] == OutputMode.JSON_SCHEMA.value
     assert capabilities["token_parameter"] == "max_tokens" and capabilities["token_parameter_known"]
+
+
+def test_two_clients_opening_a_new_cache_at_once_both_open_it(tmp_path: Path) -> None:
+    # switching a new file to WAL takes a lock SQLite's busy timeout does not wait for
+    from pipeline.llm.cache import AnswerCache
+
+    for attempt in range(30):
+        path = tmp_path / f"cache-{attempt}.sqlite"
+        start = threading.Barrier(4)
+        failures: list[BaseException] = []
+
+        def open_cache(
+            path: Path = path,
+            start: threading.Barrier = start,
+            failures: list[BaseException] = failures,
+        ) -> None:
+            start.wait()
+            try:
+                AnswerCache(path)
+            except BaseException as error:  # noqa: BLE001 - collected for the assertion
+                failures.append(error)
+
+        threads = [threading.Thread(target=open_cache) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
