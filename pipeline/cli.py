@@ -316,6 +316,7 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         repair=not args.no_repair,
         judge=args.judge,
+        offer_steps=not args.free_steps,
         judge_calibration=None if args.judge_calibration is None else str(args.judge_calibration),
     )
 
@@ -659,6 +660,12 @@ def build_parser() -> argparse.ArgumentParser:
     evo.add_argument("--llm-timeout", type=positive_seconds, help=LLM_TIMEOUT_HELP)
     evo.add_argument("--no-repair", action="store_true", help="do not send rejects to repair")
     evo.add_argument("--judge", action="store_true", help="ask the LLM judge about accepted tasks")
+    evo.add_argument(
+        "--free-steps",
+        action="store_true",
+        help="deepen and broaden write their own new calls instead of choosing among steps"
+        " checked by execution (docs/evolution.md)",
+    )
     evo.add_argument(
         "--judge-calibration",
         type=Path,

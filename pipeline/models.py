@@ -264,6 +264,10 @@ class RejectionCode(StrEnum):
     EVOLVE_LITERAL_CHANGED = "evolve.literal_changed"
     #: a paraphrase names two calls that depend on each other in the other order
     EVOLVE_ORDER_CHANGED = "evolve.order_changed"
+    #: the words a deepen or broaden request adds do not ask for the step its calls add
+    EVOLVE_STEP_UNASKED = "evolve.step_unasked"
+    #: broaden's request still states a value only the parent's dropped calls used
+    EVOLVE_DROPPED_STEP_ASKED = "evolve.dropped_step_asked"
     #: the LLM judge answered "no" on a rubric label it is trusted on (pipeline/evolve/judge.py)
     JUDGE_MISMATCH = "judge.mismatch"
     JUDGE_AMBIGUOUS = "judge.ambiguous"  # the rubric's under-specified

@@ -83,6 +83,9 @@ class EvolveSettings:
     variants: int = 2  # candidates per parent and programmatic operator
     repair: bool = True
     judge: bool = False
+    #: deepen and broaden choose among checked next steps where there are some
+    #: (``pipeline/evolve/options.py``); off, the model writes its own new calls
+    offer_steps: bool = True
     #: the judge's calibration (None: prompts/judge_calibration.json); only the labels it
     #: trusts for the run's model reject
     judge_calibration: str | None = None
@@ -138,7 +141,10 @@ def _programmatic(
 
 
 async def _llm_candidates(
-    parents: Sequence[Task], operators: Sequence[Operator], client: LLMClient
+    parents: Sequence[Task],
+    operators: Sequence[Operator],
+    client: LLMClient,
+    offer_steps: bool = True,
 ) -> list[Candidate]:
     from pipeline.evolve.llm_ops import evolve_with_llm, paraphrase
 
@@ -148,7 +154,7 @@ async def _llm_candidates(
             if operator is Operator.PARAPHRASE:
                 jobs.append(paraphrase(parent, client))
             else:
-                jobs.append(evolve_with_llm(operator.value, parent, client))
+                jobs.append(evolve_with_llm(operator.value, parent, client, offer_steps))
     return list(await asyncio.gather(*jobs))
 
 
@@ -230,7 +236,9 @@ async def _validate_all(
     client = LLMClient(llm, ledger) if llm is not None and llm.configured else None
     try:
         if client is not None and llm_ops:
-            candidates = candidates + await _llm_candidates(parents, llm_ops, client)
+            candidates = candidates + await _llm_candidates(
+                parents, llm_ops, client, settings.offer_steps
+            )
         accepted: list[Outcome] = []
         rejected: list[Outcome] = []
         to_repair: list[tuple[Candidate, Task, Rejection]] = []

@@ -139,7 +139,7 @@ def _argument_options(
         bound = [
             p.value
             for p in produced
-            if generative_edge(p.sem, wanted, qualified) and _fits(schema, p)
+            if generative_edge(p.sem, wanted, qualified) and fits_schema(schema, p)
         ]
         consumes = consumes or bool(bound)
         offered = [v for v in _enum_choices(schema) if schema_offers(schema, v)]
@@ -160,11 +160,11 @@ def _argument_options(
     return options if consumes else []
 
 
-def _fits(schema: dict[str, Any], produced: Produced) -> bool:
+def fits_schema(schema: dict[str, Any], produced: Produced) -> bool:
     value = produced.value
     kind = schema.get("type")
     if "anyOf" in schema:
-        return any(_fits(branch, produced) for branch in schema["anyOf"])
+        return any(fits_schema(branch, produced) for branch in schema["anyOf"])
     if "enum" in schema:
         return value in schema["enum"]
     if kind == "string":
@@ -178,9 +178,17 @@ def _fits(schema: dict[str, Any], produced: Produced) -> bool:
 
 def extend(task: Task, rng: random.Random, verbaliser: Verbaliser) -> Task | None:
     """A copy of ``task`` with one more step that uses an earlier output, or ``None``."""
+    for extended in extensions(task, rng):
+        return _reworded(extended, task, verbaliser)
+    return None
+
+
+def extensions(task: Task, rng: random.Random, max_tries: int = MAX_TRIES) -> Iterator[Task]:
+    """``task`` with one more step that uses an earlier output, one candidate step after
+    another (in an order ``rng`` draws), each run and checked; the question is the parent's."""
     parent = replay(task)
     if not parent.ok:
-        return None
+        return
     outputs = [outcome.result for outcome in parent.outcomes]
     produced = produced_values(task, outputs, session_values(parent.final_state))
     tools = [
@@ -198,12 +206,11 @@ def extend(task: Task, rng: random.Random, verbaliser: Verbaliser) -> Task | Non
         rng.shuffle(combos)
         for combo in combos[:3]:
             tries += 1
-            if tries > MAX_TRIES:
-                return None
+            if tries > max_tries:
+                return
             candidate = _try(task, parent.final_state, outputs, env_name, spec, dict(combo))
             if candidate is not None:
-                return _reworded(candidate, task, verbaliser)
-    return None
+                yield candidate
 
 
 def _nothing_new(

@@ -20,6 +20,7 @@ from pipeline.dependencies import infer_dependencies
 from pipeline.envs import ENVIRONMENTS
 from pipeline.evolve.candidate import Candidate
 from pipeline.evolve.novelty import copied_phrase, literal_changed
+from pipeline.evolve.options import Option, dropped_value_kept, step_unasked
 from pipeline.evolve.prompts import Prompt, render, tool_names
 from pipeline.llm import LLMClient
 from pipeline.llm.client import LLMResult
@@ -75,6 +76,14 @@ class DeepenAnswer(_Answer):
     asked to repeat them returned them unchanged and added nothing."""
 
     new_calls: list[ProposedCall] = Field(min_length=1, max_length=MAX_ADDED_CALLS)
+    question: Question = Field(min_length=1)
+
+
+class GuidedAnswer(_Answer):
+    """deepen or broaden with checked options (:mod:`pipeline.evolve.options`): the step
+    chosen, written out (its free arguments filled), then the whole new request."""
+
+    new_call: ProposedCall
     question: Question = Field(min_length=1)
 
 
@@ -167,6 +176,56 @@ def _answer_model(base: type[_Answer], envs: tuple[str, ...]) -> type[_Answer]:
     # schema would double a small local model's prompt, and a grammar enforces it anyway
     model.described_as = _with_calls(base, _call_of("ProposedCall", tool_names(list(envs))))
     return model
+
+
+def _option_branch(option: Option) -> dict[str, Any]:
+    """The schema of one option: its tool, its fixed arguments as constants, and each free
+    argument as the tool's schema has it."""
+    env, tool = option.tool.split(".", 1)
+    schema = ENVIRONMENTS[env].tool_specs()[tool].args_model.model_json_schema()
+    arguments = _grammar_schema(schema, schema.get("$defs", {}))
+    properties: dict[str, Any] = {name: {"const": value} for name, value in option.fixed.items()}
+    properties |= {name: arguments["properties"][name] for name in option.free}
+    return {
+        "type": "object",
+        "properties": {
+            "tool": {"const": tool},
+            "arguments": {
+                "type": "object",
+                "properties": properties,
+                "required": list(properties),
+                "additionalProperties": False,
+            },
+        },
+        "required": ["tool", "arguments"],
+    }
+
+
+def _options_key(options: tuple[Option, ...]) -> str:
+    return json.dumps(
+        [[o.tool, o.fixed, list(o.free)] for o in options], sort_keys=True, ensure_ascii=False
+    )
+
+
+@lru_cache(maxsize=256)  # per distinct option set, so the client's schema cache stays bounded
+def _guided_model(key: str, names: tuple[str, ...]) -> type[GuidedAnswer]:
+    options = [Option(0, tool, fixed, tuple(free)) for tool, fixed, free in json.loads(key)]
+    branches = [_option_branch(option) for option in options]
+    choice: Any = Annotated[
+        ProposedCall, WithJsonSchema(branches[0] if len(branches) == 1 else {"anyOf": branches})
+    ]
+    model: type[GuidedAnswer] = create_model(
+        "GuidedAnswer", __base__=GuidedAnswer, new_call=(choice, ...)
+    )
+    model.described_as = create_model(
+        "GuidedAnswer", __base__=GuidedAnswer, new_call=(_call_of("ProposedCall", names), ...)
+    )
+    return model
+
+
+def guided_model(options: tuple[Option, ...], envs: tuple[str, ...]) -> type[GuidedAnswer]:
+    """The answer to a prompt with options: the new call can only be one of them."""
+    return _guided_model(_options_key(options), tool_names(list(envs)))
 
 
 @lru_cache(maxsize=256)
@@ -283,6 +342,28 @@ def _copied(
     )
 
 
+def _unasked(
+    parent: Task, operator: str, option: Option, question: str, raw: str | None
+) -> Rejection | None:
+    """The request must ask for the step chosen, and a broader task for no step it dropped:
+    the calls are checked by construction, so what can go wrong is the words."""
+    problem = step_unasked(parent, question, option)
+    code = RejectionCode.EVOLVE_STEP_UNASKED
+    if problem is None and operator == "broaden":
+        problem = dropped_value_kept(parent, question, option)
+        code = RejectionCode.EVOLVE_DROPPED_STEP_ASKED
+    if problem is None:
+        return None
+    return Rejection(
+        sample_id=f"{parent.id}:{operator}",
+        stage=Stage.EVOLVE,
+        code=code,
+        message=f"{operator}: {problem}",
+        evidence=Evidence(diff=[f"- {parent.question}", f"+ {question}"]),
+        raw=raw,
+    )
+
+
 async def _ask(
     client: LLMClient,
     stage: str,
@@ -303,17 +384,36 @@ async def _ask(
     return result
 
 
-async def evolve_with_llm(operator: str, parent: Task, client: LLMClient) -> Candidate:
+async def evolve_with_llm(
+    operator: str, parent: Task, client: LLMClient, offer_steps: bool = True
+) -> Candidate:
     """``deepen`` (the parent's calls plus the model's new ones) or ``broaden`` (a new question
     and call sequence from the model)."""
-    prompt = render(operator, parent)
+    prompt = render(operator, parent, offer_steps=offer_steps)
     envs = tuple(parent.envs)
-    output = deepen_model(envs) if operator == "deepen" else evolved_model(envs)
+    output: type[BaseModel]
+    if prompt.options:
+        output = guided_model(prompt.options, envs)
+    else:
+        output = deepen_model(envs) if operator == "deepen" else evolved_model(envs)
     result = await _ask(client, operator, prompt.messages, output, prompt.template_hash)
     if result.value is None:
         return _model_failure(parent, operator, result.error, result.raw)
     lineage = _lineage(parent, operator, client.model, prompt.template_hash)
-    if isinstance(result.value, DeepenAnswer):
+    if isinstance(result.value, GuidedAnswer):
+        chosen = result.value.new_call
+        option = next((o for o in prompt.options if o.matches(chosen.tool, chosen.arguments)), None)
+        if option is None:  # a server without a grammar wrote a step it was not offered
+            error = f"{chosen.tool} with these arguments is none of the steps offered"
+            return _model_failure(parent, operator, error, result.raw)
+        calls = [
+            ProposedCall(tool=call.function, arguments=call.arguments)
+            for call in option.calls(parent, chosen.arguments)
+        ]
+        unasked = _unasked(parent, operator, option, result.value.question, result.raw)
+        if unasked is not None:
+            return Candidate(operator, parent.id, rejection=unasked)
+    elif isinstance(result.value, DeepenAnswer):
         kept = [ProposedCall(tool=call.function, arguments=call.arguments) for call in parent.calls]
         calls = kept + list(result.value.new_calls)
     else:

@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from pipeline.dependencies import bindable
 from pipeline.envs import ENVIRONMENTS
+from pipeline.evolve.options import Option, option_view, options_for
 from pipeline.jsontree import leaves
 from pipeline.models import Call, Rejection, Task
 from pipeline.replay import build_envs, run_call
@@ -283,6 +284,8 @@ class Prompt:
     template_hash: str
     #: the worked examples' requests the prompt shows: an answer must not copy from them
     shown: tuple[str, ...] = ()
+    #: checked next steps the model chooses from (deepen, broaden), in the order shown
+    options: tuple[Option, ...] = ()
 
 
 def _example_requests(example: dict[str, Any] | None) -> list[str]:
@@ -299,7 +302,9 @@ def literals_stated(task: Task) -> list[str]:
     return [text for text, _ in stated_literals(task)]
 
 
-def render(operation: str, task: Task, rejection: Rejection | None = None) -> Prompt:
+def render(
+    operation: str, task: Task, rejection: Rejection | None = None, offer_steps: bool = True
+) -> Prompt:
     context: dict[str, Any] = {
         "task": task_view(task, menu=operation in EDIT_LABELS),
         "tools": tools_of(task.envs),
@@ -308,6 +313,8 @@ def render(operation: str, task: Task, rejection: Rejection | None = None) -> Pr
         "literals": literals_stated(task) if operation == "paraphrase" else [],
         "parent_calls": len(task.calls),
     }
+    options = tuple(options_for(operation, task)) if offer_steps else ()
+    context["options"] = [option_view(option) for option in options]
     if rejection is not None:
         evidence = rejection.evidence.model_dump(mode="json", exclude_defaults=True)
         context["rejection"] = {
@@ -321,4 +328,4 @@ def render(operation: str, task: Task, rejection: Rejection | None = None) -> Pr
     messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
     examples = [context["example"], *(e for g in context["examples"] for e in g["edits"])]
     shown = tuple(dict.fromkeys(t for example in examples for t in _example_requests(example)))
-    return Prompt(operation, messages, template_hash(operation), shown)
+    return Prompt(operation, messages, template_hash(operation), shown, options)

@@ -46,6 +46,8 @@ def scripted_answer(body: dict[str, Any]) -> str:
     numbers = [float(n) for n in re.findall(r"\b\d+(?:\.\d+)?\b", request)]
     if len(numbers) % 3 == 0:
         return "Sure! Here is your task: add(a=1"  # not JSON at all: rejected with the raw text
+    if "\nPossible " in prompt:  # steps offered: choose the first, fill its blanks
+        return _choose_option(prompt, request, stated=len(numbers) % 3 == 2)
     if len(numbers) % 3 == 1:  # calls with an invented value: validation rejects it
         invented = [{"tool": "add", "arguments": {"a": 2, "b": 3}},
                     {"tool": "multiply", "arguments": {"a": 5, "b": 777}}]  # fmt: skip
@@ -57,6 +59,19 @@ def scripted_answer(body: dict[str, Any]) -> str:
     if "Your job: make this task deeper" in prompt:  # deepen answers only what it adds
         return json.dumps({"new_calls": [rounding], "question": question})
     return json.dumps({"question": question, "calls": [*calls, rounding]})
+
+
+def _choose_option(prompt: str, request: str, stated: bool) -> str:
+    """The first step offered, asked for by its tool's name; its blanks are 777, which the
+    request states only when ``stated`` (else grounding rejects the step)."""
+    listed = prompt.rsplit("\nPossible ", 1)[1].splitlines()
+    first = next(line for line in listed if line[:1].isdigit()).split(". ", 1)[1]
+    blank = 777 if stated else 2
+    call = json.loads(first.split("then ", 1)[-1].replace("<your value>", str(blank)))
+    words = call["tool"].replace("_", " ")
+    value = " with 777" if stated and "<your value>" in first else ""
+    question = f"{request} Then {words} that last result{value}."
+    return json.dumps({"new_call": call, "question": question})
 
 
 def _evolve(tmp: Path, run_id: str, url: str, *extra: str) -> dict[str, Any]:

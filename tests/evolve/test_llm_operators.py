@@ -85,7 +85,7 @@ def evolve(
         argv = [
             "evolve", "--inline", "--output", str(tmp), "--run-id", "r", "--seeds", str(seeds),
             "--rounds", "1", "--operators", operators, "--llm-base-url", url,
-            "--llm-model", "fake-model", *extra,
+            "--llm-model", "fake-model", "--free-steps", *extra,
         ]  # fmt: skip
         assert main(argv) == 0
     run = tmp / "runs" / "r"
@@ -525,7 +525,7 @@ def test_answers_outside_the_schema_are_rejected_with_the_raw_text(
         argv = [
             "evolve", "--inline", "--output", str(tmp_path), "--run-id", "r", "--seeds",
             str(seeds), "--rounds", "1", "--operators", "deepen", "--llm-base-url", url,
-            "--llm-model", "fake-model", "--no-repair",
+            "--llm-model", "fake-model", "--no-repair", "--free-steps",
         ]  # fmt: skip
         assert main(argv) == 0
     (rejection,) = read_records(tmp_path / "runs/r/evolve_rejected.jsonl", Rejection)

@@ -1,0 +1,270 @@
+"""Checked next steps for the LLM's deepen and broaden: the calls are found by execution, the
+model chooses one and writes the request.
+
+Asked to invent the new calls, the 1.5B model this project runs kept the parent's calls in 12
+of 12 deepen replies and added nothing, or added calls with arguments from nowhere (2 of 16
+deepen and broaden candidates were new, both invalid). Finding calls that run and consume an
+earlier result is what :mod:`pipeline.evolve.extend` already does by execution over the tool
+graph; wording a request for a chosen chain is what a small model does well. So each option
+is a whole call chain that is known to run, and the model's part is the choice and the words.
+
+- *deepen*: the parent's calls plus one step that takes a value one of them returned;
+- *broaden*: the parent's first calls up to some point, then a step with a tool other than
+  the parent's next one, taking a value those calls returned: another goal from the same
+  start, which still needs what the kept calls return.
+
+Where execution finds too few whole steps (their other arguments must come from an enum or
+an earlier result too), an option may fix only the argument that takes the earlier result and
+leave the tool's other required arguments to the model, which must then state them in the
+request; validation judges those as any other stated value.
+
+Options are drawn with a generator seeded by the parent's id, so a rerun offers the same ones
+(the prompt, and with it the cache key, stays the same).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.envs import ENVIRONMENTS
+from pipeline.evolve.extend import (
+    IDENTITY_TYPES,
+    extensions,
+    fits_schema,
+    produced_values,
+    session_values,
+)
+from pipeline.models import Call, Task
+from pipeline.replay import replay
+from pipeline.toolgraph import generative_edge
+from pipeline.validate.grounding import numbers_in
+
+MAX_OPTIONS = 4
+#: candidate steps tried per chain prefix: ``extensions`` runs each one, so this bounds the
+#: work per parent
+TRIES_PER_PREFIX = 200
+
+
+@dataclass(frozen=True)
+class Option:
+    """A step the model may choose: the parent's first ``kept`` calls, then ``tool`` with the
+    ``fixed`` arguments (one at least takes an earlier result) and the ``free`` required
+    arguments the model fills and states. A checked option has no free argument and is known
+    to run; ``result`` is what it returned."""
+
+    kept: int
+    tool: str  # qualified: ``env.tool``
+    fixed: dict[str, Any]
+    free: tuple[str, ...] = ()
+    result: object = None
+
+    @property
+    def checked(self) -> bool:
+        return not self.free
+
+    @property
+    def function(self) -> str:
+        return self.tool.split(".", 1)[1]
+
+    def calls(self, parent: Task, arguments: dict[str, Any]) -> list[Call]:
+        """The chain this option makes with the model's ``arguments`` for the new step."""
+        new = Call(id=f"s{self.kept + 1}", tool=self.tool, arguments=arguments)
+        return [*parent.calls[: self.kept], new]
+
+    def matches(self, function: str, arguments: dict[str, Any]) -> bool:
+        return function == self.function and all(
+            arguments.get(name) == value for name, value in self.fixed.items()
+        )
+
+
+def _rng(task: Task, operation: str) -> random.Random:
+    return random.Random(f"{operation}:{task.id}")
+
+
+def _last_result(task: Task) -> object:
+    outcomes = replay(task).outcomes
+    return outcomes[-1].result if outcomes else None
+
+
+def _checked(task: Task, kept: int, exclude: set[str], rng: random.Random) -> list[Option]:
+    """Whole steps after the first ``kept`` calls, found by running them; one per tool."""
+    prefix = task.model_copy(update={"calls": task.calls[:kept]})
+    found: list[Option] = []
+    for extended in extensions(prefix, rng, TRIES_PER_PREFIX):
+        added = extended.calls[-1]
+        if added.tool in exclude:
+            continue
+        exclude.add(added.tool)
+        found.append(Option(kept, added.tool, dict(added.arguments), (), _last_result(extended)))
+        if len(found) >= MAX_OPTIONS:
+            break
+    return found
+
+
+def _partial(task: Task, kept: int, exclude: set[str], rng: random.Random) -> list[Option]:
+    """Steps that take an earlier result in one argument and leave the tool's other required
+    arguments free; one per tool, tools in an order ``rng`` draws."""
+    prefix = task.model_copy(update={"calls": task.calls[:kept]})
+    run = replay(prefix)
+    if not run.ok:
+        return []
+    outputs = [outcome.result for outcome in run.outcomes]
+    produced = produced_values(prefix, outputs, session_values(run.final_state))
+    tools = [(env, spec) for env in task.envs for spec in ENVIRONMENTS[env].tool_specs().values()]
+    rng.shuffle(tools)
+    found: list[Option] = []
+    for env, spec in tools:
+        qualified = f"{env}.{spec.name}"
+        if qualified in exclude:
+            continue
+        required = list(spec.parameters.get("required", []))
+        for name in required:
+            schema = spec.parameters["properties"][name]
+            wanted = spec.param_types.get(name)
+            if wanted in IDENTITY_TYPES:
+                continue  # acting on a user a result named is left to checked steps
+            bound = [
+                p.value
+                for p in produced
+                if generative_edge(p.sem, wanted, qualified) and fits_schema(schema, p)
+            ]
+            free = tuple(other for other in required if other != name)
+            # without a free argument the step was a whole one, and running it failed or
+            # showed it pointless (closing a closed ticket): not an option
+            if bound and free:
+                found.append(Option(kept, qualified, {name: bound[0]}, free))
+                exclude.add(qualified)
+                break
+    return found
+
+
+def deepen_options(task: Task, limit: int = MAX_OPTIONS) -> list[Option]:
+    """One step after all the parent's calls, taking one of their results: checked steps
+    first, one per tool (two steps with one tool differ only in an argument)."""
+    rng = _rng(task, "deepen")
+    exclude: set[str] = set()
+    found = _checked(task, len(task.calls), exclude, rng)
+    found += _partial(task, len(task.calls), exclude, rng)
+    return found[:limit]
+
+
+def broaden_options(task: Task, limit: int = MAX_OPTIONS) -> list[Option]:
+    """Chains that keep the parent's first calls and then take another turn: a step with a
+    tool the parent does not use next, taking a value the kept calls returned. Checked steps
+    before partial ones, each longest prefix first (the nearest other goal)."""
+    rng = _rng(task, "broaden")
+    found: list[Option] = []
+    for kept in range(len(task.calls) - 1, 0, -1):
+        exclude = {task.calls[kept].tool}
+        found += _checked(task, kept, exclude, rng)
+        found += _partial(task, kept, exclude, rng)
+    checked = [option for option in found if option.checked]
+    return (checked + [option for option in found if not option.checked])[:limit]
+
+
+def options_for(operation: str, task: Task) -> list[Option]:
+    if operation == "deepen":
+        return deepen_options(task)
+    if operation == "broaden":
+        return broaden_options(task)
+    return []
+
+
+def option_view(option: Option) -> dict[str, Any]:
+    """An option as the prompt shows it: the step as the answer writes it, a free argument as a
+    marked blank, and what a checked step returned."""
+    shown = ", ".join(
+        [f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in option.fixed.items()]
+        + [f'"{name}": <your value>' for name in option.free]
+    )
+    result = None
+    if option.checked:
+        result = json.dumps(option.result, ensure_ascii=False, separators=(",", ":"))[:400]
+    return {
+        "call": f'{{"tool": "{option.function}", "arguments": {{{shown}}}}}',
+        "kept": option.kept,
+        "free": list(option.free),
+        "result": result,
+    }
+
+
+# --- does the request ask for the chosen step? -------------------------------------------------
+
+_WORDS = re.compile(r"[a-z]+")
+#: name parts that say nothing about what a tool does (``get_ticket``: "ticket" does)
+_GENERIC = frozenset(
+    {"get", "set", "list", "show", "data", "number", "numbers", "value", "values", "record"}
+    | {"records", "info", "item", "items", "new", "all", "the", "for", "from", "with", "into"}
+    | {"calculate", "compute", "find", "return", "give", "tell", "say", "turn", "make"}
+)
+_STEM = 5  # "percentage" and "percent", "convert" and "conversion" share their first 5 letters
+
+
+def _stems(text: str) -> Counter[str]:
+    return Counter(word[:_STEM] for word in _WORDS.findall(text.lower()) if len(word) > 2)
+
+
+def tool_words(qualified: str) -> frozenset[str]:
+    """Stems that name what a tool does: the parts of its name and the verb that opens its
+    description ("Round a number ..."), generic parts left out."""
+    env, name = qualified.split(".", 1)
+    spec = ENVIRONMENTS[env].tool_specs()[name]
+    words = [part for part in name.split("_") if part not in _GENERIC and len(part) > 2]
+    opening = _WORDS.findall(spec.description.lower())[:1]
+    words += [word for word in opening if word not in _GENERIC and len(word) > 2]
+    return frozenset(word[:_STEM] for word in words)
+
+
+def step_unasked(parent: Task, question: str, option: Option) -> str | None:
+    """Why the new request does not ask for the option's step, or ``None``. The words it adds
+    to the parent's (counted, so a second "round" is added) must name the step's tool: "Then do
+    one more thing with it" over a division asks for nothing a reader could map to it."""
+    added = _stems(question) - _stems(parent.question)
+    wanted = tool_words(option.tool)
+    if not wanted or any(stem in wanted for stem in added):
+        return None
+    return (
+        f"the request adds no words for the new step {option.function} "
+        f"(expected one of: {', '.join(sorted(wanted))})"
+    )
+
+
+def dropped_value_kept(parent: Task, question: str, option: Option) -> str | None:
+    """A value the parent's request states for a call broaden drops, and that no kept call
+    uses, still in the new request: it asks for a step the calls no longer take."""
+    from pipeline.evolve.novelty import stated_literals  # novelty imports prompts, then this
+
+    used = {_key(leaf) for call in parent.calls[: option.kept] for leaf in _scalars(call.arguments)}
+    dropped = {
+        _key(leaf) for call in parent.calls[option.kept :] for leaf in _scalars(call.arguments)
+    }
+    for text, number in stated_literals(parent):
+        key = _key(text if number is None else number)
+        if key in dropped and key not in used and _states(question, text, number):
+            return f"the request still states {text!r}, which only the dropped calls used"
+    return None
+
+
+def _key(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(float(value))
+    return repr(value)
+
+
+def _states(question: str, text: str, number: float | None) -> bool:
+    if number is not None:
+        return number in numbers_in(question)
+    return text in question
+
+
+def _scalars(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _scalars(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _scalars(item)]
+    return [value]

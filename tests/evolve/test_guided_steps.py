@@ -1,0 +1,152 @@
+"""deepen and broaden choosing among steps checked by execution (``pipeline/evolve/options.py``),
+through ``asynctool evolve`` against a scripted OpenAI-compatible server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.evolve.options import broaden_options, deepen_options
+from pipeline.jsonl import read_records
+from pipeline.llm.fake_server import FakeOpenAIServer, FaultMix
+from pipeline.models import Rejection, RejectionCode, Task
+from pipeline.replay import replay
+from tests.evolve.test_llm_operators import ADD_THEN_MULTIPLY, TICKET, operator_of, seed
+
+
+def chosen(tool: str, question: str, **arguments: Any) -> dict[str, Any]:
+    return {"new_call": {"tool": tool, "arguments": arguments}, "question": question}
+
+
+def run(
+    tmp: Path, parent: Task, operator: str, answer: dict[str, Any], faults: FaultMix | None = None
+) -> tuple[list[Task], list[Rejection], FakeOpenAIServer]:
+    tmp.mkdir(exist_ok=True)
+    os.chdir(tmp)  # a cache of its own (./output/cache)
+    seeds = tmp / "seeds.jsonl"
+    seeds.write_text(parent.model_dump_json() + "\n", encoding="utf-8")
+
+    def reply(body: dict[str, Any]) -> str:
+        assert operator_of(body) == operator
+        return json.dumps(answer)
+
+    server = FakeOpenAIServer(answer=reply, faults=faults)
+    with server as url:
+        argv = [
+            "evolve", "--inline", "--output", str(tmp), "--run-id", "r", "--seeds", str(seeds),
+            "--rounds", "1", "--operators", operator, "--llm-base-url", url,
+            "--llm-model", "fake-model", "--no-repair",
+        ]  # fmt: skip
+        assert main(argv) == 0
+    out = tmp / "runs" / "r"
+    made = [t for t in read_records(out / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
+    return made, list(read_records(out / "evolve_rejected.jsonl", Rejection)), server
+
+
+@pytest.fixture(autouse=True)
+def _restore_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def test_every_offered_step_takes_an_earlier_result_and_checked_ones_run() -> None:
+    for parent in (seed(TICKET), seed(ADD_THEN_MULTIPLY)):
+        for option in deepen_options(parent) + broaden_options(parent):
+            call = option.calls(parent, dict(option.fixed))[-1]
+            outputs = [o.result for o in replay(parent).outcomes[: option.kept]]
+            produced = json.dumps(outputs)
+            assert any(json.dumps(v) in produced for v in option.fixed.values()), option
+            if option.checked:
+                extended = parent.model_copy(update={"calls": option.calls(parent, call.arguments)})
+                assert replay(extended).ok
+    # broaden turns away from the parent's next tool; deepen keeps every call
+    parent = seed(ADD_THEN_MULTIPLY)
+    assert all(o.kept == len(parent.calls) for o in deepen_options(parent))
+    for option in broaden_options(parent):
+        assert option.tool != parent.calls[option.kept].tool
+
+
+def test_deepen_with_a_chosen_step_is_accepted_and_the_grammar_offers_only_the_steps(
+    tmp_path: Path,
+) -> None:
+    parent = seed(TICKET)
+    answer = chosen(
+        "get_ticket",
+        "Open a ticket titled 'Duplicate invoice received' with priority 2, and then close that"
+        " new ticket right away since billing already fixed it. Then fetch the ticket so I can"
+        " check that it is closed.",
+        ticket_id=230,
+    )
+    made, rejected, server = run(tmp_path, parent, "deepen", answer)
+    assert rejected == [] and len(made) == 1
+    *kept, added = made[0].calls
+    assert [c.arguments for c in kept] == [c.arguments for c in parent.calls]
+    assert added.tool == "tickets.get_ticket" and added.bindings == {"ticket_id": "s1.id"}
+    (body,) = server.bodies
+    prompt = body["messages"][-1]["content"]
+    assert '1. {"tool": "get_ticket", "arguments": {"ticket_id": 230}}' in prompt
+    assert '"resolution": <your value>' in prompt, "a free argument is a marked blank"
+    schema = body["response_format"]["json_schema"]["schema"]
+    branches = schema["properties"]["new_call"]["anyOf"]
+    fixed = [b["properties"]["arguments"]["properties"]["ticket_id"] for b in branches]
+    assert fixed == [{"const": 230}] * len(branches), "the earlier result is fixed"
+    resolve = next(b for b in branches if b["properties"]["tool"] == {"const": "resolve_ticket"})
+    assert resolve["properties"]["arguments"]["properties"]["resolution"] == {"type": "string"}
+
+
+def test_a_request_that_does_not_ask_for_the_step_is_rejected(tmp_path: Path) -> None:
+    parent = seed(ADD_THEN_MULTIPLY)
+    answer = chosen(
+        "round_number", f"{parent.question} Then do one more thing with it.", number=15.5
+    )
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer)
+    assert made == []
+    (rejection,) = rejected
+    assert rejection.code is RejectionCode.EVOLVE_STEP_UNASKED
+    assert "round_number" in rejection.message and rejection.raw
+
+
+def test_broaden_that_still_asks_for_a_dropped_step_is_rejected(tmp_path: Path) -> None:
+    parent = seed(ADD_THEN_MULTIPLY)  # add 3.5 and 4.25, then multiply that sum by 2
+    still = chosen(
+        "add", "Add 3.5 and 4.25, then multiply that sum by 2, and add 10 to the sum.", a=7.75, b=10
+    )
+    made, rejected, _ = run(tmp_path, parent, "broaden", still)
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_DROPPED_STEP_ASKED]
+
+    good = chosen("add", "Add 3.5 and 4.25, then add 10 to that sum.", a=7.75, b=10)
+    made, rejected, _ = run(tmp_path / "good", parent, "broaden", good)
+    assert rejected == [] and len(made) == 1
+    assert [c.tool for c in made[0].calls] == ["maths.add", "maths.add"]
+    assert made[0].calls[1].bindings == {"a": "s1.result"}
+
+
+def test_a_step_not_offered_from_a_server_without_grammar_is_kept_as_raw(tmp_path: Path) -> None:
+    parent = seed(TICKET)
+    answer = chosen("close_ticket", "Close ticket 999 as well.", ticket_id=999)
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer, FaultMix.llama_cpp())
+    assert made == []
+    (rejection,) = rejected
+    assert rejection.code is RejectionCode.PARSE_MALFORMED
+    assert "none of the steps offered" in rejection.message and "999" in (rejection.raw or "")
+
+
+def test_free_steps_restores_the_model_written_calls(tmp_path: Path) -> None:
+    parent = seed(TICKET)
+    os.chdir(tmp_path)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(parent.model_dump_json() + "\n", encoding="utf-8")
+    server = FakeOpenAIServer(answer=lambda body: json.dumps({"give_up": True}))
+    with server as url:
+        argv = [
+            "evolve", "--inline", "--output", str(tmp_path), "--run-id", "r", "--seeds",
+            str(seeds), "--rounds", "1", "--operators", "deepen", "--llm-base-url", url,
+            "--llm-model", "fake-model", "--no-repair", "--free-steps",
+        ]  # fmt: skip
+        assert main(argv) == 0
+    prompt = server.bodies[0]["messages"][-1]["content"]
+    assert "Possible new steps" not in prompt and '"new_calls" lists only the new calls' in prompt
