@@ -82,7 +82,19 @@ class Exchange:
     error: str = ""  # what a failed request got back, cut short
 
 
+#: the closing instruction of each operator's prompt, for answer models two operators share
+#: (``GuidedAnswer``: deepen or broaden choosing a checked step)
+JOB_STAGE = {
+    "Your job: make this task deeper": "deepen",
+    "Your job: write a different task": "broaden",
+}
+
+
 def _stage_of(body: dict[str, Any]) -> str:
+    user = " ".join(str(m.get("content", "")) for m in body.get("messages", [])[1:])
+    for marker, stage in JOB_STAGE.items():
+        if marker in user:
+            return stage
     fmt = body.get("response_format") or {}
     schema = fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema") or {}
     title = schema.get("title") if isinstance(schema, dict) else None
