@@ -27,12 +27,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, create_model
 
 from pipeline.envs import ENVIRONMENTS
 from pipeline.evolve.candidate import Candidate
-from pipeline.evolve.prompts import PROMPTS_DIR, call_results
+from pipeline.evolve.prompts import PROMPTS_DIR, call_results, templates
 from pipeline.llm import LLMClient
 from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task
 
@@ -152,16 +151,6 @@ _YES = LabelAnswer(reason="", answer="yes")
 
 
 @cache
-def _jinja() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(PROMPTS_DIR),
-        undefined=StrictUndefined,
-        autoescape=False,  # plain-text prompts, never HTML  # noqa: S701
-        keep_trailing_newline=True,
-    )
-
-
-@cache
 def template_hash() -> str:
     """What a calibration is valid for: the judge's two templates and its questions."""
     digest = hashlib.sha256()
@@ -220,7 +209,7 @@ def _calls(task: Task) -> list[dict[str, str]]:
 def messages(task: Task) -> list[dict[str, str]]:
     """The judge's prompt about ``task``: the questions in the system message (the same for
     every task, so a server's prompt cache keeps them), the evidence in the user message."""
-    jinja = _jinja()
+    jinja = templates()
     context = {
         "question": _short(task.question, MAX_QUESTION_CHARS),
         "tools": _tools_used(task),

@@ -49,7 +49,9 @@ SYSTEM_PROMPT = "_system.j2"
 
 
 @cache
-def _jinja() -> Environment:
+def templates() -> Environment:
+    """The one Jinja environment for the prompts in ``prompts/`` (the operators' and the
+    judge's): plain text, and a missing variable is an error, never an empty string."""
     return Environment(
         loader=FileSystemLoader(PROMPTS_DIR),
         undefined=StrictUndefined,
@@ -322,7 +324,7 @@ def render(
             "message": _short(rejection.message, 600),
             "evidence": json.dumps(evidence, ensure_ascii=False)[:1000] if evidence else "",
         }
-    jinja = _jinja()
+    jinja = templates()
     system = jinja.get_template(SYSTEM_PROMPT).render().strip()
     text = jinja.get_template(f"{operation}.j2").render(**context).strip()
     messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
