@@ -155,3 +155,24 @@ def test_a_distributed_evaluation_resumes_too(
     assert main(_argv(run_dir, tmp_path / "inline")) == 0
     distributed = (out / "oracle-sync-clock" / "episodes.csv").read_text()
     assert distributed == (tmp_path / "inline" / "oracle-sync-clock" / "episodes.csv").read_text()
+
+
+def test_shards_left_by_a_killed_evaluation_are_not_read_back(
+    run_dir: Path, tmp_path: Path, played: list[str]
+) -> None:
+    """Eval's shards are scratch: the episode logs carry its resume, checked against their key,
+    so a shard a killed evaluation left (perhaps under other settings) is planned away, and a
+    finished evaluation leaves none."""
+    out = tmp_path / "eval"
+    assert main(_argv(run_dir, out, "--limit", "4")) == 0
+    folder = out / "oracle-sync-clock"
+    shards = folder / "shards"
+    assert not shards.exists()
+    whole = (folder / "episodes.csv").read_text()
+    shards.mkdir()
+    (shards / "00000.scores.jsonl").write_text("")
+    (shards / "00000.stats.json").write_text('{"index": 0, "episodes": 0, "resumed": 0}')
+    assert main(_argv(run_dir, out, "--limit", "4")) == 0
+    assert len(played) == 4, "the logs resume every episode"
+    assert (folder / "episodes.csv").read_text() == whole
+    assert not shards.exists()
