@@ -12,7 +12,8 @@ record.
   stage's merged file, so the result does not depend on which runner ran the shards or when;
 - *record*: the stage records its manifest section (:func:`pipeline.manifest.record_section`).
 
-Validation and every evolve round run through it.
+Validation, every evolve round, compose and eval run through it; a stage is a function of its
+runner, so one Prefect flow runs them all (:func:`pipeline.flows.stage_flow`).
 """
 
 from __future__ import annotations
