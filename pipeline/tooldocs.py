@@ -16,10 +16,11 @@ from pipeline.envs import ToolSpec
 
 def json_type(schema: Mapping[str, Any], *, null: bool = True, choices: bool = True) -> str:
     """A parameter's JSON type in words: ``string``, ``list of integer``, ``number or null``,
-    ``one of "fuel", "battery"``. ``null=False`` leaves out the null of an optional value;
+    ``"fuel" or "battery"`` (choices joined as types are, with no comma: a signature lists its
+    parameters with commas). ``null=False`` leaves out the null of an optional value;
     ``choices=False`` names an enum by its type only."""
     if choices and "enum" in schema:
-        return "one of " + ", ".join(json.dumps(value) for value in schema["enum"])
+        return " or ".join(json.dumps(value) for value in schema["enum"])
     if "anyOf" in schema:
         branches = [
             json_type(branch, null=null, choices=choices)

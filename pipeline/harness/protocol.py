@@ -25,6 +25,7 @@ from typing import Any
 from pipeline.envs import ENVIRONMENTS, ToolError, ToolSpec, resolve_tool
 from pipeline.harness.sim import Action, CallAction, FinishAction, WaitAction
 from pipeline.models import Instance
+from pipeline.tooldocs import json_type
 
 WAIT = "wait"
 FINISH = "finish_task"
@@ -241,23 +242,14 @@ def call_key(task: str, function: str, arguments: Mapping[str, Any]) -> str:
 # --- the system prompt --------------------------------------------------------------------------
 
 
-def _type_of(schema: Mapping[str, Any]) -> str:
-    if "enum" in schema:
-        return "|".join(json.dumps(value) for value in schema["enum"])
-    if "anyOf" in schema:
-        return "|".join(_type_of(part) for part in schema["anyOf"])
-    kind = schema.get("type")
-    if kind == "array":
-        return f"list[{_type_of(schema.get('items', {}))}]"
-    return str(kind) if kind else "any"
-
-
 def signature(qualified: str, spec: ToolSpec) -> str:
-    """A one-line description: ``maths__add(a: number, b: number) - Add two numbers.``"""
+    """A one-line description: ``maths__add(a: number, b: number) - Add two numbers.``, each
+    type as ``pipeline.tooldocs`` words it for every reader (``list of string``, ``one of "a",
+    "b"``)."""
     required = set(spec.parameters.get("required", []))
     parts = []
     for name, schema in compact_schema(spec.parameters).get("properties", {}).items():
-        part = f"{name}: {_type_of(schema)}"
+        part = f"{name}: {json_type(schema)}"
         if name not in required:
             part += f" = {json.dumps(schema.get('default'))}"
         parts.append(part)
