@@ -63,7 +63,7 @@ from pipeline.harness.sim import (
     WaitAction,
 )
 from pipeline.llm.client import ChatResult, parse_output
-from pipeline.models import Instance, Lineage, Rejection, RejectionCode, Task
+from pipeline.models import Instance, Rejection, RejectionCode, Task
 from pipeline.replay import build_envs
 from pipeline.seeds import load_seeds
 from pipeline.validate.chain import Verdict, validate_line, validate_task
@@ -629,7 +629,9 @@ def _check_candidate(candidate: Candidate, parent: Task, operator: str) -> None:
         return
     assert candidate.task is not None
     assert Task.model_validate_json(candidate.task.model_dump_json()) == candidate.task
-    assert candidate.task.lineage.parents == [parent.id]
+    lineage = candidate.task.lineage
+    assert lineage.parents == [parent.id] and lineage.operator == operator
+    assert lineage.round == parent.lineage.round + 1 and lineage.source == parent.lineage.source
     _check_verdict(validate_task(candidate.task))  # what the engine does next
 
 
@@ -659,8 +661,7 @@ def test_task_from_answer_gives_a_task_or_a_rejection(data: st.DataObject) -> No
         label="calls",
     )
     raw = data.draw(st.one_of(st.none(), hostile_text), label="raw")
-    lineage = Lineage(parents=[parent.id], operator=operator, round=1, model="fake")
-    candidate = task_from_answer(parent, operator, question, calls, lineage, raw)
+    candidate = task_from_answer(parent, operator, question, calls, raw, model="fake")
     _check_candidate(candidate, parent, operator)
 
 
@@ -700,8 +701,7 @@ def test_model_text_to_candidate_never_crashes(raw: str, parent: Task) -> None:
     else:
         answers.append((repaired.question or "q", repaired.calls))
     for question, calls in answers:
-        lineage = Lineage(parents=[parent.id], operator="deepen", round=1)
-        candidate = task_from_answer(parent, "deepen", question, calls, lineage, raw)
+        candidate = task_from_answer(parent, "deepen", question, calls, raw)
         _check_candidate(candidate, parent, "deepen")
 
 

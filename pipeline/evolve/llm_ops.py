@@ -24,7 +24,7 @@ from pipeline.evolve.options import Option, dropped_value_kept, step_unasked
 from pipeline.evolve.prompts import Prompt, render, tool_names
 from pipeline.llm import LLMClient
 from pipeline.llm.client import LLMResult
-from pipeline.models import Evidence, Lineage, Rejection, RejectionCode, Stage, Task
+from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task
 from pipeline.validate.context import Reject
 from pipeline.validate.static import parse_candidate
 
@@ -248,17 +248,6 @@ def repair_model(envs: tuple[str, ...]) -> type[RepairAnswer]:
     return model
 
 
-def _lineage(parent: Task, operator: str, model: str | None, prompt_hash: str) -> Lineage:
-    return Lineage(
-        parents=[parent.id],
-        operator=operator,
-        round=parent.lineage.round + 1,
-        model=model,
-        prompt_hash=prompt_hash,
-        source=parent.lineage.source,
-    )
-
-
 def _model_failure(parent: Task, operator: str, error: str | None, raw: str | None) -> Candidate:
     rejection = Rejection(
         sample_id=f"{parent.id}:{operator}",
@@ -292,10 +281,14 @@ def task_from_answer(
     operator: str,
     question: str,
     calls: list[ProposedCall],
-    lineage: Lineage,
     raw: str | None,
+    *,
+    model: str | None = None,
+    prompt_hash: str | None = None,
 ) -> Candidate:
-    """Build the task in the parent's environments and infer its dependencies."""
+    """Build the task in the parent's environments and infer its dependencies; it is the
+    parent's child (``Task.derive``) made by ``operator`` with ``model`` and the prompt of
+    ``prompt_hash``."""
     data: dict[str, Any] = {
         "category": parent.category,
         "envs": parent.envs,
@@ -320,7 +313,14 @@ def task_from_answer(
             raw=raw,
         )
         return Candidate(operator, parent.id, rejection=rejection)
-    built = task.model_copy(update={"calls": inferred, "lineage": lineage}).with_content_id()
+    built = parent.derive(
+        operator,
+        model=model,
+        prompt_hash=prompt_hash,
+        question=task.question,
+        initial_config=task.initial_config,
+        calls=inferred,
+    )
     return Candidate(operator, parent.id, task=built, raw=raw)
 
 
@@ -399,7 +399,6 @@ async def evolve_with_llm(
     result = await _ask(client, operator, prompt.messages, output, prompt.template_hash)
     if result.value is None:
         return _model_failure(parent, operator, result.error, result.raw)
-    lineage = _lineage(parent, operator, client.model, prompt.template_hash)
     if isinstance(result.value, GuidedAnswer):
         chosen = result.value.new_call
         option = next((o for o in prompt.options if o.matches(chosen.tool, chosen.arguments)), None)
@@ -422,7 +421,15 @@ async def evolve_with_llm(
     copied = _copied(parent, operator, prompt, question, result.raw, f"{parent.id}:{operator}")
     if copied is not None:
         return Candidate(operator, parent.id, rejection=copied)
-    return task_from_answer(parent, operator, question, calls, lineage, result.raw)
+    return task_from_answer(
+        parent,
+        operator,
+        question,
+        calls,
+        result.raw,
+        model=client.model,
+        prompt_hash=prompt.template_hash,
+    )
 
 
 async def paraphrase(parent: Task, client: LLMClient) -> Candidate:
@@ -432,10 +439,12 @@ async def paraphrase(parent: Task, client: LLMClient) -> Candidate:
     )
     if result.value is None:
         return _model_failure(parent, "paraphrase", result.error, result.raw)
-    lineage = _lineage(parent, "paraphrase", client.model, prompt.template_hash)
-    task = parent.model_copy(
-        update={"question": result.value.question, "expected": None, "lineage": lineage}
-    ).with_content_id()
+    task = parent.derive(
+        "paraphrase",
+        model=client.model,
+        prompt_hash=prompt.template_hash,
+        question=result.value.question,
+    )
     # checked before validation: a respelt name would otherwise be reported as whatever
     # grounding makes of it ("hidden state"), not as the paraphrase's fault
     sample_id = task.id if task.id != parent.id else f"{parent.id}:paraphrase"
@@ -469,5 +478,12 @@ async def repair(task: Task, rejection: Rejection, client: LLMClient) -> Candida
             update={"message": f"{rejection.message} (repair gave up: {answer.reason or 'no fix'})"}
         )
         return Candidate("repair", task.id, rejection=gave_up)
-    lineage = _lineage(task, "repair", client.model, prompt.template_hash)
-    return task_from_answer(task, "repair", answer.question, answer.calls, lineage, result.raw)
+    return task_from_answer(
+        task,
+        "repair",
+        answer.question,
+        answer.calls,
+        result.raw,
+        model=client.model,
+        prompt_hash=prompt.template_hash,
+    )
