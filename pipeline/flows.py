@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,9 +70,9 @@ def prefect_shards(process: Callable[[J], S], jobs: Sequence[J]) -> list[S]:
 def stage_flow(stage: Stage[R], about: Mapping[str, Any]) -> R:
     """Run ``stage`` here with its shards as Prefect tasks.
 
-    Prefect stores a flow's parameters: ``about`` (paths, settings) is what the UI shows,
-    while ``stage`` is a partial, which Prefect's encoder stores as ``{}``, so an LLM key it
-    holds is never written to Prefect's database (a test checks this).
+    Prefect stores a flow's parameters as JSON: ``about`` (paths, settings) is what its UI
+    shows of the run, while ``stage`` is a partial, which Prefect's encoder stores as ``{}``,
+    so an LLM key it holds is never written to Prefect's database (a test checks this).
     """
     return stage(prefect_shards)
 
@@ -144,7 +144,7 @@ def run_validate_flow(
         name = f"prefect-{runner.kind}"  # what the manifest records as having run the shards
         stage = partial(run_validation, input_path, run_dir, shard_size, runner_name=name)
         report = None if on_shard is None else _read_stats(on_shard)
-        about = {"input_path": str(input_path), "run_dir": str(run_dir), "shard_size": shard_size}
+        about = dict(input_path=input_path, run_dir=run_dir, shard_size=shard_size)
         watch = _watch(RunDir(run_dir).shards, "*.stats.json", report)
         return run_stage("validate", stage, about, runner, watch)
 
@@ -173,14 +173,9 @@ def run_evolve_flow(
         claim_inputs(RunDir(run_dir).evolve.path, seeds, settings)
         configured = llm if llm is not None and llm.configured else None
         stage = partial(evolve, seeds, run_dir, settings, configured, validated=validated)
-        about = {
-            "seeds_path": str(seeds_path),
-            "run_dir": str(run_dir),
-            "settings": {**asdict(settings), "operators": [op.value for op in settings.operators]},
-            "llm": configured.public_dict() if configured is not None else None,
-            "llm_config_file": str(llm_config_file) if llm_config_file else None,
-            "validated": validated,
-        }
+        public = configured.public_dict() if configured is not None else None
+        about = dict(seeds_path=seeds_path, run_dir=run_dir, settings=settings, llm=public,
+                     llm_config_file=llm_config_file, validated=validated)  # fmt: skip
         report = None if on_round is None else _round_report(run_dir, on_round)
         watch = _watch(RunDir(run_dir).evolve.path, "round_*/accepted.jsonl", report)
         return run_stage("evolve", stage, about, runner, watch)
@@ -239,12 +234,12 @@ def run_eval_flow(
     """Episodes of the first ``count`` instances of ``split``, one task per shard of them."""
     setup = EvalSetup(agent, Mode(mode), out_dir, options or EvalOptions(), llm)
     stage = partial(play_sharded, SplitInstances(run_dir, split), count, setup)
-    about = {"run_dir": str(run_dir), "split": split, "count": count, "agent": agent,
-             "mode": mode, "out_dir": str(out_dir), **asdict(setup.options)}  # fmt: skip
+    about = dict(run_dir=run_dir, split=split, count=count, agent=agent, mode=mode,
+                 out_dir=out_dir, options=setup.options)  # fmt: skip
     return run_stage("eval", stage, about, runner)
 
 
 def run_compose_flow(run_dir: Path, settings: ComposeSettings, runner: Runner) -> ComposeSection:
     """Draw the instance specs in the flow, build them in shard tasks, join them in order."""
     stage = partial(run_compose, run_dir, settings)
-    return run_stage("compose", stage, {"run_dir": str(run_dir), **asdict(settings)}, runner)
+    return run_stage("compose", stage, dict(run_dir=run_dir, settings=settings), runner)
