@@ -4,9 +4,9 @@ each other's ids, and the scorer compares ids by the call that drew them."""
 from __future__ import annotations
 
 import asyncio
-import random
 
-from pipeline.compose import LatencyProfile, latency_table
+from instances import instance_of
+
 from pipeline.dependencies import infer_dependencies
 from pipeline.harness.runner import run_episode
 from pipeline.harness.sim import (
@@ -18,8 +18,7 @@ from pipeline.harness.sim import (
     Observation,
     WaitAction,
 )
-from pipeline.models import Call, Composition, Instance, Task
-from pipeline.schedule import bounds_for
+from pipeline.models import Call, Instance, Task
 from pipeline.validate.chain import validate_task
 
 _TICKETS = {"tickets": {"ticket_queue": [], "ticket_counter": 58, "current_user": "bmartin"}}
@@ -60,14 +59,7 @@ def _instance() -> Instance:
             Call(id="s2", tool="maths.multiply", arguments={"a": 6, "b": 7}),
         ],
     )
-    tasks = [tickets, maths]
-    tools = [call.tool for task in tasks for call in task.calls]
-    latency = latency_table(tools, LatencyProfile.DEFAULTS, random.Random(0), 1.0)
-    return Instance(
-        id="drawn-ids", tasks=tasks, composition=Composition.CROSS_CATEGORY,
-        latency_profile="defaults", seed=0, latency=latency,
-        bounds=bounds_for(tasks, latency, 1.0),
-    )  # fmt: skip
+    return instance_of([tickets, maths], "drawn-ids")
 
 
 class Reversed:

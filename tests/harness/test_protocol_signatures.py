@@ -3,16 +3,14 @@ as ``pipeline.tooldocs`` does for every reader (``asynctool tools --full``, the 
 
 from __future__ import annotations
 
-import random
 import re
 
 import pytest
+from instances import instance_of
 
 from pipeline.cli import main
-from pipeline.compose import LatencyProfile, latency_table
 from pipeline.harness.protocol import system_prompt
-from pipeline.models import Composition, Instance
-from pipeline.schedule import bounds_for
+from pipeline.models import Instance
 from pipeline.seeds import load_seeds
 
 
@@ -20,13 +18,7 @@ def _instance(*envs: str) -> Instance:
     """One seed task of each environment, as one instance."""
     seeds = load_seeds()
     tasks = [next(task for task in seeds if task.envs == [env]) for env in envs]
-    tools = [call.tool for task in tasks for call in task.calls]
-    latency = latency_table(tools, LatencyProfile.DEFAULTS, random.Random(0), 1.0)
-    return Instance(
-        id="signatures", tasks=tasks, composition=Composition.CROSS_CATEGORY,
-        latency_profile="defaults", seed=0, latency=latency,
-        bounds=bounds_for(tasks, latency, 1.0),
-    )  # fmt: skip
+    return instance_of(tasks, "signatures")
 
 
 def _tool_lines(prompt: str) -> list[str]:
