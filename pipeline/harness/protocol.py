@@ -244,7 +244,7 @@ def call_key(task: str, function: str, arguments: Mapping[str, Any]) -> str:
 
 def signature(qualified: str, spec: ToolSpec) -> str:
     """A one-line description: ``maths__add(a: number, b: number) - Add two numbers.``, each
-    type as ``pipeline.tooldocs`` words it for every reader (``list of string``, ``one of "a",
+    type as ``pipeline.tooldocs`` words it for every reader (``list of string``, ``"a" or
     "b"``)."""
     required = set(spec.parameters.get("required", []))
     parts = []
