@@ -1,9 +1,11 @@
 """Draw a stratified blind-read sample of published single tasks (lineage removed).
 
 Usage: python bench/blind_sample.py output/runs/<run>/dataset OUT_DIR [--per-operator 24]
-[--readers 4] [--seed 0]. Writes ``OUT_DIR/reader_<k>.md`` (question, calls and what each call
-returns; no ids, operators or lineage) and ``OUT_DIR/key.json`` (sample number -> operator), so
-readers judge tasks against ../shared/validity/RUBRIC.md without knowing how they were made.
+[--readers 4] [--seed 0]. Given an evolve run's ``evolved.jsonl`` instead of a dataset folder,
+it samples the tasks an LLM made there (lineage with a model), for the issue-17 read.
+Writes ``OUT_DIR/reader_<k>.md`` (question, calls and what each call returns; no ids, operators
+or lineage) and ``OUT_DIR/key.json`` (sample number -> operator), so readers judge tasks
+against ../shared/validity/RUBRIC.md without knowing how they were made.
 """
 
 from __future__ import annotations
@@ -19,9 +21,31 @@ from pipeline.models import Call, Task
 from pipeline.replay import replay
 
 
-def _load(folder: Path) -> pd.DataFrame:
-    files = sorted((folder / "data" / "single").glob("*.parquet"))
+def _load(source: Path) -> pd.DataFrame:
+    if source.suffix == ".jsonl":
+        return _llm_made(source)
+    files = sorted((source / "data" / "single").glob("*.parquet"))
     return pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
+
+
+def _llm_made(path: Path) -> pd.DataFrame:
+    """The tasks of an evolve run an LLM made, in the dataset's columns."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        task = Task.model_validate_json(line)
+        if task.lineage.model is None:
+            continue
+        rows.append(
+            {
+                "category": task.category,
+                "envs": json.dumps(task.envs),
+                "question": task.question,
+                "initial_config": json.dumps(task.initial_config),
+                "calls": json.dumps([call.model_dump(mode="json") for call in task.calls]),
+                "operator": task.lineage.operator,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _render(number: int, row: pd.Series) -> str:
