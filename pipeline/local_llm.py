@@ -352,7 +352,14 @@ def running(port: int, log_file: Path, model: str = MODEL_NAME) -> Iterator[str]
     finally:
         with suppress(ProcessLookupError):  # it may have exited already (a port in use)
             os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            # a server busy generating may ignore SIGTERM; left running, it would hold the
+            # port and both cores after the block that started it is over
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
 
 
 def _pid_file(port: int) -> Path:

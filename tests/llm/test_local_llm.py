@@ -203,3 +203,33 @@ def test_stop_with_a_port_stops_only_that_server(
         for process in servers.values():
             process.kill()
             process.wait()
+
+
+def test_a_server_that_ignores_sigterm_is_killed_when_its_block_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A llama.cpp server busy generating may ignore SIGTERM; ``running`` must not leave it
+    holding the port and the cores (a test's server kept both cores busy for minutes)."""
+    import subprocess
+    import sys
+
+    stubborn = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        " print('ignoring', flush=True); time.sleep(600)"
+    )
+    launched: list[subprocess.Popen[bytes]] = []
+
+    def launch(*_: object, **__: object) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", stubborn], stdout=subprocess.PIPE, start_new_session=True
+        )
+        assert process.stdout is not None and process.stdout.readline() == b"ignoring\n"
+        launched.append(process)
+        return process
+
+    monkeypatch.setattr(local_llm, "launch", launch)
+    monkeypatch.setattr(local_llm, "wait_ready", lambda port, process, seconds: True)
+    with local_llm.running(18_199, tmp_path / "log") as url:
+        assert url.startswith("http://127.0.0.1:18199")
+    (process,) = launched
+    assert process.poll() is not None, "the server is gone once the block ends"
