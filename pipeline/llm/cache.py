@@ -9,6 +9,16 @@ a run at a temperature above 0 has two answers, and a rerun gets both back, each
 caller. The first answer stored under a key is the one kept (``put`` returns it), so two
 requests for one sample racing each other agree with what a rerun will read.
 
+A key also names the server when it is another machine (``endpoint_identity``): two providers
+serving one model name (a hosted model and a quantised copy behind another URL) are different
+samplers, and one's answers must not replay as the other's. A server on this machine (loopback)
+is keyed by the model name alone, whatever its port: the port of a local server is an accident
+of what was free (``make llm-local`` on 8181, a test's fake server on any port), the model name
+is the file it serves, and a run resumed after the server was restarted elsewhere must replay
+what it already has. Two local servers that answer one model name differently (the same file
+under another chat format) must be given different model names, or different cache files.
+Local keys are the ones written before servers were named, so those caches still answer.
+
 The same file remembers what each endpoint supports (``endpoints``), so every client, shard and
 run that shares the cache starts from what an earlier one learned.
 """
@@ -16,6 +26,7 @@ run that shares the cache starts from what an earlier one learned.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import sqlite3
 import threading
@@ -23,6 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipeline.models import canonical_json
 
@@ -49,6 +61,38 @@ CREATE TABLE IF NOT EXISTS endpoints (
 )
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _is_this_machine(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def endpoint_identity(base_url: str) -> str | None:
+    """The server as a cache key names it: None for a server on this machine (see the module
+    docstring), else the base URL normalised so that spellings of one address agree (scheme
+    and host in lower case, no default port, user, query or trailing slash)."""
+    parts = urlsplit(base_url.strip())
+    host = (parts.hostname or "").rstrip(".")
+    if _is_this_machine(host):
+        return None
+    scheme, path = parts.scheme.lower(), parts.path.rstrip("/")
+    try:
+        port = parts.port
+    except ValueError:  # not a number: kept as written (no request can reach it anyway)
+        return f"{scheme}://{parts.netloc.rpartition('@')[2].lower()}{path}"
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    shown_port = "" if port is None or port == _DEFAULT_PORTS.get(scheme) else f":{port}"
+    return f"{scheme}://{host}{shown_port}{path}"
+
+
 def cache_key(
     *,
     model: str,
@@ -58,13 +102,15 @@ def cache_key(
     schema_digest: str,
     sample: int = 0,
     resample: int = 0,
+    endpoint: str | None = None,
 ) -> str:
     """sha256 over what decides the answer; deliberately not the response_format mode.
 
     ``schema_digest`` is ``content_hash(output_json_schema, 64)``, computed once per output type.
     ``sample`` tells apart the answers to one prompt asked several times, ``resample`` the new
     samples drawn after a reply was cut at the token cap. The first sample's first draw keys as
-    before samples were counted, so caches written earlier still answer.
+    before samples were counted, so caches written earlier still answer. ``endpoint`` is
+    ``endpoint_identity(base_url)``: None (a local server) keys as before servers were named.
     """
     material: dict[str, Any] = {
         "model": model,
@@ -75,6 +121,8 @@ def cache_key(
     }
     if sample or resample:
         material["sample"] = [sample, resample]
+    if endpoint is not None:
+        material["endpoint"] = endpoint
     return hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
 
 

@@ -6,7 +6,8 @@ at the token cap (``finish_reason=length``) is never fed back: a new sample is d
 to ``max_resamples`` times (at a temperature above 0; at 0 it would be the same reply). Each
 turn is looked up in the disk cache before any request is sent, so a rerun replays from disk;
 the cache keys a sample (the n-th call with the same prompt in a client is sample n), so a
-prompt asked twice gets its two answers back in the same order.
+prompt asked twice gets its two answers back in the same order, and names the server when it is
+another machine (``cache.endpoint_identity``; a local server is keyed by model name, any port).
 
 Output modes, best first: ``json_schema``, ``json_object`` with the schema (what llama.cpp's
 server honours), and plain text with the schema described in the system message. What the
@@ -43,7 +44,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from pipeline.llm.cache import AnswerCache, CachedAnswer, cache_key
+from pipeline.llm.cache import AnswerCache, CachedAnswer, cache_key, endpoint_identity
 from pipeline.llm.config import DUMMY_API_KEY, LLMConfig, is_local_url
 from pipeline.llm.endpoint import (
     MODES,
@@ -472,6 +473,8 @@ class LLMClient:
         self._model = config.model
         self._api_key = api_key
         self._endpoint: Endpoint = endpoint_for(self.cache, self._base_url, self._model)
+        #: the server as cache keys name it (None: this machine, keyed by model alone)
+        self._answerer = endpoint_identity(self._base_url)
         self._slots = ConcurrencyLimit(config.concurrency)
         self._spacing = (
             RequestSpacing(config.requests_per_minute) if config.requests_per_minute else None
@@ -496,8 +499,15 @@ class LLMClient:
     def capabilities(self) -> dict[str, Any]:
         """What the endpoint is known to support, for a run manifest: ``output_mode``,
         ``refused_output_modes``, ``token_parameter`` (and whether a request has confirmed it),
-        ``tools`` (unknown, refused, accepted or native) and how each was ``learned``."""
+        ``tools`` (unknown, refused, accepted, unused or native) with ``tools_why``, and how
+        each was ``learned`` (each line led by its UTC time)."""
         return self._endpoint.snapshot().as_dict()
+
+    def tools_unused(self, why: str) -> None:
+        """Remember that this endpoint takes tool schemas but its replies write their calls
+        as text, never natively (the caller reading the replies is who can tell), so later
+        runs can leave the schemas out; ``why`` is kept with the time."""
+        self._endpoint.tools_unused(why)
 
     async def __aenter__(self) -> LLMClient:
         return self
@@ -776,6 +786,7 @@ class LLMClient:
                 schema_digest=schema.digest,
                 sample=sample_no,
                 resample=resample,
+                endpoint=self._answerer,
             )
 
         first_key = key_of(0, 0)  # the prompt's key, also the first draw of sample 0
@@ -954,6 +965,7 @@ class LLMClient:
                 template_hash=_CHAT_TEMPLATE,
                 schema_digest=content_hash({"tools": tools or [], "tool_choice": tool_choice}, 64),
                 sample=sample_no,
+                endpoint=self._answerer,
             )
 
         key = key_of(self._sample_of(key_of(0), sample))

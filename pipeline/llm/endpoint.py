@@ -10,7 +10,12 @@ cache file, so later processes and runs start from it. Three things are learned:
 - the name of the token cap: ``max_tokens``, or ``max_completion_tokens`` for servers that
   refuse the older name (llama.cpp ignores the newer one, so it is never sent first);
 - tool calls: refused, accepted (the server takes ``tools`` but has not answered with a native
-  call yet) or native.
+  call yet), unused (the harness agent saw replies offered tools write their calls as text and
+  never natively: llama.cpp's server without a tool-call chat format; only a client's caller
+  can tell a call written as text from prose, so the agent records it) or native.
+
+Each fact is noted in ``learned`` with the UTC time it was learned and why; ``tools_why`` keeps
+the note behind the current tool support, so a run that skips the tool schemas can say why.
 
 Until the first request of a kind has been answered, calls of that kind wait for it (per event
 loop) instead of all sending a request that the server would refuse in the same way.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -50,6 +56,9 @@ class ToolSupport(StrEnum):
     UNKNOWN = "unknown"  # no request offering tools has been answered
     REFUSED = "refused"  # the server rejected the tools parameter
     ACCEPTED = "accepted"  # tools were taken, but no reply has carried a native call yet
+    #: tools were taken, but the replies wrote their calls as text, never natively (told by
+    #: the caller that reads the replies: ``Endpoint.tools_unused``)
+    UNUSED = "unused"
     NATIVE = "native"  # a reply carried native ``tool_calls``
 
 
@@ -96,6 +105,9 @@ def classify(error: openai.APIStatusError) -> Refusal | None:
     return None
 
 
+MAX_LEARNED = 20  # lines of ``learned`` kept
+
+
 @dataclass
 class Capabilities:
     output_mode: OutputMode | None = None  # the best mode that has answered
@@ -103,8 +115,11 @@ class Capabilities:
     token_parameter: TokenParameter = TokenParameter.MAX_TOKENS
     token_parameter_known: bool = False  # a request has been answered with it
     tools: ToolSupport = ToolSupport.UNKNOWN
-    #: how each fact was learned, oldest first (short lines, for the run manifest)
+    #: how each fact was learned, oldest first (short lines led by the UTC time, for the run
+    #: manifest)
     learned: list[str] = field(default_factory=list)
+    #: the ``learned`` line that set ``tools`` (when and why), None while unknown
+    tools_why: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +128,7 @@ class Capabilities:
             "token_parameter": self.token_parameter.value,
             "token_parameter_known": self.token_parameter_known,
             "tools": self.tools.value,
+            "tools_why": self.tools_why,
             "learned": list(self.learned),
         }
 
@@ -127,13 +143,16 @@ class Capabilities:
                 token_parameter=TokenParameter(data.get("token_parameter", "max_tokens")),
                 token_parameter_known=bool(data.get("token_parameter_known", False)),
                 tools=ToolSupport(data.get("tools", "unknown")),
-                learned=[str(line) for line in data.get("learned", [])][-20:],
+                learned=[str(line) for line in data.get("learned", [])][-MAX_LEARNED:],
+                tools_why=str(data["tools_why"]) if data.get("tools_why") else None,
             )
         except (ValueError, TypeError, AttributeError):
             return cls()
 
 
-MAX_LEARNED = 20  # lines of ``learned`` kept
+def _stamped(note: str) -> str:
+    """``note`` led by the current UTC time, to the second."""
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {note}"
 
 
 class Endpoint:
@@ -160,6 +179,7 @@ class Endpoint:
                 state.token_parameter_known,
                 state.tools,
                 list(state.learned),
+                state.tools_why,
             )
 
     @property
@@ -193,10 +213,14 @@ class Endpoint:
 
     def _update(self, change: Callable[[Capabilities], str | None]) -> None:
         with self._lock:
+            tools = self._state.tools
             note = change(self._state)
             if note is None:
                 return
-            self._state.learned = [*self._state.learned, note][-MAX_LEARNED:]
+            line = _stamped(note)
+            self._state.learned = [*self._state.learned, line][-MAX_LEARNED:]
+            if self._state.tools is not tools:
+                self._state.tools_why = line
             data = self._state.as_dict()
         self._cache.put_endpoint(self.base_url, self.model, data)
 
@@ -253,6 +277,21 @@ class Endpoint:
                 return None
             state.tools = ToolSupport.REFUSED
             return f"tools refused: {why}"
+
+        self._update(change)
+
+    def tools_unused(self, why: str) -> None:
+        """The caller read replies that were offered tools and wrote their calls as text,
+        none natively: later requests can leave the schemas out. This replaces even a
+        remembered ``native`` (the caller's evidence is newer: the server on this URL may
+        have been restarted without its tool-call format); a native reply later on sets
+        ``native`` again."""
+
+        def change(state: Capabilities) -> str | None:
+            if state.tools is ToolSupport.UNUSED:
+                return None
+            state.tools = ToolSupport.UNUSED
+            return f"tools unused: {why}"
 
         self._update(change)
 
