@@ -8,10 +8,14 @@ copies them makes no call — then asks for the next reply and turns it into act
 path each reply took is logged (``model_reply`` events) and counted in the episode's ``agent``
 event.
 
-What the endpoint supports is the client's memory (``LLMClient.capabilities``): a server known
-to refuse ``tools`` gets the tools spelled out in the prompt from the first request; one that
-refuses them now is asked again without them. The token cap goes out under the name the
-endpoint takes (``max_tokens`` or ``max_completion_tokens``), which the client also learns.
+What the endpoint supports is the client's memory (``LLMClient.capabilities``, kept in the
+cache file per endpoint and model): a server known to refuse ``tools``, or known to take them
+and answer with calls written as text (``unused``), gets the tools spelled out in the prompt
+from the first request, and the episode's ``agent`` event says why (``tools_why``, with the
+time the memory learned it); one that refuses them now is asked again without them. The agent
+is what records ``unused``: only it can tell a call written as text from prose. The token cap
+goes out under the name the endpoint takes (``max_tokens`` or ``max_completion_tokens``), which
+the client also learns.
 
 The conversation is kept within the model's context window: before each request its size is
 estimated, and when it would not fit, the oldest exchanges are replaced by one message that
@@ -116,7 +120,9 @@ class OpenAIAgentSettings:
     #: after this many replies (across a factory's episodes) that were offered tools and
     #: still wrote their calls as text, with no native call ever, the tool schemas are left
     #: out and the tools described in the prompt (about a quarter of the prompt for the same
-    #: calls); None keeps offering them
+    #: calls), and the endpoint memory records it, so later runs start without them; None
+    #: keeps offering them, whatever the memory says (the way to try a server again after
+    #: giving it a tool-call chat format: a native reply then updates the memory)
     tools_unused_after: int | None = 2
 
 
@@ -218,7 +224,9 @@ class OpenAIAgent:
         self.aliases = task_aliases(episode.instance)  # what the model calls each task
         self._real = {**{task: task for task in self.task_ids}}
         self._real.update({alias: task for task, alias in self.aliases.items()})
-        native = self.settings.native_tools and not _tools_known_refused(client)
+        #: why the tools are described in the prompt instead of offered (None while offered)
+        self.tools_why = _tools_left_out(client, self.settings)
+        native = self.tools_why is None
         self.tools = agent_tools(episode.instance, self.aliases) if native else None
         self.system = {
             "role": "system",
@@ -250,16 +258,10 @@ class OpenAIAgent:
             limit = self.settings.max_turns
             if limit is not None and self.requests >= limit:
                 return self._stop(observation, f"reached the limit of {limit} model requests")
-            if self.tools is not None and self.memory.tools_unused(
-                self.settings.tools_unused_after
-            ):
-                self._drop_tools()
-                self._log(
-                    observation,
-                    "tools_unused",
-                    f"{self.memory.text_replies_with_tools} replies wrote their calls as text"
-                    " although tools were offered, none natively: the tools go in the prompt",
-                )
+            unused = self._tools_unused() if self.tools is not None else None
+            if unused is not None:
+                self._drop_tools(unused)
+                self._log(observation, "tools_unused", f"{unused}: the tools go in the prompt")
             messages = self._fit(observation)
             if messages is None:
                 return self._stop(
@@ -343,6 +345,27 @@ class OpenAIAgent:
         wanted = self.settings.reply_tokens
         return min(wanted, cap) if isinstance(cap, int) else wanted
 
+    def _tools_unused(self) -> str | None:
+        """Why the tool schemas should stop being sent, if they should: this run's replies
+        wrote their calls as text and never natively (recorded in the endpoint memory for
+        later runs), or the memory says so (another run or process learned it meanwhile)."""
+        after = self.settings.tools_unused_after
+        if after is None:
+            return None
+        if self.memory.tools_unused(after):
+            why = (
+                f"{self.memory.text_replies_with_tools} replies offered the tool schemas wrote"
+                " their calls as text, none natively (harness agent)"
+            )
+            record = getattr(self.client, "tools_unused", None)
+            if callable(record):  # a stand-in client without endpoint memory has none
+                record(why)
+            return why
+        capabilities = _capabilities(self.client)
+        if capabilities.get("tools") == "unused":
+            return f"endpoint memory: {capabilities.get('tools_why')}"
+        return None
+
     def _tools_refused(self, result: ChatResult) -> bool:
         """A server that rejects the tools parameter (vLLM without auto tool choice, ...):
         go on without it, the tools described in the system prompt, if nothing relies on
@@ -353,11 +376,12 @@ class OpenAIAgent:
             return False
         if any(m.get("tool_calls") for block in self._blocks for m in block.messages):
             return False
-        self._drop_tools()
+        self._drop_tools(f"refused: {result.error}")
         return True
 
-    def _drop_tools(self) -> None:
+    def _drop_tools(self, why: str) -> None:
         self.tools = None
+        self.tools_why = why
         prompt = system_prompt(self.episode.instance, True, self.aliases)
         self.system = {"role": "system", "content": prompt}
         for block in self._blocks:  # earlier replies now shown in the prompt's format
@@ -365,6 +389,7 @@ class OpenAIAgent:
                 block.messages[0]["content"] = reply_text(block.said, True)
         if self._report is not None:
             self._report["tools"] = "prompt"
+            self._report["tools_why"] = why
 
     def _problem(self, result: ChatResult) -> str:
         """Why nothing was done, and (when no call could be read) how to write one."""
@@ -418,6 +443,7 @@ class OpenAIAgent:
             "sim_time": round(observation.now, 6),
             "agent": self.name,
             "tools": "native" if self.tools else "prompt",
+            "tools_why": self.tools_why,  # why the tools are in the prompt, None while offered
             "tools_offered": [
                 tool["function"]["name"] for tool in agent_tools(self.episode.instance)
             ],
@@ -480,8 +506,9 @@ class OpenAIAgent:
             self._blocks = self._blocks[keep:]
         after = self._fixed_chars() + _size(self._assemble()[1:])
         if after > budget and self.tools is not None:
-            self._drop_tools()  # the schemas are the largest fixed part; signatures are shorter
-            self._log(observation, "tools_dropped", "the tool schemas do not fit the context")
+            why = "the tool schemas do not fit the context"
+            self._drop_tools(why)  # the schemas are the largest fixed part; signatures are shorter
+            self._log(observation, "tools_dropped", why)
             after = self._fixed_chars() + _size(self._assemble()[1:])
         if dropped or after != before:
             self._count("trims")
@@ -846,11 +873,25 @@ class OpenAIAgent:
         self._replies = []
 
 
-def _tools_known_refused(client: Any) -> bool:
-    """The client's endpoint memory says this server refuses ``tools`` (a stand-in client
-    without that memory knows nothing)."""
+def _capabilities(client: Any) -> dict[str, Any]:
+    """The client's endpoint memory (a stand-in client without one knows nothing)."""
     capabilities = getattr(client, "capabilities", None)
-    return isinstance(capabilities, dict) and capabilities.get("tools") == "refused"
+    return capabilities if isinstance(capabilities, dict) else {}
+
+
+def _tools_left_out(client: Any, settings: OpenAIAgentSettings) -> str | None:
+    """Why an episode starts with the tools described in the prompt rather than offered as
+    schemas, or None to offer them: the settings, or the endpoint memory (a refusal, or
+    replies that never used them, learned by an earlier run; when and why is kept with it)."""
+    if not settings.native_tools:
+        return "native_tools is off"
+    capabilities = _capabilities(client)
+    known = capabilities.get("tools")
+    if known == "refused":
+        return f"endpoint memory: {capabilities.get('tools_why')}"
+    if known == "unused" and settings.tools_unused_after is not None:
+        return f"endpoint memory: {capabilities.get('tools_why')}"
+    return None
 
 
 def openai_agent_factory(

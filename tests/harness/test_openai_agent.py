@@ -38,6 +38,7 @@ from pipeline.harness.runner import run_many, summarise, write_reports
 from pipeline.harness.scoring import EpisodeScore
 from pipeline.harness.sim import CallAction, FinishAction, Mode, WaitAction
 from pipeline.llm import LLMClient, LLMConfig
+from pipeline.llm.cache import AnswerCache
 from pipeline.llm.fake_server import FakeOpenAIServer, FaultMix
 from pipeline.models import Instance, Task
 from pipeline.seeds import load_seeds
@@ -538,6 +539,64 @@ def test_tool_call_blocks_in_the_text_are_read(instances: list[Instance], tmp_pa
     first = [e["event"] for e in _events(tmp_path / "run", instances[0])]
     assert first.count("tools_unused") == 1
     assert _report(tmp_path / "run", instances[1])["tools"] == "prompt"  # from its start
+
+
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"  # when the endpoint memory learned a fact
+
+
+def test_the_endpoint_memory_decides_whether_tools_are_offered(
+    instances: list[Instance], tmp_path: Path
+) -> None:
+    """A server that takes the tool schemas but never answers with a native call: once the
+    endpoint memory records it (when and why, in the cache file), a later run sends no
+    ``tools`` from its first request, and each episode says why. A server that answers
+    natively keeps getting them, run after run."""
+    other_budget = OpenAIAgentSettings(reply_tokens=400)  # new cache keys, same memory
+    styles = {instance.tasks[0].id: "tagged" for instance in instances}
+    server = ToolCallingServer(answer=ScriptedModel(instances, styles))
+    with server as url:
+        config = _config(url, tmp_path / "text")
+        _run(instances, config, tmp_path / "first", episodes_at_once=1)
+        sent_first = len(server.bodies)
+        cache = AnswerCache(config.cache_path)  # what a later process reads
+        memory = cache.endpoint(url, "fake-model")
+        cache.close()
+        scores, _ = _run(instances, config, tmp_path / "later", other_budget)
+        later = server.bodies[sent_first:]
+        # told to keep offering them, the agent does (to try a server given a tool format)
+        _run(instances, config, tmp_path / "again", OpenAIAgentSettings(tools_unused_after=None))
+        kept = server.bodies[sent_first + len(later) :]
+    assert memory is not None and memory["tools"] == "unused"
+    why = f"^{STAMP} tools unused: 2 replies offered the tool schemas wrote their calls as text"
+    assert re.match(why, memory["tools_why"]) and memory["tools_why"] in memory["learned"]
+    _solved_exactly(scores, instances)
+    assert later and not any("tools" in body for body in later)
+    assert all('{"calls": [' in body["messages"][0]["content"] for body in later)
+    for instance in instances:
+        report = _report(tmp_path / "later", instance)
+        assert report["tools"] == "prompt" and report["tools_why"] == (
+            f"endpoint memory: {memory['tools_why']}"
+        )
+        assert "tools_unused" not in [e["event"] for e in _events(tmp_path / "later", instance)]
+    assert kept and all("tools" in body for body in kept)
+
+    native = {instance.tasks[0].id: "native" for instance in instances}
+    server = ToolCallingServer(answer=ScriptedModel(instances, native))
+    with server as url:
+        config = _config(url, tmp_path / "native")
+        for run, settings in (("n1", None), ("n2", other_budget)):
+            scores, _ = _run(instances, config, tmp_path / run, settings, episodes_at_once=1)
+            _solved_exactly(scores, instances)
+            for instance in instances:
+                assert _report(tmp_path / run, instance)["tools_why"] is None
+        bodies = server.bodies
+        cache = AnswerCache(config.cache_path)
+        memory = cache.endpoint(url, "fake-model")
+        cache.close()
+    assert {body["max_tokens"] for body in bodies} == {512, 400}  # both runs sent requests
+    assert all("tools" in body for body in bodies)
+    assert memory is not None and memory["tools"] == "native"
+    assert re.match(f"^{STAMP} .*tools native", memory["tools_why"])
 
 
 def test_calls_written_as_report_lines(instances: list[Instance], tmp_path: Path) -> None:
