@@ -13,9 +13,9 @@ A key also names the server when it is another machine (``endpoint_identity``): 
 serving one model name (a hosted model and a quantised copy behind another URL) are different
 samplers, and one's answers must not replay as the other's. A server on this machine (loopback)
 is keyed by the model name alone, whatever its port: the port of a local server is an accident
-of what was free (``make llm-local`` on 8181, a test's fake server on any port), the model name
-is the file it serves, and a run resumed after the server was restarted elsewhere must replay
-what it already has. Two local servers that answer one model name differently (the same file
+of what was free (``make llm-local LLM_PORT=...``, a test's fake server on any port), the model
+name is the file it serves, and a run resumed after the server was restarted elsewhere must
+replay what it already has. Two local servers that answer one model name differently (the same file
 under another chat format) must be given different model names, or different cache files.
 Local keys are the ones written before servers were named, so those caches still answer.
 
