@@ -18,7 +18,7 @@ an earlier result too), an option may fix only the argument that takes the earli
 leave the tool's other required arguments to the model, which must then state them in the
 request; validation judges those as any other stated value.
 
-Options are drawn with a generator seeded by the parent's id, so a rerun offers the same ones
+Options are drawn with a generator seeded by the parent's content, so a rerun offers the same ones
 (the prompt, and with it the cache key, stays the same).
 """
 
@@ -83,7 +83,9 @@ class Option:
 
 
 def _rng(task: Task, operation: str) -> random.Random:
-    return random.Random(f"{operation}:{task.id}")
+    # seeded by content, not id: the same task under two ids gets the same prompt (and so the
+    # same cache entries)
+    return random.Random(f"{operation}:{task.with_content_id().id}")
 
 
 def _last_result(task: Task) -> object:
