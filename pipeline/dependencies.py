@@ -30,6 +30,11 @@ Two kinds of dependency are found:
 
 The relation is reduced transitively (an edge implied by a chain of other edges is dropped):
 ordering is preserved, and schedulers keep the most parallelism.
+
+Each relation is read through :class:`Replays`, by inference and by validation alike
+(:mod:`pipeline.validate.execution`): inference collects every need into ``depends_on``;
+validation asks for the needs its declared ancestors leave out (``dependency.undeclared``) and
+for a reason behind each declared edge (``dependency.spurious``).
 """
 
 from __future__ import annotations
@@ -37,14 +42,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from pipeline.budget import check_time
 from pipeline.conditions import control_edges, order_edges
 from pipeline.drawn_ids import rename, renaming
 from pipeline.envs import ToolError, ToolSpec, get_env_class, resolve_tool
-from pipeline.jsontree import leaves
+from pipeline.jsontree import leaves, scalars
 from pipeline.models import Call
 from pipeline.replay import (
     StepTrace,
@@ -338,36 +343,6 @@ class ValueFlows:
         return None
 
 
-def state_effects(
-    env_names: Sequence[str],
-    initial_config: Mapping[str, Mapping[str, Any]],
-    calls: Sequence[Call],
-    baseline: Sequence[StepTrace],
-    final: Mapping[str, Any],
-    only: Sequence[int] | None = None,
-) -> list[set[int]]:
-    """``affects[j]`` = indices of earlier same-environment calls whose removal changes call j
-    in a way that matters (:func:`changed_without`), looking only at the calls ``only`` lists,
-    when given. ``final`` is the state ``baseline`` ends in."""
-    affects: list[set[int]] = [set() for _ in calls]
-    for i, producer in enumerate(calls):
-        later = [j for j in range(i + 1, len(calls)) if calls[j].env == producer.env]
-        if not later or baseline[i].pure or (only is not None and i not in only):
-            continue
-        without, _ = trace_calls(
-            env_names,
-            initial_config,
-            calls,
-            skip=i,
-            skipped_rng_words=baseline[i].rng_words,
-            follow_bindings=True,
-        )
-        for j in later:
-            if changed_without(env_names, initial_config, calls, baseline, final, i, j, without):
-                affects[j].add(i)
-    return affects
-
-
 def changed_without(
     env_names: Sequence[str],
     initial_config: Mapping[str, Mapping[str, Any]],
@@ -423,36 +398,6 @@ def perturbed_config(
             config[name] = extra
             changed = True
     return config if changed else None
-
-
-def hidden_state_effects(
-    env_names: Sequence[str],
-    initial_config: Mapping[str, Mapping[str, Any]],
-    calls: Sequence[Call],
-    baseline: Sequence[StepTrace],
-    known: Sequence[set[int]],
-) -> list[set[int]]:
-    """State dependencies that show only on the perturbed initial state: ``du`` after
-    ``cd Meadow`` when the parent folder happens to hold nothing but Meadow. No evidence when
-    the extra content changes which calls fail (then the perturbed run is another task).
-    ``known[j]``: calls already known to precede ``j``, which need no second look."""
-    none: list[set[int]] = [set() for _ in calls]
-    open_pairs = [
-        i
-        for i, call in enumerate(calls)
-        if not baseline[i].pure
-        and any(calls[j].env == call.env and i not in known[j] for j in range(i + 1, len(calls)))
-    ]
-    config = perturbed_config(env_names, initial_config) if open_pairs else None
-    if config is None:
-        return none
-    try:
-        traces, final = trace_calls(env_names, config, calls)
-    except ValueError:  # the extra content does not fit the environment's limits
-        return none
-    if any((a.error is None) != (b.error is None) for a, b in zip(traces, baseline)):
-        return none
-    return state_effects(env_names, config, calls, traces, final, only=open_pairs)
 
 
 def ancestor_sets(edges: Sequence[set[int]]) -> list[set[int]]:
@@ -527,34 +472,6 @@ def _window_keeps_outcome(
     return {name: env.snapshot() for name, env in envs.items()} == states[last + 1]
 
 
-def ordering_edges(
-    env_names: Sequence[str],
-    initial_config: Mapping[str, Mapping[str, Any]],
-    calls: Sequence[Call],
-    baseline: Sequence[StepTrace],
-    final: Mapping[str, Any],
-    edges: Sequence[set[int]],
-) -> list[set[int]]:
-    """Add ``i -> j`` wherever two calls of one environment left unordered by ``edges`` give
-    other results when ``j`` runs first (a write after a read, two calls drawing random ids):
-    then every order a scheduler may pick reproduces the same results and final state."""
-    result = [set(parents) for parents in edges]
-    states = states_before(env_names, initial_config, calls)
-    ancestors: list[set[int]] = []  # final for every call before j: edges only point back
-    for j in range(len(calls)):
-        mine = set(result[j]).union(*(ancestors[p] for p in result[j]))
-        for i in range(j - 1, -1, -1):
-            if calls[i].env != calls[j].env or i in mine:
-                continue
-            if reorder_changes_outcome(
-                env_names, initial_config, calls, baseline, final, i, j, mine, states
-            ):
-                result[j].add(i)
-                mine |= {i} | ancestors[i]
-        ancestors.append(mine)
-    return result
-
-
 def session_end_edges(calls: Sequence[Call]) -> set[tuple[int, int]]:
     """``(i, j)`` for every log-out ``j`` and each earlier call ``i`` of its environment: "…,
     then log me out" orders the log-out last even where the other steps do not need the
@@ -570,6 +487,226 @@ def session_end_edges(calls: Sequence[Call]) -> set[tuple[int, int]]:
     return edges
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as a user reads them: 3 and 3.0 are one number, "3" is not."""
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool | str):
+        try:
+            return float(a) == float(b)
+        except OverflowError:  # an int too large for a float: compare exactly
+            return bool(a == b)
+    return bool(a == b)
+
+
+def passes_on(output: Any, arguments: Mapping[str, Any]) -> bool:
+    """Whether some non-trivial value of ``output`` is passed (maybe rounded) as an argument:
+    the loose data relation a declared edge may rest on (no type or question test)."""
+    produced = [v for v in scalars(output) if bindable(v)]
+    wanted = [v for v in scalars(dict(arguments)) if bindable(v)]
+    return any(same_value(p, w) or rounds_to(p, w) for p in produced for w in wanted)
+
+
+def declared_parents(calls: Sequence[Call]) -> list[set[int]]:
+    """The indices each call's ``depends_on`` names."""
+    position = {call.id: index for index, call in enumerate(calls)}
+    return [{position[parent] for parent in call.depends_on} for call in calls]
+
+
+Traced = tuple[list[StepTrace], dict[str, dict[str, Any]]]
+
+
+class Replays:
+    """One call sequence and the runs every relation above is read from: the baseline, the
+    state before each call, each call left out; each computed once, when first asked for.
+
+    Inference and validation read the relations through the same methods, so an edge means the
+    same to both: inference collects the needs it finds into ``depends_on``; validation asks
+    for the needs its declared ancestors ``known`` leave out, and for the reason of each
+    declared edge (:meth:`reason`). Replays that leave a call out or move one follow the calls'
+    ``bindings``, as an agent would: the declared ones in validation, the inferred ones in
+    inference.
+    """
+
+    def __init__(
+        self,
+        env_names: Sequence[str],
+        initial_config: Mapping[str, Mapping[str, Any]],
+        calls: Sequence[Call],
+        question: str,
+        baseline: Traced | None = None,
+    ) -> None:
+        self.env_names = env_names
+        self.initial_config = initial_config
+        self.calls = calls
+        self.question = question
+        self._baseline = baseline
+        self._without: dict[int, Traced] = {}
+        self._hidden: dict[tuple[frozenset[int], ...], list[set[int]]] = {}
+
+    @property
+    def baseline(self) -> Traced:
+        if self._baseline is None:
+            self._baseline = trace_calls(self.env_names, self.initial_config, self.calls)
+        return self._baseline
+
+    @property
+    def traces(self) -> list[StepTrace]:
+        return self.baseline[0]
+
+    @property
+    def final(self) -> dict[str, dict[str, Any]]:
+        return self.baseline[1]
+
+    @cached_property
+    def states(self) -> list[dict[str, dict[str, Any]]]:
+        """The whole state before each call and after the last (for windowed replays)."""
+        return states_before(self.env_names, self.initial_config, self.calls)
+
+    @cached_property
+    def flows(self) -> ValueFlows:
+        return ValueFlows(self.calls, [step.result for step in self.traces], self.question)
+
+    @cached_property
+    def bindings(self) -> list[dict[str, str]]:
+        """The data bindings execution shows (:func:`data_bindings`)."""
+        return data_bindings(self.calls, [step.result for step in self.traces], self.question)
+
+    @cached_property
+    def control(self) -> frozenset[tuple[int, int]]:
+        """``(read, step)`` edges the question's conditions make (:mod:`pipeline.conditions`)."""
+        return frozenset(control_edges(self.question, self.calls))
+
+    @cached_property
+    def session_ends(self) -> frozenset[tuple[int, int]]:
+        """``(i, logout)`` edges: a log-out comes after the earlier calls of its environment."""
+        return frozenset(session_end_edges(self.calls))
+
+    @cached_property
+    def worded_order(self) -> frozenset[tuple[int, int]]:
+        """``(i, j)`` edges the question's order words make ("lock the doors before starting
+        the engine"; :func:`pipeline.conditions.order_edges`)."""
+        return frozenset(order_edges(self.question, self.calls))
+
+    def without(self, index: int) -> Traced:
+        """Replay with call ``index`` left out (its random draws still consumed), bound
+        arguments taking what their producers return in that run."""
+        if index not in self._without and self.traces[index].pure:
+            # a call that changed nothing and drew nothing: every other call behaves the same
+            skipped = StepTrace(None, None, (), 0, skipped=True)
+            traces = [*self.traces[:index], skipped, *self.traces[index + 1 :]]
+            self._without[index] = (traces, self.final)
+        if index not in self._without:
+            self._without[index] = trace_calls(
+                self.env_names,
+                self.initial_config,
+                self.calls,
+                skip=index,
+                skipped_rng_words=self.traces[index].rng_words,
+                follow_bindings=True,
+            )
+        return self._without[index]
+
+    def needs_state(self, i: int, j: int) -> bool:
+        """State: call ``j`` behaves differently without call ``i`` (:func:`changed_without`)."""
+        without, _ = self.without(i)
+        return changed_without(
+            self.env_names, self.initial_config, self.calls, self.traces, self.final, i, j,
+            without,
+        )  # fmt: skip
+
+    def reorder_matters(self, i: int, j: int, ancestors_of_j: set[int]) -> bool:
+        """Order: running ``j`` (with its ancestors after ``i``) before ``i`` changes an outcome
+        (:func:`reorder_changes_outcome`)."""
+        return reorder_changes_outcome(
+            self.env_names, self.initial_config, self.calls, self.traces, self.final,
+            i, j, ancestors_of_j, self.states,
+        )  # fmt: skip
+
+    def state_needs(self, known: Sequence[set[int]]) -> Iterator[tuple[int, int]]:
+        """``(i, j)``, earlier call first, for every state dependency of ``j`` on ``i`` that
+        ``known`` (ancestors per call) does not already order; lazily, so a caller that wants
+        one need replays no more than it takes to find it."""
+        for i, producer in enumerate(self.calls):
+            later = [
+                j
+                for j in range(i + 1, len(self.calls))
+                if self.calls[j].env == producer.env and i not in known[j]
+            ]
+            if not later or self.traces[i].pure:
+                continue  # a call that changed nothing and drew nothing affects no other
+            for j in later:
+                if self.needs_state(i, j):
+                    yield i, j
+
+    def hidden(self, known: Sequence[set[int]]) -> list[set[int]]:
+        """State dependencies ``known`` leaves open that show only on the perturbed initial
+        state (:func:`perturbed_config`): ``du`` after ``cd Meadow`` when the parent folder
+        happens to hold nothing but Meadow. No evidence when the extra content changes which
+        calls fail (then the perturbed run is another task)."""
+        key = tuple(frozenset(ancestors) for ancestors in known)
+        if key not in self._hidden:
+            self._hidden[key] = self._hidden_needs(known)
+        return self._hidden[key]
+
+    def _hidden_needs(self, known: Sequence[set[int]]) -> list[set[int]]:
+        found: list[set[int]] = [set() for _ in self.calls]
+        open_pairs = any(
+            not self.traces[i].pure
+            and any(
+                self.calls[j].env == call.env and i not in known[j]
+                for j in range(i + 1, len(self.calls))
+            )
+            for i, call in enumerate(self.calls)
+        )
+        config = perturbed_config(self.env_names, self.initial_config) if open_pairs else None
+        if config is None:
+            return found
+        try:
+            perturbed = trace_calls(self.env_names, config, self.calls)
+        except ValueError:  # the extra content does not fit the environment's limits
+            return found
+        if any((a.error is None) != (b.error is None) for a, b in zip(perturbed[0], self.traces)):
+            return found
+        there = Replays(self.env_names, config, self.calls, self.question, baseline=perturbed)
+        for i, j in there.state_needs(known):
+            found[j].add(i)
+        return found
+
+    def order_needs(self, parents: Sequence[set[int]]) -> Iterator[tuple[int, int]]:
+        """``(i, j)`` wherever two calls of one environment that ``parents`` (direct parents
+        per call) leave unordered give other results or another final state when ``j`` runs
+        first (a write after a read, two calls drawing random ids). For each ``j`` the nearest
+        ``i`` is tried first, and a need found orders ``i``'s ancestors too before the next."""
+        ancestors: list[set[int]] = []  # final for every call before j: edges only point back
+        for j in range(len(self.calls)):
+            mine = set(parents[j]).union(*(ancestors[p] for p in parents[j]))
+            for i in range(j - 1, -1, -1):
+                if self.calls[i].env != self.calls[j].env or i in mine:
+                    continue
+                if self.reorder_matters(i, j, mine):
+                    yield i, j
+                    mine |= {i} | ancestors[i]
+            ancestors.append(mine)
+
+    def reason(self, i: int, j: int, ancestors: Sequence[set[int]]) -> str | None:
+        """Which relation makes call ``j`` depend on earlier call ``i`` — ``"data"``,
+        ``"stated"`` (a condition, "then log me out", "before"), ``"hidden state"``,
+        ``"state"`` or ``"order"`` — or ``None`` when none does. ``ancestors``: every call's
+        ancestors as declared, which move with ``j`` when the order is tried the other way.
+        The cheap relations are tried first."""
+        bound = {source.split(".", 1)[0] for source in self.calls[j].bindings.values()}
+        if self.calls[i].id in bound or passes_on(self.traces[i].result, self.calls[j].arguments):
+            return "data"
+        if (i, j) in self.control | self.session_ends | self.worded_order:
+            return "stated"
+        if i in self.hidden([set() for _ in self.calls])[j]:
+            return "hidden state"
+        if self.needs_state(i, j):
+            return "state"
+        between = {k for k in ancestors[j] if i < k < j and i not in ancestors[k]}
+        return "order" if self.reorder_matters(i, j, between) else None
+
+
 def infer_dependencies(
     env_names: Sequence[str],
     initial_config: Mapping[str, Mapping[str, Any]],
@@ -577,28 +714,27 @@ def infer_dependencies(
     question: str,
 ) -> list[Call]:
     """Return ``calls`` with ``depends_on`` and ``bindings`` inferred from execution."""
-    baseline, final = trace_calls(env_names, initial_config, calls)
-    bindings = data_bindings(calls, [step.result for step in baseline], question)
+    first = Replays(env_names, initial_config, calls, question)
+    bindings = first.bindings
     # replays that leave a call out or move one follow the bindings, as an agent would
     calls = [call.model_copy(update={"bindings": bindings[j]}) for j, call in enumerate(calls)]
-    affects = state_effects(env_names, initial_config, calls, baseline, final)
+    run = Replays(env_names, initial_config, calls, question, baseline=first.baseline)
+    edges: list[set[int]] = [set() for _ in calls]
+    for i, j in run.state_needs([set() for _ in calls]):
+        edges[j].add(i)
     position = {call.id: index for index, call in enumerate(calls)}
-    rounded = ValueFlows(calls, [step.result for step in baseline], question).rounded_sources()
+    rounded = run.flows.rounded_sources()
     producers = [
         {position[s.split(".", 1)[0]] for s in bindings[j].values()} | rounded[j]
         for j in range(len(calls))
     ]
-    edges = [affects[j] | producers[j] for j in range(len(calls))]
-    hidden = hidden_state_effects(env_names, initial_config, calls, baseline, ancestor_sets(edges))
+    edges = [edges[j] | producers[j] for j in range(len(calls))]
+    hidden = run.hidden(ancestor_sets(edges))
     edges = [edges[j] | hidden[j] for j in range(len(calls))]
-    stated = [
-        *control_edges(question, calls),
-        *session_end_edges(calls),
-        *order_edges(question, calls),
-    ]
-    for read, conditioned in stated:
+    for read, conditioned in run.control | run.session_ends | run.worded_order:
         edges[conditioned].add(read)
-    edges = ordering_edges(env_names, initial_config, calls, baseline, final, edges)
+    for i, j in list(run.order_needs(edges)):
+        edges[j].add(i)
     reduced = _transitive_reduction(edges)
     inferred: list[Call] = []
     for j, call in enumerate(calls):

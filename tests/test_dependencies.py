@@ -393,3 +393,39 @@ def test_the_read_a_condition_clause_names_is_the_one_it_tests() -> None:
     )
     # the pressure check, not the fuel read of an earlier sentence
     assert control_edges(question, calls) == [(1, 2)]
+
+
+def test_every_edge_inference_draws_is_one_validation_requires() -> None:
+    """Inference and validation read the same relations (``Replays``): over the seeds, the
+    inferred dependencies pass validation, and leaving out any inferred edge that no other edge
+    implies (with the bindings it carries) is rejected as a missing dependency."""
+    from pipeline.dependencies import ancestor_sets, declared_parents
+    from pipeline.seeds import load_seeds
+
+    missing = {RejectionCode.DEPENDENCY_UNDECLARED, RejectionCode.DEPENDENCY_CONDITION_UNLINKED}
+    dropped = 0
+    for seed in load_seeds():
+        calls = infer_dependencies(seed.envs, seed.initial_config, seed.calls, seed.question)
+        task = seed.model_copy(update={"calls": calls})
+        assert validate_task(task).accepted, seed.id
+        for j, call in enumerate(calls):
+            for parent in call.depends_on:
+                edited = list(calls)
+                edited[j] = call.model_copy(
+                    update={
+                        "depends_on": [p for p in call.depends_on if p != parent],
+                        "bindings": {
+                            slot: source
+                            for slot, source in call.bindings.items()
+                            if source.split(".", 1)[0] != parent
+                        },
+                    }
+                )
+                i = [c.id for c in calls].index(parent)
+                if i in ancestor_sets(declared_parents(edited))[j]:
+                    continue  # still ordered through another edge (a producer stays direct)
+                verdict = validate_task(task.model_copy(update={"calls": edited}))
+                assert verdict.rejection is not None, (seed.id, call.id, parent)
+                assert verdict.rejection.code in missing, (seed.id, call.id, parent)
+                dropped += 1
+    assert dropped > 100  # the seeds have many edges that matter

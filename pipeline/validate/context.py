@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from pipeline.conditions import control_edges, order_edges
-from pipeline.dependencies import ValueFlows, hidden_state_effects, session_end_edges
+from pipeline.dependencies import Replays, ancestor_sets, declared_parents
 from pipeline.models import Evidence, Rejection, RejectionCode, Task
-from pipeline.replay import StepTrace, states_before, trace_calls
+from pipeline.replay import StepTrace
 
 
 class Reject(Exception):  # noqa: N818 - it is a verdict, not an error
@@ -34,81 +33,36 @@ class Reject(Exception):  # noqa: N818 - it is a verdict, not an error
 
 @dataclass
 class ValidationContext:
+    """One candidate and its replays. The dependency relations are read through ``run``
+    (:class:`pipeline.dependencies.Replays`), the same methods inference uses, on the calls as
+    declared."""
+
     task: Task
-    _without: dict[int, tuple[list[StepTrace], dict[str, dict[str, Any]]]] = field(
-        default_factory=dict
-    )
-    _hidden: dict[bool, list[set[int]]] = field(default_factory=dict)
 
     @cached_property
+    def run(self) -> Replays:
+        task = self.task
+        return Replays(task.envs, task.initial_config, task.calls, task.question)
+
+    @property
     def baseline(self) -> tuple[list[StepTrace], dict[str, dict[str, Any]]]:
-        return trace_calls(self.task.envs, self.task.initial_config, self.task.calls)
-
-    @cached_property
-    def states(self) -> list[dict[str, dict[str, Any]]]:
-        """The whole state before each call and after the last (for windowed replays)."""
-        return states_before(self.task.envs, self.task.initial_config, self.task.calls)
+        return self.run.baseline
 
     @property
     def traces(self) -> list[StepTrace]:
-        return self.baseline[0]
+        return self.run.traces
 
     @property
     def final_state(self) -> dict[str, dict[str, Any]]:
-        return self.baseline[1]
+        return self.run.final
 
     @property
     def outputs(self) -> list[Any]:
         return [step.result for step in self.traces]
 
     def without(self, index: int) -> tuple[list[StepTrace], dict[str, dict[str, Any]]]:
-        """Replay with call ``index`` left out (its random draws still consumed), bound
-        arguments taking what their producers return in that run."""
-        if index not in self._without and self.traces[index].pure:
-            # a call that changed nothing and drew nothing: every other call behaves the same
-            skipped = StepTrace(None, None, (), 0, skipped=True)
-            traces = [*self.traces[:index], skipped, *self.traces[index + 1 :]]
-            self._without[index] = (traces, self.final_state)
-        if index not in self._without:
-            self._without[index] = trace_calls(
-                self.task.envs,
-                self.task.initial_config,
-                self.task.calls,
-                skip=index,
-                skipped_rng_words=self.traces[index].rng_words,
-                follow_bindings=True,
-            )
-        return self._without[index]
-
-    @cached_property
-    def control(self) -> frozenset[tuple[int, int]]:
-        """``(read, step)`` edges the question's conditions make (:mod:`pipeline.conditions`)."""
-        return frozenset(control_edges(self.task.question, self.task.calls))
-
-    @cached_property
-    def session_ends(self) -> frozenset[tuple[int, int]]:
-        """``(i, logout)`` edges: a log-out comes after the earlier calls of its environment."""
-        return frozenset(session_end_edges(self.task.calls))
-
-    @cached_property
-    def worded_order(self) -> frozenset[tuple[int, int]]:
-        """``(i, j)`` edges the question's order words make ("lock the doors before starting
-        the engine"; :func:`pipeline.conditions.order_edges`)."""
-        return frozenset(order_edges(self.task.question, self.task.calls))
-
-    @cached_property
-    def flows(self) -> ValueFlows:
-        return ValueFlows(self.task.calls, self.outputs, self.task.question)
-
-    def hidden_effects(self, every_pair: bool = False) -> list[set[int]]:
-        """State dependencies that only the perturbed initial state shows: for the pairs that
-        ``depends_on`` leaves unordered, or for ``every_pair``."""
-        if every_pair not in self._hidden:
-            known = [set() for _ in self.task.calls] if every_pair else self.ancestors()
-            self._hidden[every_pair] = hidden_state_effects(
-                self.task.envs, self.task.initial_config, self.task.calls, self.traces, known
-            )
-        return self._hidden[every_pair]
+        """Replay with call ``index`` left out (:meth:`pipeline.dependencies.Replays.without`)."""
+        return self.run.without(index)
 
     def ancestors(self) -> list[set[int]]:
         """Declared ancestors of every call (indices), following ``depends_on`` transitively."""
@@ -116,13 +70,4 @@ class ValidationContext:
 
     @cached_property
     def _ancestors(self) -> list[set[int]]:
-        position = {call.id: index for index, call in enumerate(self.task.calls)}
-        result: list[set[int]] = []
-        for call in self.task.calls:
-            found: set[int] = set()
-            for parent in call.depends_on:
-                index = position[parent]
-                found.add(index)
-                found |= result[index]
-            result.append(found)
-        return result
+        return ancestor_sets(declared_parents(self.task.calls))

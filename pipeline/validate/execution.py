@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.conditions import CONDITION, sentences, untested_conditions
-from pipeline.dependencies import (
-    bindable,
-    changed_without,
-    data_bindings,
-    reorder_changes_outcome,
-    rounds_to,
-)
+from pipeline.dependencies import declared_parents, same_value
 from pipeline.envs import ToolKind, resolve_tool
 from pipeline.envs.diff import state_diff
-from pipeline.jsontree import at_path, scalars
+from pipeline.jsontree import at_path
 from pipeline.models import Evidence, RejectionCode
 from pipeline.replay import replay
 from pipeline.semantics import feeds
@@ -58,33 +52,6 @@ def _argument_value(arguments: dict[str, Any], slot: str) -> Any:
     return value[int(index)] if index else value
 
 
-def _same_value(a: Any, b: Any) -> bool:
-    numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool | str):
-        try:
-            return float(a) == float(b)
-        except OverflowError:  # an int too large for a float: compare exactly
-            return bool(a == b)
-    return bool(a == b)
-
-
-def _feeds(output: Any, arguments: dict[str, Any]) -> bool:
-    """Whether some non-trivial value of ``output`` is passed (maybe rounded) as an argument."""
-    produced = [v for v in scalars(output) if bindable(v)]
-    wanted = [v for v in scalars(arguments) if bindable(v)]
-    return any(_same_value(p, w) or rounds_to(p, w) for p in produced for w in wanted)
-
-
-def _orders(ctx: ValidationContext, i: int, j: int) -> bool:
-    """Whether the edge ``i -> j`` is an ordering dependency: ``j`` first changes the outcome."""
-    ancestors = ctx.ancestors()
-    between = {k for k in ancestors[j] if i < k < j and i not in ancestors[k]}
-    return reorder_changes_outcome(
-        ctx.task.envs, ctx.task.initial_config, ctx.task.calls, ctx.traces, ctx.final_state,
-        i, j, between, ctx.states,
-    )  # fmt: skip
-
-
 def check_binding_types(ctx: ValidationContext) -> None:
     """A binding joins a result field and a parameter whose semantic types fit: a percent
     change is not an amount of money, a ticket status is not a password."""
@@ -109,7 +76,7 @@ def check_binding_types(ctx: ValidationContext) -> None:
     for j, call in enumerate(ctx.task.calls):
         # the same mismatch without a declared binding: the value only an output of another
         # meaning provides (a distance in km passed where miles are wanted)
-        crossing = ctx.flows.crossed_types(j)
+        crossing = ctx.run.flows.crossed_types(j)
         if crossing is None:
             continue
         name, source, given, wanted = crossing
@@ -137,8 +104,8 @@ def check_declared_dependencies(ctx: ValidationContext) -> None:
                     Evidence(step_id=call.id, output=ctx.traces[position[producer]].result),
                 ) from None
             value = _argument_value(call.arguments, slot)
-            same = _same_value(produced, value) or (
-                isinstance(value, list) and any(_same_value(produced, v) for v in value)
+            same = same_value(produced, value) or (
+                isinstance(value, list) and any(same_value(produced, v) for v in value)
             )
             if not same:
                 raise Reject(
@@ -147,46 +114,34 @@ def check_declared_dependencies(ctx: ValidationContext) -> None:
                     f"but passes {value!r}",
                     Evidence(step_id=call.id, output=produced),
                 )
-        bound = {source.split(".", 1)[0] for source in call.bindings.values()}
         for parent in call.depends_on:
-            if parent in bound or _feeds(ctx.traces[position[parent]].result, call.arguments):
-                continue
-            i = position[parent]
-            if _conditioned_on(ctx, i, j) or (i, j) in ctx.session_ends | ctx.worded_order:
-                continue  # the question makes the edge: a condition, "then log me out", "before"
-            if i in ctx.hidden_effects(every_pair=True)[j]:
-                continue  # the perturbed state shows it
-            without, _ = ctx.without(i)
-            changed = changed_without(
-                ctx.task.envs, ctx.task.initial_config, ctx.task.calls, ctx.traces,
-                ctx.final_state, i, j, without,
-            )  # fmt: skip
-            if not changed and not _orders(ctx, i, j):
-                raise Reject(
-                    RejectionCode.DEPENDENCY_SPURIOUS,
-                    f"step {call.id} is declared to depend on {parent}, but behaves the same "
-                    "without it (same result, same effect, or only the ids it drew and the place "
-                    "of what it wrote differ) and may run before it",
-                    Evidence(step_id=call.id, output=ctx.traces[j].result),
-                )
+            if ctx.run.reason(position[parent], j, ctx.ancestors()) is not None:
+                continue  # data, a stated order, state (maybe only perturbed), or order
+            raise Reject(
+                RejectionCode.DEPENDENCY_SPURIOUS,
+                f"step {call.id} is declared to depend on {parent}, but behaves the same "
+                "without it (same result, same effect, or only the ids it drew and the place "
+                "of what it wrote differ) and may run before it",
+                Evidence(step_id=call.id, output=ctx.traces[j].result),
+            )
 
 
 def check_undeclared_dependencies(ctx: ValidationContext) -> None:
     """Values copied from earlier outputs, and earlier state changes a call needs, are declared
-    (directly or through a chain of declared dependencies)."""
+    (directly or through a chain of declared dependencies): the needs inference finds
+    (:class:`pipeline.dependencies.Replays`) that the declared ancestors leave out."""
     ancestors = ctx.ancestors()
-    position = {call.id: index for index, call in enumerate(ctx.task.calls)}
-    inferred = data_bindings(ctx.task.calls, ctx.outputs, ctx.task.question)
-    rounded = ctx.flows.rounded_sources()
-    for j, (call, producers) in enumerate(zip(ctx.task.calls, rounded)):
+    calls = ctx.task.calls
+    position = {call.id: index for index, call in enumerate(calls)}
+    for j, (call, producers) in enumerate(zip(calls, ctx.run.flows.rounded_sources())):
         for i in sorted(producers - ancestors[j]):
             raise Reject(
                 RejectionCode.DEPENDENCY_UNDECLARED,
-                f"step {call.id} passes a rounded value of step {ctx.task.calls[i].id}'s output "
+                f"step {call.id} passes a rounded value of step {calls[i].id}'s output "
                 "but does not depend on it",
                 Evidence(step_id=call.id, output=ctx.traces[i].result),
             )
-    for j, (call, bindings) in enumerate(zip(ctx.task.calls, inferred)):
+    for j, (call, bindings) in enumerate(zip(calls, ctx.run.bindings)):
         for slot, source in bindings.items():
             producer = source.split(".", 1)[0]
             if slot in call.bindings or position[producer] in ancestors[j]:
@@ -197,44 +152,27 @@ def check_undeclared_dependencies(ctx: ValidationContext) -> None:
                 f"a value only step {producer}'s output provides, but does not depend on it",
                 Evidence(step_id=call.id, output=ctx.traces[position[producer]].result),
             )
-    for j, hidden in enumerate(ctx.hidden_effects()):
+    for j, hidden in enumerate(ctx.run.hidden(ancestors)):
         for i in sorted(hidden - ancestors[j]):
             raise Reject(
                 RejectionCode.DEPENDENCY_UNDECLARED,
-                f"step {ctx.task.calls[j].id} behaves differently without step "
-                f"{ctx.task.calls[i].id} once the initial state holds unrelated extra content "
+                f"step {calls[j].id} behaves differently without step "
+                f"{calls[i].id} once the initial state holds unrelated extra content "
                 "(a coincidence of the real state hides it), but does not depend on it",
-                Evidence(step_id=ctx.task.calls[j].id),
+                Evidence(step_id=calls[j].id),
             )
-    for i, earlier in enumerate(ctx.task.calls):
-        later = [
-            j for j in range(i + 1, len(ctx.task.calls)) if ctx.task.calls[j].env == earlier.env
-        ]
-        if all(i in ancestors[j] for j in later):
-            continue  # already ordered before every later call that could need it
+    for i, j in ctx.run.state_needs(ancestors):
         without, _ = ctx.without(i)
-        for j in later:
-            if i in ancestors[j] or not changed_without(
-                ctx.task.envs,
-                ctx.task.initial_config,
-                ctx.task.calls,
-                ctx.traces,
-                ctx.final_state,
-                i,
-                j,
-                without,
-            ):
-                continue  # the same, or only the ids it drew differ and order does not matter
-            raise Reject(
-                RejectionCode.DEPENDENCY_UNDECLARED,
-                f"step {ctx.task.calls[j].id} behaves differently without step {earlier.id} "
-                f"but does not depend on it, so a scheduler could reorder them",
-                Evidence(
-                    step_id=ctx.task.calls[j].id,
-                    output={"with": ctx.traces[j].result, "without": without[j].result},
-                    diff=list(ctx.traces[j].effect),
-                ),
-            )
+        raise Reject(
+            RejectionCode.DEPENDENCY_UNDECLARED,
+            f"step {calls[j].id} behaves differently without step {calls[i].id} "
+            f"but does not depend on it, so a scheduler could reorder them",
+            Evidence(
+                step_id=calls[j].id,
+                output={"with": ctx.traces[j].result, "without": without[j].result},
+                diff=list(ctx.traces[j].effect),
+            ),
+        )
 
 
 def check_unordered_calls(ctx: ValidationContext) -> None:
@@ -242,7 +180,7 @@ def check_unordered_calls(ctx: ValidationContext) -> None:
     final state in either order — otherwise a scheduler's choice would change the outcome."""
     ancestors = ctx.ancestors()
     calls = ctx.task.calls
-    for i, j in sorted(ctx.worded_order):
+    for i, j in sorted(ctx.run.worded_order):
         if i not in ancestors[j]:
             raise Reject(
                 RejectionCode.DEPENDENCY_UNDECLARED,
@@ -251,39 +189,21 @@ def check_unordered_calls(ctx: ValidationContext) -> None:
                 "a scheduler could run them the other way round",
                 Evidence(step_id=calls[j].id),
             )
-    for j in range(len(calls)):
-        for i in range(j):
-            if calls[i].env != calls[j].env or i in ancestors[j]:
-                continue
-            if (i, j) in ctx.session_ends:
-                raise Reject(
-                    RejectionCode.DEPENDENCY_UNDECLARED,
-                    f"step {calls[j].id} logs out, but does not come after step {calls[i].id} "
-                    "of the same service, so a scheduler could log out first",
-                    Evidence(step_id=calls[j].id),
-                )
-            if reorder_changes_outcome(
-                ctx.task.envs,
-                ctx.task.initial_config,
-                calls,
-                ctx.traces,
-                ctx.final_state,
-                i,
-                j,
-                ancestors[j],
-                ctx.states,
-            ):
-                raise Reject(
-                    RejectionCode.DEPENDENCY_UNDECLARED,
-                    f"steps {calls[i].id} and {calls[j].id} are not ordered by depends_on, but "
-                    f"running {calls[j].id} first changes a result or the final state",
-                    Evidence(step_id=calls[j].id),
-                )
-
-
-def _conditioned_on(ctx: ValidationContext, read: int, step: int) -> bool:
-    """Whether the question makes call ``step`` conditional on the value call ``read`` tests."""
-    return (read, step) in ctx.control
+    for i, j in sorted(ctx.run.session_ends, key=lambda pair: (pair[1], pair[0])):
+        if i not in ancestors[j]:
+            raise Reject(
+                RejectionCode.DEPENDENCY_UNDECLARED,
+                f"step {calls[j].id} logs out, but does not come after step {calls[i].id} "
+                "of the same service, so a scheduler could log out first",
+                Evidence(step_id=calls[j].id),
+            )
+    for i, j in ctx.run.order_needs(declared_parents(calls)):
+        raise Reject(
+            RejectionCode.DEPENDENCY_UNDECLARED,
+            f"steps {calls[i].id} and {calls[j].id} are not ordered by depends_on, but "
+            f"running {calls[j].id} first changes a result or the final state",
+            Evidence(step_id=calls[j].id),
+        )
 
 
 def check_conditional_dependencies(ctx: ValidationContext) -> None:
@@ -299,7 +219,7 @@ def check_conditional_dependencies(ctx: ValidationContext) -> None:
             "but no step reads a value the condition or the check could test",
             Evidence(output={"condition": sentence[:300]}),
         )
-    for read, conditioned in sorted(ctx.control):
+    for read, conditioned in sorted(ctx.run.control):
         if read in ancestors[conditioned]:
             continue
         raise Reject(
