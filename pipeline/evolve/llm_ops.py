@@ -184,7 +184,10 @@ def _option_branch(option: Option) -> dict[str, Any]:
     env, tool = option.tool.split(".", 1)
     schema = ENVIRONMENTS[env].tool_specs()[tool].args_model.model_json_schema()
     arguments = _grammar_schema(schema, schema.get("$defs", {}))
-    properties: dict[str, Any] = {name: {"const": value} for name, value in option.fixed.items()}
+    properties: dict[str, Any] = {
+        name: {"const": value} if _literal_safe(value) else arguments["properties"][name]
+        for name, value in option.fixed.items()
+    }
     properties |= {name: arguments["properties"][name] for name in option.free}
     return {
         "type": "object",
@@ -199,6 +202,17 @@ def _option_branch(option: Option) -> dict[str, Any]:
         },
         "required": ["tool", "arguments"],
     }
+
+
+def _literal_safe(value: Any) -> bool:
+    """Whether llama.cpp's schema converter can write ``value`` as a grammar literal: a string
+    with a quote, a backslash, a line break or a non-ASCII letter comes out mis-escaped and
+    the server refuses the whole grammar (HTTP 500 on every request about a text document).
+    Such a value keeps its type in the schema instead; an answer that does not copy it exactly
+    is then none of the steps offered."""
+    if isinstance(value, str):
+        return value.isascii() and value.isprintable() and '"' not in value and "\\" not in value
+    return isinstance(value, int | float | bool) or value is None
 
 
 def _options_key(options: tuple[Option, ...]) -> str:

@@ -186,7 +186,8 @@ def test_llama_cpp_compiles_every_environments_call_grammar(tmp_path: Path) -> N
     import httpx
 
     from pipeline.envs import ENVIRONMENTS
-    from pipeline.evolve.llm_ops import evolved_model
+    from pipeline.evolve.llm_ops import evolved_model, guided_model
+    from pipeline.evolve.options import Option
     from pipeline.local_llm import MODEL_NAME, running
 
     with running(18_182, tmp_path / "llama.log") as url:
@@ -206,3 +207,20 @@ def test_llama_cpp_compiles_every_environments_call_grammar(tmp_path: Path) -> N
             specs = ENVIRONMENTS[env].tool_specs()
             for call in answer.calls:
                 assert set(call.arguments) <= set(specs[call.tool].param_names), (env, call)
+        # a step offered with an earlier result fixed: a text with line breaks, quotes, a
+        # backslash and a non-ASCII letter must not break the grammar (it did: HTTP 500 on
+        # every request about a document)
+        awkward = 'theme: dark\nfont: "Inter" \\ café'
+        options = (
+            Option(2, "data_format.parse_data", {"content": awkward}, ("source_format",)),
+            Option(2, "data_format.flatten_record", {"content": '{"a": {"b": 1}}'}),
+            Option(2, "data_format.load_document", {"name": "settings"}),
+        )
+        guided = guided_model(options, ("data_format",))
+        body = {
+            "model": MODEL_NAME, "max_tokens": 120, "temperature": 0,
+            "messages": [{"role": "user", "content": "Choose a step, as JSON."}],
+            "response_format": {"type": "json_object", "schema": guided.model_json_schema()},
+        }  # fmt: skip
+        reply = httpx.post(f"{url}/chat/completions", json=body, timeout=300)
+        assert reply.status_code == 200, reply.text[:300]
