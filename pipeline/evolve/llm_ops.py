@@ -262,6 +262,21 @@ def repair_model(envs: tuple[str, ...]) -> type[RepairAnswer]:
     return model
 
 
+class EndpointUnreachable(ConnectionError):
+    """The LLM endpoint could not be reached after every retry: the shard stops unfinished, so
+    a rerun of the same command asks again, instead of every candidate being filed as the
+    model's malformed answer (a server that died mid-run turned a whole bench run into 36
+    such rejections). A ``ConnectionError``, so the CLI reports it in one line."""
+
+
+def _answered(result: LLMResult[Any], operator: str) -> None:
+    if result.unreachable:
+        raise EndpointUnreachable(
+            f"the LLM endpoint is unreachable ({operator}: {result.error}); finished shards are"
+            " kept: start the server and rerun the same command to resume"
+        )
+
+
 def _model_failure(parent: Task, operator: str, error: str | None, raw: str | None) -> Candidate:
     rejection = Rejection(
         sample_id=f"{parent.id}:{operator}",
@@ -411,6 +426,7 @@ async def evolve_with_llm(
     else:
         output = deepen_model(envs) if operator == "deepen" else evolved_model(envs)
     result = await _ask(client, operator, prompt.messages, output, prompt.template_hash)
+    _answered(result, operator)
     if result.value is None:
         return _model_failure(parent, operator, result.error, result.raw)
     if isinstance(result.value, GuidedAnswer):
@@ -451,6 +467,7 @@ async def paraphrase(parent: Task, client: LLMClient) -> Candidate:
     result = await _ask(
         client, "paraphrase", prompt.messages, ParaphraseAnswer, prompt.template_hash
     )
+    _answered(result, "paraphrase")
     if result.value is None:
         return _model_failure(parent, "paraphrase", result.error, result.raw)
     task = parent.derive(
@@ -484,6 +501,7 @@ async def repair(task: Task, rejection: Rejection, client: LLMClient) -> Candida
     prompt = render("repair", task, rejection)
     output = repair_model(tuple(task.envs))
     result = await _ask(client, "repair", prompt.messages, output, prompt.template_hash)
+    _answered(result, "repair")
     if result.value is None:
         return _model_failure(task, "repair", result.error, result.raw)
     answer: RepairAnswer = result.value

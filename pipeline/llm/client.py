@@ -83,6 +83,9 @@ class LLMResult(Generic[T]):
     cached: bool  # answered entirely from the cache
     requests: int  # HTTP requests actually sent for this call
     truncated: int = 0  # replies cut at the token cap (each then resampled or given up on)
+    #: no answer because the endpoint could not be reached (refused connection, timeouts) after
+    #: every retry: nothing is known about the request, so it must not count as the model's
+    unreachable: bool = False
 
 
 @dataclass(frozen=True)
@@ -825,6 +828,7 @@ class LLMClient:
                             cached=False,
                             requests=counts.requests,
                             truncated=truncated,
+                            unreachable=isinstance(error, openai.APIConnectionError),
                         )
                     hit = self.cache.put(key, answer.cached(), self._model)
                     self.usage.record(

@@ -150,3 +150,38 @@ def test_free_steps_restores_the_model_written_calls(tmp_path: Path) -> None:
         assert main(argv) == 0
     prompt = server.bodies[0]["messages"][-1]["content"]
     assert "Possible new steps" not in prompt and '"new_calls" lists only the new calls' in prompt
+
+
+def test_an_unreachable_endpoint_stops_the_run_and_a_rerun_resumes(tmp_path: Path) -> None:
+    """A dead server is not the model's malformed answer: the run stops with one line, files
+    no rejection, and the same command against a live server finishes the round."""
+    import socket
+
+    from tests.evolve.test_llm_operators import TICKET as parent_ref
+
+    parent = seed(parent_ref)
+    os.chdir(tmp_path)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(parent.model_dump_json() + "\n", encoding="utf-8")
+    config = tmp_path / "llm.toml"
+    config.write_text("[llm]\nmax_retries = 1\ntimeout = 2\n")
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    argv = [
+        "evolve", "--inline", "--output", str(tmp_path), "--run-id", "r", "--seeds", str(seeds),
+        "--rounds", "1", "--operators", "deepen", "--llm-model", "fake-model", "--no-repair",
+        "--llm-config", str(config), "--llm-base-url",
+    ]  # fmt: skip
+    assert main([*argv, dead]) != 0
+    out = tmp_path / "runs" / "r"
+    assert not (out / "evolve_rejected.jsonl").exists()
+    answer = chosen(
+        "get_ticket",
+        f"{parent.question} Then fetch the ticket so I can check that it is closed.",
+        ticket_id=230,
+    )
+    with FakeOpenAIServer(answer=lambda body: json.dumps(answer)) as url:
+        assert main([*argv, url]) == 0
+    made = [t for t in read_records(out / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
+    assert [t.lineage.operator for t in made] == ["deepen"]
