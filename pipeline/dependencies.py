@@ -343,45 +343,6 @@ class ValueFlows:
         return None
 
 
-def changed_without(
-    env_names: Sequence[str],
-    initial_config: Mapping[str, Mapping[str, Any]],
-    calls: Sequence[Call],
-    baseline: Sequence[StepTrace],
-    final: Mapping[str, Any],
-    i: int,
-    j: int,
-    without: Sequence[StepTrace],
-) -> bool:
-    """Whether call ``j`` behaves differently when call ``i`` is left out, in a way that makes
-    ``j`` need ``i``: another result or error (drawn ids compared by the call that drew them,
-    :mod:`pipeline.drawn_ids`), or another current directory. When only the ids it drew or the
-    position of what it wrote differ (a second ticket gets the id after the first one's, a
-    second message lands second in the inbox), ``j`` needs ``i`` only if running ``j`` first
-    changes an outcome."""
-    if baseline[j].same_behaviour(without[j]):
-        return False
-    # the ids every call up to j drew, left out ``i`` aside (a close of "the second ticket")
-    mapping = renaming(
-        (calls[k].tool, without[k].result, baseline[k].result) for k in range(j + 1) if k != i
-    )
-    if mapping is None or without[j].error != baseline[j].error:
-        return True
-    if without[j].ambient != baseline[j].ambient:
-        return True  # it ran in another directory: same answer by coincidence
-    if rename(without[j].result, mapping) != baseline[j].result:
-        return True
-    # the same answer (up to drawn ids) and another state change: a message lands at another
-    # place in the inbox, a counter moves from 1 to 2 instead of 0 to 1; that orders the two
-    # calls only if the other order changes an outcome
-    # j moves before i together with the calls it takes values from
-    position = {call.id: index for index, call in enumerate(calls)}
-    feeding = {position[source.split(".", 1)[0]] for source in calls[j].bindings.values()}
-    return reorder_changes_outcome(
-        env_names, initial_config, calls, baseline, final, i, j, feeding - {i}
-    )
-
-
 def perturbed_config(
     env_names: Sequence[str], initial_config: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, dict[str, Any]] | None:
@@ -409,67 +370,6 @@ def ancestor_sets(edges: Sequence[set[int]]) -> list[set[int]]:
             closure |= found[parent]
         found.append(closure)
     return found
-
-
-def reorder_changes_outcome(
-    env_names: Sequence[str],
-    initial_config: Mapping[str, Mapping[str, Any]],
-    calls: Sequence[Call],
-    baseline: Sequence[StepTrace],
-    final: Mapping[str, Any],
-    i: int,
-    j: int,
-    ancestors_of_j: set[int],
-    states: Sequence[Mapping[str, Mapping[str, Any]]] | None = None,
-) -> bool:
-    """Whether running call ``j`` (with its ancestors that sit after ``i``) before call ``i``
-    changes any call's result or error, or the final state.
-
-    With ``states`` (:func:`pipeline.replay.states_before`) only the calls from ``i`` to ``j``
-    are replayed first, from the state before ``i``: when they give the same results and leave
-    exactly the state the task had after ``j``, every later call runs as before and the answer
-    is no. Anything else is settled by replaying the whole reordered task.
-    """
-    if all(step.pure for step in baseline[i : j + 1]):
-        return False  # calls that change nothing see the same state in any order
-    moved = [k for k in range(i + 1, j) if k in ancestors_of_j] + [j]
-    window = [*moved, *(k for k in range(i, j) if k not in moved)]
-    if states is not None and _window_keeps_outcome(env_names, calls, baseline, states, window):
-        return False
-    order = [*range(i), *window, *range(j + 1, len(calls))]
-    traces, reordered_final = trace_calls(
-        env_names, initial_config, [calls[k] for k in order], follow_bindings=True
-    )
-    # ids the calls drew are compared by the call that drew them (pipeline.drawn_ids)
-    mapping = renaming(
-        (calls[k].tool, traces[spot].result, baseline[k].result) for spot, k in enumerate(order)
-    )
-    if mapping is None:
-        return True
-    if not same_outcome_state(rename(reordered_final, mapping), final):
-        return True
-    return any(
-        (rename(traces[spot].result, mapping), traces[spot].error)
-        != (baseline[k].result, baseline[k].error)
-        for spot, k in enumerate(order)
-    )
-
-
-def _window_keeps_outcome(
-    env_names: Sequence[str],
-    calls: Sequence[Call],
-    baseline: Sequence[StepTrace],
-    states: Sequence[Mapping[str, Mapping[str, Any]]],
-    window: Sequence[int],
-) -> bool:
-    first, last = min(window), max(window)
-    envs = build_envs(env_names, states[first])
-    for k in window:
-        outcome = run_call(envs, calls[k])
-        if (outcome.result, outcome.error) != (baseline[k].result, baseline[k].error):
-            return False
-    check_time()
-    return {name: env.snapshot() for name, env in envs.items()} == states[last + 1]
 
 
 def session_end_edges(calls: Sequence[Call]) -> set[tuple[int, int]]:
@@ -607,20 +507,79 @@ class Replays:
         return self._without[index]
 
     def needs_state(self, i: int, j: int) -> bool:
-        """State: call ``j`` behaves differently without call ``i`` (:func:`changed_without`)."""
+        """State: call ``j`` behaves differently when call ``i`` is left out, in a way that
+        makes ``j`` need ``i``: another result or error (drawn ids compared by the call that
+        drew them, :mod:`pipeline.drawn_ids`), or another current directory. When only the ids
+        it drew or the position of what it wrote differ (a second ticket gets the id after the
+        first one's, a second message lands second in the inbox), ``j`` needs ``i`` only if
+        running ``j`` first changes an outcome."""
+        baseline, calls = self.traces, self.calls
         without, _ = self.without(i)
-        return changed_without(
-            self.env_names, self.initial_config, self.calls, self.traces, self.final, i, j,
-            without,
-        )  # fmt: skip
+        if baseline[j].same_behaviour(without[j]):
+            return False
+        # the ids every call up to j drew, left out ``i`` aside (a close of "the second ticket")
+        mapping = renaming(
+            (calls[k].tool, without[k].result, baseline[k].result) for k in range(j + 1) if k != i
+        )
+        if mapping is None or without[j].error != baseline[j].error:
+            return True
+        if without[j].ambient != baseline[j].ambient:
+            return True  # it ran in another directory: same answer by coincidence
+        if rename(without[j].result, mapping) != baseline[j].result:
+            return True
+        # the same answer (up to drawn ids) and another state change: a message lands at
+        # another place in the inbox, a counter moves from 1 to 2 instead of 0 to 1; that
+        # orders the two calls only if the other order changes an outcome.
+        # j moves before i together with the calls it takes values from
+        position = {call.id: index for index, call in enumerate(calls)}
+        feeding = {position[source.split(".", 1)[0]] for source in calls[j].bindings.values()}
+        return self.reorder_matters(i, j, feeding - {i}, windowed=False)
 
-    def reorder_matters(self, i: int, j: int, ancestors_of_j: set[int]) -> bool:
-        """Order: running ``j`` (with its ancestors after ``i``) before ``i`` changes an outcome
-        (:func:`reorder_changes_outcome`)."""
-        return reorder_changes_outcome(
-            self.env_names, self.initial_config, self.calls, self.traces, self.final,
-            i, j, ancestors_of_j, self.states,
-        )  # fmt: skip
+    def reorder_matters(
+        self, i: int, j: int, ancestors_of_j: set[int], windowed: bool = True
+    ) -> bool:
+        """Order: running call ``j`` (with its ancestors that sit after ``i``) before call
+        ``i`` changes any call's result or error, or the final state.
+
+        ``windowed``: first only the calls from ``i`` to ``j`` are replayed, from the state
+        before ``i`` (:attr:`states`): when they give the same results and leave exactly the
+        state the task had after ``j``, every later call runs as before and the answer is no.
+        Anything else is settled by replaying the whole reordered task.
+        """
+        baseline, calls = self.traces, self.calls
+        if all(step.pure for step in baseline[i : j + 1]):
+            return False  # calls that change nothing see the same state in any order
+        moved = [k for k in range(i + 1, j) if k in ancestors_of_j] + [j]
+        window = [*moved, *(k for k in range(i, j) if k not in moved)]
+        if windowed and self._window_keeps_outcome(window):
+            return False
+        order = [*range(i), *window, *range(j + 1, len(calls))]
+        traces, reordered_final = trace_calls(
+            self.env_names, self.initial_config, [calls[k] for k in order], follow_bindings=True
+        )
+        # ids the calls drew are compared by the call that drew them (pipeline.drawn_ids)
+        mapping = renaming(
+            (calls[k].tool, traces[spot].result, baseline[k].result) for spot, k in enumerate(order)
+        )
+        if mapping is None:
+            return True
+        if not same_outcome_state(rename(reordered_final, mapping), self.final):
+            return True
+        return any(
+            (rename(traces[spot].result, mapping), traces[spot].error)
+            != (baseline[k].result, baseline[k].error)
+            for spot, k in enumerate(order)
+        )
+
+    def _window_keeps_outcome(self, window: Sequence[int]) -> bool:
+        first, last = min(window), max(window)
+        envs = build_envs(self.env_names, self.states[first])
+        for k in window:
+            outcome = run_call(envs, self.calls[k])
+            if (outcome.result, outcome.error) != (self.traces[k].result, self.traces[k].error):
+                return False
+        check_time()
+        return {name: env.snapshot() for name, env in envs.items()} == self.states[last + 1]
 
     def state_needs(self, known: Sequence[set[int]]) -> Iterator[tuple[int, int]]:
         """``(i, j)``, earlier call first, for every state dependency of ``j`` on ``i`` that
