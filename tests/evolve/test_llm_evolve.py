@@ -194,7 +194,7 @@ def test_llama_cpp_compiles_every_environments_call_grammar(tmp_path: Path) -> N
         for env in ENVIRONMENTS:
             output = evolved_model((env,))
             body = {
-                "model": MODEL_NAME, "max_tokens": 160, "temperature": 0,
+                "model": MODEL_NAME, "max_tokens": 80, "temperature": 0,
                 "messages": [{"role": "user", "content": f"A task for the {env} tools, as JSON."}],
                 "response_format": {"type": "json_object", "schema": output.model_json_schema()},
             }  # fmt: skip
@@ -218,7 +218,7 @@ def test_llama_cpp_compiles_every_environments_call_grammar(tmp_path: Path) -> N
         )
         guided = guided_model(options, ("data_format",))
         body = {
-            "model": MODEL_NAME, "max_tokens": 120, "temperature": 0,
+            "model": MODEL_NAME, "max_tokens": 60, "temperature": 0,
             "messages": [{"role": "user", "content": "Choose a step, as JSON."}],
             "response_format": {"type": "json_object", "schema": guided.model_json_schema()},
         }  # fmt: skip
