@@ -413,6 +413,27 @@ async def _ask(
     return result
 
 
+async def _ask_again(
+    client: LLMClient, operator: str, prompt: Prompt, raw: str | None, problem: str
+) -> str:
+    """One more try at the words for a step the model chose but did not ask for (the 1.5B model
+    returned the old request unchanged in 4 of 12 such answers): the step stays, only the
+    request is asked for again; "" when no usable answer comes."""
+    complaint = (
+        f"That request cannot be used: {problem.split(': ', 1)[-1]}. Keep the step you chose"
+        " and write the whole new request again, asking in words for every step, the new one"
+        ' included. Answer with a JSON object whose "question" is the request.'
+    )
+    messages = [
+        *prompt.messages,
+        {"role": "assistant", "content": raw or ""},
+        {"role": "user", "content": complaint},
+    ]
+    result = await _ask(client, operator, messages, ParaphraseAnswer, prompt.template_hash)
+    _answered(result, operator)
+    return result.value.question if result.value is not None else ""
+
+
 async def evolve_with_llm(
     operator: str, parent: Task, client: LLMClient, offer_steps: bool = True
 ) -> Candidate:
@@ -439,9 +460,14 @@ async def evolve_with_llm(
             ProposedCall(tool=call.function, arguments=call.arguments)
             for call in option.calls(parent, chosen.arguments)
         ]
-        unasked = _unasked(parent, operator, option, result.value.question, result.raw)
+        question = result.value.question
+        unasked = _unasked(parent, operator, option, question, result.raw)
+        if unasked is not None:
+            question = await _ask_again(client, operator, prompt, result.raw, unasked.message)
+            unasked = _unasked(parent, operator, option, question, result.raw)
         if unasked is not None:
             return Candidate(operator, parent.id, rejection=unasked)
+        result.value.question = question
     elif isinstance(result.value, DeepenAnswer):
         kept = [ProposedCall(tool=call.function, arguments=call.arguments) for call in parent.calls]
         calls = kept + list(result.value.new_calls)

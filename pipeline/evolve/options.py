@@ -41,7 +41,7 @@ from pipeline.evolve.extend import (
 )
 from pipeline.models import Call, Task
 from pipeline.replay import replay
-from pipeline.toolgraph import generative_edge
+from pipeline.toolgraph import conversion_tools, generative_edge
 from pipeline.validate.grounding import numbers_in
 
 MAX_OPTIONS = 4
@@ -119,11 +119,16 @@ def _partial(task: Task, kept: int, exclude: set[str], rng: random.Random) -> li
     produced = produced_values(prefix, outputs, session_values(run.final_state))
     tools = [(env, spec) for env in task.envs for spec in ENVIRONMENTS[env].tool_specs().values()]
     rng.shuffle(tools)
+    conversions = conversion_tools()
+    converted = any(call.tool in conversions for call in prefix.calls)
     found: list[Option] = []
     for env, spec in tools:
         qualified = f"{env}.{spec.name}"
         if qualified in exclude:
             continue
+        if qualified in conversions and converted:
+            continue  # converting a converted amount again is a round trip (a USD price to GBP
+            # and back), and which of the kept values is the converted one is not known here
         required = list(spec.parameters.get("required", []))
         for name in required:
             schema = spec.parameters["properties"][name]
@@ -133,7 +138,9 @@ def _partial(task: Task, kept: int, exclude: set[str], rng: random.Random) -> li
             bound = [
                 p.value
                 for p in produced
-                if generative_edge(p.sem, wanted, qualified) and fits_schema(schema, p)
+                if generative_edge(p.sem, wanted, qualified)
+                and fits_schema(schema, p)
+                and not _stated(p.value, task.question)  # the user gave it: no result needed
             ]
             free = tuple(other for other in required if other != name)
             # without a free argument the step was a whole one, and running it failed or
@@ -256,6 +263,14 @@ def _key(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return repr(float(value))
     return repr(value)
+
+
+def _stated(value: Any, question: str) -> bool:
+    if isinstance(value, str):
+        return value in question
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) in numbers_in(question)
+    return False
 
 
 def _states(question: str, text: str, number: float | None) -> bool:

@@ -60,6 +60,8 @@ def test_every_offered_step_takes_an_earlier_result_and_checked_ones_run() -> No
             outputs = [o.result for o in replay(parent).outcomes[: option.kept]]
             produced = json.dumps(outputs)
             assert any(json.dumps(v) in produced for v in option.fixed.values()), option
+            if not option.checked:  # a value the user states needs no earlier result
+                assert not any(str(v) in parent.question for v in option.fixed.values()), option
             if option.checked:
                 extended = parent.model_copy(update={"calls": option.calls(parent, call.arguments)})
                 assert replay(extended).ok
@@ -185,3 +187,31 @@ def test_an_unreachable_endpoint_stops_the_run_and_a_rerun_resumes(tmp_path: Pat
         assert main([*argv, url]) == 0
     made = [t for t in read_records(out / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
     assert [t.lineage.operator for t in made] == ["deepen"]
+
+
+def test_a_request_left_unchanged_is_asked_for_once_more(tmp_path: Path) -> None:
+    """The 1.5B model often chose a step and returned the old request unchanged: the step is
+    kept and only the words are asked for again, once."""
+    parent = seed(TICKET)
+    again = f"{parent.question} Then fetch the ticket so I can check that it is closed."  # asked
+    os.chdir(tmp_path)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(parent.model_dump_json() + "\n", encoding="utf-8")
+
+    def reply(body: dict[str, Any]) -> str:
+        if len(body["messages"]) > 2:  # the second try, after the complaint
+            assert "adds no words for the new step get_ticket" in body["messages"][-1]["content"]
+            return json.dumps({"question": again})
+        return json.dumps(chosen("get_ticket", parent.question, ticket_id=230))
+
+    server = FakeOpenAIServer(answer=reply)
+    with server as url:
+        argv = [
+            "evolve", "--inline", "--output", str(tmp_path), "--run-id", "r", "--seeds",
+            str(seeds), "--rounds", "1", "--operators", "deepen", "--llm-base-url", url,
+            "--llm-model", "fake-model", "--no-repair",
+        ]  # fmt: skip
+        assert main(argv) == 0
+    out = tmp_path / "runs" / "r"
+    made = [t for t in read_records(out / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
+    assert [t.question for t in made] == [again] and len(server.bodies) == 2

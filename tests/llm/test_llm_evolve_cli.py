@@ -34,10 +34,13 @@ def write_seeds(tmp_path: Path, lines: list[int]) -> Path:
 
 
 def evolve(tmp_path: Path, run_id: str, url: str, seeds: Path, *extra: str) -> dict[str, Any]:
+    """One request per operator and parent: ``--free-steps``, since a checked step whose request
+    does not ask for it is asked for once more (tests/evolve/test_guided_steps.py)."""
     argv = [
         "evolve", "--inline", "--output", str(tmp_path), "--run-id", run_id,
         "--seeds", str(seeds), "--rounds", "1", "--operators", "deepen,broaden,paraphrase",
-        "--no-repair", "--llm-base-url", url, "--llm-model", "fake-model", *extra,
+        "--no-repair", "--llm-base-url", url, "--llm-model", "fake-model", "--free-steps",
+        *extra,
     ]  # fmt: skip
     assert main(argv) == 0
     return json.loads((tmp_path / "runs" / run_id / "manifest.json").read_text())["evolve"]  # type: ignore[no-any-return]
