@@ -23,13 +23,31 @@ def chosen(tool: str, question: str, **arguments: Any) -> dict[str, Any]:
     return {"new_call": {"tool": tool, "arguments": arguments}, "question": question}
 
 
-def run(
-    tmp: Path, parent: Task, operator: str, answer: dict[str, Any], faults: FaultMix | None = None
-) -> tuple[list[Task], list[Rejection], FakeOpenAIServer]:
+def write_seed(tmp: Path, parent: Task) -> Path:
     tmp.mkdir(exist_ok=True)
     os.chdir(tmp)  # a cache of its own (./output/cache)
     seeds = tmp / "seeds.jsonl"
     seeds.write_text(parent.model_dump_json() + "\n", encoding="utf-8")
+    return seeds
+
+
+def evolve_argv(tmp: Path, seeds: Path, operator: str, url: str, *extra: str) -> list[str]:
+    return [
+        "evolve", "--inline", "--output", str(tmp), "--run-id", "r", "--seeds", str(seeds),
+        "--rounds", "1", "--operators", operator, "--llm-base-url", url,
+        "--llm-model", "fake-model", "--no-repair", *extra,
+    ]  # fmt: skip
+
+
+def made_by_llm(tmp: Path) -> list[Task]:
+    evolved = read_records(tmp / "runs" / "r" / "evolved.jsonl", Task)
+    return [task for task in evolved if task.lineage.operator != "seed"]
+
+
+def run(
+    tmp: Path, parent: Task, operator: str, answer: dict[str, Any], faults: FaultMix | None = None
+) -> tuple[list[Task], list[Rejection], FakeOpenAIServer]:
+    seeds = write_seed(tmp, parent)
 
     def reply(body: dict[str, Any]) -> str:
         assert operator_of(body) == operator
@@ -37,15 +55,9 @@ def run(
 
     server = FakeOpenAIServer(answer=reply, faults=faults)
     with server as url:
-        argv = [
-            "evolve", "--inline", "--output", str(tmp), "--run-id", "r", "--seeds", str(seeds),
-            "--rounds", "1", "--operators", operator, "--llm-base-url", url,
-            "--llm-model", "fake-model", "--no-repair",
-        ]  # fmt: skip
-        assert main(argv) == 0
-    out = tmp / "runs" / "r"
-    made = [t for t in read_records(out / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
-    return made, list(read_records(out / "evolve_rejected.jsonl", Rejection)), server
+        assert main(evolve_argv(tmp, seeds, operator, url)) == 0
+    rejected = list(read_records(tmp / "runs" / "r" / "evolve_rejected.jsonl", Rejection))
+    return made_by_llm(tmp), rejected, server
 
 
 @pytest.fixture(autouse=True)
@@ -138,18 +150,10 @@ def test_a_step_not_offered_from_a_server_without_grammar_is_kept_as_raw(tmp_pat
 
 
 def test_free_steps_restores_the_model_written_calls(tmp_path: Path) -> None:
-    parent = seed(TICKET)
-    os.chdir(tmp_path)
-    seeds = tmp_path / "seeds.jsonl"
-    seeds.write_text(parent.model_dump_json() + "\n", encoding="utf-8")
+    seeds = write_seed(tmp_path, seed(TICKET))
     server = FakeOpenAIServer(answer=lambda body: json.dumps({"give_up": True}))
     with server as url:
-        argv = [
-            "evolve", "--inline", "--output", str(tmp_path), "--run-id", "r", "--seeds",
-            str(seeds), "--rounds", "1", "--operators", "deepen", "--llm-base-url", url,
-            "--llm-model", "fake-model", "--no-repair", "--free-steps",
-        ]  # fmt: skip
-        assert main(argv) == 0
+        assert main(evolve_argv(tmp_path, seeds, "deepen", url, "--free-steps")) == 0
     prompt = server.bodies[0]["messages"][-1]["content"]
     assert "Possible new steps" not in prompt and '"new_calls" lists only the new calls' in prompt
 
@@ -159,34 +163,25 @@ def test_an_unreachable_endpoint_stops_the_run_and_a_rerun_resumes(tmp_path: Pat
     no rejection, and the same command against a live server finishes the round."""
     import socket
 
-    from tests.evolve.test_llm_operators import TICKET as parent_ref
-
-    parent = seed(parent_ref)
-    os.chdir(tmp_path)
-    seeds = tmp_path / "seeds.jsonl"
-    seeds.write_text(parent.model_dump_json() + "\n", encoding="utf-8")
+    parent = seed(TICKET)
+    seeds = write_seed(tmp_path, parent)
     config = tmp_path / "llm.toml"
     config.write_text("[llm]\nmax_retries = 1\ntimeout = 2\n")
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
-    argv = [
-        "evolve", "--inline", "--output", str(tmp_path), "--run-id", "r", "--seeds", str(seeds),
-        "--rounds", "1", "--operators", "deepen", "--llm-model", "fake-model", "--no-repair",
-        "--llm-config", str(config), "--llm-base-url",
-    ]  # fmt: skip
-    assert main([*argv, dead]) != 0
-    out = tmp_path / "runs" / "r"
-    assert not (out / "evolve_rejected.jsonl").exists()
+    argv = evolve_argv(tmp_path, seeds, "deepen", dead, "--llm-config", str(config))
+    assert main(argv) != 0
+    assert not (tmp_path / "runs" / "r" / "evolve_rejected.jsonl").exists()
     answer = chosen(
         "get_ticket",
         f"{parent.question} Then fetch the ticket so I can check that it is closed.",
         ticket_id=230,
     )
     with FakeOpenAIServer(answer=lambda body: json.dumps(answer)) as url:
-        assert main([*argv, url]) == 0
-    made = [t for t in read_records(out / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
-    assert [t.lineage.operator for t in made] == ["deepen"]
+        argv = evolve_argv(tmp_path, seeds, "deepen", url, "--llm-config", str(config))
+        assert main(argv) == 0
+    assert [t.lineage.operator for t in made_by_llm(tmp_path)] == ["deepen"]
 
 
 def test_a_request_left_unchanged_is_asked_for_once_more(tmp_path: Path) -> None:
@@ -194,9 +189,7 @@ def test_a_request_left_unchanged_is_asked_for_once_more(tmp_path: Path) -> None
     kept and only the words are asked for again, once."""
     parent = seed(TICKET)
     again = f"{parent.question} Then fetch the ticket so I can check that it is closed."  # asked
-    os.chdir(tmp_path)
-    seeds = tmp_path / "seeds.jsonl"
-    seeds.write_text(parent.model_dump_json() + "\n", encoding="utf-8")
+    seeds = write_seed(tmp_path, parent)
 
     def reply(body: dict[str, Any]) -> str:
         if len(body["messages"]) > 2:  # the second try, after the complaint
@@ -206,12 +199,5 @@ def test_a_request_left_unchanged_is_asked_for_once_more(tmp_path: Path) -> None
 
     server = FakeOpenAIServer(answer=reply)
     with server as url:
-        argv = [
-            "evolve", "--inline", "--output", str(tmp_path), "--run-id", "r", "--seeds",
-            str(seeds), "--rounds", "1", "--operators", "deepen", "--llm-base-url", url,
-            "--llm-model", "fake-model", "--no-repair",
-        ]  # fmt: skip
-        assert main(argv) == 0
-    out = tmp_path / "runs" / "r"
-    made = [t for t in read_records(out / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
-    assert [t.question for t in made] == [again] and len(server.bodies) == 2
+        assert main(evolve_argv(tmp_path, seeds, "deepen", url)) == 0
+    assert [t.question for t in made_by_llm(tmp_path)] == [again] and len(server.bodies) == 2
