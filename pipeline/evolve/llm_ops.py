@@ -471,6 +471,16 @@ async def evolve_with_llm(
     elif isinstance(result.value, DeepenAnswer):
         kept = [ProposedCall(tool=call.function, arguments=call.arguments) for call in parent.calls]
         calls = kept + list(result.value.new_calls)
+        # the words must ask for each added call here too (run llm19: a conversion the request
+        # never mentions, appended to an unchanged request)
+        for added in result.value.new_calls:
+            owner = _owner(parent.envs, added.tool)
+            if owner is None:
+                continue  # an unknown tool: the parser rejects it by name
+            step = Option(len(parent.calls), f"{owner}.{added.tool}", {})
+            unasked = _unasked(parent, operator, step, result.value.question, result.raw)
+            if unasked is not None:
+                return Candidate(operator, parent.id, rejection=unasked)
     else:
         calls = list(result.value.calls)
     question = result.value.question

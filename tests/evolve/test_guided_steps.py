@@ -45,7 +45,12 @@ def made_by_llm(tmp: Path) -> list[Task]:
 
 
 def run(
-    tmp: Path, parent: Task, operator: str, answer: dict[str, Any], faults: FaultMix | None = None
+    tmp: Path,
+    parent: Task,
+    operator: str,
+    answer: dict[str, Any],
+    faults: FaultMix | None = None,
+    *extra: str,
 ) -> tuple[list[Task], list[Rejection], FakeOpenAIServer]:
     seeds = write_seed(tmp, parent)
 
@@ -55,7 +60,7 @@ def run(
 
     server = FakeOpenAIServer(answer=reply, faults=faults)
     with server as url:
-        assert main(evolve_argv(tmp, seeds, operator, url)) == 0
+        assert main(evolve_argv(tmp, seeds, operator, url, *extra)) == 0
     rejected = list(read_records(tmp / "runs" / "r" / "evolve_rejected.jsonl", Rejection))
     return made_by_llm(tmp), rejected, server
 
@@ -122,6 +127,18 @@ def test_a_request_that_does_not_ask_for_the_step_is_rejected(tmp_path: Path) ->
     (rejection,) = rejected
     assert rejection.code is RejectionCode.EVOLVE_STEP_UNASKED
     assert "round_number" in rejection.message and rejection.raw
+
+
+def test_a_model_written_step_must_be_asked_for_too(tmp_path: Path) -> None:
+    """With --free-steps the model writes the new calls; the added words must still ask for
+    each (run llm19: a conversion appended to an unchanged request)."""
+    parent = seed(ADD_THEN_MULTIPLY)
+    answer = {
+        "new_calls": [{"tool": "square_root", "arguments": {"number": 15.5, "precision": 2}}],
+        "question": parent.question,
+    }
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer, None, "--free-steps")
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_STEP_UNASKED]
 
 
 def test_broaden_that_still_asks_for_a_dropped_step_is_rejected(tmp_path: Path) -> None:
