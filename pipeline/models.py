@@ -11,7 +11,7 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -105,6 +105,10 @@ class Lineage(Contract):
     prompt_hash: str | None = None
     #: where a seed came from, e.g. ``seeds/filesystem.jsonl`` or ``bfcl:multi_turn_base_3#turn1``
     source: str | None = None
+    #: who wrote the request of an LLM deepen or broaden that chose an offered step: ``model``,
+    #: or ``code`` where the model's words did not ask for the step it chose and the step's
+    #: verbalised request took their place
+    words: Literal["model", "code"] | None = None
 
 
 class Task(Contract):

@@ -316,7 +316,7 @@ def render(
         "parent_calls": len(task.calls),
     }
     options = tuple(options_for(operation, task)) if offer_steps else ()
-    context["options"] = [option_view(option) for option in options]
+    context["options"] = [option_view(option, task) for option in options]
     if rejection is not None:
         evidence = rejection.evidence.model_dump(mode="json", exclude_defaults=True)
         context["rejection"] = {

@@ -34,8 +34,8 @@ def write_seeds(tmp_path: Path, lines: list[int]) -> Path:
 
 
 def evolve(tmp_path: Path, run_id: str, url: str, seeds: Path, *extra: str) -> dict[str, Any]:
-    """One request per operator and parent: ``--free-steps``, since a checked step whose request
-    does not ask for it is asked for once more (tests/evolve/test_guided_steps.py)."""
+    """``--free-steps``: these tests count the model's requests and answers for model-written
+    calls (the checked steps are tested in tests/evolve/test_guided_steps.py)."""
     argv = [
         "evolve", "--inline", "--output", str(tmp_path), "--run-id", run_id,
         "--seeds", str(seeds), "--rounds", "1", "--operators", "deepen,broaden,paraphrase",
