@@ -272,6 +272,8 @@ class RejectionCode(StrEnum):
     EVOLVE_STEP_UNASKED = "evolve.step_unasked"
     #: broaden's request still states a value only the parent's dropped calls used
     EVOLVE_DROPPED_STEP_ASKED = "evolve.dropped_step_asked"
+    #: no checked step for deepen or broaden to offer, and the model may not write its own
+    EVOLVE_NO_STEP = "evolve.no_step"
     #: the LLM judge answered "no" on a rubric label it is trusted on (pipeline/evolve/judge.py)
     JUDGE_MISMATCH = "judge.mismatch"
     JUDGE_AMBIGUOUS = "judge.ambiguous"  # the rubric's under-specified

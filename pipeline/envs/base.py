@@ -302,6 +302,10 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
 _MAX_PROBLEMS = 5
 
 
+#: how a refusal for a call's arguments starts (the harness agent adds the tool's signature)
+INVALID_ARGUMENTS = "invalid arguments for "
+
+
 def _format_validation_error(tool_name: str, error: ValidationError) -> str:
     problems = []
     items = error.errors(include_url=False)
@@ -310,7 +314,7 @@ def _format_validation_error(tool_name: str, error: ValidationError) -> str:
         problems.append(f"{where}: {item['msg']}")
     if len(items) > _MAX_PROBLEMS:
         problems.append(f"and {len(items) - _MAX_PROBLEMS} more")
-    return f"invalid arguments for {tool_name}: " + "; ".join(problems)
+    return f"{INVALID_ARGUMENTS}{tool_name}: " + "; ".join(problems)
 
 
 S = TypeVar("S", bound=EnvState)

@@ -20,7 +20,13 @@ from pipeline.dependencies import infer_dependencies
 from pipeline.envs import ENVIRONMENTS
 from pipeline.evolve.candidate import Candidate
 from pipeline.evolve.novelty import copied_phrase, literal_changed
-from pipeline.evolve.options import Option, dropped_value_kept, step_unasked, verbaliser
+from pipeline.evolve.options import (
+    Option,
+    dropped_value_kept,
+    source_unnamed,
+    step_unasked,
+    verbaliser,
+)
 from pipeline.evolve.prompts import Prompt, render, tool_names
 from pipeline.llm import LLMClient
 from pipeline.llm.client import LLMResult
@@ -377,11 +383,19 @@ def _copied(
 
 
 def _unasked(
-    parent: Task, operator: str, option: Option, question: str, raw: str | None
+    parent: Task,
+    operator: str,
+    option: Option,
+    question: str,
+    raw: str | None,
+    arguments: dict[str, Any] | None = None,
 ) -> Rejection | None:
-    """The request must ask for the step chosen, and a broader task for no step it dropped:
-    the calls are checked by construction, so what can go wrong is the words."""
+    """The request must ask for the step chosen, say where its earlier values come from (with
+    the step's ``arguments``), and, broader, ask for no step it dropped: the calls are checked
+    by construction, so what can go wrong is the words."""
     problem = step_unasked(parent, question, option)
+    if problem is None and arguments is not None:
+        problem = source_unnamed(parent, question, option, arguments)
     code = RejectionCode.EVOLVE_STEP_UNASKED
     if problem is None and operator == "broaden":
         problem = dropped_value_kept(parent, question, option)
@@ -418,12 +432,29 @@ async def _ask(
     return result
 
 
+def _no_step(parent: Task, operator: str) -> Rejection:
+    return Rejection(
+        sample_id=f"{parent.id}:{operator}",
+        stage=Stage.EVOLVE,
+        code=RejectionCode.EVOLVE_NO_STEP,
+        message=(
+            f"{operator}: execution finds no step that takes a result of this task's calls;"
+            " --free-steps lets the model write its own"
+        ),
+        evidence=Evidence(),
+    )
+
+
 async def evolve_with_llm(
     operator: str, parent: Task, client: LLMClient, offer_steps: bool = True
 ) -> Candidate:
     """``deepen`` (the parent's calls plus the model's new ones) or ``broaden`` (a new question
     and call sequence from the model)."""
     prompt = render(operator, parent, offer_steps=offer_steps)
+    if offer_steps and not prompt.options:
+        # asked to invent steps, the 1.5B model wrote none that a blind reader found valid
+        # (runs llm17 to llm20: a round-trip conversion, "sort" over one line, ...)
+        return Candidate(operator, parent.id, rejection=_no_step(parent, operator))
     envs = tuple(parent.envs)
     output: type[BaseModel]
     if prompt.options:
@@ -447,12 +478,13 @@ async def evolve_with_llm(
         ]
         question = result.value.question
         words = "model"
-        unasked = _unasked(parent, operator, option, question, result.raw)
+        unasked = _unasked(parent, operator, option, question, result.raw, chosen.arguments)
         if unasked is not None:
             # the step is right by construction; the words for it are code's where the
             # model's miss it (asked again for words, the 1.5B model still missed 5 of 12: llm19)
             draft = option.draft(parent, chosen.arguments, verbaliser())
-            if draft is None or _unasked(parent, operator, option, draft, None) is not None:
+            checked = _unasked(parent, operator, option, draft or "", None, chosen.arguments)
+            if draft is None or checked is not None:
                 return Candidate(operator, parent.id, rejection=unasked)
             question, words = draft, "code"
         result.value.question = question

@@ -79,21 +79,52 @@ class Option:
         new = Call(id=f"s{self.kept + 1}", tool=self.tool, arguments=arguments)
         return [*parent.calls[: self.kept], new]
 
-    def words(self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser) -> str | None:
-        """How a request asks for this option's chain, written by code: for deepen the new
-        step's phrase, for broaden the whole request (which of the parent's words asked for a
-        dropped call is not known). ``None`` when the verbaliser cannot say it."""
+    def _bound_chain(
+        self, parent: Task, arguments: dict[str, Any]
+    ) -> tuple[list[Call], list[Any]] | None:
+        """This option's chain with its bindings inferred, and what each call returned."""
         chain = self.calls(parent, arguments)
         run = replay(parent.model_copy(update={"calls": chain}))
         outputs = [outcome.result for outcome in run.outcomes]
         try:
             chain = infer_dependencies(parent.envs, parent.initial_config, chain, parent.question)
+        except ValueError:
+            return None
+        return chain, outputs
+
+    def words(self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser) -> str | None:
+        """How a request asks for this option's chain, written by code: for deepen the new
+        step's phrase, for broaden the whole request (which of the parent's words asked for a
+        dropped call is not known). ``None`` when the verbaliser cannot say it."""
+        bound = self._bound_chain(parent, arguments)
+        if bound is None:
+            return None
+        chain, outputs = bound
+        try:
             if self.kept < len(parent.calls):
                 return verbaliser.question(chain, outputs)
             last = len(chain) - 1
             return verbaliser.phrase(chain[last], verbaliser.refs(chain, last, outputs))
         except (KeyError, ValueError):
             return None
+
+    def sources(self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser) -> set[str]:
+        """Which steps the request must name as where the earlier values come from, as code's
+        words name them ("the previous step", "the first step"): deepen's new step's, and
+        every call's for broaden, whose whole request is rewritten."""
+        bound = self._bound_chain(parent, arguments)
+        if bound is None:
+            return set()
+        chain, outputs = bound
+        positions = range(len(chain) - 1 if self.kept == len(parent.calls) else 0, len(chain))
+        found: set[str] = set()
+        for position in positions:
+            try:
+                refs = verbaliser.refs(chain, position, outputs)
+            except ValueError:
+                continue
+            found |= {ref.where.split(" ", 1)[1] for ref in refs.values()}
+        return found
 
     def draft(self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser) -> str | None:
         """The whole request for this option's chain, written by code: deepen's is the
@@ -283,6 +314,26 @@ def step_unasked(parent: Task, question: str, option: Option) -> str | None:
         f"the request adds no words for the new step {option.function} "
         f"(expected one of: {', '.join(sorted(wanted))})"
     )
+
+
+def source_unnamed(
+    parent: Task, question: str, option: Option, arguments: dict[str, Any]
+) -> str | None:
+    """Why the request does not say where the step's earlier values come from as code would,
+    or ``None``. The 1.5B model wrote "that quotient" over the product and "the result of the
+    previous step" over the first step's: a reader then passes the wrong value. Where the
+    model's words fail this, code's take their place, so strictness costs fluency only."""
+    lowered = question.lower()
+    # deepen keeps the parent's words, which may name a step already (a parent made by extend)
+    before = parent.question.lower() if option.kept == len(parent.calls) else ""
+    missing = [
+        place
+        for place in sorted(option.sources(parent, arguments, verbaliser()))
+        if lowered.count(place) <= before.count(place)
+    ]
+    if not missing:
+        return None
+    return f"the request does not say where the step's input comes from ({'; '.join(missing)})"
 
 
 def dropped_value_kept(parent: Task, question: str, option: Option) -> str | None:

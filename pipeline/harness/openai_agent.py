@@ -68,6 +68,7 @@ from pipeline.harness.protocol import (
     system_prompt,
     task_aliases,
     text_form,
+    usage_hint,
     written_call,
 )
 from pipeline.harness.sim import (
@@ -821,6 +822,7 @@ class OpenAIAgent:
         limit = self.settings.max_result_chars
         label = self._label(delivery.call_id, delivery.task_id, delivery.tool, delivery.arguments)
         line = result_line(label, delivery.result, delivery.error, limit)
+        line += usage_hint(delivery.tool, delivery.error)
         if limit is not None and delivery.error is None:
             length = len(json.dumps(delivery.result, ensure_ascii=False, default=str))
             if length > limit:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.envs import ENVIRONMENTS, ToolError, ToolSpec, resolve_tool
+from pipeline.envs.base import INVALID_ARGUMENTS
 from pipeline.harness.sim import Action, CallAction, FinishAction, WaitAction
 from pipeline.models import Instance
 from pipeline.tooldocs import json_type
@@ -228,6 +229,19 @@ def result_line(label: str, result: Any, error: str | None, limit: int | None) -
             f" shown, this agent's max_result_chars): {text[:limit]}"
         )
     return f"- {label} returned: {text}"
+
+
+def usage_hint(qualified: str, error: str | None) -> str:
+    """The tool's signature after a refusal for the call's arguments, "" otherwise: a small
+    model given the schemas thousands of tokens earlier repeated such a call until the episode
+    stopped (the 1.5B agent's runs), where the signature next to the refusal shows the fix."""
+    if error is None or not error.startswith(INVALID_ARGUMENTS):
+        return ""
+    try:
+        _, spec = resolve_tool(qualified)
+    except ToolError:
+        return ""
+    return f" The tool takes: {signature(qualified, spec)}"
 
 
 #: what the agent writes about an earlier call starts so (the groups: the task, the function)

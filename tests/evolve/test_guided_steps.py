@@ -16,6 +16,7 @@ from pipeline.jsonl import read_records
 from pipeline.llm.fake_server import FakeOpenAIServer, FaultMix
 from pipeline.models import Rejection, RejectionCode, Task
 from pipeline.replay import replay
+from pipeline.seeds import load_seeds
 from tests.evolve.test_llm_operators import ADD_THEN_MULTIPLY, TICKET, operator_of, seed
 
 
@@ -136,13 +137,17 @@ def test_a_request_that_does_not_ask_for_the_step_gets_the_steps_words(tmp_path:
     prompt = server.bodies[0]["messages"][-1]["content"]
     assert 'in words: "round the result of the previous step' in prompt
 
-    worded = chosen(
-        "round_number", f"{parent.question} Then round that product to a whole number.",
-        number=15.5,
-    )  # fmt: skip
-    made, rejected, _ = run(tmp_path / "worded", parent, "deepen", worded)
-    assert rejected == [] and [t.lineage.words for t in made] == ["model"]
-    assert made[0].question == worded["question"]
+    # the model's words stay where they ask for the step and say where its input comes from
+    # as code's do; "that product" may be right, but a reader cannot tell it from the sum
+    for words, whose in [
+        ("Then round the result of the previous step to a whole number.", "model"),
+        ("Then round that product to a whole number.", "code"),
+        ("Then round the result of the first step to a whole number.", "code"),
+    ]:
+        worded = chosen("round_number", f"{parent.question} {words}", number=15.5)
+        made, rejected, _ = run(tmp_path / f"{whose}{len(words)}", parent, "deepen", worded)
+        assert rejected == [] and [t.lineage.words for t in made] == [whose], words
+        assert (made[0].question == worded["question"]) == (whose == "model")
 
 
 def test_broaden_shows_the_whole_request_for_each_checked_goal(tmp_path: Path) -> None:
@@ -245,3 +250,16 @@ def test_a_request_left_unchanged_costs_no_second_request(tmp_path: Path) -> Non
     (task,) = made_by_llm(tmp_path)
     assert task.question == f"{parent.question} Then show me the ticket from the first step."
     assert task.lineage.words == "code" and len(server.bodies) == 1
+
+
+def test_a_parent_without_a_checked_step_costs_no_request(tmp_path: Path) -> None:
+    """Asked to invent steps, the 1.5B model wrote none a blind reader found valid: by default
+    a parent without an option is rejected as evolve.no_step, and no request is sent."""
+    parent = next(task for task in load_seeds() if not deepen_options(task))
+    seeds = write_seed(tmp_path, parent)
+    server = FakeOpenAIServer(answer=lambda body: json.dumps({"give_up": True}))
+    with server as url:
+        assert main(evolve_argv(tmp_path, seeds, "deepen", url)) == 0
+    rejected = list(read_records(tmp_path / "runs" / "r" / "evolve_rejected.jsonl", Rejection))
+    assert [r.code for r in rejected] == [RejectionCode.EVOLVE_NO_STEP]
+    assert "--free-steps" in rejected[0].message and server.bodies == []

@@ -88,8 +88,8 @@ def test_llm_operators_produce_tasks_and_keep_bad_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the LLM cache lives under ./output/cache
-    with FakeOpenAIServer(answer=scripted_answer) as url:
-        manifest = _evolve(tmp_path, "llm", url)
+    with FakeOpenAIServer(answer=scripted_answer) as url:  # the model writes steps too
+        manifest = _evolve(tmp_path, "llm", url, "--free-steps")
     run = tmp_path / "runs" / "llm"
     evolved = [t for t in read_records(run / "evolved.jsonl", Task) if t.lineage.operator != "seed"]
     rejected = list(read_records(run / "evolve_rejected.jsonl", Rejection))

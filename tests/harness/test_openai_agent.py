@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pipeline.compose import ComposeSettings, compose
-from pipeline.envs import ENVIRONMENTS
+from pipeline.envs import ENVIRONMENTS, resolve_tool
 from pipeline.harness.openai_agent import (
     OpenAIAgentSettings,
     openai_agent_factory,
@@ -32,6 +32,7 @@ from pipeline.harness.protocol import (
     compact_schema,
     parse_content_calls,
     parse_tool_call,
+    signature,
     system_prompt,
 )
 from pipeline.harness.runner import run_many, summarise, write_reports
@@ -843,6 +844,27 @@ def test_repeated_identical_calls_are_stopped(instances: list[Instance], tmp_pat
     # copies sent while the calls run are waits (one per delivery at most), then the refusals
     limit = 1 + bound + OpenAIAgentSettings().max_invalid_replies
     assert usage["agent"]["requests"] <= limit
+
+
+def test_a_call_refused_for_its_arguments_comes_back_with_the_signature(
+    instances: list[Instance], tmp_path: Path
+) -> None:
+    """An argument the tool does not take: the refusal the model reads names the tool's
+    signature, so the fix is next to the error, not thousands of tokens back."""
+    instance = instances[1]
+    task = instance.tasks[0]
+    first = task.calls[0]
+    wrong = {"tool": _tool_name(first.tool), "task_id": task.id,
+             "arguments": {**first.arguments, "colour": "blue"}}  # fmt: skip
+    server = ToolCallingServer(answer=_always(json.dumps({"calls": [wrong]})))
+    with server as url:
+        settings = OpenAIAgentSettings(native_tools=False, max_turns=4)
+        _run([instance], _config(url, tmp_path), tmp_path / "run", settings)
+    _, spec = resolve_tool(first.tool)
+    told = [str(m.get("content")) for body in server.bodies for m in body["messages"]]
+    refusal = next(text for text in told if "failed: invalid arguments" in text)
+    assert f"The tool takes: {signature(first.tool, spec)}" in refusal
+    assert "colour" in refusal
 
 
 # --- a small context window --------------------------------------------------------------------
