@@ -398,7 +398,7 @@ def _unasked(
         problem = source_unnamed(parent, question, option, arguments)
     code = RejectionCode.EVOLVE_STEP_UNASKED
     if problem is None and operator == "broaden":
-        problem = dropped_value_kept(parent, question, option)
+        problem = dropped_value_kept(parent, question, option, arguments)
         code = RejectionCode.EVOLVE_DROPPED_STEP_ASKED
     if problem is None:
         return None

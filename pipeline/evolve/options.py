@@ -303,10 +303,14 @@ def tool_words(qualified: str) -> frozenset[str]:
 
 
 def step_unasked(parent: Task, question: str, option: Option) -> str | None:
-    """Why the new request does not ask for the option's step, or ``None``. The words it adds
-    to the parent's (counted, so a second "round" is added) must name the step's tool: "Then do
-    one more thing with it" over a division asks for nothing a reader could map to it."""
-    added = _stems(question) - _stems(parent.question)
+    """Why the new request does not ask for the option's step, or ``None``. The words deepen
+    adds to the parent's (counted, so a second "round" is added), or broaden's whole request,
+    must name the step's tool: "Then do one more thing with it" over a division asks for
+    nothing a reader could map to it."""
+    # broaden's request is new as a whole: the parent may name the tool for a dropped call
+    # ("divide 1000 by that product"), and the new request must name it again for its step
+    kept_words = parent.question if option.kept == len(parent.calls) else ""
+    added = _stems(question) - _stems(kept_words)
     wanted = tool_words(option.tool)
     if not wanted or any(stem in wanted for stem in added):
         return None
@@ -336,12 +340,16 @@ def source_unnamed(
     return f"the request does not say where the step's input comes from ({'; '.join(missing)})"
 
 
-def dropped_value_kept(parent: Task, question: str, option: Option) -> str | None:
-    """A value the parent's request states for a call broaden drops, and that no kept call
-    uses, still in the new request: it asks for a step the calls no longer take."""
+def dropped_value_kept(
+    parent: Task, question: str, option: Option, arguments: dict[str, Any] | None = None
+) -> str | None:
+    """A value the parent's request states for a call broaden drops, and that neither a kept
+    call nor the new step (its ``arguments``) uses, still in the new request: it asks for a
+    step the calls no longer take."""
     from pipeline.evolve.novelty import stated_literals  # novelty imports prompts, then this
 
-    used = {_key(leaf) for call in parent.calls[: option.kept] for leaf in _scalars(call.arguments)}
+    kept = [call.arguments for call in parent.calls[: option.kept]] + [arguments or {}]
+    used = {_key(leaf) for values in kept for leaf in _scalars(values)}
     dropped = {
         _key(leaf) for call in parent.calls[option.kept :] for leaf in _scalars(call.arguments)
     }

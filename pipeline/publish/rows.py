@@ -50,7 +50,11 @@ TASK_SCHEMA: dict[str, Column] = {
     "expected": Column(
         "json", "JSON object: digest of the final state and the outputs the question asks for"
     ),
-    "lineage": Column("json", "JSON object: parents, operator, round, model, prompt hash, source"),
+    "lineage": Column(
+        "json",
+        "JSON object: parents, operator, round, model, prompt hash, source, words (who"
+        " wrote an LLM deepen or broaden request: model or code)",
+    ),
 }
 INSTANCE_SCHEMA: dict[str, Column] = {
     "id": Column("string", "instance id"),

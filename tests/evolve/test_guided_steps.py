@@ -263,3 +263,22 @@ def test_a_parent_without_a_checked_step_costs_no_request(tmp_path: Path) -> Non
     rejected = list(read_records(tmp_path / "runs" / "r" / "evolve_rejected.jsonl", Rejection))
     assert [r.code for r in rejected] == [RejectionCode.EVOLVE_NO_STEP]
     assert "--free-steps" in rejected[0].message and server.bodies == []
+
+
+def test_broaden_whose_new_value_matches_a_dropped_one_keeps_code_words(tmp_path: Path) -> None:
+    """Run llm21: the model chose "divide the product by 3" over "... round the quotient to 3
+    decimal places" and left the request unchanged. Code's words for the chain state 3 for
+    the new step, not for the dropped rounding, and stand."""
+    parent = next(
+        task
+        for task in load_seeds()
+        if [call.tool for call in task.calls]
+        == ["maths.multiply", "maths.divide", "maths.round_number"]
+    )
+    option = next(o for o in broaden_options(parent) if o.tool == "maths.divide" and o.free)
+    rounding = parent.calls[2].arguments["decimal_places"]
+    answer = chosen("divide", parent.question, **option.fixed, **{option.free[0]: rounding})
+    made, rejected, _ = run(tmp_path, parent, "broaden", answer)
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert [c.tool for c in made[0].calls][-1] == "maths.divide"
+    assert "decimal" not in made[0].question and f"by {rounding}" in made[0].question
