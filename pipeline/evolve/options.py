@@ -102,16 +102,17 @@ class Option:
         chain, outputs = bound
         try:
             if self.kept < len(parent.calls):
-                return verbaliser.question(chain, outputs)
+                return verbaliser.question(chain, outputs, by_content=True)
             last = len(chain) - 1
-            return verbaliser.phrase(chain[last], verbaliser.refs(chain, last, outputs))
+            return verbaliser.phrase(chain[last], verbaliser.refs(chain, last, outputs, True))
         except (KeyError, ValueError):
             return None
 
     def sources(self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser) -> set[str]:
         """Which steps the request must name as where the earlier values come from, as code's
         words name them ("the previous step", "the first step"): deepen's new step's, and
-        every call's for broaden, whose whole request is rewritten."""
+        every call's for broaden, whose whole request is rewritten. A value no other step
+        could have given ("the order") needs none."""
         bound = self._bound_chain(parent, arguments)
         if bound is None:
             return set()
@@ -120,10 +121,11 @@ class Option:
         found: set[str] = set()
         for position in positions:
             try:
-                refs = verbaliser.refs(chain, position, outputs)
+                refs = verbaliser.refs(chain, position, outputs, by_content=True)
             except ValueError:
                 continue
-            found |= {ref.where.split(" ", 1)[1] for ref in refs.values()}
+            # a value only one step could have given needs no step named
+            found |= {ref.where.split(" ", 1)[1] for ref in refs.values() if ref.where}
         return found
 
     def draft(self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser) -> str | None:

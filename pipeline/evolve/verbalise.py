@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -199,6 +199,9 @@ class Ref:
         #: a noun that names the value outright ("watch list", "files listed"), for a whole
         #: list whose path would read badly ("the age of the columns")
         self.label = label
+        #: the only value of its kind the request's calls could refer to, so it needs no step
+        #: to say which ("cancel the order", not "the order from the first step")
+        self.unique = False
 
     @property
     def _tokens(self) -> list[str]:
@@ -207,7 +210,9 @@ class Ref:
     @property
     def where(self) -> str:
         """Which step: "from the previous step", "from the second step" ("in the previous
-        step" after a value *found* there)."""
+        step" after a value *found* there); nothing for a :attr:`unique` value."""
+        if self.unique:
+            return ""
         if self.label is not None:
             found = self.label.endswith(" listed")
         else:
@@ -278,19 +283,19 @@ class Ref:
         if last != "id" and rest:
             # results.0.receiver_id -> "the receiver of the first result"
             owner = humanise(last[:-3] if last.endswith("_id") else last[:-2])
-            return f"the {owner} of {_describe(rest)} {self.where}"
+            return f"the {owner} of {_describe(rest)} {self.where}".rstrip()
         if not rest:
-            return f"the {entity} {self.where}"
+            return f"the {entity} {self.where}".rstrip()
         if rest[-1].isdigit() and len(rest) == 1:
-            return f"the {ordinal(int(rest[0]) + 1)} {entity} {self.where}"
-        return f"{_describe(rest)} {self.where}"
+            return f"the {ordinal(int(rest[0]) + 1)} {entity} {self.where}".rstrip()
+        return f"{_describe(rest)} {self.where}".rstrip()
 
     def __str__(self) -> str:
         noun = self.noun
         if noun == "the result":  # "the result of the previous step"
             text = f"{noun} {self.where.replace('from ', 'of ', 1)}"
         else:
-            text = f"{noun} {self.where}"
+            text = f"{noun} {self.where}".rstrip()
         return text
 
     def __repr__(self) -> str:
@@ -341,7 +346,7 @@ def _elements_phrase(run: Sequence[Ref]) -> str:
         which = f"first {_COUNT_WORDS[len(indices) - 2]}"
     else:
         which = join_words([ordinal(index + 1) for index in indices])
-    text = f"the {which} {noun} {first.where}"
+    text = f"the {which} {noun} {first.where}".rstrip()
     if isinstance(first, _MarkedRef):
         return f"{_REF_START}{text}{_REF_END}"
     return text
@@ -514,13 +519,20 @@ class Verbaliser:
         return _smooth_references(text.strip())
 
     def refs(
-        self, calls: Sequence[Call], position: int, outputs: Sequence[Any] | None = None
+        self,
+        calls: Sequence[Call],
+        position: int,
+        outputs: Sequence[Any] | None = None,
+        by_content: bool = False,
     ) -> dict[str, Ref]:
         """The ``Ref`` of each bound slot of ``calls[position]``.
 
         With the calls' ``outputs``, a list argument whose elements are, in order, every
         element of one list an earlier step returned is one reference to that whole list
-        ("the watch list from the previous step") instead of one reference per element."""
+        ("the watch list from the previous step") instead of one reference per element.
+        ``by_content`` (with ``outputs``) names a value no other earlier call could have given
+        without its step ("cancel the order"): blind readers called step references robotic
+        in requests a person wrote."""
         index = {call.id: i for i, call in enumerate(calls)}
         call = calls[position]
         found: dict[str, Ref] = {}
@@ -543,13 +555,22 @@ class Verbaliser:
                     for element in range(len(value)):
                         del found[f"{name}.{element}"]
                     found[name] = whole
+            if by_content:
+                for slot, ref in found.items():
+                    ref.unique = _unique(calls, position, outputs, slot.partition(".")[0], ref)
         return found
 
-    def question(self, calls: Sequence[Call], outputs: Sequence[Any] | None = None) -> str:
+    def question(
+        self, calls: Sequence[Call], outputs: Sequence[Any] | None = None, by_content: bool = False
+    ) -> str:
         """All calls as one request: "First, ...; then ...; finally ....". The calls'
         ``outputs`` (when known) let a list taken whole from an earlier step read as that
-        list; without them it reads as its elements ("the first four stocks listed in ...")."""
-        phrases = [self.phrase(call, self.refs(calls, i, outputs)) for i, call in enumerate(calls)]
+        list; without them it reads as its elements ("the first four stocks listed in ...").
+        ``by_content``: as :meth:`refs` says."""
+        phrases = [
+            self.phrase(call, self.refs(calls, i, outputs, by_content))
+            for i, call in enumerate(calls)
+        ]
         if not phrases:
             raise ValueError("a question needs at least one call")
         if len(phrases) == 1:
@@ -608,6 +629,47 @@ _FORMAT_TEXTS: dict[str, Sem] = {
 
 #: format arguments that say what a call reads, not what it writes
 _INPUT_FORMAT = re.compile(r"^(?:source|input|from)(?:_|$)")
+
+
+def _shapes(value: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every path into ``value``, list positions as ``*``."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _shapes(item, (*prefix, str(key)))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _shapes(item, (*prefix, "*"))
+
+
+def _unique(
+    calls: Sequence[Call], position: int, outputs: Sequence[Any], argument: str, ref: Ref
+) -> bool:
+    """Whether ``ref`` names its value without its step: its path says what the value is (not
+    "result" or "values"), no other call before the consumer returned something at such a
+    path, and none took another value of the consuming argument's type."""
+    tokens = ref._tokens
+    if ref.label is None and not any(t not in _VAGUE_KEYS and not t.isdigit() for t in tokens):
+        return False
+    shape = tuple("*" if token.isdigit() else token for token in tokens)
+    producer = ref.step_index - 1
+    for index in range(position):
+        if index != producer and index < len(outputs) and shape in set(_shapes(outputs[index])):
+            return False
+    try:
+        wanted = resolve_tool(calls[position].tool)[1].param_types.get(argument)
+    except ToolError:
+        return False
+    value = calls[position].arguments.get(argument)
+    for call in calls[:position]:
+        try:
+            types = resolve_tool(call.tool)[1].param_types
+        except ToolError:
+            return False
+        for name, given in call.arguments.items():
+            if wanted is not None and types.get(name) is wanted and given != value:
+                return False
+    return True
 
 
 def _result_sem(producer: Call, path: str) -> Sem | None:

@@ -106,6 +106,8 @@ def test_deepen_with_a_chosen_step_is_accepted_and_the_grammar_offers_only_the_s
     *kept, added = made[0].calls
     assert [c.arguments for c in kept] == [c.arguments for c in parent.calls]
     assert added.tool == "tickets.get_ticket" and added.bindings == {"ticket_id": "s1.id"}
+    # the only ticket needs no step named: the model's words stand
+    assert made[0].lineage.words == "model" and made[0].question == answer["question"]
     (body,) = server.bodies
     prompt = body["messages"][-1]["content"]
     assert '1. {"tool": "get_ticket", "arguments": {"ticket_id": 230}}' in prompt
@@ -248,7 +250,7 @@ def test_a_request_left_unchanged_costs_no_second_request(tmp_path: Path) -> Non
     with server as url:
         assert main(evolve_argv(tmp_path, seeds, "deepen", url)) == 0
     (task,) = made_by_llm(tmp_path)
-    assert task.question == f"{parent.question} Then show me the ticket from the first step."
+    assert task.question == f"{parent.question} Then show me the ticket."  # the only ticket
     assert task.lineage.words == "code" and len(server.bodies) == 1
 
 

@@ -279,3 +279,52 @@ def test_only_a_loaded_document_has_a_documents_text(verbaliser: Verbaliser) -> 
     # a document converted to CSV gives CSV text, named once
     assert "finally get the value at '0.a' in the CSV text from the previous step." in question
     assert "(format: csv)" not in question and question.count("document's text") == 1
+
+
+def test_a_value_only_one_step_gives_is_named_by_content() -> None:
+    """``by_content``: the order only one call placed is "the order"; with two orders placed,
+    or a value a path does not name ("the result"), the step stays in the words."""
+    verbaliser = Verbaliser()
+    place = {"order_type": "Buy", "symbol": "MSFT", "price": 310.23, "amount": 20}
+    one = [
+        Call(id="s1", tool="trading.place_order", arguments=place),
+        Call(
+            id="s2",
+            tool="trading.cancel_order",
+            arguments={"order_id": 3001},
+            depends_on=["s1"],
+            bindings={"order_id": "s1.order_id"},
+        ),
+    ]
+    outputs = [o.result for o in replay(_task("trading", one)).outcomes]
+    assert verbaliser.question(one, outputs).endswith(
+        "then cancel the order from the previous step."
+    )
+    assert verbaliser.question(one, outputs, by_content=True).endswith("then cancel the order.")
+
+    other = {**place, "symbol": "AAPL", "price": 227.16}
+    two = [one[0], Call(id="s2", tool="trading.place_order", arguments=other), one[1]]
+    two[2] = two[2].model_copy(update={"id": "s3"})
+    outputs = [o.result for o in replay(_task("trading", two)).outcomes]
+    assert "cancel the order from the first step" in verbaliser.question(two, outputs, True)
+
+    maths = [
+        Call(id="s1", tool="maths.multiply", arguments={"a": 7, "b": 6}),
+        Call(
+            id="s2",
+            tool="maths.round_number",
+            arguments={"number": 42.0},
+            depends_on=["s1"],
+            bindings={"number": "s1.result"},
+        ),
+    ]
+    outputs = [o.result for o in replay(_task("maths", maths)).outcomes]
+    assert "the result of the previous step" in verbaliser.question(maths, outputs, True)
+
+
+def _task(env: str, calls: list[Call]) -> Task:
+    config = {"trading": _TRADING} if env == "trading" else {}
+    return Task(
+        id="t", category=env, envs=[env], question="Do the steps.", initial_config=config,
+        calls=calls,
+    )  # fmt: skip
