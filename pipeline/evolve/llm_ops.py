@@ -23,6 +23,7 @@ from pipeline.evolve.novelty import copied_phrase, literal_changed
 from pipeline.evolve.options import (
     Option,
     dropped_value_kept,
+    other_step_asked,
     source_unnamed,
     step_unasked,
     verbaliser,
@@ -389,13 +390,19 @@ def _unasked(
     question: str,
     raw: str | None,
     arguments: dict[str, Any] | None = None,
+    by_model: bool = True,
 ) -> Rejection | None:
     """The request must ask for the step chosen, say where its earlier values come from (with
-    the step's ``arguments``), and, broader, ask for no step it dropped: the calls are checked
-    by construction, so what can go wrong is the words."""
+    the step's ``arguments``), ask (``by_model``) for no tool no call makes, and, broader, for
+    no step it dropped: the calls are checked by construction, so what can go wrong is the
+    words."""
     problem = step_unasked(parent, question, option)
     if problem is None and arguments is not None:
         problem = source_unnamed(parent, question, option, arguments)
+    if problem is None and arguments is not None and by_model:
+        # the model's words only: code's name the chain's calls, in nouns another tool's
+        # name may share ("the JSON text" beside pretty_print_json)
+        problem = other_step_asked(parent, question, option, arguments)
     code = RejectionCode.EVOLVE_STEP_UNASKED
     if problem is None and operator == "broaden":
         problem = dropped_value_kept(parent, question, option, arguments)
@@ -483,7 +490,9 @@ async def evolve_with_llm(
             # the step is right by construction; the words for it are code's where the
             # model's miss it (asked again for words, the 1.5B model still missed 5 of 12: llm19)
             draft = option.draft(parent, chosen.arguments, verbaliser())
-            checked = _unasked(parent, operator, option, draft or "", None, chosen.arguments)
+            checked = _unasked(
+                parent, operator, option, draft or "", None, chosen.arguments, by_model=False
+            )
             if draft is None or checked is not None:
                 return Candidate(operator, parent.id, rejection=unasked)
             question, words = draft, "code"

@@ -322,6 +322,32 @@ def step_unasked(parent: Task, question: str, option: Option) -> str | None:
     )
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def other_step_asked(
+    parent: Task, question: str, option: Option, arguments: dict[str, Any]
+) -> str | None:
+    """A tool of the task's environments that no call of the chain makes, named by the words
+    the request adds (deepen) or by the request (broaden), or ``None``: run llm23's model
+    appended "then place an order to sell it" to a step that only shows a quote. Quoted
+    values are the user's data, not a request, and are left out."""
+    chain = {call.tool for call in option.calls(parent, arguments)}
+    used = frozenset().union(*(tool_words(tool) for tool in chain))
+    kept_words = parent.question if option.kept == len(parent.calls) else ""
+    # words the parent already uses ("JSON") are not a new request, however often repeated
+    added = set(_stems(_QUOTED.sub(" ", question))) - set(_stems(_QUOTED.sub(" ", kept_words)))
+    for env in parent.envs:
+        for name in ENVIRONMENTS[env].tool_specs():
+            tool = f"{env}.{name}"
+            named = (tool_words(tool) - used) & added if tool not in chain else set()
+            if named:
+                return (
+                    f"the request asks for {name} ({', '.join(sorted(named))}), which no call makes"
+                )
+    return None
+
+
 def source_unnamed(
     parent: Task, question: str, option: Option, arguments: dict[str, Any]
 ) -> str | None:

@@ -284,3 +284,15 @@ def test_broaden_whose_new_value_matches_a_dropped_one_keeps_code_words(tmp_path
     assert rejected == [] and [t.lineage.words for t in made] == ["code"]
     assert [c.tool for c in made[0].calls][-1] == "maths.divide"
     assert "decimal" not in made[0].question and f"by {rounding}" in made[0].question
+
+
+def test_words_asking_for_a_tool_no_call_makes_give_way_to_code(tmp_path: Path) -> None:
+    """Run llm23: "... then place an order to sell it" over a step that only shows a quote.
+    The model's words name a tool of the app that no call makes; code's words stand."""
+    parent = seed(TICKET)
+    answer = chosen(
+        "get_ticket", f"{parent.question} Then show me that ticket and resolve it.", ticket_id=230
+    )
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer)
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert "resolve" not in made[0].question and made[0].question.endswith("show me the ticket.")
