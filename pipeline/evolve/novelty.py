@@ -228,6 +228,26 @@ def literal_changed(parent: Task, child: Task) -> str | None:
 _SEQUENCE = re.compile(r"\b(?:then|first|next|afterwards|after that|finally)\b", re.IGNORECASE)
 
 
+_CLAUSE_OPENER = re.compile(r"(?:^|[,;.]\s+)([A-Za-z]+)")
+
+
+def _reads_as_sequence(task: Task) -> bool:
+    """Whether the question lists steps in an order: a sequence word, or clauses after commas
+    that open on a call's verb ("Show me the doors, lock the driver door, turn on the
+    headlights": the 1.5B model's paraphrase of an unlock-then-show request)."""
+    if _SEQUENCE.search(task.question):
+        return True
+    from pipeline.envs import resolve_tool  # the environments import this module's users
+
+    verbs: set[str] = set()
+    for call in task.calls:
+        description = resolve_tool(call.tool)[1].description
+        verbs.update(word.lower()[:5] for word in re.findall(r"[A-Za-z]+", description)[:1])
+        verbs.update(part.lower()[:5] for part in re.findall(r"[a-z]+|[A-Z][a-z]*", call.tool))
+    openers = [word.lower()[:5] for word in _CLAUSE_OPENER.findall(task.question)[1:]]
+    return any(opener in verbs for opener in openers)
+
+
 def _first_named(task: Task) -> list[int | None]:
     """Where the question first names each call (a literal or a word of its tool's name)."""
     found: list[int | None] = []
@@ -242,7 +262,7 @@ def order_changed(parent: Task, child: Task) -> str | None:
     second depends on the first ("open 'settings', then set font.size" rewritten as "set
     font.size in 'settings' after opening it" is fine; "set font.size, then open 'settings'"
     tells a reader to do them the wrong way round)."""
-    if not _SEQUENCE.search(child.question):
+    if not _reads_as_sequence(child):
         return None  # "round what you get when converting ..." nests, it does not order
     before, after = _first_named(parent), _first_named(child)
     position = {call.id: index for index, call in enumerate(child.calls)}

@@ -29,6 +29,7 @@ Answer = Callable[[dict[str, Any]], str]
 ADD_THEN_MULTIPLY = ("maths", "d334f7e62d617f38")  # Add 3.5 and 4.25, then multiply ... by 2.
 MILES = ("maths", "4f5fdcb1b5fb6e91")  # Convert 26.2 miles to kilometers and then round ...
 MAYA = ("posting", "60c93688a325f594")  # Log me in as maya_codes ... comment on that new post.
+DOORS = ("vehicle", "304d1d62357cf6ba")  # Unlock only the driver door, ..., then show me ...
 TICKET = ("tickets", "721174ebfd3c82db")  # Open a ticket ... and then close that new ticket
 
 
@@ -240,13 +241,22 @@ def test_paraphrase_keeps_every_literal_exactly(
     assert lost in rejected[0].message
 
 
+@pytest.mark.parametrize(
+    ("reference", "question"),
+    [
+        # a small model asked to "change the order of the clauses" wrote the rounding first
+        (MILES, "First round to 2 decimal places, then convert 26.2 miles to kilometers."),
+        # no sequence word, but clauses that open on the calls' verbs (run llm24, over
+        # "Unlock only the driver door, switch the headlights on, and then show me ...")
+        (DOORS, "Show me the status of all doors, unlock only the driver door, switch the"
+         " headlights on."),
+    ],
+)  # fmt: skip
 def test_paraphrase_that_names_dependent_steps_the_other_way_round_is_rejected(
-    tmp_path: Path,
+    tmp_path: Path, reference: tuple[str, str], question: str
 ) -> None:
-    # a small model asked to "change the order of the clauses" wrote the rounding first
-    question = "First round to 2 decimal places, then convert 26.2 miles to kilometers."
     made, rejected, _ = evolve(
-        tmp_path, seed(MILES), "paraphrase", scripted(paraphrase={"question": question})
+        tmp_path, seed(reference), "paraphrase", scripted(paraphrase={"question": question})
     )
     assert made == []
     assert [r.code for r in rejected] == [RejectionCode.EVOLVE_ORDER_CHANGED]
