@@ -288,13 +288,7 @@ def test_a_value_only_one_step_gives_is_named_by_content() -> None:
     place = {"order_type": "Buy", "symbol": "MSFT", "price": 310.23, "amount": 20}
     one = [
         Call(id="s1", tool="trading.place_order", arguments=place),
-        Call(
-            id="s2",
-            tool="trading.cancel_order",
-            arguments={"order_id": 3001},
-            depends_on=["s1"],
-            bindings={"order_id": "s1.order_id"},
-        ),
+        _bound("trading.cancel_order", "order_id", 3001, "s1.order_id"),
     ]
     outputs = [o.result for o in replay(_task("trading", one)).outcomes]
     assert verbaliser.question(one, outputs).endswith(
@@ -310,16 +304,19 @@ def test_a_value_only_one_step_gives_is_named_by_content() -> None:
 
     maths = [
         Call(id="s1", tool="maths.multiply", arguments={"a": 7, "b": 6}),
-        Call(
-            id="s2",
-            tool="maths.round_number",
-            arguments={"number": 42.0},
-            depends_on=["s1"],
-            bindings={"number": "s1.result"},
-        ),
+        _bound("maths.round_number", "number", 42.0, "s1.result"),
     ]
     outputs = [o.result for o in replay(_task("maths", maths)).outcomes]
     assert "the result of the previous step" in verbaliser.question(maths, outputs, True)
+
+
+def _bound(tool: str, argument: str, value: Any, source: str) -> Call:
+    """Step s2: ``tool`` with its one ``argument`` taken from ``source``."""
+    producer = source.partition(".")[0]
+    return Call(
+        id="s2", tool=tool, arguments={argument: value}, depends_on=[producer],
+        bindings={argument: source},
+    )  # fmt: skip
 
 
 def _task(env: str, calls: list[Call]) -> Task:
