@@ -77,7 +77,9 @@ def _name_words(tool: str) -> list[str]:
     return [w.lower() for w in _NAME_PART.findall(function) if len(w) >= _MIN_WORD]
 
 
-def _literals(call: Call) -> list[str]:
+def literals_of(call: Call) -> list[str]:
+    """The call's literal values as a question would write them (strings of 3 characters or
+    more, numbers other than 0 and 1)."""
     found: list[str] = []
     values = list(call.arguments.values())
     while values:
@@ -99,7 +101,7 @@ _STEM_WORD = re.compile(r"[a-z]{4,}")
 def _mentions(call: Call, sentence: str) -> list[tuple[int, int]]:
     """Where ``sentence`` names ``call``, as (position, weight): literal arguments weigh 2, words
     of the tool's name 1, compared by stem ("shop" ~ "shops", "pressure" ~ "pressures")."""
-    found = [(sentence.find(literal), 2) for literal in _literals(call) if literal in sentence]
+    found = [(sentence.find(literal), 2) for literal in literals_of(call) if literal in sentence]
     stems = {part[:5] for part in _name_words(call.tool)}
     seen: set[str] = set()
     for word in _STEM_WORD.finditer(sentence.lower()):
@@ -117,7 +119,7 @@ def _score(call: Call, sentence: str) -> int:
 def all_mentions(call: Call, sentence: str) -> list[int]:
     """Every position where ``sentence`` names ``call``, each literal at each occurrence."""
     spots = [at for at, _ in _mentions(call, sentence)]
-    for literal in _literals(call):
+    for literal in literals_of(call):
         at = sentence.find(literal)
         while at >= 0:
             spots.append(at)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from difflib import SequenceMatcher
 from typing import Any
 
-from pipeline.conditions import all_mentions, control_edges
+from pipeline.conditions import all_mentions, control_edges, literals_of
 from pipeline.dependencies import ValueFlows
 from pipeline.jsontree import scalars
 from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task, canonical_json
@@ -257,6 +257,23 @@ def _first_named(task: Task) -> list[int | None]:
     return found
 
 
+_STEP_WORD = re.compile(r"\b(?:then|next|afterwards|after that|finally)\b", re.IGNORECASE)
+
+
+def _step_of_own_value(task: Task, i: int, j: int) -> int | None:
+    """How many step words ("then", "finally") come before the first value call ``i`` takes
+    and call ``j`` does not, as the question writes it; ``None`` without such a value."""
+    theirs = set(literals_of(task.calls[j]))
+    spots = [
+        task.question.find(value)
+        for value in literals_of(task.calls[i])
+        if value not in theirs and value in task.question
+    ]
+    if not spots:
+        return None
+    return len(_STEP_WORD.findall(task.question[: min(spots)]))
+
+
 def order_changed(parent: Task, child: Task) -> str | None:
     """A paraphrase that names two calls in the other order than its parent did, where the
     second depends on the first ("open 'settings', then set font.size" rewritten as "set
@@ -270,15 +287,25 @@ def order_changed(parent: Task, child: Task) -> str | None:
         for parent_id in call.depends_on:
             i = position[parent_id]
             a, b, c, d = before[i], before[j], after[i], after[j]
-            if None in (a, b, c, d) or a == b or c == d:
+            if a == b or c == d:
+                # both first named by one word ("comment" and "comments" share their stem):
+                # a value only the earlier call takes must not move to a later step
+                was, now = _step_of_own_value(parent, i, j), _step_of_own_value(child, i, j)
+                if was is not None and now is not None and now > was:
+                    return _order_message(child, i, j)
+                continue
+            if None in (a, b, c, d):
                 continue
             if (a < b) != (c < d):  # type: ignore[operator]
-                return (
-                    f"the paraphrase names {child.calls[j].tool} before "
-                    f"{child.calls[i].tool}, which it depends on; its parent named them in "
-                    "the order they run"
-                )
+                return _order_message(child, i, j)
     return None
+
+
+def _order_message(child: Task, i: int, j: int) -> str:
+    return (
+        f"the paraphrase names {child.calls[j].tool} before {child.calls[i].tool}, which it"
+        " depends on; its parent named them in the order they run"
+    )
 
 
 def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] | None:

@@ -29,6 +29,7 @@ Answer = Callable[[dict[str, Any]], str]
 ADD_THEN_MULTIPLY = ("maths", "d334f7e62d617f38")  # Add 3.5 and 4.25, then multiply ... by 2.
 MILES = ("maths", "4f5fdcb1b5fb6e91")  # Convert 26.2 miles to kilometers and then round ...
 MAYA = ("posting", "60c93688a325f594")  # Log me in as maya_codes ... comment on that new post.
+CONGRATS = ("posting", "e29dd7fb740e6e6c")  # Comment 'Congrats ...' on tweet 6, then show ...
 DOORS = ("vehicle", "304d1d62357cf6ba")  # Unlock only the driver door, ..., then show me ...
 TICKET = ("tickets", "721174ebfd3c82db")  # Open a ticket ... and then close that new ticket
 
@@ -250,6 +251,9 @@ def test_paraphrase_keeps_every_literal_exactly(
         # "Unlock only the driver door, switch the headlights on, and then show me ...")
         (DOORS, "Show me the status of all doors, unlock only the driver door, switch the"
          " headlights on."),
+        # both tools' names share "comment": the mention only one call has decides (run llm23)
+        (CONGRATS, "Show me all the comments on tweet 6 and then comment 'Congrats to the whole"
+         " team!' on that tweet."),
     ],
 )  # fmt: skip
 def test_paraphrase_that_names_dependent_steps_the_other_way_round_is_rejected(
@@ -557,3 +561,16 @@ def test_answers_outside_the_schema_are_rejected_with_the_raw_text(
 def _branch(schema: dict[str, Any], ref: dict[str, str]) -> dict[str, Any]:
     branch: dict[str, Any] = schema["$defs"][ref["$ref"].rsplit("/", 1)[-1]]
     return branch
+
+
+def test_paraphrase_that_keeps_the_order_in_other_words_is_accepted(tmp_path: Path) -> None:
+    """The tie-break for tools sharing a word ("comment", "comments") looks at where the
+    comment's own text sits, not at which tool's word comes first."""
+    question = (
+        "On tweet 6, comment 'Congrats to the whole team!', then list all the comments on"
+        " that tweet."
+    )
+    made, rejected, _ = evolve(
+        tmp_path, seed(CONGRATS), "paraphrase", scripted(paraphrase={"question": question})
+    )
+    assert rejected == [] and [t.question for t in made] == [question]
