@@ -155,8 +155,8 @@ def data_bindings(
     A value binds only to an output field whose semantic type may fill the parameter
     (:func:`pipeline.semantics.feeds`): a tyre pressure of 30 that equals a count of 30 is a
     coincidence, not a data flow. Among fitting fields the first in call order wins. A list
-    argument equal to a whole returned list (two or more items, not all stated by the question)
-    binds as one (``values -> s1.items``), not item by item."""
+    argument equal to a whole returned list (two or more bindable items, not all stated by the
+    question) binds as one (``values -> s1.items``), not item by item."""
     produced: dict[tuple[str, Any], list[tuple[str, Sem | None]]] = {}
     whole_lists: dict[str, list[tuple[str, Sem | None]]] = {}
     result: list[dict[str, str]] = []
@@ -233,11 +233,19 @@ def _list_key(items: list[Any]) -> str:
 
 
 def _whole_list(value: list[Any], question: str) -> bool:
+    """A list that may bind as one: two or more values that could each bind, not all of them
+    stated by the question. Items too small to bind alone (0, 1) may sit among them: a
+    returned Fibonacci list is passed on whole, its opening 0, 1, 1 included."""
+    weighty = [item for item in value if bindable(item)]
     return (
-        len(value) >= 2
-        and all(bindable(item) for item in value)
-        and not all(_mentioned(item, question) for item in value)
+        len(weighty) >= 2
+        and all(_is_scalar(item) for item in value)
+        and not all(_mentioned(item, question) for item in weighty)
     )
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
 
 
 class _Leaves:

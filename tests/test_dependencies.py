@@ -195,6 +195,21 @@ def test_a_whole_returned_list_binds_as_one() -> None:
     assert stated[1] == {} and stated[2] == {}
 
 
+def test_a_returned_list_with_trivial_items_still_binds_as_one() -> None:
+    fibonacci = [0, 1, 1, 2, 3, 5, 8, 13]
+    calls = [
+        Call(id="s1", tool="data_generation.fibonacci_sequence", arguments={"length": 8}),
+        Call(id="s2", tool="data_generation.count_values", arguments={"items": fibonacci}),
+    ]
+    outputs = [{"values": fibonacci}, {"counts": {}}]
+    question = "Generate 8 Fibonacci values, then count how often each occurs."
+    # 0 and 1 alone bind to nothing, but the list they open is the one returned
+    assert data_bindings(calls, outputs, question)[1] == {"items": "s1.values"}
+    # a list of trivial values only is too weak to be a data flow
+    trivial = [Call(id="s2", tool="data_generation.count_values", arguments={"items": [0, 1]})]
+    assert data_bindings([calls[0], *trivial], [{"values": [0, 1]}, {}], question)[1] == {}
+
+
 def test_whether_questions_and_politeness_are_no_conditions() -> None:
     from pipeline.conditions import CONDITION, untested_conditions
 
