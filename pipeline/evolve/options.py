@@ -108,24 +108,31 @@ class Option:
         except (KeyError, ValueError):
             return None
 
-    def sources(self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser) -> set[str]:
-        """Which steps the request must name as where the earlier values come from, as code's
-        words name them ("the previous step", "the first step"): deepen's new step's, and
-        every call's for broaden, whose whole request is rewritten. A value no other step
-        could have given ("the order") needs none."""
+    def sources(
+        self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser
+    ) -> set[tuple[str, ...]]:
+        """Where the request must say the earlier values come from, each as the ways to say
+        it: the step, as code's words name it ("the previous step", "the first step"), or the
+        stated value that tells its entity apart ("'Replace mouse'" for that ticket). Deepen's
+        new step's, and every call's for broaden, whose whole request is rewritten. A value
+        no other step could have given ("the order") needs none."""
         bound = self._bound_chain(parent, arguments)
         if bound is None:
             return set()
         chain, outputs = bound
         positions = range(len(chain) - 1 if self.kept == len(parent.calls) else 0, len(chain))
-        found: set[str] = set()
+        found: set[tuple[str, ...]] = set()
         for position in positions:
             try:
                 refs = verbaliser.refs(chain, position, outputs, by_content=True)
             except ValueError:
                 continue
-            # a value only one step could have given needs no step named
-            found |= {ref.where.split(" ", 1)[1] for ref in refs.values() if ref.where}
+            for ref in refs.values():
+                # a value only one step could have given needs no step named
+                if ref.where:
+                    place = ref.where.split(" ", 1)[1]
+                    handle = () if ref.handle is None else (ref.handle[1].lower(),)
+                    found.add((place, *handle))
         return found
 
     def draft(self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser) -> str | None:
@@ -359,9 +366,9 @@ def source_unnamed(
     # deepen keeps the parent's words, which may name a step already (a parent made by extend)
     before = parent.question.lower() if option.kept == len(parent.calls) else ""
     missing = [
-        place
-        for place in sorted(option.sources(parent, arguments, verbaliser()))
-        if lowered.count(place) <= before.count(place)
+        " or ".join(ways)
+        for ways in sorted(option.sources(parent, arguments, verbaliser()))
+        if all(lowered.count(way) <= before.count(way) for way in ways)
     ]
     if not missing:
         return None

@@ -202,6 +202,10 @@ class Ref:
         #: the only value of its kind the request's calls could refer to, so it needs no step
         #: to say which ("cancel the order", not "the order from the first step")
         self.unique = False
+        #: a value the request stated that tells the entity this id names from every other
+        #: one, as (field, value): "the ticket with title 'Replace mouse'" needs no step number,
+        #: which readers took for a sentence number where one sentence made two calls
+        self.handle: tuple[str, str] | None = None
 
     @property
     def _tokens(self) -> list[str]:
@@ -285,6 +289,9 @@ class Ref:
             owner = humanise(last[:-3] if last.endswith("_id") else last[:-2])
             return f"the {owner} of {_describe(rest)} {self.where}".rstrip()
         if not rest:
+            if self.handle is not None and not self.unique:
+                field, value = self.handle
+                return f"the {entity} with {humanise(field)} {quoted(value)}"
             return f"the {entity} {self.where}".rstrip()
         if rest[-1].isdigit() and len(rest) == 1:
             return f"the {ordinal(int(rest[0]) + 1)} {entity} {self.where}".rstrip()
@@ -558,6 +565,7 @@ class Verbaliser:
             if by_content:
                 for slot, ref in found.items():
                     ref.unique = _unique(calls, position, outputs, slot.partition(".")[0], ref)
+                    ref.handle = _handle(calls, position, outputs, ref)
         return found
 
     def question(
@@ -670,6 +678,42 @@ def _unique(
             if wanted is not None and types.get(name) is wanted and given != value:
                 return False
     return True
+
+
+#: the longest stated value that may name an entity ("the ticket with title '...'")
+_HANDLE_MAX_CHARS = 48
+
+
+def _handle(
+    calls: Sequence[Call], position: int, outputs: Sequence[Any], ref: Ref
+) -> tuple[str, str] | None:
+    """For an id a step returned beside values it was given (a new ticket's ``title``), the
+    first such short text no other call before the consumer passed: the request states it, and
+    it tells this entity from the others of its kind."""
+    tokens = ref._tokens
+    producer = ref.step_index - 1
+    if tokens != ["id"] and not (len(tokens) == 1 and _is_id_key(tokens[0])):
+        return None
+    if producer >= len(outputs) or not isinstance(outputs[producer], dict):
+        return None
+    returned = outputs[producer]
+    call = calls[producer]
+    for field, value in call.arguments.items():
+        if (
+            field in call.bindings
+            or _is_id_key(field)
+            or not isinstance(value, str)
+            or not 0 < len(value.strip()) <= _HANDLE_MAX_CHARS
+            or returned.get(field) != value
+        ):
+            continue
+        if not any(
+            value in other.arguments.values()
+            for index, other in enumerate(calls[:position])
+            if index != producer
+        ):
+            return field, value
+    return None
 
 
 def _result_sem(producer: Call, path: str) -> Sem | None:

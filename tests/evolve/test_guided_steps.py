@@ -152,6 +152,27 @@ def test_a_request_that_does_not_ask_for_the_step_gets_the_steps_words(tmp_path:
         assert (made[0].question == worded["question"]) == (whose == "model")
 
 
+def test_one_of_two_tickets_is_named_by_its_title_or_its_step(tmp_path: Path) -> None:
+    """Where one sentence opened two tickets, "the ticket from the first step" reads as that
+    sentence (run llm25): code's words name the ticket by its title, and the model's words
+    stand where they name the title or the step."""
+    parent = seed(("tickets", "d07830877279f5e1"))  # Open two tickets: ... Then close one
+    ticket = next(c.arguments["ticket_id"] for c in parent.calls if c.function == "close_ticket")
+    other = ticket - 1
+    for words, whose in [
+        ("Then close the 'Laptop battery swelling' ticket as well.", "model"),
+        ("Then close the ticket from the first step as well.", "model"),
+        ("Then close the other ticket as well.", "code"),
+    ]:
+        worded = chosen("close_ticket", f"{parent.question} {words}", ticket_id=other)
+        made, rejected, _ = run(tmp_path / f"{whose}{len(words)}", parent, "deepen", worded)
+        assert rejected == [] and [t.lineage.words for t in made] == [whose], words
+        if whose == "code":
+            assert made[0].question.endswith(
+                "Then close the ticket with title 'Laptop battery swelling'."
+            )
+
+
 def test_broaden_shows_the_whole_request_for_each_checked_goal(tmp_path: Path) -> None:
     parent = seed(TICKET)
     options = broaden_options(parent)

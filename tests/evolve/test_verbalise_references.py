@@ -310,6 +310,46 @@ def test_a_value_only_one_step_gives_is_named_by_content() -> None:
     assert "the result of the previous step" in verbaliser.question(maths, outputs, True)
 
 
+def test_one_of_two_new_tickets_is_named_by_its_stated_title() -> None:
+    """``by_content``: of two tickets opened, each is named by the title the request gave it,
+    not by a step number a reader takes for a sentence number."""
+    verbaliser = Verbaliser()
+    login = {"username": "jdoe", "password": "Pa55word!"}
+    calls = [
+        Call(id="s1", tool="tickets.ticket_login", arguments=login),
+        Call(id="s2", tool="tickets.create_ticket", arguments={"title": "Battery", "priority": 5}),
+        Call(id="s3", tool="tickets.create_ticket", arguments={"title": "Mouse", "priority": 1}),
+        Call(
+            id="s4", tool="tickets.close_ticket", arguments={"ticket_id": 18},
+            depends_on=["s3"], bindings={"ticket_id": "s3.id"},
+        ),
+        Call(
+            id="s5", tool="tickets.edit_ticket",
+            arguments={"ticket_id": 17, "updates": {"priority": 4}},
+            depends_on=["s2"], bindings={"ticket_id": "s2.id"},
+        ),
+    ]  # fmt: skip
+    config = {"tickets": {"ticket_queue": [], "ticket_counter": 17, "current_user": None}}
+    task = Task(
+        id="t", category="tickets", envs=["tickets"], question="Do the steps.",
+        initial_config=config, calls=calls,
+    )  # fmt: skip
+    outputs = [outcome.result for outcome in replay(task).outcomes]
+    assert outputs[3] is not None and outputs[4] is not None
+    question = verbaliser.question(calls, outputs, by_content=True)
+    assert "then close the ticket with title 'Mouse';" in question
+    assert "finally change the ticket with title 'Battery':" in question
+    # without by_content, the offline wording keeps its step numbers
+    assert "change the ticket from the second step" in verbaliser.question(calls, outputs)
+    # a title both tickets share tells neither apart
+    same = [calls[0], calls[1], calls[2].model_copy(update={"arguments": calls[1].arguments})]
+    same += calls[3:]
+    outputs = [
+        outcome.result for outcome in replay(task.model_copy(update={"calls": same})).outcomes
+    ]
+    assert "change the ticket from the second step" in verbaliser.question(same, outputs, True)
+
+
 def _bound(tool: str, argument: str, value: Any, source: str) -> Call:
     """Step s2: ``tool`` with its one ``argument`` taken from ``source``."""
     producer = source.partition(".")[0]
