@@ -274,6 +274,8 @@ class RejectionCode(StrEnum):
     EVOLVE_DROPPED_STEP_ASKED = "evolve.dropped_step_asked"
     #: no checked step for deepen or broaden to offer, and the model may not write its own
     EVOLVE_NO_STEP = "evolve.no_step"
+    #: a value the model filled in for a step is a stand-in ("<title>", "New title for ...")
+    EVOLVE_PLACEHOLDER_VALUE = "evolve.placeholder_value"
     #: the LLM judge answered "no" on a rubric label it is trusted on (pipeline/evolve/judge.py)
     JUDGE_MISMATCH = "judge.mismatch"
     JUDGE_AMBIGUOUS = "judge.ambiguous"  # the rubric's under-specified

@@ -24,6 +24,7 @@ from pipeline.evolve.options import (
     Option,
     dropped_value_kept,
     other_step_asked,
+    placeholder_value,
     source_unnamed,
     step_unasked,
     verbaliser,
@@ -479,6 +480,18 @@ async def evolve_with_llm(
         if option is None:  # a server without a grammar wrote a step it was not offered
             error = f"{chosen.tool} with these arguments is none of the steps offered"
             return _model_failure(parent, operator, error, result.raw)
+        stand_in = placeholder_value(option, chosen.arguments)
+        if stand_in is not None:
+            # a value only the model can give: code has no words to put in its place
+            rejection = Rejection(
+                sample_id=f"{parent.id}:{operator}",
+                stage=Stage.EVOLVE,
+                code=RejectionCode.EVOLVE_PLACEHOLDER_VALUE,
+                message=f"{operator}: {stand_in}",
+                evidence=Evidence(diff=[f"- {parent.question}", f"+ {result.value.question}"]),
+                raw=result.raw,
+            )
+            return Candidate(operator, parent.id, rejection=rejection)
         calls = [
             ProposedCall(tool=call.function, arguments=call.arguments)
             for call in option.calls(parent, chosen.arguments)

@@ -421,3 +421,46 @@ def _scalars(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [leaf for item in value for leaf in _scalars(item)]
     return [value]
+
+
+#: marks of a value left to be filled in: a slot, a word that says so (an ellipsis is not one:
+#: "See you soon..." is a real message)
+_PLACEHOLDER_MARK = re.compile(
+    r"<[^<>]{1,40}>|\[[^\[\]]{0,40}\]|\{[^{}]{0,40}\}"
+    r"|\b(?:placeholder|lorem ipsum|todo|tbd|xxx+|your (?:value|text) here)\b"
+)
+#: words that may open a stand-in named after its own field ("New title for ...")
+_STAND_IN_OPENERS = frozenset(
+    {"new", "updated", "some", "sample", "example", "my", "your", "a", "an", "the", "another"}
+)
+
+
+def placeholder_value(option: Option, arguments: dict[str, Any]) -> str | None:
+    """Why a value the model filled in for a free argument is a stand-in rather than a value a
+    person would give, or ``None``: a slot, a word that says so, or a text named
+    after its own field ("New title for laptop battery swelling" as a ticket's title, run
+    llm25: readers failed it as under-specified, since no user would ask for that title)."""
+    for name in option.free:
+        for field, text in _texts(name, arguments.get(name)):
+            lowered = text.lower()
+            mark = _PLACEHOLDER_MARK.search(lowered)
+            if mark is not None:
+                return f"the value for {field} is a placeholder ({mark.group()!r} in {text!r})"
+            words = _WORDS.findall(lowered)
+            named = _WORDS.findall(field.replace("_", " ").lower())
+            start = 1 if words[:1] and words[0] in _STAND_IN_OPENERS else 0
+            if named and words[start : start + len(named)] == named:
+                return f"the value for {field} is named after its field ({text!r})"
+    return None
+
+
+def _texts(field: str, value: Any) -> list[tuple[str, str]]:
+    """Every text inside a free value, each with the name of the field that holds it (the
+    key inside an ``updates`` object, the argument's own name otherwise)."""
+    if isinstance(value, str):
+        return [(field, value)]
+    if isinstance(value, dict):
+        return [pair for key, item in value.items() for pair in _texts(str(key), item)]
+    if isinstance(value, list):
+        return [pair for item in value for pair in _texts(field, item)]
+    return []

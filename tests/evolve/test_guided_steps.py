@@ -173,6 +173,29 @@ def test_one_of_two_tickets_is_named_by_its_title_or_its_step(tmp_path: Path) ->
             )
 
 
+def test_a_value_the_model_fills_with_a_stand_in_is_rejected(tmp_path: Path) -> None:
+    """A free value must be one a person would give: "New title for ..." as a ticket's new
+    title (run llm25) or a slot is rejected with its reason; a real value is kept."""
+    parent = seed(TICKET)
+    asked = f"{parent.question} Then rename the ticket from the first step to "
+    for updates, code in [
+        ({"title": "New title for duplicate invoice"}, RejectionCode.EVOLVE_PLACEHOLDER_VALUE),
+        ({"title": "<new title>"}, RejectionCode.EVOLVE_PLACEHOLDER_VALUE),
+        ({"title": "Invoice sent twice"}, None),
+    ]:
+        title = updates["title"]
+        answer = chosen("edit_ticket", f"{asked}'{title}'.", ticket_id=230, updates=updates)
+        made, rejected, _ = run(tmp_path / str(len(title)), parent, "deepen", answer)
+        placeholder = [r for r in rejected if r.code is RejectionCode.EVOLVE_PLACEHOLDER_VALUE]
+        if code is None:
+            assert placeholder == [] and [t.calls[-1].arguments["updates"] for t in made] == [
+                updates
+            ]
+        else:
+            assert made == [] and len(placeholder) == 1, title
+            assert "title" in placeholder[0].message and title in placeholder[0].message
+
+
 def test_broaden_shows_the_whole_request_for_each_checked_goal(tmp_path: Path) -> None:
     parent = seed(TICKET)
     options = broaden_options(parent)
