@@ -268,6 +268,8 @@ class RejectionCode(StrEnum):
     EVOLVE_LITERAL_CHANGED = "evolve.literal_changed"
     #: a paraphrase names two calls that depend on each other in the other order
     EVOLVE_ORDER_CHANGED = "evolve.order_changed"
+    #: a paraphrase speaks of the user's own things as the assistant's ("register your card")
+    EVOLVE_VOICE_CHANGED = "evolve.voice_changed"
     #: the words a deepen or broaden request adds do not ask for the step its calls add
     EVOLVE_STEP_UNASKED = "evolve.step_unasked"
     #: broaden's request still states a value only the parent's dropped calls used

@@ -17,7 +17,9 @@ the calls (never on the model's description of them):
   (``maya_codes`` is not ``Maya_codes``); numbers may change only their spelling ("two", "2");
 - ``evolve.order_changed`` (paraphrase): the new question presents its steps as a sequence
   ("first", "then", "finally") and names two calls, the later depending on the earlier, in the
-  other order than the parent's question named them.
+  other order than the parent's question named them;
+- ``evolve.voice_changed`` (paraphrase): the parent speaks as the user ("my card") and the new
+  question adds a "your", speaking as the assistant ("register your card").
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pipeline.jsontree import scalars
 from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task, canonical_json
 from pipeline.replay import trace_calls
 from pipeline.validate.grounding import numbers_in, token_in
+from pipeline.validate.question import QuestionText
 
 NEAR_COPY_WORDS = 4
 NEAR_COPY_RATIO = 0.85
@@ -308,10 +311,39 @@ def _order_message(child: Task, i: int, j: int) -> str:
     )
 
 
+#: the user speaking of themself
+_FIRST_PERSON = frozenset({"i", "i'm", "i've", "i'd", "i'll", "me", "my", "mine", "myself"})
+#: the assistant's own things, which a user's request has no reason to mention
+_SECOND_PERSON_OWN = frozenset({"your", "yours", "yourself"})
+
+
+def voice_changed(parent: Task, child: Task) -> str | None:
+    """Why the paraphrase turns the user's own things into the assistant's, or ``None``: where
+    the parent speaks as the user ("register my card"), a new "your" makes the request speak
+    as the assistant ("set your name to Priya Raman. Register your card", run llm25, failed by
+    both readers). Quoted values are not read."""
+    before = QuestionText(parent.question).words
+    if not _FIRST_PERSON.intersection(before):
+        return None
+    after = QuestionText(child.question).words
+    added = sum(w in _SECOND_PERSON_OWN for w in after) - sum(
+        w in _SECOND_PERSON_OWN for w in before
+    )
+    if added <= 0:
+        return None
+    where = next(i for i, w in enumerate(after) if w in _SECOND_PERSON_OWN)
+    phrase = " ".join(after[max(0, where - 2) : where + 3])
+    return (
+        f"the paraphrase speaks of the user's things as the assistant's ({phrase!r}) where the"
+        " parent's request speaks as the user"
+    )
+
+
 def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] | None:
     for code, rule in (
         (RejectionCode.EVOLVE_LITERAL_CHANGED, literal_changed),
         (RejectionCode.EVOLVE_ORDER_CHANGED, order_changed),
+        (RejectionCode.EVOLVE_VOICE_CHANGED, voice_changed),
     ):
         problem = rule(parent, child)
         if problem is not None:

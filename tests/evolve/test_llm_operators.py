@@ -266,6 +266,32 @@ def test_paraphrase_that_names_dependent_steps_the_other_way_round_is_rejected(
     assert [r.code for r in rejected] == [RejectionCode.EVOLVE_ORDER_CHANGED]
 
 
+def test_paraphrase_that_speaks_as_the_assistant_is_rejected(tmp_path: Path) -> None:
+    """Run llm25: "register my card" became "Register your card" and "I'm Priya Raman" "set
+    your name to Priya Raman"; both readers failed it. A "your" inside a quoted value, or one
+    the parent already had, is no change of voice."""
+    parent = seed(("travel", "619d1fd47e44564b"))  # Log me into the travel service ... my card
+    reworded = (
+        "Please sign me in to the travel service (client id 'cli_88213', client secret"
+        " 'Sx9!trav', refresh token 'rf_55120', read and write access) as Priya Raman. After"
+        " that, save {whose} card 4539 1488 0343 6467, expiring 09/2029, cardholder Priya Raman,"
+        " CVV 412, and pay with it for an economy flight from SFO to ORD on 2026-04-14."
+    )
+    flipped = reworded.format(whose="your")
+    for folder in ("flipped", "kept"):
+        (tmp_path / folder).mkdir()
+    made, rejected, _ = evolve(
+        tmp_path / "flipped", parent, "paraphrase", scripted(paraphrase={"question": flipped})
+    )
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_VOICE_CHANGED]
+    assert "save your card" in rejected[0].message
+    kept = reworded.format(whose="my")
+    made, rejected, _ = evolve(
+        tmp_path / "kept", parent, "paraphrase", scripted(paraphrase={"question": kept})
+    )
+    assert rejected == [] and [t.question for t in made] == [kept]
+
+
 def test_paraphrase_accepted_when_reworded_with_literals_kept(tmp_path: Path) -> None:
     parent = seed(MAYA)
     question = (
