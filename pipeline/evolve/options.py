@@ -33,7 +33,7 @@ from functools import cache
 from typing import Any
 
 from pipeline.dependencies import infer_dependencies
-from pipeline.envs import ENVIRONMENTS
+from pipeline.envs import ENVIRONMENTS, ToolKind
 from pipeline.evolve.extend import (
     IDENTITY_TYPES,
     extensions,
@@ -44,6 +44,7 @@ from pipeline.evolve.extend import (
 from pipeline.evolve.verbalise import Verbaliser
 from pipeline.models import Call, Task
 from pipeline.replay import replay
+from pipeline.semantics import Sem
 from pipeline.toolgraph import conversion_tools, generative_edge
 from pipeline.validate.grounding import numbers_in
 
@@ -223,12 +224,86 @@ def _partial(task: Task, kept: int, exclude: set[str], rng: random.Random) -> li
     return found
 
 
+#: what a read that filters a table's rows takes: (argument, its type)
+_FILTER_SHAPE = (
+    ("table", Sem.TABLE_NAME),
+    ("where_column", Sem.COLUMN_NAME),
+    ("where_value", Sem.FIELD_VALUE),
+)
+#: rows of an earlier result whose values a filter may take (the first ones: a person names
+#: "the first row", not the ninth)
+_FILTER_ROWS = 3
+
+
+def _filter_tools(envs: list[str]) -> list[str]:
+    """Reads of the task's environments that select a table's rows by a column's value."""
+    found = []
+    for env in envs:
+        for spec in ENVIRONMENTS[env].tool_specs().values():
+            if spec.kind is ToolKind.READ and all(
+                spec.param_types.get(name) is sem for name, sem in _FILTER_SHAPE
+            ):
+                found.append(f"{env}.{spec.name}")
+    return found
+
+
+def _filters(task: Task, kept: int, exclude: set[str], rng: random.Random) -> list[Option]:
+    """Rows that share a value with a row an earlier step found ("everyone in the department
+    of the row from the first step"). A field value feeds no other tool, since what it means
+    depends on its column; matched against the same column of the same table, it means the
+    same thing. Checked by running it: the rows it selects must include one the earlier step
+    did not return, or the step tells nothing new."""
+    tools = [tool for tool in _filter_tools(task.envs) if tool not in exclude]
+    if not tools:
+        return []
+    prefix = task.model_copy(update={"calls": task.calls[:kept]})
+    run = replay(prefix)
+    if not run.ok:
+        return []
+    candidates: list[tuple[str, Any, str, set[Any]]] = []
+    for call, output in zip(prefix.calls, (outcome.result for outcome in run.outcomes)):
+        table = call.arguments.get("table")
+        rows = output.get("rows") if isinstance(output, dict) else None
+        if not isinstance(table, str) or not isinstance(rows, list):
+            continue
+        seen = {row.get("id") for row in rows if isinstance(row, dict)}
+        for row in rows[:_FILTER_ROWS]:
+            for column, value in row.items() if isinstance(row, dict) else ():
+                if column == "id" or column == call.arguments.get("where_column"):
+                    continue  # the producer's own filter selects the same rows again
+                if not (isinstance(value, str) and len(value.strip()) >= 3):
+                    continue  # a number or flag shared by chance says nothing
+                if not _stated(value, task.question):
+                    candidates.append((table, value, column, seen))
+    rng.shuffle(candidates)
+    found: list[Option] = []
+    for tool in tools:
+        tried: set[tuple[str, str]] = set()
+        for table, value, column, seen in candidates:
+            if (table, column) in tried:
+                continue
+            tried.add((table, column))
+            arguments = {"table": table, "where_column": column, "where_value": value}
+            chain = [*prefix.calls, Call(id=f"s{kept + 1}", tool=tool, arguments=arguments)]
+            extended = replay(task.model_copy(update={"calls": chain}))
+            result = extended.outcomes[-1].result if extended.ok else None
+            selected = result.get("rows") if isinstance(result, dict) else None
+            if isinstance(selected, list) and any(
+                isinstance(row, dict) and row.get("id") not in seen for row in selected
+            ):
+                found.append(Option(kept, tool, arguments, (), result))
+                exclude.add(tool)
+                break
+    return found
+
+
 def deepen_options(task: Task, limit: int = MAX_OPTIONS) -> list[Option]:
     """One step after all the parent's calls, taking one of their results: checked steps
     first, one per tool (two steps with one tool differ only in an argument)."""
     rng = _rng(task, "deepen")
     exclude: set[str] = set()
     found = _checked(task, len(task.calls), exclude, rng)
+    found += _filters(task, len(task.calls), exclude, rng)
     found += _partial(task, len(task.calls), exclude, rng)
     return found[:limit]
 
@@ -242,6 +317,7 @@ def broaden_options(task: Task, limit: int = MAX_OPTIONS) -> list[Option]:
     for kept in range(len(task.calls) - 1, 0, -1):
         exclude = {task.calls[kept].tool}
         found += _checked(task, kept, exclude, rng)
+        found += _filters(task, kept, exclude, rng)
         found += _partial(task, kept, exclude, rng)
     checked = [option for option in found if option.checked]
     return (checked + [option for option in found if not option.checked])[:limit]
@@ -297,7 +373,14 @@ _STEM = 5  # "percentage" and "percent", "convert" and "conversion" share their 
 
 
 def _stems(text: str) -> Counter[str]:
-    return Counter(word[:_STEM] for word in _WORDS.findall(text.lower()) if len(word) > 2)
+    return Counter(_stem(word) for word in _WORDS.findall(text.lower()) if len(word) > 2)
+
+
+def _stem(word: str) -> str:
+    """A word's first letters, a plural's "s" dropped first ("every row" names ``select_rows``)."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    return word[:_STEM]
 
 
 def tool_words(qualified: str) -> frozenset[str]:
@@ -308,7 +391,7 @@ def tool_words(qualified: str) -> frozenset[str]:
     words = [part for part in name.split("_") if part not in _GENERIC and len(part) > 2]
     opening = _WORDS.findall(spec.description.lower())[:1]
     words += [word for word in opening if word not in _GENERIC and len(word) > 2]
-    return frozenset(word[:_STEM] for word in words)
+    return frozenset(_stem(word) for word in words)
 
 
 def step_unasked(parent: Task, question: str, option: Option) -> str | None:

@@ -196,6 +196,32 @@ def test_a_value_the_model_fills_with_a_stand_in_is_rejected(tmp_path: Path) -> 
             assert "title" in placeholder[0].message and title in placeholder[0].message
 
 
+def test_rows_that_share_a_found_value_are_a_checked_step(tmp_path: Path) -> None:
+    """A value in a row an earlier step found feeds no tool by its type, but the same column of
+    the same table means the same thing: "everyone in Priya Nair's department" is offered,
+    runs, and binds to the row; a filter on the column the step itself matched on is not."""
+    parent = seed(("data_management", "ad69bf60757488d4"))  # Find the row of 'Priya Nair' ...
+    option = next(o for o in deepen_options(parent) if o.function == "select_rows")
+    assert option.checked
+    assert option.fixed == {"table": "staff", "where_column": "department", "where_value": "Sales"}
+    assert all(o.fixed.get("where_column") != "name" for o in deepen_options(parent))
+    answer = chosen(
+        "select_rows",
+        f"{parent.question} Then show me every row of 'staff' in the same department as"
+        " the row found in the first step.",
+        **option.fixed,
+    )
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer)
+    # "every row" names select_rows as "rows" does: the model's words stand
+    assert rejected == [] and [t.lineage.words for t in made] == ["model"]
+    added = made[0].calls[-1]
+    assert added.bindings == {"where_value": "s1.rows.0.department"}
+    assert [row["name"] for row in replay(made[0]).outcomes[-1].result["rows"]] == [
+        "Ben Okafor",
+        "Priya Nair",
+    ]
+
+
 def test_broaden_shows_the_whole_request_for_each_checked_goal(tmp_path: Path) -> None:
     parent = seed(TICKET)
     options = broaden_options(parent)
