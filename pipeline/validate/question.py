@@ -31,7 +31,8 @@ others find is added to the evidence as ``also_failed``:
 4. ``question.format_lost``: a literal argument (not a binding) that carries a format marker
    (a leading ``@`` or ``#``, a file extension, an ISO date) appears in the question only
    without it: ``@kim`` as "mentioning kim", ``report.txt`` as "the file named report",
-   ``2024-03-01`` as ``20240301``.
+   ``2024-03-01`` as ``20240301``; or, the other way round, a mention or tag the question
+   writes only with its marker (``@alice``) passed in a list without it (``["alice"]``).
 """
 
 from __future__ import annotations
@@ -999,6 +1000,16 @@ def check_format_lost(ctx: ValidationContext, text: QuestionText) -> None:
                         step_id=call.id, output={"argument": name, "value": value, "span": date}
                     ),
                 )
+        dropped = _marker_dropped(value, sem, call.arguments.get(name), question)
+        if dropped is not None:
+            raise Reject(
+                RejectionCode.QUESTION_FORMAT_LOST,
+                f"step {call.id} passes {name}={value!r}, but the question writes {dropped!r}"
+                f" (the leading {dropped[0]} is dropped)",
+                Evidence(
+                    step_id=call.id, output={"argument": name, "value": value, "span": dropped}
+                ),
+            )
         variants = _format_variants(value, sem)
         if variants is None or _find_token(lowered, value.lower()) != -1:
             continue
@@ -1012,6 +1023,26 @@ def check_format_lost(ctx: ValidationContext, text: QuestionText) -> None:
             f"({lost} is lost): {text.span(found - 20, found + len(bare) + 10)!r}",
             Evidence(step_id=call.id, output={"argument": name, "value": value, "span": bare}),
         )
+
+
+def _marker_dropped(value: str, sem: Sem | None, argument: Any, question: str) -> str | None:
+    """The marked form (``@alice``) the question writes for an item of a list of mentions or
+    tags passed without its marker, where the question never writes the bare name: "add
+    @alice to the mentions" over ``["alice"]`` (run llm26). A single login name is not held
+    to it: a handle is written with or without its ``@``."""
+    if not isinstance(argument, list) or sem not in (Sem.USER_NAME, Sem.TAG):
+        return None
+    if not value or value[:1] in "@#":
+        return None
+    lowered, needle = question.lower(), value.lower()
+    marked = None
+    position = _find_token(lowered, needle)
+    while position != -1:
+        if not position or lowered[position - 1] not in "@#":
+            return None  # the question also writes the bare name
+        marked = marked or question[position - 1 : position + len(needle)]
+        position = _find_token(lowered, needle, position + 1)
+    return marked
 
 
 def _lost_mention(

@@ -385,6 +385,15 @@ FLAWED: list[tuple[str, Task, RejectionCode]] = [
         copy_task("Go into workspace and copy the file named notes into the archive folder."),
         RejectionCode.QUESTION_FORMAT_LOST,
     ),
+    (
+        "a tag the question writes with its # passed without it (run llm26: '@alice', 'alice')",
+        post_task(
+            "Log me in as 'ann' with password 'pw-1' and post 'Launch day!' mentioning @kim, "
+            "tagged #release.",
+            tags=["release"],
+        ),
+        RejectionCode.QUESTION_FORMAT_LOST,
+    ),
 ]
 
 SOUND: list[tuple[str, Task]] = [
