@@ -25,6 +25,7 @@ from pipeline.evolve.options import (
     dropped_value_kept,
     other_step_asked,
     placeholder_value,
+    purpose_unserved,
     source_unnamed,
     step_unasked,
     verbaliser,
@@ -394,9 +395,9 @@ def _unasked(
     by_model: bool = True,
 ) -> Rejection | None:
     """The request must ask for the step chosen, say where its earlier values come from (with
-    the step's ``arguments``), ask (``by_model``) for no tool no call makes, and, broader, for
-    no step it dropped: the calls are checked by construction, so what can go wrong is the
-    words."""
+    the step's ``arguments``), ask (``by_model``) for no tool no call makes and give a step
+    that changes state no purpose of checking, and, broader, for no step it dropped: the
+    calls are checked by construction, so what can go wrong is the words."""
     problem = step_unasked(parent, question, option)
     if problem is None and arguments is not None:
         problem = source_unnamed(parent, question, option, arguments)
@@ -404,6 +405,8 @@ def _unasked(
         # the model's words only: code's name the chain's calls, in nouns another tool's
         # name may share ("the JSON text" beside pretty_print_json)
         problem = other_step_asked(parent, question, option, arguments)
+    if problem is None and by_model:
+        problem = purpose_unserved(parent, question, option)
     code = RejectionCode.EVOLVE_STEP_UNASKED
     if problem is None and operator == "broaden":
         problem = dropped_value_kept(parent, question, option, arguments)

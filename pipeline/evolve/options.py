@@ -438,6 +438,32 @@ def other_step_asked(
     return None
 
 
+#: a clause that gives a step the purpose of checking something
+_CHECKING_PURPOSE = re.compile(
+    r"\b(?:in order to|so (?:that )?(?:i|we) can|to)\s+"
+    r"(?:verify|check|confirm|ensure|make sure|double[- ]check|test|validate)\b"
+)
+
+
+def purpose_unserved(parent: Task, question: str, option: Option) -> str | None:
+    """A purpose of checking the model's words give a step that changes state, or ``None``:
+    "Then cancel the order to verify that everything was done correctly" (run llm26, failed by
+    both readers as nonsensical): cancelling checks nothing. A read may have that purpose
+    ("fetch the ticket so I can check that it is closed")."""
+    env, name = option.tool.split(".", 1)
+    if ENVIRONMENTS[env].tool_specs()[name].kind is not ToolKind.WRITE:
+        return None
+    kept_words = parent.question.lower() if option.kept == len(parent.calls) else ""
+    lowered = question.lower()
+    for match in _CHECKING_PURPOSE.finditer(lowered):
+        if kept_words.count(match.group()) < lowered.count(match.group()):
+            return (
+                f"the request gives {option.function}, which changes state, the purpose"
+                f" {match.group()!r}: it checks nothing"
+            )
+    return None
+
+
 def source_unnamed(
     parent: Task, question: str, option: Option, arguments: dict[str, Any]
 ) -> str | None:

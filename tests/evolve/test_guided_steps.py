@@ -222,6 +222,24 @@ def test_rows_that_share_a_found_value_are_a_checked_step(tmp_path: Path) -> Non
     ]
 
 
+def test_a_write_given_a_purpose_of_checking_gets_code_words(tmp_path: Path) -> None:
+    """Run llm26: "Then, cancel the order to verify that everything was done correctly" -
+    cancelling checks nothing, and both readers failed it. A read may have that purpose."""
+    parent = seed(TICKET)
+    for tool, words, whose in [
+        ("edit_ticket", "Then set the priority of that ticket to 4 to verify it worked.", "code"),
+        ("edit_ticket", "Then set the priority of that ticket to 4.", "model"),
+        ("get_ticket", "Then fetch that ticket to verify it is closed.", "model"),
+    ]:
+        arguments: dict[str, Any] = {"ticket_id": 230}
+        if tool == "edit_ticket":
+            arguments["updates"] = {"priority": 4}
+        worded = chosen(tool, f"{parent.question} {words}", **arguments)
+        made, rejected, _ = run(tmp_path / f"{whose}{len(words)}", parent, "deepen", worded)
+        assert rejected == [] and [t.lineage.words for t in made] == [whose], words
+        assert ("verify" in made[0].question) == (whose == "model" and "verify" in words)
+
+
 def test_broaden_shows_the_whole_request_for_each_checked_goal(tmp_path: Path) -> None:
     parent = seed(TICKET)
     options = broaden_options(parent)
