@@ -270,7 +270,8 @@ class RejectionCode(StrEnum):
     EVOLVE_ORDER_CHANGED = "evolve.order_changed"
     #: a paraphrase speaks of the user's own things as the assistant's ("register your card")
     EVOLVE_VOICE_CHANGED = "evolve.voice_changed"
-    #: the words a deepen or broaden request adds do not ask for the step its calls add
+    #: the words a deepen or broaden request adds do not ask for the step its calls add, or a
+    #: paraphrase no longer asks for a step its parent's request did
     EVOLVE_STEP_UNASKED = "evolve.step_unasked"
     #: broaden's request still states a value only the parent's dropped calls used
     EVOLVE_DROPPED_STEP_ASKED = "evolve.dropped_step_asked"

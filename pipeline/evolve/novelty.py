@@ -18,6 +18,8 @@ the calls (never on the model's description of them):
 - ``evolve.order_changed`` (paraphrase): the new question presents its steps as a sequence
   ("first", "then", "finally") and names two calls, the later depending on the earlier, in the
   other order than the parent's question named them;
+- ``evolve.step_unasked`` (paraphrase): a call the parent's request asked for by a word of its
+  tool ("summarise") that the new question no longer names;
 - ``evolve.voice_changed`` (paraphrase): the parent speaks as the user ("my card") and the new
   question adds a "your", speaking as the assistant ("register your card").
 """
@@ -32,6 +34,7 @@ from typing import Any
 
 from pipeline.conditions import all_mentions, control_edges, literals_of
 from pipeline.dependencies import ValueFlows
+from pipeline.evolve.options import stems, tool_words
 from pipeline.jsontree import scalars
 from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task, canonical_json
 from pipeline.replay import trace_calls
@@ -339,8 +342,53 @@ def voice_changed(parent: Task, child: Task) -> str | None:
     )
 
 
+#: words a clause shares with any other (its other words say what it is about)
+_GLUE_WORDS = frozenset({
+    "the", "then", "them", "they", "and", "that", "this", "those", "these", "with", "for",
+    "from", "into", "its", "their", "please", "also", "finally", "first", "after", "next",
+    "all", "can", "you", "could", "would", "will", "what", "which", "how", "now", "too",
+})  # fmt: skip
+_CLAUSE_BREAK = re.compile(r"[.;,:!?()]|\b(?:and|then)\b")
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def step_dropped(parent: Task, child: Task) -> str | None:
+    """A call the parent's request asks for in a clause that the paraphrase keeps nothing of,
+    neither a word of the call's tool ("summarise") nor another word of that clause, or
+    ``None``: "Draw 6 random prices ..., then summarise them" rewritten as "Generate a list
+    of 6 random prices ..." (run llm26) still summarises, unasked. "Multiply 7 by 6" as "the
+    product of 7 and 6" keeps the clause's numbers."""
+    kept = stems(child.question)
+    kept_tokens = set(_TOKEN.findall(child.question.lower()))
+    clauses = [c for c in _CLAUSE_BREAK.split(parent.question.lower()) if c.strip()]
+    for call in child.calls:
+        wanted = tool_words(call.tool)
+        if any(stem in kept for stem in wanted):
+            continue
+        for clause in clauses:
+            if not any(stem in wanted for stem in stems(clause)):
+                continue
+            others = [
+                token
+                for token in _TOKEN.findall(clause)
+                if token not in _GLUE_WORDS
+                and (token.isdigit() or len(token) > 2)
+                and not any(stem in wanted for stem in stems(token))
+            ]
+            if not any(
+                token in kept_tokens if token.isdigit() else any(stems(token).keys() & kept.keys())
+                for token in others
+            ):
+                return (
+                    f"the paraphrase no longer asks for {call.function}: nothing of its"
+                    f" parent's words for it ({clause.strip()!r}) is left"
+                )
+    return None
+
+
 def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] | None:
     for code, rule in (
+        (RejectionCode.EVOLVE_STEP_UNASKED, step_dropped),
         (RejectionCode.EVOLVE_LITERAL_CHANGED, literal_changed),
         (RejectionCode.EVOLVE_ORDER_CHANGED, order_changed),
         (RejectionCode.EVOLVE_VOICE_CHANGED, voice_changed),

@@ -372,7 +372,7 @@ _GENERIC = frozenset(
 _STEM = 5  # "percentage" and "percent", "convert" and "conversion" share their first 5 letters
 
 
-def _stems(text: str) -> Counter[str]:
+def stems(text: str) -> Counter[str]:
     return Counter(_stem(word) for word in _WORDS.findall(text.lower()) if len(word) > 2)
 
 
@@ -402,7 +402,7 @@ def step_unasked(parent: Task, question: str, option: Option) -> str | None:
     # broaden's request is new as a whole: the parent may name the tool for a dropped call
     # ("divide 1000 by that product"), and the new request must name it again for its step
     kept_words = parent.question if option.kept == len(parent.calls) else ""
-    added = _stems(question) - _stems(kept_words)
+    added = stems(question) - stems(kept_words)
     wanted = tool_words(option.tool)
     if not wanted or any(stem in wanted for stem in added):
         return None
@@ -426,7 +426,7 @@ def other_step_asked(
     used = frozenset().union(*(tool_words(tool) for tool in chain))
     kept_words = parent.question if option.kept == len(parent.calls) else ""
     # words the parent already uses ("JSON") are not a new request, however often repeated
-    added = set(_stems(_QUOTED.sub(" ", question))) - set(_stems(_QUOTED.sub(" ", kept_words)))
+    added = set(stems(_QUOTED.sub(" ", question))) - set(stems(_QUOTED.sub(" ", kept_words)))
     for env in parent.envs:
         for name in ENVIRONMENTS[env].tool_specs():
             tool = f"{env}.{name}"

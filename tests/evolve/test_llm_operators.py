@@ -292,6 +292,30 @@ def test_paraphrase_that_speaks_as_the_assistant_is_rejected(tmp_path: Path) -> 
     assert rejected == [] and [t.question for t in made] == [kept]
 
 
+def test_paraphrase_that_drops_a_step_is_rejected(tmp_path: Path) -> None:
+    """Run llm26: "..., then summarise them" rewritten without the summary, whose call stays.
+    Reworded ("summarize them for me") the step is still asked for."""
+    parent = seed(("data_generation", "0dbbc5a15a54089f"))  # Draw 6 random prices ... summarise
+    dropped = (
+        "Could you produce a list of 6 random prices, each from $5 to $50 with 2 decimal places?"
+    )
+    for folder in ("dropped", "kept"):
+        (tmp_path / folder).mkdir()
+    made, rejected, _ = evolve(
+        tmp_path / "dropped", parent, "paraphrase", scripted(paraphrase={"question": dropped})
+    )
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_STEP_UNASKED]
+    assert "summarise_numbers" in rejected[0].message
+    kept = (
+        "Pick 6 random prices from 5 to 50, each with 2 decimal places, and then summarize"
+        " them for me."
+    )
+    made, rejected, _ = evolve(
+        tmp_path / "kept", parent, "paraphrase", scripted(paraphrase={"question": kept})
+    )
+    assert rejected == [] and [t.question for t in made] == [kept]
+
+
 def test_paraphrase_accepted_when_reworded_with_literals_kept(tmp_path: Path) -> None:
     parent = seed(MAYA)
     question = (
