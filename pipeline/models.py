@@ -268,8 +268,9 @@ class RejectionCode(StrEnum):
     EVOLVE_LITERAL_CHANGED = "evolve.literal_changed"
     #: a paraphrase names two calls that depend on each other in the other order
     EVOLVE_ORDER_CHANGED = "evolve.order_changed"
-    #: a paraphrase speaks of the user's own things as the assistant's ("register your card")
-    EVOLVE_VOICE_CHANGED = "evolve.voice_changed"
+    #: a paraphrase changes what the request means: it speaks of the user's own things as the
+    #: assistant's ("register your card") or adds a reason its parent never gave
+    EVOLVE_MEANING_CHANGED = "evolve.meaning_changed"
     #: the words a deepen or broaden request adds do not ask for the step its calls add, or a
     #: paraphrase no longer asks for a step its parent's request did
     EVOLVE_STEP_UNASKED = "evolve.step_unasked"

@@ -27,6 +27,7 @@ from pipeline.evolve.options import (
     placeholder_value,
     purpose_unserved,
     source_unnamed,
+    step_label_added,
     step_unasked,
     verbaliser,
 )
@@ -395,9 +396,9 @@ def _unasked(
     by_model: bool = True,
 ) -> Rejection | None:
     """The request must ask for the step chosen, say where its earlier values come from (with
-    the step's ``arguments``), ask (``by_model``) for no tool no call makes and give a step
-    that changes state no purpose of checking, and, broader, for no step it dropped: the
-    calls are checked by construction, so what can go wrong is the words."""
+    the step's ``arguments``), ask (``by_model``) for no tool no call makes, give a step
+    that changes state no purpose of checking and number no step, and, broader, for no step it
+    dropped: the calls are checked by construction, so what can go wrong is the words."""
     problem = step_unasked(parent, question, option)
     if problem is None and arguments is not None:
         problem = source_unnamed(parent, question, option, arguments)
@@ -407,6 +408,8 @@ def _unasked(
         problem = other_step_asked(parent, question, option, arguments)
     if problem is None and by_model:
         problem = purpose_unserved(parent, question, option)
+    if problem is None and by_model:
+        problem = step_label_added(parent, question, option)
     code = RejectionCode.EVOLVE_STEP_UNASKED
     if problem is None and operator == "broaden":
         problem = dropped_value_kept(parent, question, option, arguments)

@@ -20,8 +20,9 @@ the calls (never on the model's description of them):
   other order than the parent's question named them;
 - ``evolve.step_unasked`` (paraphrase): a call the parent's request asked for by a word of its
   tool ("summarise") that the new question no longer names;
-- ``evolve.voice_changed`` (paraphrase): the parent speaks as the user ("my card") and the new
-  question adds a "your", speaking as the assistant ("register your card").
+- ``evolve.meaning_changed`` (paraphrase): the parent speaks as the user ("my card") and the
+  new question adds a "your", speaking as the assistant ("register your card"); or it adds a
+  reason the parent never gave ("Since the marathon has already been run, ...").
 """
 
 from __future__ import annotations
@@ -386,12 +387,31 @@ def step_dropped(parent: Task, child: Task) -> str | None:
     return None
 
 
+#: words that open a reason or premise ("Since the billing issue has been resolved, ...")
+_REASON = re.compile(r"\b(?:since|because|now that|given that|as long as)\b")
+
+
+def reason_added(parent: Task, child: Task) -> str | None:
+    """A reason or premise the paraphrase states and its parent did not, or ``None``: "Since
+    the marathon has already been run, search for posts about 'marathon' ..." (run llm27)
+    invents a context; a paraphrase only rewords. Quoted values are not read."""
+    before = Counter(_REASON.findall(QuestionText(parent.question).lower))
+    after = QuestionText(child.question).lower
+    for match in _REASON.finditer(after):
+        if before[match.group()] < Counter(_REASON.findall(after))[match.group()]:
+            # the masked text keeps every offset, so the span reads from the question itself
+            clause = re.split(r"[,.;]", child.question[match.start() :], maxsplit=1)[0]
+            return f"the paraphrase adds a reason its parent never gave ({clause!r})"
+    return None
+
+
 def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] | None:
     for code, rule in (
         (RejectionCode.EVOLVE_STEP_UNASKED, step_dropped),
         (RejectionCode.EVOLVE_LITERAL_CHANGED, literal_changed),
         (RejectionCode.EVOLVE_ORDER_CHANGED, order_changed),
-        (RejectionCode.EVOLVE_VOICE_CHANGED, voice_changed),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, voice_changed),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, reason_added),
     ):
         problem = rule(parent, child)
         if problem is not None:

@@ -464,6 +464,30 @@ def purpose_unserved(parent: Task, question: str, option: Option) -> str | None:
     return None
 
 
+#: a label that opens a sentence by numbering its step ("First step:", "Step 2:"); "change the
+#: ticket from the first step: set ..." is a reference, not a label
+_STEP_LABEL = re.compile(
+    r"(?:^|[.!?;]\s+)(?:the\s+)?"
+    r"(?:(?:first|second|third|fourth|fifth|next|last|final|\d+(?:st|nd|rd|th)?)\s+step\s*:"
+    r"|step\s*\d+\s*[:.)])"
+)
+
+
+def step_label_added(parent: Task, question: str, option: Option) -> str | None:
+    """A step label the model's words add ("... 'staff'. First step: show me the rows ...",
+    run llm27, over a step that runs last), or ``None``: the label contradicts the order the
+    calls run in, and both readers failed it."""
+    before, after = _step_labels(parent.question), _step_labels(question)
+    added = sorted((after - before).elements())
+    if not added:
+        return None
+    return f"the request labels a step ({added[0]!r}) that code did not place there"
+
+
+def _step_labels(text: str) -> Counter[str]:
+    return Counter(match.group().strip(" .!?;") for match in _STEP_LABEL.finditer(text.lower()))
+
+
 def source_unnamed(
     parent: Task, question: str, option: Option, arguments: dict[str, Any]
 ) -> str | None:

@@ -224,10 +224,13 @@ def test_rows_that_share_a_found_value_are_a_checked_step(tmp_path: Path) -> Non
 
 def test_a_write_given_a_purpose_of_checking_gets_code_words(tmp_path: Path) -> None:
     """Run llm26: "Then, cancel the order to verify that everything was done correctly" -
-    cancelling checks nothing, and both readers failed it. A read may have that purpose."""
+    cancelling checks nothing, and both readers failed it. A read may have that purpose. Nor
+    may the words number the step they add."""
     parent = seed(TICKET)
     for tool, words, whose in [
         ("edit_ticket", "Then set the priority of that ticket to 4 to verify it worked.", "code"),
+        # run llm27: a label that numbers the last step as the first
+        ("edit_ticket", "First step: set the priority of that ticket to 4.", "code"),
         ("edit_ticket", "Then set the priority of that ticket to 4.", "model"),
         ("get_ticket", "Then fetch that ticket to verify it is closed.", "model"),
     ]:

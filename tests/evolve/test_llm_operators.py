@@ -283,7 +283,7 @@ def test_paraphrase_that_speaks_as_the_assistant_is_rejected(tmp_path: Path) -> 
     made, rejected, _ = evolve(
         tmp_path / "flipped", parent, "paraphrase", scripted(paraphrase={"question": flipped})
     )
-    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_VOICE_CHANGED]
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_MEANING_CHANGED]
     assert "save your card" in rejected[0].message
     kept = reworded.format(whose="my")
     made, rejected, _ = evolve(
@@ -310,6 +310,31 @@ def test_paraphrase_that_drops_a_step_is_rejected(tmp_path: Path) -> None:
         "Pick 6 random prices from 5 to 50, each with 2 decimal places, and then summarize"
         " them for me."
     )
+    made, rejected, _ = evolve(
+        tmp_path / "kept", parent, "paraphrase", scripted(paraphrase={"question": kept})
+    )
+    assert rejected == [] and [t.question for t in made] == [kept]
+
+
+def test_paraphrase_that_adds_a_reason_is_rejected(tmp_path: Path) -> None:
+    """Run llm27: "Since the marathon has already been run, ..." invents a context; a reason the
+    parent gave may be reworded."""
+    parent = seed(TICKET)  # ... close that new ticket right away since billing already fixed it
+    added = (
+        "Because the invoice came in twice, open a ticket titled 'Duplicate invoice received'"
+        " with priority 2 and close the new ticket at once, since billing has fixed it."
+    )
+    kept = (
+        "Please open a ticket titled 'Duplicate invoice received' with priority 2 and close the"
+        " new ticket at once, since billing has fixed it already."
+    )
+    for folder in ("added", "kept"):
+        (tmp_path / folder).mkdir()
+    made, rejected, _ = evolve(
+        tmp_path / "added", parent, "paraphrase", scripted(paraphrase={"question": added})
+    )
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_MEANING_CHANGED]
+    assert "'Because the invoice came in twice'" in rejected[0].message
     made, rejected, _ = evolve(
         tmp_path / "kept", parent, "paraphrase", scripted(paraphrase={"question": kept})
     )
