@@ -43,7 +43,7 @@ from pipeline.evolve.extend import (
 )
 from pipeline.evolve.verbalise import Verbaliser
 from pipeline.models import Call, Task
-from pipeline.replay import replay
+from pipeline.replay import build_envs, replay, run_call, same_outcome_state
 from pipeline.semantics import Sem
 from pipeline.toolgraph import conversion_tools, generative_edge
 from pipeline.validate.grounding import numbers_in
@@ -165,13 +165,61 @@ def _last_result(task: Task) -> object:
     return outcomes[-1].result if outcomes else None
 
 
+def _bookkeeping_free(state: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """``state`` without the fields that are counters in both states (a message count, drawn
+    ids, the generator's position): they only grow, so no step can take them back."""
+
+    def counter(value: Any) -> bool:
+        if isinstance(value, list):
+            return all(isinstance(item, int) and not isinstance(item, bool) for item in value)
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    return {
+        key: value
+        for key, value in state.items()
+        if not (counter(value) and counter(other.get(key)))
+    }
+
+
+def _takes_back(chain: Task) -> bool:
+    """Whether the chain's last call returns its environment to how it was before one of the
+    chain's own writes, counters aside: deleting the message just sent (run llm28, failed by
+    both readers) undoes the request. Extend's own test compares counters too, and a message
+    count that a deletion leaves as it was hides the undo."""
+    new = chain.calls[-1]
+    envs = build_envs(chain.envs, chain.initial_config)
+
+    def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        return same_outcome_state(
+            {new.env: _bookkeeping_free(a, b)}, {new.env: _bookkeeping_free(b, a)}
+        )
+
+    befores = []
+    for call in chain.calls[:-1]:
+        before = envs[new.env].snapshot() if new.env in envs else None
+        run_call(envs, call)
+        if (
+            call.env == new.env
+            and before is not None
+            and not same(before, envs[new.env].snapshot())
+        ):
+            befores.append(before)  # a write beyond its counters
+    if new.env not in envs:
+        return False
+    last = envs[new.env].snapshot()
+    run_call(envs, new)
+    after = envs[new.env].snapshot()
+    return not same(last, after) and any(same(before, after) for before in befores)
+
+
 def _checked(task: Task, kept: int, exclude: set[str], rng: random.Random) -> list[Option]:
-    """Whole steps after the first ``kept`` calls, found by running them; one per tool."""
+    """Whole steps after the first ``kept`` calls, found by running them; one per tool; none
+    that takes back an earlier write."""
     prefix = task.model_copy(update={"calls": task.calls[:kept]})
     found: list[Option] = []
     for extended in extensions(prefix, rng, TRIES_PER_PREFIX):
         added = extended.calls[-1]
-        if added.tool in exclude:
+        if added.tool in exclude or _takes_back(extended):
             continue
         exclude.add(added.tool)
         found.append(Option(kept, added.tool, dict(added.arguments), (), _last_result(extended)))

@@ -43,7 +43,7 @@ from pipeline.dependencies import ancestor_sets, infer_dependencies
 from pipeline.envs import ToolError, resolve_tool
 from pipeline.models import Call, Task
 from pipeline.replay import replay
-from pipeline.semantics import Sem, describe
+from pipeline.semantics import RENAMEABLE_TYPES, Sem, describe
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
@@ -289,9 +289,13 @@ class Ref:
             owner = humanise(last[:-3] if last.endswith("_id") else last[:-2])
             return f"the {owner} of {_describe(rest)} {self.where}".rstrip()
         if not rest:
-            if self.handle is not None and not self.unique:
+            if self.handle is not None:
                 field, value = self.handle
-                return f"the {entity} with {humanise(field)} {quoted(value)}"
+                if field == "name" or field.endswith("_name"):
+                    # even the only one: "the user" alone read as vague (run llm28)
+                    return f"the {entity} {quoted(value)}"  # "the user 'Priya Nair'"
+                if not self.unique:
+                    return f"the {entity} with {humanise(field)} {quoted(value)}"
             return f"the {entity} {self.where}".rstrip()
         if rest[-1].isdigit() and len(rest) == 1:
             return f"the {ordinal(int(rest[0]) + 1)} {entity} {self.where}".rstrip()
@@ -657,12 +661,22 @@ def _unique(
     "result" or "values"), no other call before the consumer returned something at such a
     path, and none took another value of the consuming argument's type."""
     tokens = ref._tokens
-    if ref.label is None and not any(t not in _VAGUE_KEYS and not t.isdigit() for t in tokens):
+    named = any(t not in _VAGUE_KEYS and not t.isdigit() for t in tokens)
+    bare_field = len(tokens) == 1 and not _is_id_key(tokens[0])
+    # a bare field of a result ("the symbol") reads as a blank without its owner; an id names
+    # its entity ("the order"), a typed value its meaning ("the JSON text")
+    if ref.label is None and not ref._names_by_meaning and (not named or bare_field):
         return False
     shape = tuple("*" if token.isdigit() else token for token in tokens)
     producer = ref.step_index - 1
     for index in range(position):
-        if index != producer and index < len(outputs) and shape in set(_shapes(outputs[index])):
+        # another value of its kind; "the JSON text" is not one of "the document's text"
+        if (
+            index != producer
+            and index < len(outputs)
+            and shape in set(_shapes(outputs[index]))
+            and (ref.meaning is None or _meaning(calls[index], ref.path) in (None, ref.meaning))
+        ):
             return False
     try:
         wanted = resolve_tool(calls[position].tool)[1].param_types.get(argument)
@@ -687,9 +701,10 @@ _HANDLE_MAX_CHARS = 48
 def _handle(
     calls: Sequence[Call], position: int, outputs: Sequence[Any], ref: Ref
 ) -> tuple[str, str] | None:
-    """For an id a step returned beside values it was given (a new ticket's ``title``), the
-    first such short text no other call before the consumer passed: the request states it, and
-    it tells this entity from the others of its kind."""
+    """For an id a step returned beside values it was given (a new ticket's ``title``), or
+    beside the name it was given for what it made (a new contact's ``user_name``), the first
+    such short text no other call before the consumer passed: the request states it, and it
+    tells this entity from the others of its kind."""
     tokens = ref._tokens
     producer = ref.step_index - 1
     if tokens != ["id"] and not (len(tokens) == 1 and _is_id_key(tokens[0])):
@@ -698,14 +713,20 @@ def _handle(
         return None
     returned = outputs[producer]
     call = calls[producer]
+    try:
+        types = resolve_tool(call.tool)[1].param_types
+    except ToolError:
+        return None
     for field, value in call.arguments.items():
         if (
             field in call.bindings
             or _is_id_key(field)
             or not isinstance(value, str)
             or not 0 < len(value.strip()) <= _HANDLE_MAX_CHARS
-            or returned.get(field) != value
         ):
+            continue
+        # echoed beside the id, or the name the call gave what it made ("Priya Nair")
+        if returned.get(field) != value and types.get(field) not in RENAMEABLE_TYPES:
             continue
         if not any(
             value in other.arguments.values()

@@ -243,6 +243,40 @@ def test_a_write_given_a_purpose_of_checking_gets_code_words(tmp_path: Path) -> 
         assert ("verify" in made[0].question) == (whose == "model" and "verify" in words)
 
 
+def test_no_step_takes_back_a_write_of_the_request(tmp_path: Path) -> None:
+    """Run llm28: "send her a note ... Then delete the latest message sent to the user" undoes
+    the request; the deletion leaves the message count as it was, so only counters differ.
+    With no other step, the parent gets evolve.no_step and no request."""
+    parent = seed(("messaging", "54db8c3f34ed3641"))  # Add Priya Nair ... send her a note
+    assert deepen_options(parent) == [] and broaden_options(parent) == []
+    made, rejected, server = run(tmp_path, parent, "deepen", {"give_up": True})
+    assert made == [] and server.bodies == []
+    assert [r.code for r in rejected] == [RejectionCode.EVOLVE_NO_STEP]
+
+
+def test_code_words_name_a_value_by_its_meaning_or_keep_its_step() -> None:
+    """By content: the loaded text is "the document's text" where the only other text is JSON
+    (run llm28: "the document's text from the second step" read as the second sentence); a
+    bare field keeps its step ("the symbol" alone read as a blank, run llm28)."""
+    settings = seed(("data_format", "70a341fe8b957ef0"))  # set font.size; open and convert
+    words = {
+        o.function: o.words(settings, dict(o.fixed), verbaliser()) for o in deepen_options(settings)
+    }
+    assert words["parse_data"] == "parse the document's text into structured data"
+    assert words["flatten_record"] is not None and "the JSON text into" in words["flatten_record"]
+    order = seed(("trading", "2d463e24bd4e3a47"))  # Cancel my pending order 4410 ...
+    quote = next(o for o in deepen_options(order) if o.function == "get_stock_info")
+    assert quote.words(order, dict(quote.fixed), verbaliser()) == (
+        "show me the latest quote for the symbol from the previous step"
+    )
+    # a new contact is named by the name the request gave it, not "the user" (run llm28)
+    contact = seed(("messaging", "54db8c3f34ed3641"))  # Add Priya Nair ... send her a note
+    outputs = [outcome.result for outcome in replay(contact).outcomes]
+    assert "then send the user 'Priya Nair' the message" in verbaliser().question(
+        contact.calls, outputs, by_content=True
+    )
+
+
 def test_broaden_shows_the_whole_request_for_each_checked_goal(tmp_path: Path) -> None:
     parent = seed(TICKET)
     options = broaden_options(parent)
