@@ -399,7 +399,9 @@ def _unasked(
     the step's ``arguments``), ask (``by_model``) for no tool no call makes, give a step
     that changes state no purpose of checking and number no step, and, broader, for no step it
     dropped: the calls are checked by construction, so what can go wrong is the words."""
-    problem = step_unasked(parent, question, option)
+    # code's words ask for the step by construction ("show me the latest quote" for
+    # get_stock_info, whose name says "stock")
+    problem = step_unasked(parent, question, option) if by_model else None
     if problem is None and arguments is not None:
         problem = source_unnamed(parent, question, option, arguments)
     if problem is None and arguments is not None and by_model:

@@ -134,7 +134,10 @@ class Option:
                     place = ref.where.split(" ", 1)[1]
                     handle = () if ref.handle is None else (ref.handle[1].lower(),)
                     found.add((place, *handle))
-        return found
+        # a reference code's words do not render (a source format the text's noun already
+        # names) cannot be asked of the model's
+        said = (self.words(parent, arguments, verbaliser) or "").lower()
+        return {ways for ways in found if any(way in said for way in ways)}
 
     def draft(self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser) -> str | None:
         """The whole request for this option's chain, written by code: deepen's is the

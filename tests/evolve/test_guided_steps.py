@@ -277,6 +277,25 @@ def test_code_words_name_a_value_by_its_meaning_or_keep_its_step() -> None:
     )
 
 
+def test_code_words_stand_for_a_step_whose_name_they_do_not_use(tmp_path: Path) -> None:
+    """Run llm28c: code's "show me the latest quote" for get_stock_info was held to the tool's
+    name ("stock") and the task rejected; and a broaden chain whose source format code never
+    words ("the document's text" names it) was rejected for not naming its step."""
+    order = seed(("trading", "2d463e24bd4e3a47"))  # Cancel my pending order 4410 ...
+    answer = chosen("get_stock_info", f"{order.question} Then do it.", symbol="NVDA")
+    made, rejected, _ = run(tmp_path / "quote", order, "deepen", answer)
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert made[0].question.endswith(
+        "Then show me the latest quote for the symbol from the previous step."
+    )
+    settings = seed(("data_format", "70a341fe8b957ef0"))  # set font.size; open and convert
+    option = next(o for o in broaden_options(settings) if o.function == "parse_data")
+    answer = chosen("parse_data", "Handle the settings.", **option.fixed)
+    made, rejected, _ = run(tmp_path / "parse", settings, "broaden", answer)
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert made[0].question.endswith("finally parse the document's text into structured data.")
+
+
 def test_broaden_shows_the_whole_request_for_each_checked_goal(tmp_path: Path) -> None:
     parent = seed(TICKET)
     options = broaden_options(parent)
