@@ -72,7 +72,8 @@ def sentences(question: str) -> list[str]:
     return [part for part in _SENTENCE_END.split(question) if part.strip()]
 
 
-def _name_words(tool: str) -> list[str]:
+def name_words(tool: str) -> list[str]:
+    """The words of a tool's name a question may use for it (``load_document``: load, document)."""
     function = tool.rsplit(".", 1)[-1]
     return [w.lower() for w in _NAME_PART.findall(function) if len(w) >= _MIN_WORD]
 
@@ -102,7 +103,7 @@ def _mentions(call: Call, sentence: str) -> list[tuple[int, int]]:
     """Where ``sentence`` names ``call``, as (position, weight): literal arguments weigh 2, words
     of the tool's name 1, compared by stem ("shop" ~ "shops", "pressure" ~ "pressures")."""
     found = [(sentence.find(literal), 2) for literal in literals_of(call) if literal in sentence]
-    stems = {part[:5] for part in _name_words(call.tool)}
+    stems = {part[:5] for part in name_words(call.tool)}
     seen: set[str] = set()
     for word in _STEM_WORD.finditer(sentence.lower()):
         stem = word.group()[:5]

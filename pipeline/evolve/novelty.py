@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from difflib import SequenceMatcher
 from typing import Any
 
-from pipeline.conditions import all_mentions, control_edges, literals_of
+from pipeline.conditions import all_mentions, control_edges, literals_of, name_words
 from pipeline.dependencies import ValueFlows
 from pipeline.evolve.options import stems, tool_words
 from pipeline.jsontree import scalars
@@ -305,7 +305,48 @@ def order_changed(parent: Task, child: Task) -> str | None:
                 continue
             if (a < b) != (c < d):  # type: ignore[operator]
                 return _order_message(child, i, j)
+            # the first names can agree where the parent names a later call's object early
+            # ("In my document 'settings', set ...; then open the document"): a call every
+            # own mention of which moved before its dependency's is named the other way round
+            # (run llm28: "Open the document 'settings', set 'font.size' to 14, ...")
+            if (
+                _named_after_dependency(parent, i, j)
+                and _named_after_dependency(child, i, j) is False
+            ):
+                return _order_message(child, i, j)
     return None
+
+
+_LONG_WORD = re.compile(r"[a-z]{4,}")
+
+
+def _own_spots(task: Task, index: int) -> list[int]:
+    """Every place the question names call ``index`` by what no other call shares: a literal
+    only it takes, a word of its tool's name no other tool's name has."""
+    call = task.calls[index]
+    others = [other for k, other in enumerate(task.calls) if k != index]
+    shared = {literal for other in others for literal in literals_of(other)}
+    spots = []
+    for literal in set(literals_of(call)) - shared:
+        at = task.question.find(literal)
+        while at >= 0:
+            spots.append(at)
+            at = task.question.find(literal, at + 1)
+    stems = {word[:5] for word in name_words(call.tool)}
+    stems -= {word[:5] for other in others for word in name_words(other.tool)}
+    spots += [
+        w.start() for w in _LONG_WORD.finditer(task.question.lower()) if w.group()[:5] in stems
+    ]
+    return spots
+
+
+def _named_after_dependency(task: Task, i: int, j: int) -> bool | None:
+    """Whether the question names call ``j`` last after it first names call ``i`` (``None``
+    where either is not named by what is its own)."""
+    first, last = _own_spots(task, i), _own_spots(task, j)
+    if not first or not last:
+        return None
+    return max(last) > min(first)
 
 
 def _order_message(child: Task, i: int, j: int) -> str:

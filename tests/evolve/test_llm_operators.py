@@ -254,6 +254,10 @@ def test_paraphrase_keeps_every_literal_exactly(
         # both tools' names share "comment": the mention only one call has decides (run llm23)
         (CONGRATS, "Show me all the comments on tweet 6 and then comment 'Congrats to the whole"
          " team!' on that tweet."),
+        # the parent names the document early ("In my document 'settings', set ...; then open
+        # the document"): the opening it moved to the front is the later call (run llm28)
+        (("data_format", "70a341fe8b957ef0"), "Open the document 'settings', set 'font.size' to"
+         " 14, and then convert its key/value text to JSON."),
     ],
 )  # fmt: skip
 def test_paraphrase_that_names_dependent_steps_the_other_way_round_is_rejected(
