@@ -260,7 +260,8 @@ class RejectionCode(StrEnum):
     MINIMALITY_REDUNDANT_CALL = "minimality.redundant_call"
     #: the same calls as the parent or an accepted sibling, and a question barely reworded
     EVOLVE_NEAR_COPY = "evolve.near_copy"
-    #: deepen added no call that uses (or is conditioned on) an earlier result
+    #: deepen added no call that uses (or is conditioned on) an earlier result, or the model's
+    #: values make the new step a read that returns only values already known
     EVOLVE_NOT_DEEPER = "evolve.not_deeper"
     #: broaden kept the parent's tool set and its final state
     EVOLVE_SAME_GOAL = "evolve.same_goal"

@@ -213,7 +213,7 @@ def extensions(task: Task, rng: random.Random, max_tries: int = MAX_TRIES) -> It
                 yield candidate
 
 
-def _nothing_new(
+def nothing_new(
     result: Any, arguments: dict[str, Any], earlier: list[Any], stated: list[Call]
 ) -> bool:
     """Whether every value a read returns was already known: an input of this or an earlier
@@ -257,7 +257,7 @@ def _try(
         result = envs[env_name].invoke(spec.name, arguments)
     except ToolError:
         return None
-    if spec.kind is ToolKind.READ and _nothing_new(result, arguments, outputs, task.calls):
+    if spec.kind is ToolKind.READ and nothing_new(result, arguments, outputs, task.calls):
         return None  # e.g. converting USD to USD: a step that tells the user nothing
     before, after = final_state[env_name], envs[env_name].snapshot()
     if spec.kind is ToolKind.WRITE and after == before:

@@ -489,6 +489,19 @@ async def evolve_with_llm(
             error = f"{chosen.tool} with these arguments is none of the steps offered"
             return _model_failure(parent, operator, error, result.raw)
         stand_in = placeholder_value(option, chosen.arguments)
+        if stand_in is None and option.tells_nothing(parent, chosen.arguments):
+            rejection = Rejection(
+                sample_id=f"{parent.id}:{operator}",
+                stage=Stage.EVOLVE,
+                code=RejectionCode.EVOLVE_NOT_DEEPER,
+                message=(
+                    f"{operator}: with the values the model chose, {option.function} returns"
+                    " only values already known"
+                ),
+                evidence=Evidence(diff=[f"- {parent.question}", f"+ {result.value.question}"]),
+                raw=result.raw,
+            )
+            return Candidate(operator, parent.id, rejection=rejection)
         if stand_in is not None:
             # a value only the model can give: code has no words to put in its place
             rejection = Rejection(

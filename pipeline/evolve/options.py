@@ -38,6 +38,7 @@ from pipeline.evolve.extend import (
     IDENTITY_TYPES,
     extensions,
     fits_schema,
+    nothing_new,
     produced_values,
     session_values,
 )
@@ -150,6 +151,20 @@ class Option:
             request += "."
         ending = "" if words.endswith((".", "?", "!")) else "."
         return f"{request} Then {words}{ending}"
+
+    def tells_nothing(self, parent: Task, arguments: dict[str, Any]) -> bool:
+        """Whether the step, with the model's values for its free arguments, is a read whose
+        result holds only values already known: "an arithmetic sequence of 1 value starting at
+        the first price, going up by 5" returns that price (run llm29, failed by both readers).
+        A checked step was held to this when it was found."""
+        env, name = self.tool.split(".", 1)
+        if self.checked or ENVIRONMENTS[env].tool_specs()[name].kind is not ToolKind.READ:
+            return False
+        run = replay(parent.model_copy(update={"calls": self.calls(parent, arguments)}))
+        if not run.ok:
+            return False  # validation reports the failure
+        outputs = [outcome.result for outcome in run.outcomes]
+        return nothing_new(outputs[-1], arguments, outputs[:-1], parent.calls[: self.kept])
 
     def matches(self, function: str, arguments: dict[str, Any]) -> bool:
         return function == self.function and all(

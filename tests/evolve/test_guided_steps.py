@@ -296,6 +296,23 @@ def test_code_words_stand_for_a_step_whose_name_they_do_not_use(tmp_path: Path) 
     assert made[0].question.endswith("finally parse the document's text into structured data.")
 
 
+def test_a_step_the_model_makes_pointless_is_not_deeper(tmp_path: Path) -> None:
+    """Run llm29: an arithmetic sequence of 1 value "going up by 5 each time" returns its start,
+    a price the first step drew; both readers failed it. Four values are new."""
+    parent = seed(("data_generation", "0dbbc5a15a54089f"))  # Draw 6 random prices ...
+    asked = f"{parent.question} Then generate an arithmetic sequence of {{n}} starting at the first"
+    for length, accepted in [(1, False), (4, True)]:
+        question = asked.format(n=f"{length} value{'s' * (length > 1)}") + (
+            " value from the first step and going up by 5 each time."
+        )
+        answer = chosen("arithmetic_sequence", question, start=36.12, step=5, length=length)
+        made, rejected, _ = run(tmp_path / str(length), parent, "deepen", answer)
+        assert [t.calls[-1].arguments["length"] for t in made] == ([length] if accepted else [])
+        if not accepted:
+            assert [r.code for r in rejected] == [RejectionCode.EVOLVE_NOT_DEEPER]
+            assert "only values already known" in rejected[0].message
+
+
 def test_broaden_shows_the_whole_request_for_each_checked_goal(tmp_path: Path) -> None:
     parent = seed(TICKET)
     options = broaden_options(parent)
