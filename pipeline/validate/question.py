@@ -992,24 +992,11 @@ def check_format_lost(ctx: ValidationContext, text: QuestionText) -> None:
         if value[:1].isdigit() and sem in (None, Sem.DATE):
             date = _date_lost(value, question)
             if date:
-                raise Reject(
-                    RejectionCode.QUESTION_FORMAT_LOST,
-                    f"step {call.id} passes {name}={value!r}, but the question writes the date "
-                    f"as {date!r}",
-                    Evidence(
-                        step_id=call.id, output={"argument": name, "value": value, "span": date}
-                    ),
-                )
+                raise _format_lost(call.id, name, value, date, f"the date as {date!r}")
         dropped = _marker_dropped(value, sem, call.arguments.get(name), question)
         if dropped is not None:
-            raise Reject(
-                RejectionCode.QUESTION_FORMAT_LOST,
-                f"step {call.id} passes {name}={value!r}, but the question writes {dropped!r}"
-                f" (the leading {dropped[0]} is dropped)",
-                Evidence(
-                    step_id=call.id, output={"argument": name, "value": value, "span": dropped}
-                ),
-            )
+            lost = f"{dropped!r} (the leading {dropped[0]} is dropped)"
+            raise _format_lost(call.id, name, value, dropped, lost)
         variants = _format_variants(value, sem)
         if variants is None or _find_token(lowered, value.lower()) != -1:
             continue
@@ -1023,6 +1010,14 @@ def check_format_lost(ctx: ValidationContext, text: QuestionText) -> None:
             f"({lost} is lost): {text.span(found - 20, found + len(bare) + 10)!r}",
             Evidence(step_id=call.id, output={"argument": name, "value": value, "span": bare}),
         )
+
+
+def _format_lost(step_id: str, name: str, value: str, span: str, written: str) -> Reject:
+    return Reject(
+        RejectionCode.QUESTION_FORMAT_LOST,
+        f"step {step_id} passes {name}={value!r}, but the question writes {written}",
+        Evidence(step_id=step_id, output={"argument": name, "value": value, "span": span}),
+    )
 
 
 def _marker_dropped(value: str, sem: Sem | None, argument: Any, question: str) -> str | None:

@@ -270,6 +270,16 @@ def test_paraphrase_that_names_dependent_steps_the_other_way_round_is_rejected(
     assert [r.code for r in rejected] == [RejectionCode.EVOLVE_ORDER_CHANGED]
 
 
+def paraphrased(tmp: Path, parent: Task, question: str) -> tuple[list[Task], list[Rejection]]:
+    """The parent paraphrased as ``question``, in a folder of its own under ``tmp``."""
+    folder = tmp / f"p{len(list(tmp.iterdir()))}"
+    folder.mkdir()
+    made, rejected, _ = evolve(
+        folder, parent, "paraphrase", scripted(paraphrase={"question": question})
+    )
+    return made, rejected
+
+
 def test_paraphrase_that_speaks_as_the_assistant_is_rejected(tmp_path: Path) -> None:
     """Run llm25: "register my card" became "Register your card" and "I'm Priya Raman" "set
     your name to Priya Raman"; both readers failed it. A "your" inside a quoted value, or one
@@ -282,17 +292,11 @@ def test_paraphrase_that_speaks_as_the_assistant_is_rejected(tmp_path: Path) -> 
         " CVV 412, and pay with it for an economy flight from SFO to ORD on 2026-04-14."
     )
     flipped = reworded.format(whose="your")
-    for folder in ("flipped", "kept"):
-        (tmp_path / folder).mkdir()
-    made, rejected, _ = evolve(
-        tmp_path / "flipped", parent, "paraphrase", scripted(paraphrase={"question": flipped})
-    )
+    made, rejected = paraphrased(tmp_path, parent, flipped)
     assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_MEANING_CHANGED]
     assert "save your card" in rejected[0].message
     kept = reworded.format(whose="my")
-    made, rejected, _ = evolve(
-        tmp_path / "kept", parent, "paraphrase", scripted(paraphrase={"question": kept})
-    )
+    made, rejected = paraphrased(tmp_path, parent, kept)
     assert rejected == [] and [t.question for t in made] == [kept]
 
 
@@ -303,20 +307,14 @@ def test_paraphrase_that_drops_a_step_is_rejected(tmp_path: Path) -> None:
     dropped = (
         "Could you produce a list of 6 random prices, each from $5 to $50 with 2 decimal places?"
     )
-    for folder in ("dropped", "kept"):
-        (tmp_path / folder).mkdir()
-    made, rejected, _ = evolve(
-        tmp_path / "dropped", parent, "paraphrase", scripted(paraphrase={"question": dropped})
-    )
+    made, rejected = paraphrased(tmp_path, parent, dropped)
     assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_STEP_UNASKED]
     assert "summarise_numbers" in rejected[0].message
     kept = (
         "Pick 6 random prices from 5 to 50, each with 2 decimal places, and then summarize"
         " them for me."
     )
-    made, rejected, _ = evolve(
-        tmp_path / "kept", parent, "paraphrase", scripted(paraphrase={"question": kept})
-    )
+    made, rejected = paraphrased(tmp_path, parent, kept)
     assert rejected == [] and [t.question for t in made] == [kept]
 
 
@@ -332,16 +330,10 @@ def test_paraphrase_that_adds_a_reason_is_rejected(tmp_path: Path) -> None:
         "Please open a ticket titled 'Duplicate invoice received' with priority 2 and close the"
         " new ticket at once, since billing has fixed it already."
     )
-    for folder in ("added", "kept"):
-        (tmp_path / folder).mkdir()
-    made, rejected, _ = evolve(
-        tmp_path / "added", parent, "paraphrase", scripted(paraphrase={"question": added})
-    )
+    made, rejected = paraphrased(tmp_path, parent, added)
     assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_MEANING_CHANGED]
     assert "'Because the invoice came in twice'" in rejected[0].message
-    made, rejected, _ = evolve(
-        tmp_path / "kept", parent, "paraphrase", scripted(paraphrase={"question": kept})
-    )
+    made, rejected = paraphrased(tmp_path, parent, kept)
     assert rejected == [] and [t.question for t in made] == [kept]
 
 
