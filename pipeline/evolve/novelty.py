@@ -35,7 +35,7 @@ from typing import Any
 
 from pipeline.conditions import all_mentions, control_edges, literals_of, name_words
 from pipeline.dependencies import ValueFlows
-from pipeline.evolve.options import stems, tool_words
+from pipeline.evolve.options import GENERIC_NAME_WORDS, stems, tool_words
 from pipeline.jsontree import scalars
 from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task, canonical_json
 from pipeline.replay import trace_calls
@@ -391,6 +391,7 @@ _GLUE_WORDS = frozenset({
     "all", "can", "you", "could", "would", "will", "what", "which", "how", "now", "too",
 })  # fmt: skip
 _CLAUSE_BREAK = re.compile(r"[.;,:!?()]|\b(?:and|then)\b")
+_PARENTHESIS = re.compile(r"\(([^()]*)\)")
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -402,7 +403,11 @@ def step_dropped(parent: Task, child: Task) -> str | None:
     product of 7 and 6" keeps the clause's numbers."""
     kept = stems(child.question)
     kept_tokens = set(_TOKEN.findall(child.question.lower()))
-    clauses = [c for c in _CLAUSE_BREAK.split(parent.question.lower()) if c.strip()]
+    # a parenthesis belongs to the clause before it: "summarise the sequence (count, sum, ...)"
+    text = _PARENTHESIS.sub(lambda m: " " + re.sub(r"[,;]", " ", m.group(1)), parent.question)
+    clauses = [c for c in _CLAUSE_BREAK.split(text.lower()) if c.strip()]
+    # a word of another call's tool ("text" of count_text) says nothing of this step
+    every_tool = {stem for call in child.calls for stem in tool_words(call.tool)}
     for call in child.calls:
         wanted = tool_words(call.tool)
         if any(stem in kept for stem in wanted):
@@ -414,8 +419,9 @@ def step_dropped(parent: Task, child: Task) -> str | None:
                 token
                 for token in _TOKEN.findall(clause)
                 if token not in _GLUE_WORDS
+                and token not in GENERIC_NAME_WORDS  # "list" says nothing of which step
                 and (token.isdigit() or len(token) > 2)
-                and not any(stem in wanted for stem in stems(token))
+                and not any(stem in every_tool for stem in stems(token))
             ]
             if not any(
                 token in kept_tokens if token.isdigit() else any(stems(token).keys() & kept.keys())

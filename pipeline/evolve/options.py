@@ -430,7 +430,7 @@ def option_view(option: Option, parent: Task) -> dict[str, Any]:
 
 _WORDS = re.compile(r"[a-z]+")
 #: name parts that say nothing about what a tool does (``get_ticket``: "ticket" does)
-_GENERIC = frozenset(
+GENERIC_NAME_WORDS = frozenset(
     {"get", "set", "list", "show", "data", "number", "numbers", "value", "values", "record"}
     | {"records", "info", "item", "items", "new", "all", "the", "for", "from", "with", "into"}
     | {"calculate", "compute", "find", "return", "give", "tell", "say", "turn", "make"}
@@ -454,9 +454,9 @@ def tool_words(qualified: str) -> frozenset[str]:
     description ("Round a number ..."), generic parts left out."""
     env, name = qualified.split(".", 1)
     spec = ENVIRONMENTS[env].tool_specs()[name]
-    words = [part for part in name.split("_") if part not in _GENERIC and len(part) > 2]
+    words = [part for part in name.split("_") if part not in GENERIC_NAME_WORDS and len(part) > 2]
     opening = _WORDS.findall(spec.description.lower())[:1]
-    words += [word for word in opening if word not in _GENERIC and len(word) > 2]
+    words += [word for word in opening if word not in GENERIC_NAME_WORDS and len(word) > 2]
     return frozenset(_stem(word) for word in words)
 
 

@@ -661,6 +661,8 @@ def _unique(
     "result" or "values"), no other call before the consumer returned something at such a
     path, and none took another value of the consuming argument's type."""
     tokens = ref._tokens
+    if ref.label is None and any(token.isdigit() for token in tokens):
+        return False  # "the first ticket" alone: first of which list? (run llm30)
     named = any(t not in _VAGUE_KEYS and not t.isdigit() for t in tokens)
     bare_field = len(tokens) == 1 and not _is_id_key(tokens[0])
     # a bare field of a result ("the symbol") reads as a blank without its owner; an id names

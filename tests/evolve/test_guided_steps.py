@@ -269,6 +269,12 @@ def test_code_words_name_a_value_by_its_meaning_or_keep_its_step() -> None:
     assert quote.words(order, dict(quote.fixed), verbaliser()) == (
         "show me the latest quote for the symbol from the previous step"
     )
+    # an element of a list keeps its step: "the first ticket" alone, first of which? (llm30)
+    tickets = seed(("tickets", "77607f8fb4b992ba"))  # Find my one Open ticket and close it
+    show = next(o for o in deepen_options(tickets) if o.function == "get_ticket")
+    assert show.words(tickets, dict(show.fixed), verbaliser()) == (
+        "show me the first ticket from the first step"
+    )
     # a new contact is named by the name the request gave it, not "the user" (run llm28)
     contact = seed(("messaging", "54db8c3f34ed3641"))  # Add Priya Nair ... send her a note
     outputs = [outcome.result for outcome in replay(contact).outcomes]

@@ -310,6 +310,16 @@ def test_paraphrase_that_drops_a_step_is_rejected(tmp_path: Path) -> None:
     made, rejected = paraphrased(tmp_path, parent, dropped)
     assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_STEP_UNASKED]
     assert "summarise_numbers" in rejected[0].message
+    # run llm30: "List my text buffers, ..." as "List all text files, ...": "list" and "text"
+    # (a word of count_text) say nothing of which step, so the buffers are no longer asked for
+    buffers = seed(("string_manipulation", "2563fb568c9f52d1"))
+    files = (
+        "List all text files, read the first one, and count how many times the word 'action'"
+        " appears in its content."
+    )
+    made, rejected = paraphrased(tmp_path, buffers, files)
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_STEP_UNASKED]
+    assert "list_buffers" in rejected[0].message
     kept = (
         "Pick 6 random prices from 5 to 50, each with 2 decimal places, and then summarize"
         " them for me."
