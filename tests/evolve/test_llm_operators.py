@@ -280,6 +280,13 @@ def paraphrased(tmp: Path, parent: Task, question: str) -> tuple[list[Task], lis
     return made, rejected
 
 
+def only_rejection(tmp: Path, parent: Task, question: str) -> Rejection:
+    """The one rejection of the parent paraphrased as ``question``, which makes no task."""
+    made, rejected = paraphrased(tmp, parent, question)
+    assert made == [] and len(rejected) == 1, question
+    return rejected[0]
+
+
 def test_paraphrase_that_speaks_as_the_assistant_is_rejected(tmp_path: Path) -> None:
     """Run llm25: "register my card" became "Register your card" and "I'm Priya Raman" "set
     your name to Priya Raman"; both readers failed it. A "your" inside a quoted value, or one
@@ -292,9 +299,11 @@ def test_paraphrase_that_speaks_as_the_assistant_is_rejected(tmp_path: Path) -> 
         " CVV 412, and pay with it for an economy flight from SFO to ORD on 2026-04-14."
     )
     flipped = reworded.format(whose="your")
-    made, rejected = paraphrased(tmp_path, parent, flipped)
-    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_MEANING_CHANGED]
-    assert "save your card" in rejected[0].message
+    rejection = only_rejection(tmp_path, parent, flipped)
+    assert (
+        rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED
+        and "save your card" in rejection.message
+    )
     kept = reworded.format(whose="my")
     made, rejected = paraphrased(tmp_path, parent, kept)
     assert rejected == [] and [t.question for t in made] == [kept]
@@ -307,9 +316,11 @@ def test_paraphrase_that_drops_a_step_is_rejected(tmp_path: Path) -> None:
     dropped = (
         "Could you produce a list of 6 random prices, each from $5 to $50 with 2 decimal places?"
     )
-    made, rejected = paraphrased(tmp_path, parent, dropped)
-    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_STEP_UNASKED]
-    assert "summarise_numbers" in rejected[0].message
+    rejection = only_rejection(tmp_path, parent, dropped)
+    assert (
+        rejection.code is RejectionCode.EVOLVE_STEP_UNASKED
+        and "summarise_numbers" in rejection.message
+    )
     # run llm30: "List my text buffers, ..." as "List all text files, ...": "list" and "text"
     # (a word of count_text) say nothing of which step, so the buffers are no longer asked for
     buffers = seed(("string_manipulation", "2563fb568c9f52d1"))
@@ -317,9 +328,10 @@ def test_paraphrase_that_drops_a_step_is_rejected(tmp_path: Path) -> None:
         "List all text files, read the first one, and count how many times the word 'action'"
         " appears in its content."
     )
-    made, rejected = paraphrased(tmp_path, buffers, files)
-    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_STEP_UNASKED]
-    assert "list_buffers" in rejected[0].message
+    rejection = only_rejection(tmp_path, buffers, files)
+    assert (
+        rejection.code is RejectionCode.EVOLVE_STEP_UNASKED and "list_buffers" in rejection.message
+    )
     kept = (
         "Pick 6 random prices from 5 to 50, each with 2 decimal places, and then summarize"
         " them for me."
@@ -340,9 +352,11 @@ def test_paraphrase_that_adds_a_reason_is_rejected(tmp_path: Path) -> None:
         "Please open a ticket titled 'Duplicate invoice received' with priority 2 and close the"
         " new ticket at once, since billing has fixed it already."
     )
-    made, rejected = paraphrased(tmp_path, parent, added)
-    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_MEANING_CHANGED]
-    assert "'Because the invoice came in twice'" in rejected[0].message
+    rejection = only_rejection(tmp_path, parent, added)
+    assert (
+        rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED
+        and "'Because the invoice came in twice'" in rejection.message
+    )
     made, rejected = paraphrased(tmp_path, parent, kept)
     assert rejected == [] and [t.question for t in made] == [kept]
 
