@@ -238,6 +238,9 @@ class RejectionCode(StrEnum):
     DEPENDENCY_UNDECLARED = "dependency.undeclared"
     #: a binding joins a result field and a parameter of different semantic types
     DEPENDENCY_TYPE_MISMATCH = "dependency.type_mismatch"
+    #: arithmetic over quantities whose dimensions do not combine (a mass times a mass, a mass
+    #: plus a length, kilograms plus grams)
+    DEPENDENCY_DIMENSION_MISMATCH = "dependency.dimension_mismatch"
     #: the question makes a step conditional on a result the step does not depend on
     DEPENDENCY_CONDITION_UNLINKED = "dependency.condition_unlinked"
     GROUNDING_UNGROUNDED_ARGUMENT = "grounding.ungrounded_argument"

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
 
+from pipeline.quantities import Arithmetic, Conversion
 from pipeline.semantics import Sem
 
 
@@ -43,6 +44,8 @@ class _ToolMark:
     returns: tuple[tuple[str, Sem], ...] = ()
     ends_session: bool = False
     asked_by: tuple[str, ...] = ()
+    arithmetic: Arithmetic | None = None
+    converts: Conversion | None = None
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +60,8 @@ def tool(
     returns: Mapping[str, Sem] | None = None,
     ends_session: bool = False,
     asked_by: tuple[str, ...] = (),
+    arithmetic: Arithmetic | None = None,
+    converts: Conversion | None = None,
 ) -> Callable[[F], F]:
     """Mark a method as a tool: ``kind`` says whether it changes state, ``latency`` is its
     default simulated response time in seconds (see docs/latency.md for the reasoning),
@@ -65,7 +70,8 @@ def tool(
     out after other steps means after them, whether or not those steps need the session.
     ``asked_by`` lists phrases (lower case, whole words) that ask for this tool and nothing else
     among its environment's tools: a question that says one, outside a condition, must call it
-    (``question.unserved_request``)."""
+    (``question.unserved_request``). ``arithmetic`` and ``converts`` say what the tool does to
+    measured quantities (:mod:`pipeline.quantities`)."""
 
     mark = _ToolMark(
         ToolKind(kind),
@@ -73,6 +79,8 @@ def tool(
         tuple((returns or {}).items()),
         ends_session,
         tuple(phrase.lower() for phrase in asked_by),
+        arithmetic,
+        converts,
     )
 
     def decorate(fn: F) -> F:
@@ -214,6 +222,10 @@ class ToolSpec:
     ends_session: bool = False
     #: phrases that ask for this tool and no other of its environment ("guide me to")
     asked_by: tuple[str, ...] = ()
+    #: what the tool's arithmetic does to the dimensions of its number-typed operands
+    arithmetic: Arithmetic | None = None
+    #: the arguments of a unit conversion (value, unit in, unit out)
+    converts: Conversion | None = None
     #: pydantic field definitions of the arguments; the model and its schema are built on first
     #: use, so importing the environments (every process, ``asynctool --help``) stays cheap
     arg_fields: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -295,6 +307,8 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         model_name=f"{owner.__name__}_{attr}_args",
         ends_session=mark.ends_session,
         asked_by=mark.asked_by,
+        arithmetic=mark.arithmetic,
+        converts=mark.converts,
     )
 
 

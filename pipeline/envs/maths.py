@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import JsonValue
 
 from pipeline.envs.base import Environment, EnvState, ToolError, ToolKind, tool
+from pipeline.quantities import Arithmetic, Conversion
 from pipeline.semantics import Sem
 
 # Pure computation is fast in any real service; 0.2 s stands for one network round trip.
@@ -107,6 +108,8 @@ _MIXED_UNITS: dict[str, tuple[str, float]] = {
     "km/h": ("speed", 1 / 3.6),
     "m/s": ("speed", 1.0),
 }
+#: a unit both tables know, per dimension, so a unit's scale means the same in either
+_REFERENCE_UNITS = {"length": "m", "mass": "kg", "volume": "l"}
 _TEMPERATURES = {"c", "celsius", "f", "fahrenheit", "k", "kelvin"}
 
 
@@ -142,6 +145,22 @@ def _convert(
     return value * factor_in / factor_out
 
 
+def _conversion(table: dict[str, tuple[str, float]]) -> Conversion:
+    def unit_dimension(unit: str) -> tuple[str, str] | None:
+        name = unit.strip().lower()
+        if name in _TEMPERATURES:  # scales with offsets: each its own unit
+            return "temperature", name[0]
+        known = table.get(name)
+        if known is None:
+            return None
+        dimension, factor = known
+        # the two tables measure from different base units (g, kg): scale to a shared one
+        reference = table.get(_REFERENCE_UNITS.get(dimension, ""))
+        return dimension, f"{factor / (reference[1] if reference else 1.0):.9g}"
+
+    return Conversion("value", "unit_in", "unit_out", unit_dimension)
+
+
 def _checked(value: float) -> dict[str, JsonValue]:
     if math.isnan(value) or math.isinf(value):
         raise ToolError("result is not a finite number")
@@ -165,7 +184,7 @@ class Maths(Environment[MathState]):
     state_model = MathState
     bfcl_class = "MathAPI"
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.KEEP)
     def absolute_value(self, number: Annotated[float, Sem.NUMBER]) -> dict[str, JsonValue]:
         """Calculate the absolute value of a number.
 
@@ -174,7 +193,7 @@ class Maths(Environment[MathState]):
         """
         return {"result": abs(number)}
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.COMBINE)
     def add(
         self, a: Annotated[float, Sem.NUMBER], b: Annotated[float, Sem.NUMBER]
     ) -> dict[str, JsonValue]:
@@ -186,7 +205,7 @@ class Maths(Environment[MathState]):
         """
         return _checked(a + b)
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.COMBINE)
     def subtract(
         self, a: Annotated[float, Sem.NUMBER], b: Annotated[float, Sem.NUMBER]
     ) -> dict[str, JsonValue]:
@@ -198,7 +217,7 @@ class Maths(Environment[MathState]):
         """
         return _checked(a - b)
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.PRODUCT)
     def multiply(
         self, a: Annotated[float, Sem.NUMBER], b: Annotated[float, Sem.NUMBER]
     ) -> dict[str, JsonValue]:
@@ -224,7 +243,7 @@ class Maths(Environment[MathState]):
             raise ToolError("cannot divide by zero")
         return _checked(a / b)
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.POWER)
     def power(
         self, base: Annotated[float, Sem.NUMBER], exponent: Annotated[float, Sem.NUMBER]
     ) -> dict[str, JsonValue]:
@@ -282,7 +301,7 @@ class Maths(Environment[MathState]):
             raise ToolError("precision must be between 0 and 15")
         return {"result": round(math.sqrt(number), precision)}
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.KEEP)
     def round_number(
         self,
         number: Annotated[float, Sem.NUMBER],
@@ -298,7 +317,7 @@ class Maths(Environment[MathState]):
             raise ToolError("decimal_places must be between -15 and 15")
         return {"result": float(round(number, decimal_places))}
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.PERCENT})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.PERCENT}, arithmetic=Arithmetic.RATIO)
     def percentage(
         self, part: Annotated[float, Sem.NUMBER], whole: Annotated[float, Sem.NUMBER]
     ) -> dict[str, JsonValue]:
@@ -312,7 +331,7 @@ class Maths(Environment[MathState]):
             raise ToolError("the whole cannot be zero")
         return _checked(part / whole * 100.0)
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.COMBINE)
     def mean(self, numbers: Annotated[list[float], Sem.NUMBER]) -> dict[str, JsonValue]:
         """Calculate the mean of a list of numbers.
 
@@ -322,7 +341,7 @@ class Maths(Environment[MathState]):
         values = _non_empty(numbers)
         return _checked(sum(values) / len(values))
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.COMBINE)
     def standard_deviation(
         self, numbers: Annotated[list[float], Sem.NUMBER]
     ) -> dict[str, JsonValue]:
@@ -336,7 +355,7 @@ class Maths(Environment[MathState]):
             raise ToolError("the numbers must be finite")
         return _checked(statistics.pstdev(values))
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.COMBINE)
     def max_value(self, numbers: Annotated[list[float], Sem.NUMBER]) -> dict[str, JsonValue]:
         """Find the maximum value in a list of numbers.
 
@@ -345,7 +364,7 @@ class Maths(Environment[MathState]):
         """
         return {"result": max(_non_empty(numbers))}
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.COMBINE)
     def min_value(self, numbers: Annotated[list[float], Sem.NUMBER]) -> dict[str, JsonValue]:
         """Find the minimum value in a list of numbers.
 
@@ -354,7 +373,7 @@ class Maths(Environment[MathState]):
         """
         return {"result": min(_non_empty(numbers))}
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.COMBINE)
     def sum_values(self, numbers: Annotated[list[float], Sem.NUMBER]) -> dict[str, JsonValue]:
         """Calculate the sum of a list of numbers.
 
@@ -368,7 +387,7 @@ class Maths(Environment[MathState]):
         except OverflowError:  # fsum raises on an intermediate overflow
             raise ToolError("result is not a finite number") from None
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, converts=_conversion(_SI_UNITS))
     def si_unit_conversion(
         self,
         value: Annotated[float, Sem.NUMBER],
@@ -384,7 +403,9 @@ class Maths(Environment[MathState]):
         """
         return _checked(_convert(value, unit_in, unit_out, _SI_UNITS))
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(
+        ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, converts=_conversion(_MIXED_UNITS)
+    )
     def imperial_si_conversion(
         self,
         value: Annotated[float, Sem.NUMBER],

@@ -15,6 +15,7 @@ from pipeline.budget import OverBudget, check_time, time_budget
 from pipeline.models import Expected, Rejection, RejectionCode, Task
 from pipeline.replay import state_digest
 from pipeline.validate.context import Reject, ValidationContext
+from pipeline.validate.dimensions import check_dimensions
 from pipeline.validate.execution import (
     check_binding_types,
     check_conditional_dependencies,
@@ -35,6 +36,7 @@ Check = Callable[[ValidationContext], None]
 EXECUTION_CHECKS: tuple[Check, ...] = (
     check_execution,
     check_binding_types,
+    check_dimensions,
     check_declared_dependencies,
     check_undeclared_dependencies,
     check_unordered_calls,
