@@ -452,6 +452,90 @@ def reason_added(parent: Task, child: Task) -> str | None:
     return None
 
 
+#: what an imperative acts on: "open it", "close the ticket", "show me", "list my files"
+_OBJECT_WORDS = frozenset({
+    "it", "them", "that", "this", "those", "these", "the", "my", "me", "all", "a", "an", "each",
+    "every", "our", "us",
+})  # fmt: skip
+#: where a clause of a request may open: a sentence or comma break, "and", "then"
+_ACTION_BREAK = re.compile(r"[.;,:!?]|\b(?:and|then|also|please)\b")
+#: openers that are not actions of the request
+_NOT_ACTIONS = frozenset({"i", "it", "we", "you", "they", "there", "which", "what", "if", "when"})
+
+
+def _actions(question: str, acting: bool) -> list[str]:
+    """The words that open the request's clauses; with ``acting`` only verbs seen acting on
+    something ("open it", "read the"), otherwise every opener (a generous count)."""
+    found: list[str] = []
+    for clause in _ACTION_BREAK.split(QuestionText(question).lower):
+        tokens = clause.split()
+        if not tokens or not tokens[0].isalpha():
+            continue
+        opener, following = tokens[0], tokens[1] if len(tokens) > 1 else ""
+        if opener in _NOT_ACTIONS or opener in _OBJECT_WORDS or opener in _GLUE_WORDS:
+            continue
+        if acting and following not in _OBJECT_WORDS:
+            continue
+        found.append(opener)
+    return found
+
+
+def action_added(parent: Task, child: Task) -> str | None:
+    """An action the paraphrase asks for beyond its parent's, or ``None``: "Find it among my
+    tickets and close it" rewritten as "Find my own Open ticket, open it and close it" (run
+    llm30) asks to open the ticket, and no call does. The paraphrase's actions are counted
+    strictly and its parent's generously, so a rewording ("perform the multiplication" for
+    "multiply 7 by 6", "display" for "show") is never taken for an added action."""
+    before, after = _actions(parent.question, acting=False), _actions(child.question, acting=True)
+    if len(after) <= len(before):
+        return None
+    had = {stem for verb in before for stem in stems(verb)}
+    for verb in after:
+        if not stems(verb).keys() & had:
+            return f"the paraphrase asks for an action its parent never asked for ({verb!r})"
+    return None
+
+
+def _same_root(a: str, b: str) -> bool:
+    """ "requiring" and "required" share a root; "id" and "idea" do not."""
+    shorter = min(len(a), len(b))
+    if shorter < 4:
+        return a == b
+    size = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), shorter)
+    return size >= min(5, shorter)
+
+
+def role_dropped(parent: Task, child: Task) -> str | None:
+    """A word that tells which argument a stated value fills, dropped by the paraphrase, or
+    ``None``: "... where 'id' is an integer, 'total' a number ..., requiring 'id' and 'total'"
+    rewritten without "requiring" (run llm30) leaves 'id' and 'total' stated, but no longer as
+    the required fields. Only values that another argument of the same call also holds are
+    read: there the values alone cannot say which argument is meant."""
+    parent_words = _TOKEN.findall(parent.question.lower())
+    child_words = _TOKEN.findall(child.question.lower())
+    for call in parent.calls:
+        for name, value in call.arguments.items():
+            if name in call.bindings or any(slot.startswith(f"{name}.") for slot in call.bindings):
+                continue
+            stated = {str(item) for item in scalars(value) if isinstance(item, str)}
+            elsewhere = {
+                str(item)
+                for other, held in call.arguments.items()
+                if other != name
+                for item in scalars(held, with_keys=True)
+            }
+            if not stated or not stated <= elsewhere:
+                continue
+            cues = [part for part in name.lower().split("_") if len(part) >= 4]
+            said = [w for w in parent_words if any(_same_root(w, cue) for cue in cues)]
+            if said and not any(_same_root(w, cue) for w in child_words for cue in cues):
+                return (
+                    f"the paraphrase no longer says which values are the {name!r} of "
+                    f"{call.function} (its parent said {said[0]!r})"
+                )
+    return None
+
+
 def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] | None:
     for code, rule in (
         (RejectionCode.EVOLVE_STEP_UNASKED, step_dropped),
@@ -459,6 +543,8 @@ def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] |
         (RejectionCode.EVOLVE_ORDER_CHANGED, order_changed),
         (RejectionCode.EVOLVE_MEANING_CHANGED, voice_changed),
         (RejectionCode.EVOLVE_MEANING_CHANGED, reason_added),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, action_added),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, role_dropped),
     ):
         problem = rule(parent, child)
         if problem is not None:

@@ -361,6 +361,38 @@ def test_paraphrase_that_adds_a_reason_is_rejected(tmp_path: Path) -> None:
     assert rejected == [] and [t.question for t in made] == [kept]
 
 
+def test_paraphrase_that_adds_an_action_is_rejected(tmp_path: Path) -> None:
+    """Run llm30: "Find it among my tickets and close it" as "Find my own Open ticket, open it
+    and close it"; no call opens it. Rewording a verb adds no action."""
+    parent = seed(("tickets", "77607f8fb4b992ba"))  # I have a single Open ticket of my own ...
+    rejection = only_rejection(tmp_path, parent, "Find my own Open ticket, open it and close it.")
+    assert rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED and "'open'" in rejection.message
+    kept = "Look through my tickets for my single Open one and shut it."
+    made, rejected = paraphrased(tmp_path, parent, kept)
+    assert rejected == [] and [t.question for t in made] == [kept]
+
+
+def test_paraphrase_that_drops_which_values_are_required_is_rejected(tmp_path: Path) -> None:
+    """Run llm30: "..., requiring 'id' and 'total'" dropped; 'id' and 'total' are still in the
+    request (as field types), but no longer as the required fields."""
+    parent = seed(("data_format", "5ff5513d201cc2e2"))
+    schema = "a schema where 'id' is an integer, 'total' is a number, and 'paid' is a boolean"
+    dropped = (
+        f"List all documents I have stored, open the first one, and check it against {schema}."
+    )
+    rejection = only_rejection(tmp_path, parent, dropped)
+    assert (
+        rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED
+        and "'required' of validate_record" in rejection.message
+    )
+    kept = (
+        "Show me which documents I keep, load the first of them and validate it: 'id' should be"
+        " an integer, 'total' a number and 'paid' a boolean, with 'id' and 'total' required."
+    )
+    made, rejected = paraphrased(tmp_path, parent, kept)
+    assert rejected == [] and [t.question for t in made] == [kept]
+
+
 def test_paraphrase_accepted_when_reworded_with_literals_kept(tmp_path: Path) -> None:
     parent = seed(MAYA)
     question = (
