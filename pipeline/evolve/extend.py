@@ -218,12 +218,18 @@ def nothing_new(
 ) -> bool:
     """Whether every value a read returns was already known: an input of this or an earlier
     call, or an earlier output. JSON texts count by content, so flattening what step 1 had
-    unflattened (the user's own text back) or re-flattening with the keys sorted is no news."""
+    unflattened (the user's own text back) or re-flattening with the keys sorted is no news.
+    An empty text or list is none either: JSON text parsed as CSV comes back as ``[]`` (run
+    llm31, failed by both readers)."""
     known = [v for _, v in _leaves(arguments, named=False)]
     known += [v for call in stated for _, v in _leaves(call.arguments, named=False)]
     known += [v for out in earlier for _, v in _leaves(out, named=False)]
-    keys = {_content_key(v) for v in known}
+    keys = {_content_key(v) for v in known} | _EMPTY_KEYS
     return all(_content_key(v) in keys for _, v in _leaves(result, named=False))
+
+
+#: content keys of an empty text, list or object (as a value or as JSON text)
+_EMPTY_KEYS = frozenset({repr(""), "[]", "{}", repr([]), repr({})})
 
 
 def _content_key(value: Any) -> str:
@@ -252,6 +258,8 @@ def _try(
     last = task.calls[-1]
     if last.tool == f"{env_name}.{spec.name}" and last.arguments == arguments:
         return None  # the same call twice in a row is never a useful step
+    if any(call.env == env_name and resolve_tool(call.tool)[1].ends_session for call in task.calls):
+        return None  # acting in a service the user logged out of is no one's request
     envs = build_envs(task.envs, final_state)
     try:
         result = envs[env_name].invoke(spec.name, arguments)

@@ -22,6 +22,7 @@ from pipeline.evolve.candidate import Candidate
 from pipeline.evolve.novelty import copied_phrase, literal_changed
 from pipeline.evolve.options import (
     Option,
+    action_unserved,
     dropped_value_kept,
     other_step_asked,
     placeholder_value,
@@ -412,6 +413,8 @@ def _unasked(
         problem = purpose_unserved(parent, question, option)
     if problem is None and by_model:
         problem = step_label_added(parent, question, option)
+    if problem is None and by_model:
+        problem = action_unserved(parent, question, option)
     code = RejectionCode.EVOLVE_STEP_UNASKED
     if problem is None and operator == "broaden":
         problem = dropped_value_kept(parent, question, option, arguments)

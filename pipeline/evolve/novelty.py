@@ -35,10 +35,13 @@ from typing import Any
 
 from pipeline.conditions import all_mentions, control_edges, literals_of, name_words
 from pipeline.dependencies import ValueFlows
+from pipeline.envs import resolve_tool
+from pipeline.evolve.clauses import GLUE_WORDS, clause_openers
 from pipeline.evolve.options import GENERIC_NAME_WORDS, stems, tool_words
 from pipeline.jsontree import scalars
 from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task, canonical_json
 from pipeline.replay import trace_calls
+from pipeline.semantics import Sem
 from pipeline.validate.grounding import numbers_in, token_in
 from pipeline.validate.question import QuestionText
 
@@ -384,12 +387,6 @@ def voice_changed(parent: Task, child: Task) -> str | None:
     )
 
 
-#: words a clause shares with any other (its other words say what it is about)
-_GLUE_WORDS = frozenset({
-    "the", "then", "them", "they", "and", "that", "this", "those", "these", "with", "for",
-    "from", "into", "its", "their", "please", "also", "finally", "first", "after", "next",
-    "all", "can", "you", "could", "would", "will", "what", "which", "how", "now", "too",
-})  # fmt: skip
 _CLAUSE_BREAK = re.compile(r"[.;,:!?()]|\b(?:and|then)\b")
 _PARENTHESIS = re.compile(r"\(([^()]*)\)")
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -418,7 +415,7 @@ def step_dropped(parent: Task, child: Task) -> str | None:
             others = [
                 token
                 for token in _TOKEN.findall(clause)
-                if token not in _GLUE_WORDS
+                if token not in GLUE_WORDS
                 and token not in GENERIC_NAME_WORDS  # "list" says nothing of which step
                 and (token.isdigit() or len(token) > 2)
                 and not any(stem in every_tool for stem in stems(token))
@@ -452,41 +449,16 @@ def reason_added(parent: Task, child: Task) -> str | None:
     return None
 
 
-#: what an imperative acts on: "open it", "close the ticket", "show me", "list my files"
-_OBJECT_WORDS = frozenset({
-    "it", "them", "that", "this", "those", "these", "the", "my", "me", "all", "a", "an", "each",
-    "every", "our", "us",
-})  # fmt: skip
-#: where a clause of a request may open: a sentence or comma break, "and", "then"
-_ACTION_BREAK = re.compile(r"[.;,:!?]|\b(?:and|then|also|please)\b")
-#: openers that are not actions of the request
-_NOT_ACTIONS = frozenset({"i", "it", "we", "you", "they", "there", "which", "what", "if", "when"})
-
-
-def _actions(question: str, acting: bool) -> list[str]:
-    """The words that open the request's clauses; with ``acting`` only verbs seen acting on
-    something ("open it", "read the"), otherwise every opener (a generous count)."""
-    found: list[str] = []
-    for clause in _ACTION_BREAK.split(QuestionText(question).lower):
-        tokens = clause.split()
-        if not tokens or not tokens[0].isalpha():
-            continue
-        opener, following = tokens[0], tokens[1] if len(tokens) > 1 else ""
-        if opener in _NOT_ACTIONS or opener in _OBJECT_WORDS or opener in _GLUE_WORDS:
-            continue
-        if acting and following not in _OBJECT_WORDS:
-            continue
-        found.append(opener)
-    return found
-
-
 def action_added(parent: Task, child: Task) -> str | None:
     """An action the paraphrase asks for beyond its parent's, or ``None``: "Find it among my
     tickets and close it" rewritten as "Find my own Open ticket, open it and close it" (run
     llm30) asks to open the ticket, and no call does. The paraphrase's actions are counted
     strictly and its parent's generously, so a rewording ("perform the multiplication" for
     "multiply 7 by 6", "display" for "show") is never taken for an added action."""
-    before, after = _actions(parent.question, acting=False), _actions(child.question, acting=True)
+    before, after = (
+        clause_openers(parent.question, acting=False),
+        clause_openers(child.question, acting=True),
+    )
     if len(after) <= len(before):
         return None
     had = {stem for verb in before for stem in stems(verb)}
@@ -536,6 +508,27 @@ def role_dropped(parent: Task, child: Task) -> str | None:
     return None
 
 
+def choice_dropped(parent: Task, child: Task) -> str | None:
+    """A choice the parent's request words (a mode, a door: a value from a set the tool
+    documents) that the paraphrase no longer says, or ``None``: "Release the parking brake,
+    ..." rewritten as "To ensure the parking brake is fully engaged, ..." (run llm31) still
+    releases it. A choice counts where the parent writes the value itself, in any case
+    ("Release"); the paraphrase may write any form of it ("released")."""
+    child_words = _TOKEN.findall(child.question.lower())
+    parent_words = _TOKEN.findall(parent.question.lower())
+    for call in parent.calls:
+        spec = resolve_tool(call.tool)[1]
+        for name, value in call.arguments.items():
+            if spec.param_types.get(name) is not Sem.OPTION or name in call.bindings:
+                continue
+            if not isinstance(value, str) or not value.isalpha() or len(value) < 4:
+                continue
+            choice = value.lower()
+            if choice in parent_words and not any(_same_root(word, choice) for word in child_words):
+                return f"the paraphrase no longer says {value!r}, the {name} of {call.function}"
+    return None
+
+
 def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] | None:
     for code, rule in (
         (RejectionCode.EVOLVE_STEP_UNASKED, step_dropped),
@@ -545,6 +538,7 @@ def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] |
         (RejectionCode.EVOLVE_MEANING_CHANGED, reason_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, action_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, role_dropped),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, choice_dropped),
     ):
         problem = rule(parent, child)
         if problem is not None:

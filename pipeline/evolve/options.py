@@ -10,8 +10,8 @@ is a whole call chain that is known to run, and the model's part is the choice a
 
 - *deepen*: the parent's calls plus one step that takes a value one of them returned;
 - *broaden*: the parent's first calls up to some point, then a step with a tool other than
-  the parent's next one, taking a value those calls returned: another goal from the same
-  start, which still needs what the kept calls return.
+  the parent's next one, taking a value those calls returned, or a read that shows what a
+  kept write changed: another goal from the same start, which still needs the kept calls.
 
 Where execution finds too few whole steps (their other arguments must come from an enum or
 an earlier result too), an option may fix only the argument that takes the earlier result and
@@ -34,6 +34,8 @@ from typing import Any
 
 from pipeline.dependencies import infer_dependencies
 from pipeline.envs import ENVIRONMENTS, ToolKind
+from pipeline.envs.base import ToolSpec
+from pipeline.evolve.clauses import clause_openers
 from pipeline.evolve.extend import (
     IDENTITY_TYPES,
     extensions,
@@ -363,6 +365,67 @@ def _filters(task: Task, kept: int, exclude: set[str], rng: random.Random) -> li
     return found
 
 
+def _observers(task: Task, kept: int, exclude: set[str], rng: random.Random) -> list[Option]:
+    """Reads that take no argument and show what a kept write changed ("add Priya Nair to my
+    contacts, then show me my contacts"): another goal from the same start that still needs
+    the kept calls, by the state they leave rather than a value they return. Checked by
+    running: without one of the kept writes the read returns something else (a read that only
+    needs the session a log-in opened is not one), and it returns something not yet known."""
+    prefix = task.model_copy(update={"calls": task.calls[:kept]})
+    writes = [
+        index
+        for index, call in enumerate(prefix.calls)
+        if _spec(call.tool).kind is ToolKind.WRITE and not _spec(call.tool).ends_session
+    ]
+    if not writes:
+        return []
+    tools = [
+        f"{env}.{spec.name}"
+        for env in task.envs
+        for spec in ENVIRONMENTS[env].tool_specs().values()
+        if spec.kind is ToolKind.READ and not spec.parameters.get("required")
+    ]
+    rng.shuffle(tools)
+    found: list[Option] = []
+    for tool in tools:
+        if tool in exclude or any(call.tool == tool for call in prefix.calls):
+            continue
+        read = Call(id=f"s{kept + 1}", tool=tool, arguments={})
+        run = replay(task.model_copy(update={"calls": [*prefix.calls, read]}))
+        if not run.ok:
+            continue
+        outputs = [outcome.result for outcome in run.outcomes]
+        if nothing_new(outputs[-1], {}, outputs[:-1], prefix.calls):
+            continue
+        if any(_observes(task, prefix.calls, index, read, outputs[-1]) for index in writes):
+            found.append(Option(kept, tool, {}, (), outputs[-1]))
+            exclude.add(tool)
+    return found
+
+
+def _spec(qualified: str) -> ToolSpec:
+    env, name = qualified.split(".", 1)
+    return ENVIRONMENTS[env].tool_specs()[name]
+
+
+def _observes(task: Task, calls: list[Call], index: int, read: Call, seen: object) -> bool:
+    """Whether ``read`` returns something else when call ``index`` is left out (and the rest
+    still runs)."""
+    without = [call for position, call in enumerate(calls) if position != index]
+    run = replay(task.model_copy(update={"calls": [*without, read]}))
+    return run.ok and run.outcomes[-1].result != seen
+
+
+def _after_log_out(task: Task, option: Option) -> bool:
+    """Whether the step would act in a service a kept call logged out of: "log me out. Then
+    resolve the ticket" (run llm31) ran, since the ticket system needs no session, but no
+    user asks for it."""
+    env = option.tool.split(".", 1)[0]
+    return any(
+        call.env == env and _spec(call.tool).ends_session for call in task.calls[: option.kept]
+    )
+
+
 def deepen_options(task: Task, limit: int = MAX_OPTIONS) -> list[Option]:
     """One step after all the parent's calls, taking one of their results: checked steps
     first, one per tool (two steps with one tool differ only in an argument)."""
@@ -371,7 +434,7 @@ def deepen_options(task: Task, limit: int = MAX_OPTIONS) -> list[Option]:
     found = _checked(task, len(task.calls), exclude, rng)
     found += _filters(task, len(task.calls), exclude, rng)
     found += _partial(task, len(task.calls), exclude, rng)
-    return found[:limit]
+    return [option for option in found if not _after_log_out(task, option)][:limit]
 
 
 def broaden_options(task: Task, limit: int = MAX_OPTIONS) -> list[Option]:
@@ -384,7 +447,9 @@ def broaden_options(task: Task, limit: int = MAX_OPTIONS) -> list[Option]:
         exclude = {task.calls[kept].tool}
         found += _checked(task, kept, exclude, rng)
         found += _filters(task, kept, exclude, rng)
+        found += _observers(task, kept, exclude, rng)
         found += _partial(task, kept, exclude, rng)
+    found = [option for option in found if not _after_log_out(task, option)]
     checked = [option for option in found if option.checked]
     return (checked + [option for option in found if not option.checked])[:limit]
 
@@ -530,11 +595,13 @@ def purpose_unserved(parent: Task, question: str, option: Option) -> str | None:
     return None
 
 
-#: a label that opens a sentence by numbering its step ("First step:", "Step 2:"); "change the
+#: a label that opens a sentence by numbering its step ("First step:", "Step 2:", "The first
+#: step was to ...", run llm31); "change the
 #: ticket from the first step: set ..." is a reference, not a label
 _STEP_LABEL = re.compile(
     r"(?:^|[.!?;]\s+)(?:the\s+)?"
-    r"(?:(?:first|second|third|fourth|fifth|next|last|final|\d+(?:st|nd|rd|th)?)\s+step\s*:"
+    r"(?:(?:first|second|third|fourth|fifth|next|last|final|\d+(?:st|nd|rd|th)?)\s+step"
+    r"(?:\s*:|\s+(?:was|is|will\s+be)\b)"
     r"|step\s*\d+\s*[:.)])"
 )
 
@@ -552,6 +619,31 @@ def step_label_added(parent: Task, question: str, option: Option) -> str | None:
 
 def _step_labels(text: str) -> Counter[str]:
     return Counter(match.group().strip(" .!?;") for match in _STEP_LABEL.finditer(text.lower()))
+
+
+#: verbs that hand a result over rather than ask for another call ("get it and show it to me")
+_PRESENTING = frozenset({"show", "tell", "give", "display", "print", "return", "report", "let"})
+
+
+def action_unserved(parent: Task, question: str, option: Option) -> str | None:
+    """More actions in the words deepen adds than the one step it adds, or ``None``: "...
+    get the user id of the third name from the previous step and use it in a new request"
+    (run llm31, failed by both readers): no call uses it. Read only where the request opens
+    with the parent's, so the added words are known."""
+    head = parent.question.rstrip()
+    if option.kept < len(parent.calls) or not question.startswith(head):
+        return None
+    verbs = [
+        verb
+        for verb in clause_openers(question[len(head) :], acting=True)
+        if verb not in _PRESENTING
+    ]
+    if len(verbs) <= 1:
+        return None
+    return (
+        f"the words added for {option.function} ask for {len(verbs)} actions"
+        f" ({', '.join(verbs)}), and the request adds one step"
+    )
 
 
 def source_unnamed(

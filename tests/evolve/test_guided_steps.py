@@ -231,6 +231,11 @@ def test_a_write_given_a_purpose_of_checking_gets_code_words(tmp_path: Path) -> 
         ("edit_ticket", "Then set the priority of that ticket to 4 to verify it worked.", "code"),
         # run llm27: a label that numbers the last step as the first
         ("edit_ticket", "First step: set the priority of that ticket to 4.", "code"),
+        # run llm31: the same label in a sentence
+        ("edit_ticket", "The first step was to set the priority of that ticket to 4.", "code"),
+        # run llm31: an action no call does ("use it in a new request")
+        ("get_ticket", "Then fetch that ticket and use it in a new request.", "code"),
+        ("get_ticket", "Then fetch that ticket and show it to me.", "model"),
         ("edit_ticket", "Then set the priority of that ticket to 4.", "model"),
         ("get_ticket", "Then fetch that ticket to verify it is closed.", "model"),
     ]:
@@ -248,10 +253,33 @@ def test_no_step_takes_back_a_write_of_the_request(tmp_path: Path) -> None:
     the request; the deletion leaves the message count as it was, so only counters differ.
     With no other step, the parent gets evolve.no_step and no request."""
     parent = seed(("messaging", "54db8c3f34ed3641"))  # Add Priya Nair ... send her a note
-    assert deepen_options(parent) == [] and broaden_options(parent) == []
+    assert deepen_options(parent) == []
+    assert [o.tool for o in broaden_options(parent)] == ["messaging.list_users"]  # observes
     made, rejected, server = run(tmp_path, parent, "deepen", {"give_up": True})
     assert made == [] and server.bodies == []
     assert [r.code for r in rejected] == [RejectionCode.EVOLVE_NO_STEP]
+
+
+def test_broaden_may_turn_to_a_read_that_shows_what_a_kept_write_changed(
+    tmp_path: Path,
+) -> None:
+    """A seed whose results feed no step (run llm29: 16 parents without a step) may still
+    broaden: keep "add Priya Nair to my contacts" and show the users, the new contact among
+    them. A read that only needs a log-in's session is no such step."""
+    parent = seed(("messaging", "54db8c3f34ed3641"))
+    (option,) = broaden_options(parent)
+    assert option.kept == 1 and option.fixed == {} and option.checked
+    assert "Priya Nair" in json.dumps(option.result)
+    answer = chosen("list_users", "Add Priya Nair to my contacts, then show me all the users.")
+    made, rejected, _ = run(tmp_path, parent, "broaden", answer)
+    assert rejected == [] and [[c.tool for c in t.calls] for t in made] == [
+        ["messaging.add_contact", "messaging.list_users"]
+    ]
+    logged_in = seed(("posting", "e5431ce8034a8a6d"))  # Log in as dana_w ..., unfollow bob
+    for option in broaden_options(logged_in):
+        if not option.fixed:
+            kept = logged_in.calls[: option.kept]
+            assert any(c.tool != "posting.authenticate_twitter" for c in kept), option
 
 
 def test_code_words_name_a_value_by_its_meaning_or_keep_its_step() -> None:
@@ -463,3 +491,33 @@ def test_words_asking_for_a_tool_no_call_makes_give_way_to_code(tmp_path: Path) 
     made, rejected, _ = run(tmp_path, parent, "deepen", answer)
     assert rejected == [] and [t.lineage.words for t in made] == ["code"]
     assert "resolve" not in made[0].question and made[0].question.endswith("show me the ticket.")
+
+
+def test_no_step_acts_in_a_service_the_request_logged_out_of() -> None:
+    """Run llm31: "..., and then log me out. Then resolve the ticket ..." ran (the ticket system
+    needs no session) and both readers failed it. Broaden may still turn before the log-out."""
+    parent = seed(("tickets", "57b5856c0cec038a"))  # Create a ticket ..., then log me out
+    assert deepen_options(parent) == []
+    logout = next(i for i, call in enumerate(parent.calls) if call.tool == "tickets.logout")
+    assert broaden_options(parent)
+    assert all(option.kept <= logout for option in broaden_options(parent))
+
+
+def test_a_step_that_returns_nothing_is_not_deeper(tmp_path: Path) -> None:
+    """Run llm31: the JSON the first step made, converted "from CSV", comes back as "[]"; both
+    readers failed it. Converted from JSON to a Markdown table it says something new."""
+    parent = seed(("data_format", "e07f8fddfcab7ee4"))  # Convert the CSV text ... to JSON
+    text = parent.calls[1].arguments["content"]
+    question = f"{parent.question} Then convert the JSON text from the first step to {{fmt}}."
+    for source, target, accepted in [("csv", "json", False), ("json", "markdown", True)]:
+        answer = chosen(
+            "convert_format",
+            question.format(fmt=target.upper() if target == "json" else "a Markdown table"),
+            content=text,
+            source_format=source,
+            target_format=target,
+        )
+        made, rejected, _ = run(tmp_path / source, parent, "deepen", answer)
+        assert len(made) == int(accepted), rejected
+        if not accepted:
+            assert [r.code for r in rejected] == [RejectionCode.EVOLVE_NOT_DEEPER]

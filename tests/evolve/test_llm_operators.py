@@ -393,6 +393,23 @@ def test_paraphrase_that_drops_which_values_are_required_is_rejected(tmp_path: P
     assert rejected == [] and [t.question for t in made] == [kept]
 
 
+def test_paraphrase_that_drops_a_choice_is_rejected(tmp_path: Path) -> None:
+    """Run llm31: "Release the parking brake, ..." as "To ensure the parking brake is fully
+    engaged, ..."; the call still releases it. Any case or form of the choice keeps it."""
+    parent = seed(("vehicle", "0f0bbcda74e11673"))  # Release the parking brake, press ...
+    rest = "push the brake pedal down halfway (position 0.5) and then tell me its status."
+    rejection = only_rejection(
+        tmp_path, parent, f"To ensure the parking brake is fully engaged, {rest}"
+    )
+    assert (
+        rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED
+        and "'release', the mode of activateParkingBrake" in rejection.message
+    )
+    kept = f"Take off the parking brake (release it), {rest}"
+    made, rejected = paraphrased(tmp_path, parent, kept)
+    assert rejected == [] and [t.question for t in made] == [kept]
+
+
 def test_paraphrase_accepted_when_reworded_with_literals_kept(tmp_path: Path) -> None:
     parent = seed(MAYA)
     question = (
