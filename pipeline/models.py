@@ -232,6 +232,9 @@ class RejectionCode(StrEnum):
     STATIC_API_NAME_IN_QUESTION = "static.api_name_in_question"
     STATIC_BAD_DEPENDENCY = "static.bad_dependency"
     STATIC_BAD_INITIAL_STATE = "static.bad_initial_state"
+    #: a call names a file or document by a data format's extension and says it is another
+    #: format ('converted_to_json.csv' saved as JSON)
+    STATIC_NAME_FORMAT_MISMATCH = "static.name_format_mismatch"
     EXECUTE_TOOL_ERROR = "execute.tool_error"
     EXECUTE_NONDETERMINISTIC = "execute.nondeterministic"
     DEPENDENCY_SPURIOUS = "dependency.spurious"

@@ -24,9 +24,11 @@ from pipeline.evolve.options import (
     Option,
     action_unserved,
     dropped_value_kept,
+    extreme_unserved,
     other_step_asked,
     placeholder_value,
     purpose_unserved,
+    repeat_unserved,
     source_unnamed,
     step_label_added,
     step_unasked,
@@ -415,6 +417,10 @@ def _unasked(
         problem = step_label_added(parent, question, option)
     if problem is None and by_model:
         problem = action_unserved(parent, question, option)
+    if problem is None and by_model:
+        problem = repeat_unserved(parent, question, option)
+    if problem is None and by_model and arguments is not None:
+        problem = extreme_unserved(parent, question, option, arguments)
     code = RejectionCode.EVOLVE_STEP_UNASKED
     if problem is None and operator == "broaden":
         problem = dropped_value_kept(parent, question, option, arguments)

@@ -646,6 +646,67 @@ def action_unserved(parent: Task, question: str, option: Option) -> str | None:
     )
 
 
+#: words that pick the extreme of a list ("the highest price"), and which extreme
+_SUPERLATIVES = {
+    **dict.fromkeys(("highest", "largest", "biggest", "greatest", "maximum", "max"), max),
+    **dict.fromkeys(("lowest", "smallest", "least", "minimum", "min", "cheapest"), min),
+}
+#: a verb asked to act a second time ("draw another 6 prices", "check it again")
+_AGAIN = re.compile(r"\b([a-z]+)\s+(?:(?:it|them|that)\s+)?(?:another|again|a second)\b")
+
+
+def extreme_unserved(
+    parent: Task, question: str, option: Option, arguments: dict[str, Any]
+) -> str | None:
+    """An extreme the model's words pick ("starting from the highest price") that the step's
+    values are not, or ``None``: run llm32 started at the first of six prices, 36.12, where
+    the highest was 47.12; both readers failed it. Words the parent already had are its own."""
+    bound = option._bound_chain(parent, arguments)
+    if bound is None:
+        return None
+    chain, outputs = bound
+    said = set(_WORDS.findall(question.lower())) - set(_WORDS.findall(parent.question.lower()))
+    picks = {_SUPERLATIVES[word] for word in said if word in _SUPERLATIVES}
+    if not picks:
+        return None
+    lists = [
+        [float(item) for item in leaf] for output in outputs[:-1] for leaf in _number_lists(output)
+    ]
+    values = [v for v in _scalars(chain[-1].arguments) if isinstance(v, int | float)]
+    for pick in picks:
+        if not any(float(v) == pick(numbers) for numbers in lists for v in values):
+            word = next(w for w in said if _SUPERLATIVES.get(w) is pick)
+            return f"the request asks for the {word} value, and {option.function} is not given it"
+    return None
+
+
+def _number_lists(value: Any) -> list[list[float]]:
+    """Every list of plain numbers inside ``value``."""
+    if isinstance(value, dict):
+        return [found for item in value.values() for found in _number_lists(item)]
+    if isinstance(value, list):
+        numbers = [v for v in value if isinstance(v, int | float) and not isinstance(v, bool)]
+        if value and len(numbers) == len(value):
+            return [numbers]
+        return [found for item in value for found in _number_lists(item)]
+    return []
+
+
+def repeat_unserved(parent: Task, question: str, option: Option) -> str | None:
+    """A second time the model's words ask a step for ("then draw another 6 random prices",
+    run llm32) where the chain makes that call once, or ``None``."""
+    chain_tools = Counter(call.tool for call in option.calls(parent, dict(option.fixed)))
+    before = Counter(m.group(1) for m in _AGAIN.finditer(parent.question.lower()))
+    for match in _AGAIN.finditer(question.lower()):
+        verb = match.group(1)
+        if before[verb]:
+            continue
+        asked = [tool for tool in chain_tools if stems(verb).keys() & tool_words(tool)]
+        if asked and all(chain_tools[tool] < 2 for tool in asked):
+            return f"the request asks to {match.group()!r}, and the chain makes that call once"
+    return None
+
+
 def source_unnamed(
     parent: Task, question: str, option: Option, arguments: dict[str, Any]
 ) -> str | None:

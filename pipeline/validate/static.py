@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from pipeline.calls import CallParseError, parse_call
 from pipeline.envs import ENVIRONMENTS, ToolError, resolve_tool
 from pipeline.models import Call, Evidence, RejectionCode, Task
+from pipeline.semantics import Sem
 from pipeline.validate.context import Reject, ValidationContext
 
 MIN_CALLS = 2
@@ -164,6 +165,40 @@ def check_consecutive_duplicates(ctx: ValidationContext) -> None:
             )
 
 
+#: the data format a name's extension says its text is in
+_FORMAT_OF_EXTENSION = {"json": "json", "csv": "csv", "md": "markdown", "markdown": "markdown"}
+_NAME_TYPES = frozenset({Sem.FILE_NAME, Sem.DOCUMENT_ID, Sem.PATH})
+
+
+def check_name_format(ctx: ValidationContext) -> None:
+    """A name's extension and the format a call gives the same text agree: saving JSON text
+    as the document 'converted_to_json.csv' (run llm32) is no one's request."""
+    for call in ctx.task.calls:
+        try:
+            spec = resolve_tool(call.tool)[1]
+        except ToolError:
+            continue  # check_tools reports it
+        formats = {
+            str(call.arguments[name]).lower()
+            for name, sem in spec.param_types.items()
+            if sem is Sem.FORMAT and isinstance(call.arguments.get(name), str)
+        }
+        if len(formats) != 1:
+            continue  # a conversion names two formats: which one the name means is unknown
+        for name, sem in spec.param_types.items():
+            value = call.arguments.get(name)
+            if sem not in _NAME_TYPES or not isinstance(value, str) or "." not in value:
+                continue
+            implied = _FORMAT_OF_EXTENSION.get(value.rsplit(".", 1)[1].lower())
+            if implied is not None and implied not in formats:
+                raise Reject(
+                    RejectionCode.STATIC_NAME_FORMAT_MISMATCH,
+                    f"step {call.id} ({call.tool}) names {value!r}, a {implied} name, for text"
+                    f" it says is {next(iter(formats))}",
+                    Evidence(step_id=call.id, output={name: value}),
+                )
+
+
 def _looks_like_identifier(name: str) -> bool:
     return "_" in name or bool(re.search(r"[a-z][A-Z]", name))
 
@@ -246,6 +281,7 @@ STATIC_CHECKS: tuple[Callable[[ValidationContext], None], ...] = (
     check_initial_state,
     check_call_count,
     check_consecutive_duplicates,
+    check_name_format,
     check_question,
     check_dependency_references,
 )

@@ -521,3 +521,23 @@ def test_a_step_that_returns_nothing_is_not_deeper(tmp_path: Path) -> None:
         assert len(made) == int(accepted), rejected
         if not accepted:
             assert [r.code for r in rejected] == [RejectionCode.EVOLVE_NOT_DEEPER]
+
+
+def test_words_that_ask_for_another_draw_or_the_highest_value_get_code_words(
+    tmp_path: Path,
+) -> None:
+    """Run llm32, broaden: "..., then draw another 6 random prices ... and use the first set to
+    generate an arithmetic sequence starting from the highest price" over one draw and a
+    sequence from the first price; both readers failed it."""
+    parent = seed(("data_generation", "0dbbc5a15a54089f"))  # Draw 6 random prices ...
+    draw = "Draw 6 random prices between 5 and 50 with 2 decimal places"
+    for words, start in [
+        (f"{draw}, then draw another 6 and generate an arithmetic sequence of 6 values starting"
+         " at the first price from the previous step, going up by 10.", 36.12),
+        (f"{draw}, then generate an arithmetic sequence of 6 values starting at the highest"
+         " price from the previous step, going up by 10.", 36.12),
+    ]:  # fmt: skip
+        answer = chosen("arithmetic_sequence", words, start=start, step=10, length=6)
+        made, rejected, _ = run(tmp_path / str(len(words)), parent, "broaden", answer)
+        assert rejected == [] and [t.lineage.words for t in made] == ["code"], words
+        assert "another" not in made[0].question and "highest" not in made[0].question

@@ -486,6 +486,32 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
         ),
         RejectionCode.DEPENDENCY_UNDECLARED,
     ),
+    (
+        "nonsensical: JSON text saved under a .csv name (run llm32)",
+        _task(
+            "Save the JSON text '{\"name\": \"Ada\"}' as the document 'people.csv', then "
+            "list my documents.",
+            ["data_format"],
+            [
+                {
+                    "id": "s1",
+                    "tool": "data_format.save_document",
+                    "arguments": {
+                        "name": "people.csv",
+                        "content": '{"name": "Ada"}',
+                        "source_format": "json",
+                    },
+                },
+                {
+                    "id": "s2",
+                    "tool": "data_format.list_documents",
+                    "arguments": {},
+                    "depends_on": ["s1"],
+                },
+            ],
+        ),
+        RejectionCode.STATIC_NAME_FORMAT_MISMATCH,
+    ),
 ]
 
 
@@ -646,5 +672,21 @@ def test_filling_the_room_a_level_read_shows_is_grounded() -> None:
         ],
         {"vehicle": {"fuelLevel": 10.0}},
     )
+    verdict = validate_task(task)
+    assert verdict.accepted, verdict.rejection
+
+
+def test_a_document_named_for_its_format_is_accepted() -> None:
+    """The twin of the .csv case: 'people.json' holds JSON."""
+    case = next(task for label, task, _ in CASES if "under a .csv name" in label)
+    renamed = [
+        call.model_copy(update={"arguments": {**call.arguments, "name": "people.json"}})
+        if call.id == "s1"
+        else call
+        for call in case.calls
+    ]
+    task = case.model_copy(
+        update={"calls": renamed, "question": case.question.replace("people.csv", "people.json")}
+    ).with_content_id()
     verdict = validate_task(task)
     assert verdict.accepted, verdict.rejection
