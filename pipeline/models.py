@@ -287,6 +287,9 @@ class RejectionCode(StrEnum):
     EVOLVE_NO_STEP = "evolve.no_step"
     #: a value the model filled in for a step is a stand-in ("<title>", "New title for ...")
     EVOLVE_PLACEHOLDER_VALUE = "evolve.placeholder_value"
+    #: a text the model wrote for a step asks to undo what the request just did ("I need to
+    #: cancel my flight" sent about the flight it booked)
+    EVOLVE_UNDOES_REQUEST = "evolve.undoes_request"
     #: the LLM judge answered "no" on a rubric label it is trusted on (pipeline/evolve/judge.py)
     JUDGE_MISMATCH = "judge.mismatch"
     JUDGE_AMBIGUOUS = "judge.ambiguous"  # the rubric's under-specified

@@ -32,6 +32,7 @@ from pipeline.evolve.options import (
     source_unnamed,
     step_label_added,
     step_unasked,
+    undoing_text,
     verbaliser,
 )
 from pipeline.evolve.prompts import Prompt, render, tool_names
@@ -507,6 +508,17 @@ async def evolve_with_llm(
                     f"{operator}: with the values the model chose, {option.function} returns"
                     " only values already known"
                 ),
+                evidence=Evidence(diff=[f"- {parent.question}", f"+ {result.value.question}"]),
+                raw=result.raw,
+            )
+            return Candidate(operator, parent.id, rejection=rejection)
+        undoing = undoing_text(parent, option, chosen.arguments) if stand_in is None else None
+        if undoing is not None:
+            rejection = Rejection(
+                sample_id=f"{parent.id}:{operator}",
+                stage=Stage.EVOLVE,
+                code=RejectionCode.EVOLVE_UNDOES_REQUEST,
+                message=f"{operator}: {undoing}",
                 evidence=Evidence(diff=[f"- {parent.question}", f"+ {result.value.question}"]),
                 raw=result.raw,
             )

@@ -806,6 +806,33 @@ def placeholder_value(option: Option, arguments: dict[str, Any]) -> str | None:
     return None
 
 
+#: words that ask to take back what was done ("cancel my flight", "get my refund")
+_UNDO = re.compile(
+    r"\b(?:cancel\w*|refund\w*|undo\w*|revert\w*|reverse\w*|take (?:it |them )?back"
+    r"|delete\w*|remove\w*|unfollow\w*|unsubscribe\w*)\b"
+)
+
+
+def undoing_text(parent: Task, option: Option, arguments: dict[str, Any]) -> str | None:
+    """A text the model wrote for a step that asks to take back a write the request makes,
+    or ``None``: "I need to cancel my flight and get my refund." sent to support about the
+    flight the request had just booked (run llm32, failed by both readers). A request that
+    itself speaks of undoing may say so in its texts too."""
+    kept = parent.calls[: option.kept]
+    if not any(_spec(call.tool).kind is ToolKind.WRITE for call in kept):
+        return None
+    asked = {match.group() for match in _UNDO.finditer(parent.question.lower())}
+    for name in option.free:
+        for field, text in _texts(name, arguments.get(name)):
+            for match in _UNDO.finditer(text.lower()):
+                if match.group() not in asked and len(text.split()) > 2:
+                    return (
+                        f"the text for {field} asks to take back what the request does"
+                        f" ({match.group()!r} in {text!r})"
+                    )
+    return None
+
+
 def _texts(field: str, value: Any) -> list[tuple[str, str]]:
     """Every text inside a free value, each with the name of the field that holds it (the
     key inside an ``updates`` object, the argument's own name otherwise)."""

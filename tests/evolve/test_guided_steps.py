@@ -541,3 +541,22 @@ def test_words_that_ask_for_another_draw_or_the_highest_value_get_code_words(
         made, rejected, _ = run(tmp_path / str(len(words)), parent, "broaden", answer)
         assert rejected == [] and [t.lineage.words for t in made] == ["code"], words
         assert "another" not in made[0].question and "highest" not in made[0].question
+
+
+def test_a_text_that_asks_to_undo_the_request_is_rejected(tmp_path: Path) -> None:
+    """Run llm32: "Then send customer support the message 'I need to cancel my flight and get
+    my refund.' about the booking" the request just made; both readers failed it. A message
+    about something else is a request a user makes."""
+    parent = seed(("travel", "9dbf0edcc56987bd"))  # I'm flying first class from Crescent Hollow ...
+    option = next(o for o in deepen_options(parent) if o.function == "contact_customer_support")
+    for message, accepted in [
+        ("I need to cancel my flight and get my refund.", False),
+        ("Please add a vegetarian meal to this booking.", True),
+    ]:
+        question = f"{parent.question} Then send customer support the message '{message}'."
+        answer = chosen("contact_customer_support", question, **option.fixed, message=message)
+        made, rejected, _ = run(tmp_path / str(accepted), parent, "deepen", answer)
+        assert len(made) == int(accepted), rejected
+        if not accepted:
+            assert [r.code for r in rejected] == [RejectionCode.EVOLVE_UNDOES_REQUEST]
+            assert "'cancel'" in rejected[0].message
