@@ -478,14 +478,18 @@ def _same_root(a: str, b: str) -> bool:
 
 
 def role_dropped(parent: Task, child: Task) -> str | None:
-    """A word that tells which argument a stated value fills, dropped by the paraphrase, or
+    """A clause that tells which argument stated values fill, lost by the paraphrase, or
     ``None``: "... where 'id' is an integer, 'total' a number ..., requiring 'id' and 'total'"
-    rewritten without "requiring" (run llm30) leaves 'id' and 'total' stated, but no longer as
-    the required fields. Only values that another argument of the same call also holds are
-    read: there the values alone cannot say which argument is meant."""
-    parent_words = _TOKEN.findall(parent.question.lower())
-    child_words = _TOKEN.findall(child.question.lower())
+    rewritten without "requiring" (run llm30), or as "The schema requires fields such as 'id'
+    to be an integer, 'total' ... and 'paid' ..." (run llm31: which are required is lost) leaves
+    'id' and 'total' stated, but no longer as the required fields. Only values that another
+    argument of the same call also holds are read, since there the values alone cannot say
+    which argument is meant: a clause with a word of the argument's name must hold exactly
+    them, as one of the parent's does."""
     for call in parent.calls:
+        candidates = {
+            str(item) for held in call.arguments.values() for item in scalars(held, with_keys=True)
+        }
         for name, value in call.arguments.items():
             if name in call.bindings or any(slot.startswith(f"{name}.") for slot in call.bindings):
                 continue
@@ -499,13 +503,28 @@ def role_dropped(parent: Task, child: Task) -> str | None:
             if not stated or not stated <= elsewhere:
                 continue
             cues = [part for part in name.lower().split("_") if len(part) >= 4]
-            said = [w for w in parent_words if any(_same_root(w, cue) for cue in cues)]
-            if said and not any(_same_root(w, cue) for w in child_words for cue in cues):
+            if stated not in _cue_clauses(parent.question, cues, candidates):
+                continue  # the parent does not say it in one clause either
+            if stated not in _cue_clauses(child.question, cues, candidates):
                 return (
                     f"the paraphrase no longer says which values are the {name!r} of "
-                    f"{call.function} (its parent said {said[0]!r})"
+                    f"{call.function} ({', '.join(sorted(map(repr, stated)))})"
                 )
     return None
+
+
+_CLAUSE_END = re.compile(r"[,.;:!?]")
+
+
+def _cue_clauses(question: str, cues: list[str], candidates: set[str]) -> list[set[str]]:
+    """For each clause of ``question`` with a word sharing a root with a cue, the candidate
+    values it writes out."""
+    found = []
+    for clause in _CLAUSE_END.split(question):
+        words = _TOKEN.findall(clause.lower())
+        if any(_same_root(word, cue) for word in words for cue in cues):
+            found.append({value for value in candidates if token_in(value, clause)})
+    return found
 
 
 def choice_dropped(parent: Task, child: Task) -> str | None:
@@ -529,6 +548,21 @@ def choice_dropped(parent: Task, child: Task) -> str | None:
     return None
 
 
+#: a condition or thing left unnamed ("the first one that meets a certain criteria")
+_VAGUE = re.compile(r"\bcertain\b|\bsome kind of\b|\bsomething like\b")
+
+
+def vagueness_added(parent: Task, child: Task) -> str | None:
+    """A condition or thing the paraphrase leaves unnamed where its parent named all, or
+    ``None``: "open the first one that meets a certain criteria" (run llm33) over "open the
+    first one"; no reader can tell what the criteria are."""
+    had = len(_VAGUE.findall(QuestionText(parent.question).lower))
+    for match in list(_VAGUE.finditer(QuestionText(child.question).lower))[had:]:
+        clause = re.split(r"[,.;]", child.question[match.start() :], maxsplit=1)[0]
+        return f"the paraphrase leaves something unnamed ({clause!r})"
+    return None
+
+
 def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] | None:
     for code, rule in (
         (RejectionCode.EVOLVE_STEP_UNASKED, step_dropped),
@@ -539,6 +573,7 @@ def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] |
         (RejectionCode.EVOLVE_MEANING_CHANGED, action_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, role_dropped),
         (RejectionCode.EVOLVE_MEANING_CHANGED, choice_dropped),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, vagueness_added),
     ):
         problem = rule(parent, child)
         if problem is not None:

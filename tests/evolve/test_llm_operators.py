@@ -385,6 +385,18 @@ def test_paraphrase_that_drops_which_values_are_required_is_rejected(tmp_path: P
         rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED
         and "'required' of validate_record" in rejection.message
     )
+    # run llm33: "requires" kept, but over every field, so which are required is lost
+    lost = (
+        "List all the documents I have stored, open the first one, and verify it against a"
+        " schema. The schema requires fields such as 'id' to be an integer, 'total' to be a"
+        " number, and 'paid' to be a boolean."
+    )
+    assert "'required' of validate_record" in only_rejection(tmp_path, parent, lost).message
+    # run llm33 too: a condition added and left unnamed
+    vague = dropped.replace("the first one,", "the first one that meets a certain criteria,")
+    vague = vague.replace(f"{schema}.", f"{schema}, with 'id' and 'total' required.")
+    rejection = only_rejection(tmp_path, parent, vague)
+    assert "'certain criteria'" in rejection.message
     kept = (
         "Show me which documents I keep, load the first of them and validate it: 'id' should be"
         " an integer, 'total' a number and 'paid' a boolean, with 'id' and 'total' required."
