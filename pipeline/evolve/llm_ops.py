@@ -438,6 +438,25 @@ def _unasked(
     )
 
 
+def _value_problem(
+    parent: Task, option: Option, arguments: dict[str, Any]
+) -> tuple[RejectionCode, str] | None:
+    """What is wrong with the values the model filled in for an option's free arguments: a
+    stand-in, a text that takes back the request, or values that make the step tell nothing."""
+    stand_in = placeholder_value(option, arguments)
+    if stand_in is not None:
+        return RejectionCode.EVOLVE_PLACEHOLDER_VALUE, stand_in
+    if option.tells_nothing(parent, arguments):
+        return (
+            RejectionCode.EVOLVE_NOT_DEEPER,
+            f"with the values the model chose, {option.function} returns only values already known",
+        )
+    undoing = undoing_text(parent, option, arguments)
+    if undoing is not None:
+        return RejectionCode.EVOLVE_UNDOES_REQUEST, undoing
+    return None
+
+
 async def _ask(
     client: LLMClient,
     stage: str,
@@ -498,38 +517,15 @@ async def evolve_with_llm(
         if option is None:  # a server without a grammar wrote a step it was not offered
             error = f"{chosen.tool} with these arguments is none of the steps offered"
             return _model_failure(parent, operator, error, result.raw)
-        stand_in = placeholder_value(option, chosen.arguments)
-        if stand_in is None and option.tells_nothing(parent, chosen.arguments):
-            rejection = Rejection(
-                sample_id=f"{parent.id}:{operator}",
-                stage=Stage.EVOLVE,
-                code=RejectionCode.EVOLVE_NOT_DEEPER,
-                message=(
-                    f"{operator}: with the values the model chose, {option.function} returns"
-                    " only values already known"
-                ),
-                evidence=Evidence(diff=[f"- {parent.question}", f"+ {result.value.question}"]),
-                raw=result.raw,
-            )
-            return Candidate(operator, parent.id, rejection=rejection)
-        undoing = undoing_text(parent, option, chosen.arguments) if stand_in is None else None
-        if undoing is not None:
-            rejection = Rejection(
-                sample_id=f"{parent.id}:{operator}",
-                stage=Stage.EVOLVE,
-                code=RejectionCode.EVOLVE_UNDOES_REQUEST,
-                message=f"{operator}: {undoing}",
-                evidence=Evidence(diff=[f"- {parent.question}", f"+ {result.value.question}"]),
-                raw=result.raw,
-            )
-            return Candidate(operator, parent.id, rejection=rejection)
-        if stand_in is not None:
+        value_problem = _value_problem(parent, option, chosen.arguments)
+        if value_problem is not None:
             # a value only the model can give: code has no words to put in its place
+            code, problem = value_problem
             rejection = Rejection(
                 sample_id=f"{parent.id}:{operator}",
                 stage=Stage.EVOLVE,
-                code=RejectionCode.EVOLVE_PLACEHOLDER_VALUE,
-                message=f"{operator}: {stand_in}",
+                code=code,
+                message=f"{operator}: {problem}",
                 evidence=Evidence(diff=[f"- {parent.question}", f"+ {result.value.question}"]),
                 raw=result.raw,
             )

@@ -20,6 +20,14 @@ def _task(question: str, envs: list[str], calls: list[dict[str, Any]]) -> Task:
     ).with_content_id()
 
 
+def _mismatch(task: Task) -> str:
+    """The message of the task's rejection, which must be for dimensions."""
+    rejection = validate_task(task).rejection
+    assert rejection is not None, task.question
+    assert rejection.code is RejectionCode.DEPENDENCY_DIMENSION_MISMATCH, rejection.message
+    return rejection.message
+
+
 def _conversions(second_unit: str = "kg") -> list[dict[str, Any]]:
     return [
         {
@@ -56,10 +64,8 @@ def test_a_product_of_two_masses_is_rejected_and_their_ratio_accepted() -> None:
         ["maths"],
         [*_conversions(), _of_both("multiply", _KG, _LB_IN_KG)],
     )
-    rejection = validate_task(product).rejection
-    assert rejection is not None
-    assert rejection.code is RejectionCode.DEPENDENCY_DIMENSION_MISMATCH
-    assert "two masses" in rejection.message and "s1.result" in rejection.message
+    message = _mismatch(product)
+    assert "two masses" in message and "s1.result" in message
 
     ratio = _task(
         "Convert 5000 g to kg and 12 pounds to kg, then divide the first mass by the second.",
@@ -82,10 +88,7 @@ def test_a_sum_needs_one_unit() -> None:
         ["maths"],
         [*_conversions("grams"), _of_both("add", _KG, _LB_IN_G)],
     )
-    rejection = validate_task(mixed).rejection
-    assert rejection is not None
-    assert rejection.code is RejectionCode.DEPENDENCY_DIMENSION_MISMATCH
-    assert "without converting" in rejection.message
+    assert "without converting" in _mismatch(mixed)
 
 
 def test_a_mass_is_no_exponent() -> None:
@@ -103,10 +106,7 @@ def test_a_mass_is_no_exponent() -> None:
             },
         ],
     )
-    rejection = validate_task(task).rejection
-    assert rejection is not None
-    assert rejection.code is RejectionCode.DEPENDENCY_DIMENSION_MISMATCH
-    assert "raises a number to a mass" in rejection.message
+    assert "raises a number to a mass" in _mismatch(task)
 
 
 def test_an_area_is_a_product_people_use() -> None:
@@ -159,7 +159,4 @@ def test_a_reading_converts_only_from_its_own_unit() -> None:
     right = validate_task(_converted_distance("km", "miles"))
     assert right.accepted, right.rejection
     for unit_in, unit_out in (("miles", "km"), ("lb", "kg")):
-        rejection = validate_task(_converted_distance(unit_in, unit_out)).rejection
-        assert rejection is not None, unit_in
-        assert rejection.code is RejectionCode.DEPENDENCY_DIMENSION_MISMATCH, rejection.message
-        assert f"as if it were in {unit_in!r}" in rejection.message
+        assert f"as if it were in {unit_in!r}" in _mismatch(_converted_distance(unit_in, unit_out))
