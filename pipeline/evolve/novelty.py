@@ -35,7 +35,7 @@ from typing import Any
 
 from pipeline.conditions import all_mentions, control_edges, literals_of, name_words
 from pipeline.dependencies import ValueFlows
-from pipeline.envs import resolve_tool
+from pipeline.envs import ToolKind, resolve_tool
 from pipeline.evolve.clauses import GLUE_WORDS, clause_openers
 from pipeline.evolve.options import GENERIC_NAME_WORDS, stems, tool_words
 from pipeline.jsontree import scalars
@@ -399,6 +399,9 @@ def step_dropped(parent: Task, child: Task) -> str | None:
     of 6 random prices ..." (run llm26) still summarises, unasked. "Multiply 7 by 6" as "the
     product of 7 and 6" keeps the clause's numbers."""
     kept = stems(child.question)
+    shared = _shared_word_dropped(parent, child, kept)
+    if shared is not None:
+        return shared
     kept_tokens = set(_TOKEN.findall(child.question.lower()))
     # a parenthesis belongs to the clause before it: "summarise the sequence (count, sum, ...)"
     text = _PARENTHESIS.sub(lambda m: " " + re.sub(r"[,;]", " ", m.group(1)), parent.question)
@@ -428,6 +431,33 @@ def step_dropped(parent: Task, child: Task) -> str | None:
                     f"the paraphrase no longer asks for {call.function}: nothing of its"
                     f" parent's words for it ({clause.strip()!r}) is left"
                 )
+    return None
+
+
+def _shared_word_dropped(parent: Task, child: Task, kept: Counter[str]) -> str | None:
+    """A write whose verb (the first word of its tool's name) the parent says more than once
+    (once for it, once for another step) and the paraphrase fewer times: "Follow carla_dev
+    and then tell me how many accounts my account sam_t follows" as "Tell me how many accounts
+    sam_t follows, starting from carla_dev" (run llm34) still follows carla_dev, unasked.
+    A clause that opens on a word of the tool ("publish '...'" for ``post_tweet``) asks for
+    it still."""
+    said = stems(parent.question)
+    openers = {
+        stem for verb in clause_openers(child.question, acting=False) for stem in stems(verb)
+    }
+    for call in parent.calls:
+        if resolve_tool(call.tool)[1].kind is not ToolKind.WRITE:
+            continue
+        verb = stems(call.function.split("_", 1)[0])  # follow_user: "follow", not "user"
+        named = [word for word in tool_words(call.tool) if said[word] and word in verb]
+        fewer = [word for word in named if said[word] >= 2 and kept[word] < said[word]]
+        if fewer and not openers & tool_words(call.tool):  # "publish '...'" asks to post
+            word = fewer[0]
+            return (
+                f"the paraphrase no longer asks for {call.function}: words starting {word!r}"
+                f" appear {kept[word]} time(s), {said[word]} in its parent, where another step"
+                " needs them too"
+            )
     return None
 
 

@@ -332,6 +332,21 @@ def test_paraphrase_that_drops_a_step_is_rejected(tmp_path: Path) -> None:
     assert (
         rejection.code is RejectionCode.EVOLVE_STEP_UNASKED and "list_buffers" in rejection.message
     )
+    # run llm34: "follows" is still said, but only for the stats; carla_dev is followed unasked
+    follow = seed(("posting", "207df730e167bdaf"))  # Follow carla_dev and then tell me ...
+    rejection = only_rejection(
+        tmp_path, follow, "Tell me how many accounts sam_t follows, starting from carla_dev."
+    )
+    assert (
+        rejection.code is RejectionCode.EVOLVE_STEP_UNASKED and "follow_user" in rejection.message
+    )
+    made, rejected = paraphrased(
+        tmp_path,
+        follow,
+        "Please start following carla_dev; after that, let me know the number of accounts"
+        " sam_t is following.",
+    )
+    assert rejected == [] and len(made) == 1
     kept = (
         "Pick 6 random prices from 5 to 50, each with 2 decimal places, and then summarize"
         " them for me."
