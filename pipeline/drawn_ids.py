@@ -63,7 +63,14 @@ def renaming(pairs: Iterable[tuple[str, Any, Any]]) -> Renaming | None:
     runs drew ids at different places or the renaming is not one-to-one."""
     mapping: Renaming = {}
     for tool, here, there in pairs:
-        mine, theirs = drawn_ids(tool, here), drawn_ids(tool, there)
+        # a read keyed by ids drawn earlier (a booking history by booking id) holds each
+        # entry under the id that entry got in this run
+        spelt = {_spelt(old[1]): _spelt(new) for old, new in mapping.items()}
+        mine = {
+            ".".join(spelt.get(part, part) for part in path.split(".")): value
+            for path, value in drawn_ids(tool, here).items()
+        }
+        theirs = drawn_ids(tool, there)
         if mine.keys() != theirs.keys():
             return None
         for path, value in mine.items():

@@ -444,3 +444,22 @@ def test_every_edge_inference_draws_is_one_validation_requires() -> None:
                 assert verdict.rejection.code in missing, (seed.id, call.id, parent)
                 dropped += 1
     assert dropped > 100  # the seeds have many edges that matter
+
+
+def test_independent_bookings_stay_unordered_under_a_history_keyed_by_their_ids() -> None:
+    """Blind reads v13 and llm35 failed "book the outbound and the return flight, then show me
+    my booking history" for ordering the two bookings: swapped, they swap ids, and the history
+    (keyed by booking id) holds each entry under the other id, which the renaming of drawn ids
+    did not follow. The history needs both bookings; they need nothing of each other."""
+    from pipeline.seeds import load_seeds
+
+    seed = next(s for s in load_seeds() if s.id == "d433a29da3e6d58c")
+    calls = [c.model_copy(update={"depends_on": [], "bindings": {}}) for c in seed.calls]
+    inferred = infer_dependencies(seed.envs, seed.initial_config, calls, seed.question)
+    assert [c.depends_on for c in inferred] == [[], [], ["s1", "s2"]]
+    assert validate_task(seed).accepted
+    ordered = [
+        c.model_copy(update={"depends_on": ["s1"]}) if c.id == "s2" else c for c in seed.calls
+    ]
+    rejection = validate_task(seed.model_copy(update={"calls": ordered})).rejection
+    assert rejection is not None and rejection.code is RejectionCode.DEPENDENCY_SPURIOUS
