@@ -1,10 +1,13 @@
-"""The LLM judge: one yes/no question per rubric label, calibrated before it may reject.
+"""The LLM judge: it copies out what it sees in a task, code checks what it copied,
+and a label found that way rejects only once calibration trusts it.
 
 The judge reads a task as a blind reader does (``../shared/validity/RUBRIC.md``): the request,
 the calls with their dependencies, and what each call returned (trimmed), plus the documentation
-of the tools the calls use. It answers one small question per rubric label, each phrased so that
-"yes" is what a valid task gets, and writes a short reason before each answer. Judging runs at
-temperature 0 (the client's default for ``judge`` stages).
+of the tools the calls use. It is not asked whether the task is valid (a small model says yes to
+every such question): it maps the request's parts to the calls and lists what it finds per kind
+of problem, and ``judge_checks`` keeps only what is really there (a quote in the request, a value
+a call passes that nothing shows). Judging runs at temperature 0 (the client's default for
+``judge`` stages).
 
 A label's "no" rejects a task only when the label is *trusted*: the judge's precision and recall
 on the labelled set (``bench/judge_calibration.py`` over ``bench/data/judge_labelled.jsonl``)
@@ -27,10 +30,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict
 
 from pipeline.envs import ENVIRONMENTS
+from pipeline.evolve import judge_checks
 from pipeline.evolve.candidate import Candidate
+from pipeline.evolve.judge_checks import CHECKS, JudgeAnswer, findings
 from pipeline.evolve.prompts import PROMPTS_DIR, call_results, templates
 from pipeline.llm import LLMClient
 from pipeline.models import Evidence, Rejection, RejectionCode, Stage, Task
@@ -42,48 +47,14 @@ DEFAULT_CALIBRATION = PROMPTS_DIR / "judge_calibration.json"
 #: the manifest's ``judge`` entry (``Trust.as_dict`` and ``merge_stats`` together)
 JudgeRecord = dict[str, Any]
 STAGE = "judge"  # the client samples stages named judge... at temperature 0
-#: 7 reasons of ~15 tokens and the JSON around them, with room; a reply cut here is not judged
-MAX_TOKENS = 480
+#: the lists of a typical task and the JSON around them, with room; a reply cut here is not
+#: judged
+MAX_TOKENS = 640
 MAX_ARGUMENTS_CHARS = 300
 MAX_QUESTION_CHARS = 1500
 
-#: rubric label -> (answer key, question). Every question is one a valid task answers "yes".
-QUESTIONS: dict[str, tuple[str, str]] = {
-    "nonsensical": (
-        "makes_sense",
-        "Would a real person want this, each value used for what it means (no percent change"
-        " as money, no status message as a name, nothing counted twice)?",
-    ),
-    "unnatural-language": (
-        "natural_language",
-        "Is the request fluent English a user could type (nothing garbled, robotic or"
-        " doubled; mentions keep their @, tags their #)?",
-    ),
-    "context-dependent": (
-        "stands_alone",
-        'Is the request clear without an earlier conversation (no opening "Furthermore" or'
-        ' "Also", no "that file" or "the ticket" it never named)?',
-    ),
-    "under-specified": (
-        "specified",
-        "Does the request settle exactly these calls and argument values, leaving nothing"
-        " to guess?",
-    ),
-    "ungrounded": (
-        "grounded",
-        "Is every argument value in the request, returned by an earlier call, or a tool's default?",
-    ),
-    "mismatch": (
-        "calls_match",
-        "Does every requested action have a call, and every call do something requested?",
-    ),
-    "wrong-dependency": (
-        "waits_right",
-        "Does each call wait for an earlier one exactly when it uses its result, needs its"
-        " effect first, or happens only because of what it returned?",
-    ),
-}
-LABELS: tuple[str, ...] = tuple(QUESTIONS)
+#: rubric labels, in the rubric's order; each has a list in the answer and a check in code
+LABELS: tuple[str, ...] = tuple(CHECKS)
 
 #: rubric label -> the code of a rejection for it
 CODES: dict[str, RejectionCode] = {
@@ -101,22 +72,12 @@ CODES: dict[str, RejectionCode] = {
 
 
 class LabelAnswer(BaseModel):
+    """What the checks made of the judge's lists for one label: "no" with what they found."""
+
     model_config = ConfigDict(extra="ignore")
 
-    reason: str  # written first: the answer follows from it, not the other way round
+    reason: str
     answer: Literal["yes", "no"]
-
-
-def _answer_model() -> type[BaseModel]:
-    """One required ``{reason, answer}`` object per label, in the questions' order."""
-    fields: dict[str, Any] = {key: (LabelAnswer, ...) for key, _ in QUESTIONS.values()}
-    model: type[BaseModel] = create_model(
-        "Judgement", __config__=ConfigDict(extra="ignore"), **fields
-    )
-    return model
-
-
-JudgeAnswer = _answer_model()
 
 
 @dataclass(frozen=True)
@@ -128,6 +89,7 @@ class Verdict:
     answers: dict[str, LabelAnswer] = field(default_factory=dict)  # by rubric label
     error: str | None = None
     raw: str | None = None
+    lists: dict[str, Any] = field(default_factory=dict)  # what the judge copied out
 
     @property
     def found(self) -> list[str]:
@@ -140,6 +102,7 @@ class Verdict:
             "judged": self.judged,
             "found": self.found,
             "answers": {label: a.model_dump() for label, a in self.answers.items()},
+            "lists": self.lists,
             "error": self.error,
         }
 
@@ -152,11 +115,12 @@ _YES = LabelAnswer(reason="", answer="yes")
 
 @cache
 def template_hash() -> str:
-    """What a calibration is valid for: the judge's two templates and its questions."""
+    """What a calibration is valid for: the judge's two templates and the checks that read
+    its answers (a changed check finds other things, so it needs a new calibration too)."""
     digest = hashlib.sha256()
     for name in (SYSTEM_TEMPLATE, TEMPLATE):
         digest.update((PROMPTS_DIR / name).read_bytes())
-    digest.update(json.dumps(QUESTIONS, sort_keys=True).encode("utf-8"))
+    digest.update(Path(judge_checks.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -207,22 +171,23 @@ def _calls(task: Task) -> list[dict[str, str]]:
 
 
 def messages(task: Task) -> list[dict[str, str]]:
-    """The judge's prompt about ``task``: the questions in the system message (the same for
-    every task, so a server's prompt cache keeps them), the evidence in the user message."""
+    """The judge's prompt about ``task``: what to copy out, with worked examples, in the
+    system message (the same for every task, so a server's prompt cache keeps it), the
+    evidence in the user message."""
     jinja = templates()
     context = {
         "question": _short(task.question, MAX_QUESTION_CHARS),
         "tools": _tools_used(task),
         "calls": _calls(task),
     }
-    questions = [(key, text) for key, text in QUESTIONS.values()]
-    system = jinja.get_template(SYSTEM_TEMPLATE).render(questions=questions).strip()
+    system = jinja.get_template(SYSTEM_TEMPLATE).render().strip()
     user = jinja.get_template(TEMPLATE).render(**context).strip()
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 async def rate(task: Task, client: LLMClient) -> Verdict:
-    """Ask the judge about ``task``; a reply that cannot be read is a verdict not judged."""
+    """Ask the judge to copy out what it sees in ``task`` and check its lists in code; a
+    reply that cannot be read is a verdict not judged."""
     result = await client.structured(
         stage=STAGE,
         messages=messages(task),
@@ -232,8 +197,15 @@ async def rate(task: Task, client: LLMClient) -> Verdict:
     )
     if result.value is None:
         return Verdict(task.id, judged=False, error=result.error or "no answer", raw=result.raw)
-    answers = {label: getattr(result.value, key) for label, (key, _) in QUESTIONS.items()}
-    return Verdict(task.id, judged=True, answers=answers, raw=result.raw)
+    lists = result.value.model_dump()
+    found = findings(task, JudgeAnswer.model_validate(lists), call_results(task))
+    answers = {
+        label: LabelAnswer(reason="; ".join(problems), answer="no")
+        if problems
+        else LabelAnswer(reason="nothing found", answer="yes")
+        for label, problems in found.items()
+    }
+    return Verdict(task.id, judged=True, answers=answers, raw=result.raw, lists=lists)
 
 
 # --- trust ---------------------------------------------------------------------------------------
@@ -292,7 +264,7 @@ def trusted_labels(entry: dict[str, Any], rule: TrustRule = RULE) -> frozenset[s
     return frozenset(
         label
         for label, stats in per_label.items()
-        if label in QUESTIONS and rule.admits(stats, coverage)
+        if label in CHECKS and rule.admits(stats, coverage)
     )
 
 
@@ -329,7 +301,6 @@ def rejection_for(task: Task, verdict: Verdict, trust: Trust) -> Rejection | Non
         return None
     first = found[0]
     reason = verdict.answers[first].reason.strip() or "no reason given"
-    question = QUESTIONS[first][1]
     return Rejection(
         sample_id=task.id,
         stage=Stage.JUDGE,
@@ -338,7 +309,8 @@ def rejection_for(task: Task, verdict: Verdict, trust: Trust) -> Rejection | Non
         evidence=Evidence(
             output={
                 "label": first,
-                "question": question,
+                "found_in": CHECKS[first][0],
+                "lists": verdict.lists,
                 "answers": {
                     label: {"answer": a.answer, "reason": _short(a.reason, 300)}
                     for label, a in verdict.answers.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
-from pipeline.evolve.judge import LABELS, QUESTIONS, RULE, load_trust, messages, template_hash
+from pipeline.evolve.judge import LABELS, RULE, load_trust, messages, template_hash
+from pipeline.evolve.judge_checks import normalised
 from pipeline.jsonl import read_records
 from pipeline.llm.fake_server import FakeOpenAIServer
 from pipeline.models import Rejection, Stage, Task
@@ -22,23 +24,54 @@ from pipeline.seeds import SEED_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 LABELLED = REPO / "bench" / "data" / "judge_labelled.jsonl"
-KEY = {label: key for label, (key, _) in QUESTIONS.items()}
 
 
 def _prompt(body: dict[str, Any]) -> str:
     return str(next(m["content"] for m in body["messages"] if m["role"] == "user"))
 
 
-def judge_saying(no: set[str], reason: str = "checked it") -> Callable[[dict[str, Any]], str]:
-    """A judge that answers "no" for the given labels and "yes" for the rest."""
+def _evidence(body: dict[str, Any]) -> tuple[str, list[str], list[str], str]:
+    """The request, the call ids, the string argument values and the results of a judge
+    prompt, read back from its text."""
+    prompt = _prompt(body)
+    request = re.search(r"^Request: (.*)$", prompt, re.M)
+    assert request is not None
+    calls_part = prompt.split("Calls, in order:", 1)[1]
+    calls = re.findall(r"^(\S+): \S+ (.*)$", calls_part, re.M)
+    values: list[str] = []
+    for _, arguments in calls:
+        try:
+            parsed = json.loads(arguments)
+        except ValueError:  # cut at the prompt's limit
+            continue
+        values += [str(v) for v in parsed.values() if isinstance(v, str | int | float)]
+    results = " ".join(re.findall(r"^   returned: (.*)$", calls_part, re.M))
+    return request.group(1), [call_id for call_id, _ in calls], values, results
+
+
+def judge_saying(no: set[str], why: str = "checked it") -> Callable[[dict[str, Any]], str]:
+    """A judge whose lists show a problem of each label in ``no`` (each one the checks in
+    code confirm) and nothing else."""
 
     def answer(body: dict[str, Any]) -> str:
-        return json.dumps(
-            {
-                key: {"reason": f"{reason} ({label})", "answer": "no" if label in no else "yes"}
-                for label, key in KEY.items()
-            }
-        )
+        request, ids, values, results = _evidence(body)
+        opening = " ".join(request.split()[:3])
+        seen = f" {normalised(request + ' ' + results)} "
+        hidden = [v for v in values if f" {normalised(v)} " not in seen and normalised(v)]
+        lists: dict[str, Any] = {
+            "asked": [{"words": opening, "call": ids[0]}],
+            "calls": [
+                {"call": i, "asked_by": "none" if "mismatch" in no and i == ids[0] else opening}
+                for i in ids
+            ],
+            "unexplained_references": [opening] if "context-dependent" in no else [],
+            "odd_wording": [opening] if "unnatural-language" in no else [],
+            "misused_values": [opening] if "nonsensical" in no else [],
+            "open_choices": [opening] if "under-specified" in no else [],
+            "unsourced_values": hidden[:1] if "ungrounded" in no else [],
+            "wrong_waits": [{"call": ids[-1], "why": why}] if "wrong-dependency" in no else [],
+        }
+        return json.dumps(lists)
 
     return answer
 
@@ -93,7 +126,7 @@ def test_a_no_on_a_trusted_label_rejects_with_the_judges_reason(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     calibration = _calibration(tmp_path / "calibration.json", "fake-model", {"mismatch"})
-    server = FakeOpenAIServer(answer=judge_saying({"mismatch"}, "s2 was never asked for"))
+    server = FakeOpenAIServer(answer=judge_saying({"mismatch"}))
     with server as url:
         manifest = _evolve(tmp_path, "trusted", url, calibration)
     asked = [body for body in server.bodies if "Calls, in order:" in _prompt(body)]
@@ -103,7 +136,7 @@ def test_a_no_on_a_trusted_label_rejects_with_the_judges_reason(
     assert evolved == [] and judged, "every judged task is rejected"
     for rejection in judged:
         assert rejection.code.value == "judge.mismatch"
-        assert "s2 was never asked for" in rejection.message
+        assert "is asked for by no words of the request" in rejection.message
         output = rejection.evidence.output
         assert isinstance(output, dict) and output["label"] == "mismatch"
         assert output["answers"]["nonsensical"]["answer"] == "yes"  # type: ignore[index]
@@ -119,16 +152,52 @@ def test_a_no_on_an_untrusted_label_rejects_nothing_and_is_counted(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     calibration = _calibration(tmp_path / "calibration.json", "fake-model", {"mismatch"})
-    with FakeOpenAIServer(answer=judge_saying({"unnatural-language", "ungrounded"})) as url:
+    with FakeOpenAIServer(answer=judge_saying({"unnatural-language", "context-dependent"})) as url:
         manifest = _evolve(tmp_path, "untrusted", url, calibration)
     evolved, rejected = _run(tmp_path, "untrusted")
     assert evolved and not [r for r in rejected if r.stage is Stage.JUDGE]
     record = manifest["judge"]
     assert record["judged"] == len(evolved) and record["rejected"] == 0
     assert record["untrusted_no"] == {
-        "ungrounded": len(evolved),
+        "context-dependent": len(evolved),
         "unnatural-language": len(evolved),
     }
+
+
+def test_lists_the_checks_cannot_confirm_find_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A judge that fills every list with things not in the task (quotes the request does
+    not have, a value it states, call ids the task lacks) rejects nothing, though every label
+    is trusted: only what is really there counts."""
+    monkeypatch.chdir(tmp_path)
+    calibration = _calibration(tmp_path / "calibration.json", "fake-model", set(LABELS))
+
+    def inventing(body: dict[str, Any]) -> str:
+        request, ids, _, _ = _evidence(body)
+        stated = request.split()[-1]
+        invented = "the purple elephant of Tuesday"
+        return json.dumps(
+            {
+                "asked": [{"words": invented, "call": "none"}],
+                "calls": [{"call": "s99", "asked_by": "none"}]
+                + [{"call": i, "asked_by": invented} for i in ids],
+                "unexplained_references": [invented],
+                "odd_wording": [invented],
+                "misused_values": [invented],
+                "open_choices": [invented],
+                "unsourced_values": [stated, invented],
+                "wrong_waits": [{"call": "s99", "why": "waits"}, {"call": ids[0], "why": "x"}],
+            }
+        )
+
+    with FakeOpenAIServer(answer=inventing) as url:
+        manifest = _evolve(tmp_path, "inventing", url, calibration)
+    evolved, rejected = _run(tmp_path, "inventing")
+    record = manifest["judge"]
+    assert evolved and record["judged"] == len(evolved)
+    assert record["rejected"] == 0 and record["untrusted_no"] == {}
+    assert not [r for r in rejected if r.stage is Stage.JUDGE]
 
 
 def test_a_judge_calibrated_for_another_model_trusts_nothing(
@@ -206,8 +275,9 @@ def test_labelled_set_has_valid_and_invalid_tasks_of_every_label() -> None:
 def test_calibration_measures_the_judge_and_derives_the_trusted_labels(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A judge that answers from the truth scores 1.0 where a label occurs; one that answers
-    "no" to everything scores the base rate and is trusted on nothing."""
+    """A judge that answers from the truth scores 1.0 where a label occurs; one that lists a
+    problem of every kind scores the base rate (the checks confirm a hidden value or a wrong
+    wait only where the task has one) and is trusted on nothing."""
     bench = _bench()
     truth = _truth()
 
@@ -228,7 +298,8 @@ def test_calibration_measures_the_judge_and_derives_the_trusted_labels(
     for label in LABELS:
         stats = oracle_entry["labels"][label]
         assert stats["precision"] == 1.0 and stats["recall"] == 1.0
-        assert naysayer["labels"][label]["precision"] == stats["base_rate"]
+        if label not in {"ungrounded", "wrong-dependency"}:  # confirmed only where possible
+            assert naysayer["labels"][label]["precision"] == stats["base_rate"]
     assert load_trust(out, "oracle").labels == set(LABELS)
     assert load_trust(out, "naysayer").labels == frozenset()
 
