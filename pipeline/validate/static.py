@@ -199,6 +199,68 @@ def check_name_format(ctx: ValidationContext) -> None:
                 )
 
 
+def _records_of(text: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    items = data if isinstance(data, list) else [data]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _nested_only(name: str, records: list[dict[str, Any]]) -> bool:
+    """``name`` is a dotted path that no record has as a key and some record has nested."""
+    if "." not in name or any(name in record for record in records):
+        return False
+    for record in records:
+        node: Any = record
+        for part in name.split("."):
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            return True
+    return False
+
+
+def _field_names(call: Call, param_types: dict[str, Sem]) -> list[str]:
+    names: list[str] = []
+    for name, sem in param_types.items():
+        value = call.arguments.get(name)
+        if sem is Sem.SCHEMA and isinstance(value, dict):
+            names += [str(key) for key in value]
+        elif sem is Sem.FIELD_NAME:
+            items = value if isinstance(value, list) else [value]
+            names += [item for item in items if isinstance(item, str)]
+    return names
+
+
+def check_field_names_fit_record(ctx: ValidationContext) -> None:
+    """A field name written in the flattened form ('address.city') for a record where the
+    field is nested ('address' -> 'city'): the tools read names literally, so the check can
+    only fail, and no one asks for that (run llm73, and an llm32 reader before it)."""
+    for call in ctx.task.calls:
+        try:
+            spec = resolve_tool(call.tool)[1]
+        except ToolError:
+            continue  # check_tools reports it
+        records = [
+            record
+            for name, sem in spec.param_types.items()
+            if sem is Sem.JSON_TEXT and isinstance(call.arguments.get(name), str)
+            for record in _records_of(call.arguments[name])
+        ]
+        for field in _field_names(call, spec.param_types):
+            if records and _nested_only(field, records):
+                raise Reject(
+                    RejectionCode.STATIC_NAME_FORMAT_MISMATCH,
+                    f"step {call.id} ({call.tool}) names the field {field!r} in its flattened"
+                    " form, but the record it reads has it nested; the tool reads names"
+                    " literally",
+                    Evidence(step_id=call.id, output={"field": field}),
+                )
+
+
 def _looks_like_identifier(name: str) -> bool:
     return "_" in name or bool(re.search(r"[a-z][A-Z]", name))
 
@@ -282,6 +344,7 @@ STATIC_CHECKS: tuple[Callable[[ValidationContext], None], ...] = (
     check_call_count,
     check_consecutive_duplicates,
     check_name_format,
+    check_field_names_fit_record,
     check_question,
     check_dependency_references,
 )

@@ -76,6 +76,33 @@ _TRAVEL = {
     }
 }
 
+
+def _nested_check(flatten_first: bool) -> Task:
+    """Check a record with a nested address against 'address.city': the flattened record has
+    that field, the nested one does not."""
+    nested = '{"name": "Ada", "address": {"city": "London"}}'
+    flat = '{"name": "Ada", "address.city": "London"}'
+    checked = "the flattened record" if flatten_first else "the record I gave you"
+    return _task(
+        f"Flatten the JSON record '{nested}' into dotted keys, then check {checked} against"
+        " the schema where 'name' and 'address.city' are strings.",
+        ["data_format"],
+        [
+            {"id": "s1", "tool": "data_format.flatten_record", "arguments": {"content": nested}},
+            {
+                "id": "s2",
+                "tool": "data_format.validate_record",
+                "arguments": {
+                    "content": flat if flatten_first else nested,
+                    "field_types": {"name": "string", "address.city": "string"},
+                },
+                "depends_on": ["s1"] if flatten_first else [],
+                "bindings": {"content": "s1.content"} if flatten_first else {},
+            },
+        ],
+    )
+
+
 CASES: list[tuple[str, Task, RejectionCode]] = [
     (
         "nonsensical: a percent change deposited as money",
@@ -512,7 +539,17 @@ CASES: list[tuple[str, Task, RejectionCode]] = [
         ),
         RejectionCode.STATIC_NAME_FORMAT_MISMATCH,
     ),
+    (
+        "nonsensical: a flattened field name checked on the nested record (run llm73)",
+        _nested_check(flatten_first=False),
+        RejectionCode.STATIC_NAME_FORMAT_MISMATCH,
+    ),
 ]
+
+
+def test_a_flattened_field_name_on_the_flattened_record_is_accepted() -> None:
+    verdict = validate_task(_nested_check(flatten_first=True))
+    assert verdict.accepted, verdict.rejection
 
 
 def test_a_log_out_after_every_step_of_its_service_is_accepted_and_inferred() -> None:
