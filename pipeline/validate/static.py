@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -223,7 +223,7 @@ def _nested_only(name: str, records: list[dict[str, Any]]) -> bool:
     return False
 
 
-def _field_names(call: Call, param_types: dict[str, Sem]) -> list[str]:
+def _field_names(call: Call, param_types: Mapping[str, Sem]) -> list[str]:
     names: list[str] = []
     for name, sem in param_types.items():
         value = call.arguments.get(name)
@@ -244,12 +244,12 @@ def check_field_names_fit_record(ctx: ValidationContext) -> None:
             spec = resolve_tool(call.tool)[1]
         except ToolError:
             continue  # check_tools reports it
-        records = [
-            record
+        texts = [
+            value
             for name, sem in spec.param_types.items()
-            if sem is Sem.JSON_TEXT and isinstance(call.arguments.get(name), str)
-            for record in _records_of(call.arguments[name])
+            if sem is Sem.JSON_TEXT and isinstance(value := call.arguments.get(name), str)
         ]
+        records = [record for text in texts for record in _records_of(text)]
         for field in _field_names(call, spec.param_types):
             if records and _nested_only(field, records):
                 raise Reject(
