@@ -593,6 +593,30 @@ def vagueness_added(parent: Task, child: Task) -> str | None:
     return None
 
 
+#: "new" or "newly created" before a thing, and the thing's word (up to one word between)
+_NEW_THING = re.compile(r"\bnew(?:ly)?\s+(?:(?:created|made|opened)\s+)?(?:\w+\s+)?(\w+)")
+
+
+def novelty_added(parent: Task, child: Task) -> str | None:
+    """A thing the paraphrase calls new that the request names by a stated id, or ``None``:
+    "display that new ticket's details" for ticket 1207, which the task only edits (run
+    llm73); what the request identifies by its id was there before."""
+    if _NEW_THING.search(QuestionText(parent.question).lower):
+        return None
+    stated = {
+        word
+        for call in child.calls
+        for name, value in call.arguments.items()
+        if name.endswith("_id") and str(value) in child.question
+        for word in name.split("_")[:-1]
+    }
+    for match in _NEW_THING.finditer(QuestionText(child.question).lower):
+        if match.group(1) in stated or match.group(1).rstrip("s") in stated:
+            clause = child.question[match.start() : match.end()]
+            return f"the paraphrase calls a thing the request names by its id new ({clause!r})"
+    return None
+
+
 def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] | None:
     for code, rule in (
         (RejectionCode.EVOLVE_STEP_UNASKED, step_dropped),
@@ -604,6 +628,7 @@ def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] |
         (RejectionCode.EVOLVE_MEANING_CHANGED, role_dropped),
         (RejectionCode.EVOLVE_MEANING_CHANGED, choice_dropped),
         (RejectionCode.EVOLVE_MEANING_CHANGED, vagueness_added),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, novelty_added),
     ):
         problem = rule(parent, child)
         if problem is not None:

@@ -745,3 +745,22 @@ def test_paraphrase_that_keeps_the_order_in_other_words_is_accepted(tmp_path: Pa
         tmp_path, seed(CONGRATS), "paraphrase", scripted(paraphrase={"question": question})
     )
     assert rejected == [] and [t.question for t in made] == [question]
+
+
+def test_paraphrase_that_calls_a_stated_ticket_new_is_rejected(tmp_path: Path) -> None:
+    """Run llm73: "Rename ticket 1207 ... and then show me the ticket" as "... display that
+    new ticket's details"; ticket 1207 was there before, only its title changed."""
+    parent = seed(("tickets", "4d456fbf05abad64"))
+    made_new = (
+        "Change the title of ticket 1207 to 'Payroll export fails on CSV' and then display"
+        " that new ticket's details."
+    )
+    rejection = only_rejection(tmp_path, parent, made_new)
+    assert rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED
+    assert "'new ticket'" in rejection.message
+    kept = (
+        "Change the title of ticket 1207 to 'Payroll export fails on CSV', then show me the"
+        " ticket with its new title."
+    )
+    made, rejected = paraphrased(tmp_path, parent, kept)
+    assert rejected == [] and [t.question for t in made] == [kept]
