@@ -7,7 +7,8 @@ how many tasks carry it, the base rate (the precision of a judge that flags at r
 judge's precision and recall, and whether the label clears the trust rule. The result is merged
 per model into the calibration file the evolve run reads (``prompts/judge_calibration.json``);
 each task's answers go to a JSON-lines file for reading. Answers are cached like every LLM call
-(``output/cache``), so a rerun or an interrupted run sends only what is missing.
+(``output/cache``), so a rerun or an interrupted run sends only what is missing; after a change
+to the checks alone, ``--rescore`` that file measures them again in seconds, asking nothing.
 
     python bench/judge_calibration.py --base-url http://127.0.0.1:8181/v1 \\
         --model qwen2.5-coder-1.5b
@@ -29,6 +30,8 @@ from pipeline.evolve.judge import (
     LABELS,
     RULE,
     Verdict,
+    checked,
+    prompt_hash,
     rate,
     template_hash,
     trusted_labels,
@@ -133,6 +136,41 @@ async def judge_all(
         return [job.result() if job in finished else None for job in jobs]
 
 
+def rescore(items: list[tuple[Task, frozenset[str]]], path: Path) -> list[Verdict | None]:
+    """The verdicts today's checks make of the lists a judge copied out before, stored in a
+    verdicts file of this bench; ``None`` for a task the file lacks. Only answers to today's
+    prompt count: a changed prompt may have been answered otherwise."""
+    records: dict[str, dict[str, Any]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise SetError(f"{path}: {error.strerror or error}") from None
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            records[str(record["task_id"])] = record
+        except (ValueError, KeyError, TypeError):
+            raise SetError(f"{path}, line {number}: not a judge verdict") from None
+        if record.get("prompt_hash") != prompt_hash():
+            raise SetError(
+                f"{path}, line {number}: answers to judge prompt"
+                f" {record.get('prompt_hash')}, not today's {prompt_hash()}: judge again"
+            )
+    verdicts: list[Verdict | None] = []
+    for task, _ in items:
+        record = records.get(task.id)
+        if record is None:
+            verdicts.append(None)
+        elif not record.get("judged") or not isinstance(record.get("lists"), dict):
+            verdicts.append(Verdict(task.id, judged=False, error=record.get("error")))
+        else:
+            try:
+                verdicts.append(checked(task, record["lists"]))
+            except ValueError as error:
+                raise SetError(f"{path}: the lists for {task.id} do not parse: {error}") from None
+    return verdicts
+
+
 def table(model: str, entry: dict[str, Any]) -> str:
     rows = [
         f"model {model}: {entry['judged']} of {entry['tasks']} tasks judged",
@@ -171,7 +209,7 @@ def merge_into(path: Path, model: str, entry: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base-url", required=True, help="OpenAI-compatible endpoint")
+    parser.add_argument("--base-url", help="OpenAI-compatible endpoint (not with --rescore)")
     parser.add_argument("--model", required=True, help="model name the endpoint serves")
     parser.add_argument("--set", type=Path, default=DEFAULT_SET, help="labelled tasks (JSONL)")
     parser.add_argument("--out", type=Path, default=DEFAULT_CALIBRATION, help="calibration file")
@@ -182,28 +220,40 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="seconds; then measure on the tasks answered so far (the set is in random order)",
     )
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        help="a verdicts file of an earlier run: check its lists again with today's checks,"
+        " asking nothing",
+    )
     parser.add_argument("--llm-config", type=Path, help="TOML file with LLM settings")
     parser.add_argument("--cache", type=Path, help="LLM answer cache (default output/cache)")
     args = parser.parse_args(argv)
+    if (args.base_url is None) == (args.rescore is None):
+        print("error: give either --base-url (judge) or --rescore (check again)", file=sys.stderr)
+        return 2
     try:
         items = load_set(args.set)
-        overrides: dict[str, Any] = {"base_url": args.base_url, "model": args.model}
-        if args.cache is not None:
-            overrides["cache_path"] = str(args.cache)
-        config = LLMConfig.load(overrides, args.llm_config)
+        total = len(items)
+        if args.limit is not None:
+            items = items[: max(args.limit, 0)]
+        usage = UsageLedger()
+        started = time.perf_counter()
+        if args.rescore is not None:
+            answers = rescore(items, args.rescore)
+        else:
+            overrides: dict[str, Any] = {"base_url": args.base_url, "model": args.model}
+            if args.cache is not None:
+                overrides["cache_path"] = str(args.cache)
+            config = LLMConfig.load(overrides, args.llm_config)
+            answers = asyncio.run(judge_all(config, items, usage, args.stop_after))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    total = len(items)
-    if args.limit is not None:
-        items = items[: max(args.limit, 0)]
-    usage = UsageLedger()
-    started = time.perf_counter()
-    answers = asyncio.run(judge_all(config, items, usage, args.stop_after))
     seconds = time.perf_counter() - started
     reached = [(item, v) for item, v in zip(items, answers) if v is not None]
     if len(reached) < len(items):
-        print(f"stopped after {args.stop_after:g} s: {len(reached)} of {len(items)} tasks")
+        print(f"answers for {len(reached)} of {len(items)} tasks")
     items = [item for item, _ in reached]
     verdicts = [verdict for _, verdict in reached]
     entry = summarise(items, verdicts)
@@ -220,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds=round(seconds, 1),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
+    if args.rescore is not None:  # no model time: the answers are those of the file
+        entry["rescored_from"] = str(args.rescore)
     if len(items) < total:  # measured on part of the set
         entry["set_tasks"] = total
     merge_into(args.out, args.model, entry)

@@ -103,6 +103,7 @@ class Verdict:
             "found": self.found,
             "answers": {label: a.model_dump() for label, a in self.answers.items()},
             "lists": self.lists,
+            "prompt_hash": prompt_hash(),
             "error": self.error,
         }
 
@@ -121,6 +122,18 @@ def template_hash() -> str:
     for name in (SYSTEM_TEMPLATE, TEMPLATE):
         digest.update((PROMPTS_DIR / name).read_bytes())
     digest.update(Path(judge_checks.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@cache
+def prompt_hash() -> str:
+    """What the model was asked: the two templates and the answer's schema. Stored answers
+    with this hash can be checked again by changed checks without asking anew
+    (``bench/judge_calibration.py --rescore``)."""
+    digest = hashlib.sha256()
+    for name in (SYSTEM_TEMPLATE, TEMPLATE):
+        digest.update((PROMPTS_DIR / name).read_bytes())
+    digest.update(json.dumps(JudgeAnswer.model_json_schema(), sort_keys=True).encode("utf-8"))
     return digest.hexdigest()[:16]
 
 
@@ -197,7 +210,11 @@ async def rate(task: Task, client: LLMClient) -> Verdict:
     )
     if result.value is None:
         return Verdict(task.id, judged=False, error=result.error or "no answer", raw=result.raw)
-    lists = result.value.model_dump()
+    return checked(task, result.value.model_dump(), result.raw)
+
+
+def checked(task: Task, lists: dict[str, Any], raw: str | None = None) -> Verdict:
+    """The verdict the checks in code make of what the judge copied out of ``task``."""
     found = findings(task, JudgeAnswer.model_validate(lists), call_results(task))
     answers = {
         label: LabelAnswer(reason="; ".join(problems), answer="no")
@@ -205,7 +222,7 @@ async def rate(task: Task, client: LLMClient) -> Verdict:
         else LabelAnswer(reason="nothing found", answer="yes")
         for label, problems in found.items()
     }
-    return Verdict(task.id, judged=True, answers=answers, raw=result.raw, lists=lists)
+    return Verdict(task.id, judged=True, answers=answers, raw=raw, lists=lists)
 
 
 # --- trust ---------------------------------------------------------------------------------------

@@ -318,3 +318,32 @@ def test_calibration_refuses_a_bad_set_with_a_clear_error(
     argv = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--set", str(bad)]
     assert bench.main([*argv, "--out", str(tmp_path / "c.json")]) == 2
     assert "unknown label(s) rude" in capsys.readouterr().err
+
+
+def test_rescore_checks_stored_answers_again_without_asking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lists a judge copied out are kept with the prompt they answered: ``--rescore``
+    measures them again (after a change to the checks) with no endpoint, and refuses answers
+    to another prompt."""
+    bench = _bench()
+    truth = _truth()
+    verdicts, out = tmp_path / "verdicts.jsonl", tmp_path / "calibration.json"
+    argv = ["--set", str(LABELLED), "--out", str(out), "--verdicts", str(verdicts)]
+    with FakeOpenAIServer(answer=lambda body: judge_saying(truth[_prompt(body)])(body)) as url:
+        cache = ["--cache", str(tmp_path / "c.sqlite")]
+        assert bench.main(["--base-url", url, "--model", "oracle", *argv, *cache]) == 0
+    asked = json.loads(out.read_text())["models"]["oracle"]
+    rescored = tmp_path / "rescored.json"
+    again = ["--set", str(LABELLED), "--out", str(rescored), "--verdicts", str(tmp_path / "v2")]
+    assert bench.main(["--model", "oracle", "--rescore", str(verdicts), *again]) == 0
+    entry = json.loads(rescored.read_text())["models"]["oracle"]
+    assert entry["labels"] == asked["labels"] and entry["rescored_from"] == str(verdicts)
+    assert entry["usage"] == {} or not any(entry["usage"].values())
+    records = [json.loads(line) for line in verdicts.read_text().splitlines()]
+    records[0]["prompt_hash"] = "0" * 16
+    verdicts.write_text("".join(json.dumps(r) + "\n" for r in records))
+    capsys.readouterr()
+    assert bench.main(["--model", "oracle", "--rescore", str(verdicts), *again]) == 2
+    assert "judge again" in capsys.readouterr().err
+    assert bench.main(["--model", "oracle", *again]) == 2  # neither an endpoint nor answers
