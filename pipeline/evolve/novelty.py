@@ -219,8 +219,14 @@ def lost_literals(parent: Task, question: str) -> list[str]:
             if number not in numbers:
                 lost.append(text)
         elif not token_in(text, question):
-            respelt = re.search(re.escape(text), question, re.IGNORECASE)
-            lost.append(f"{text!r} (written {respelt.group()!r})" if respelt else repr(text))
+            # the whole word it sits in: 'upper' kept only inside 'uppercase' is not kept
+            respelt = re.search(rf"\w*{re.escape(text)}\w*", question, re.IGNORECASE)
+            if respelt is None:
+                lost.append(repr(text))
+            elif respelt.group().lower() == text.lower():
+                lost.append(f"{text!r} (written {respelt.group()!r})")
+            else:
+                lost.append(f"{text!r} (only inside {respelt.group()!r})")
     return lost
 
 

@@ -228,6 +228,11 @@ def test_broaden_in_a_stateful_app_may_keep_the_tools_but_not_the_end_state(
          " places.", "'miles'"),
         # a number dropped
         (ADD_THEN_MULTIPLY, "Sum 3.5 and 4.25 and then double the result.", "2"),
+        # a mode kept only inside another word (run llm79): the message says where
+        (("string_manipulation", "e054c8236ac8e151"),
+         "Find all email addresses in the 'inbox' buffer that match the pattern"
+         " '[\\w.]+@[\\w.]+\\w', convert the first matching address to uppercase, and append it"
+         " to the 'contacts' buffer on a new line.", "'upper' (only inside 'uppercase')"),
     ],
 )  # fmt: skip
 def test_paraphrase_keeps_every_literal_exactly(
