@@ -25,6 +25,7 @@ from pipeline.evolve.options import (
     action_unserved,
     dropped_value_kept,
     extreme_unserved,
+    kept_value_dropped,
     other_step_asked,
     placeholder_value,
     purpose_unserved,
@@ -412,6 +413,8 @@ def _unasked(
         # the model's words only: code's name the chain's calls, in nouns another tool's
         # name may share ("the JSON text" beside pretty_print_json)
         problem = other_step_asked(parent, question, option, arguments)
+    if problem is None and by_model:  # code's words state each kept call's values, in words
+        problem = kept_value_dropped(parent, question, option)
     if problem is None and by_model:
         problem = purpose_unserved(parent, question, option)
     if problem is None and by_model:

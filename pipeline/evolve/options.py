@@ -747,6 +747,28 @@ def dropped_value_kept(
     return None
 
 
+def kept_value_dropped(parent: Task, question: str, option: Option) -> str | None:
+    """A value the parent's request states for a call the new request keeps, no longer
+    stated: "Open a ticket ... at priority 2, then bump that ticket to priority 4 and show it"
+    broadened as "Open a ticket ... at priority 2; then list my tickets" (run llm79) still
+    raises the ticket to 4, unasked."""
+    from pipeline.evolve.novelty import stated_literals  # novelty imports prompts, then this
+
+    kept = parent.model_copy(update={"calls": parent.calls[: option.kept]})
+    for text, number in stated_literals(kept):
+        # case aside: "place a buy order" still asks for the order type 'Buy'
+        if not _states(question.lower(), text.lower(), number):
+            callers = [
+                call.function
+                for call in kept.calls
+                if _key(text if number is None else number)
+                in {_key(leaf) for leaf in _scalars(call.arguments)}
+            ]
+            which = f" ({', '.join(callers)})" if callers else ""
+            return f"the request no longer states {text!r}, which a call it keeps{which} passes"
+    return None
+
+
 def _key(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return repr(float(value))

@@ -560,3 +560,22 @@ def test_a_text_that_asks_to_undo_the_request_is_rejected(tmp_path: Path) -> Non
         if not accepted:
             assert [r.code for r in rejected] == [RejectionCode.EVOLVE_UNDOES_REQUEST]
             assert "'cancel'" in rejected[0].message
+
+
+def test_broaden_whose_words_drop_a_kept_calls_value_gets_the_chains_words(
+    tmp_path: Path,
+) -> None:
+    """Run llm79: "... at priority 2, then bump that ticket to priority 4 and show it"
+    broadened as "... at priority 2; then list my tickets" still raised the priority, unasked.
+    Words that no longer state a value a kept call passes give way to code's."""
+    parent = seed(("tickets", "0487ee91aecb24f5"))  # open at priority 2, bump to 4, show it
+    title = "Open a ticket titled 'Conference room display broken' with the description"
+    title += " 'HDMI input not detected in room Atlas.' at priority 2"
+    dropped = chosen("get_user_tickets", f"{title}; then list my tickets.")
+    made, rejected, _ = run(tmp_path, parent, "broaden", dropped)
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert [c.function for c in made[0].calls][-1] == "get_user_tickets"
+    assert "4" in made[0].question.split("priority 2", 1)[1]
+    kept = chosen("get_user_tickets", f"{title}, then bump it to priority 4 and list my tickets.")
+    made, rejected, _ = run(tmp_path / "kept", parent, "broaden", kept)
+    assert rejected == [] and [t.lineage.words for t in made] == ["model"]
