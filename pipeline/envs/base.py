@@ -46,6 +46,7 @@ class _ToolMark:
     asked_by: tuple[str, ...] = ()
     arithmetic: Arithmetic | None = None
     converts: Conversion | None = None
+    describes: tuple[tuple[str, str], ...] = ()
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +63,7 @@ def tool(
     asked_by: tuple[str, ...] = (),
     arithmetic: Arithmetic | None = None,
     converts: Conversion | None = None,
+    describes: Mapping[str, str] | None = None,
 ) -> Callable[[F], F]:
     """Mark a method as a tool: ``kind`` says whether it changes state, ``latency`` is its
     default simulated response time in seconds (see docs/latency.md for the reasoning),
@@ -71,7 +73,9 @@ def tool(
     ``asked_by`` lists phrases (lower case, whole words) that ask for this tool and nothing else
     among its environment's tools: a question that says one, outside a condition, must call it
     (``question.unserved_request``). ``arithmetic`` and ``converts`` say what the tool does to
-    measured quantities (:mod:`pipeline.quantities`)."""
+    measured quantities (:mod:`pipeline.quantities`). ``describes`` maps an argument to the one
+    whose thing it describes (an order's ``price`` is a price of its ``symbol``): its value can
+    be stated only by someone who knows that thing."""
 
     mark = _ToolMark(
         ToolKind(kind),
@@ -81,6 +85,7 @@ def tool(
         tuple(phrase.lower() for phrase in asked_by),
         arithmetic,
         converts,
+        tuple((describes or {}).items()),
     )
 
     def decorate(fn: F) -> F:
@@ -226,6 +231,8 @@ class ToolSpec:
     arithmetic: Arithmetic | None = None
     #: the arguments of a unit conversion (value, unit in, unit out)
     converts: Conversion | None = None
+    #: argument -> the argument whose thing it describes (``price`` -> ``symbol``)
+    describes: Mapping[str, str] = field(default_factory=dict)
     #: pydantic field definitions of the arguments; the model and its schema are built on first
     #: use, so importing the environments (every process, ``asynctool --help``) stays cheap
     arg_fields: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -309,6 +316,7 @@ def _derive_spec(owner: type, attr: str, fn: Callable[..., Any], mark: _ToolMark
         asked_by=mark.asked_by,
         arithmetic=mark.arithmetic,
         converts=mark.converts,
+        describes=dict(mark.describes),
     )
 
 

@@ -465,6 +465,7 @@ class Trading(Environment[TradingState]):
             "price": Sem.MONEY_USD,
             "amount": Sem.SHARE_COUNT,
         },
+        describes={"price": "symbol"},  # a limit price fits one stock
     )
     def place_order(
         self,

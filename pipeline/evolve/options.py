@@ -283,6 +283,10 @@ def _partial(task: Task, kept: int, exclude: set[str], rng: random.Random) -> li
                 and not _stated(p.value, task.question)  # the user gave it: no result needed
             ]
             free = tuple(other for other in required if other != name)
+            if any(spec.describes.get(other) == name for other in free):
+                # "sell the first stock listed at $2840.34" (run llm79): a price of a stock
+                # the user does not know yet, since a result picks it
+                continue
             # without a free argument the step was a whole one, and running it failed or
             # showed it pointless (closing a closed ticket): not an option
             if bound and free:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
+from pipeline.envs import ENVIRONMENTS
 from pipeline.evolve.options import broaden_options, deepen_options, verbaliser
 from pipeline.jsonl import read_records
 from pipeline.llm.fake_server import FakeOpenAIServer, FaultMix
@@ -579,3 +580,15 @@ def test_broaden_whose_words_drop_a_kept_calls_value_gets_the_chains_words(
     kept = chosen("get_user_tickets", f"{title}, then bump it to priority 4 and list my tickets.")
     made, rejected, _ = run(tmp_path / "kept", parent, "broaden", kept)
     assert rejected == [] and [t.lineage.words for t in made] == ["model"]
+
+
+def test_no_step_asks_the_model_for_a_price_of_a_stock_a_result_picks(tmp_path: Path) -> None:
+    """Run llm79: "... then place a sell order for 10 shares of the first stock listed in the
+    previous step at $2840.34 per share" (both readers: nonsensical). An order's price is a
+    price of its symbol (the tool says so), so an order whose symbol a result gives leaves no
+    price for the user to state; a read of that stock still is a step."""
+    parent = seed(("trading", "9d2255ecd6aacdfe"))  # take NEPT off the watch list, add SYNX
+    steps = [o.function for o in deepen_options(parent) + broaden_options(parent)]
+    assert "place_order" not in steps and "get_stock_info" in steps
+    spec = ENVIRONMENTS["trading"].tool_specs()["place_order"]
+    assert spec.describes == {"price": "symbol"}
