@@ -292,6 +292,12 @@ def only_rejection(tmp: Path, parent: Task, question: str) -> Rejection:
     return rejected[0]
 
 
+def assert_kept(tmp: Path, parent: Task, question: str) -> None:
+    """The parent paraphrased as ``question`` makes exactly that task, rejecting nothing."""
+    made, rejected = paraphrased(tmp, parent, question)
+    assert rejected == [] and [t.question for t in made] == [question]
+
+
 def test_paraphrase_that_speaks_as_the_assistant_is_rejected(tmp_path: Path) -> None:
     """Run llm25: "register my card" became "Register your card" and "I'm Priya Raman" "set
     your name to Priya Raman"; both readers failed it. A "your" inside a quoted value, or one
@@ -310,8 +316,7 @@ def test_paraphrase_that_speaks_as_the_assistant_is_rejected(tmp_path: Path) -> 
         and "save your card" in rejection.message
     )
     kept = reworded.format(whose="my")
-    made, rejected = paraphrased(tmp_path, parent, kept)
-    assert rejected == [] and [t.question for t in made] == [kept]
+    assert_kept(tmp_path, parent, kept)
 
 
 def test_paraphrase_that_drops_a_step_is_rejected(tmp_path: Path) -> None:
@@ -356,8 +361,7 @@ def test_paraphrase_that_drops_a_step_is_rejected(tmp_path: Path) -> None:
         "Pick 6 random prices from 5 to 50, each with 2 decimal places, and then summarize"
         " them for me."
     )
-    made, rejected = paraphrased(tmp_path, parent, kept)
-    assert rejected == [] and [t.question for t in made] == [kept]
+    assert_kept(tmp_path, parent, kept)
 
 
 def test_paraphrase_that_adds_a_reason_is_rejected(tmp_path: Path) -> None:
@@ -377,8 +381,7 @@ def test_paraphrase_that_adds_a_reason_is_rejected(tmp_path: Path) -> None:
         rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED
         and "'Because the invoice came in twice'" in rejection.message
     )
-    made, rejected = paraphrased(tmp_path, parent, kept)
-    assert rejected == [] and [t.question for t in made] == [kept]
+    assert_kept(tmp_path, parent, kept)
 
 
 def test_paraphrase_that_adds_an_action_is_rejected(tmp_path: Path) -> None:
@@ -388,8 +391,7 @@ def test_paraphrase_that_adds_an_action_is_rejected(tmp_path: Path) -> None:
     rejection = only_rejection(tmp_path, parent, "Find my own Open ticket, open it and close it.")
     assert rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED and "'open'" in rejection.message
     kept = "Look through my tickets for my single Open one and shut it."
-    made, rejected = paraphrased(tmp_path, parent, kept)
-    assert rejected == [] and [t.question for t in made] == [kept]
+    assert_kept(tmp_path, parent, kept)
 
 
 def test_paraphrase_that_drops_which_values_are_required_is_rejected(tmp_path: Path) -> None:
@@ -421,8 +423,7 @@ def test_paraphrase_that_drops_which_values_are_required_is_rejected(tmp_path: P
         "Show me which documents I keep, load the first of them and validate it: 'id' should be"
         " an integer, 'total' a number and 'paid' a boolean, with 'id' and 'total' required."
     )
-    made, rejected = paraphrased(tmp_path, parent, kept)
-    assert rejected == [] and [t.question for t in made] == [kept]
+    assert_kept(tmp_path, parent, kept)
 
 
 def test_paraphrase_that_drops_a_choice_is_rejected(tmp_path: Path) -> None:
@@ -438,8 +439,7 @@ def test_paraphrase_that_drops_a_choice_is_rejected(tmp_path: Path) -> None:
         and "'release', the mode of activateParkingBrake" in rejection.message
     )
     kept = f"Take off the parking brake (release it), {rest}"
-    made, rejected = paraphrased(tmp_path, parent, kept)
-    assert rejected == [] and [t.question for t in made] == [kept]
+    assert_kept(tmp_path, parent, kept)
 
 
 def test_paraphrase_accepted_when_reworded_with_literals_kept(tmp_path: Path) -> None:
@@ -767,5 +767,4 @@ def test_paraphrase_that_calls_a_stated_ticket_new_is_rejected(tmp_path: Path) -
         "Change the title of ticket 1207 to 'Payroll export fails on CSV', then show me the"
         " ticket with its new title."
     )
-    made, rejected = paraphrased(tmp_path, parent, kept)
-    assert rejected == [] and [t.question for t in made] == [kept]
+    assert_kept(tmp_path, parent, kept)
