@@ -37,7 +37,7 @@ from typing import Any
 from pipeline.dependencies import bindable, infer_dependencies
 from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, ToolSpec, resolve_tool
 from pipeline.evolve.verbalise import Verbaliser
-from pipeline.jsontree import leaves
+from pipeline.jsontree import leaves, scalars
 from pipeline.models import Call, Task
 from pipeline.replay import build_envs, replay, run_call, same_outcome_state
 from pipeline.semantics import RENAMEABLE_TYPES, Sem
@@ -94,13 +94,21 @@ def produced_values(
 ) -> list[Produced]:
     """Every bindable value the task's calls return, typed by its result field; a value that
     names the session's own user (see :func:`session_values`) is left out: following,
-    messaging or looking up "the author of my own post" acts on oneself, not on a user."""
+    messaging or looking up "the author of my own post" acts on oneself, not on a user.
+
+    So is an entry of a list a write returns that the state held before the task (the watch
+    list ``add_to_watchlist`` echoes back, run llm83): the request asked for the write, not to
+    see that list, and "the first stock listed in the previous step" points at something the
+    user never saw asked for. The entries a write makes (``generate_ids``) stay."""
     found: list[Produced] = []
     seen: set[tuple[str, Any]] = set()
+    held = {repr(value) for value in scalars(task.initial_config)}
     for call, output in zip(task.calls, outputs):
         spec = resolve_tool(call.tool)[1]
         for path, leaf in _leaves(output):
             if not bindable(leaf):
+                continue
+            if spec.kind is ToolKind.WRITE and _in_list(path) and repr(leaf) in held:
                 continue
             sem = spec.result_type(path)
             if sem in IDENTITY_TYPES and leaf in session:
@@ -110,6 +118,10 @@ def produced_values(
                 seen.add(key)
                 found.append(Produced(leaf, sem))
     return found
+
+
+def _in_list(path: str) -> bool:
+    return any(token.isdigit() for token in path.split("."))
 
 
 def _enum_choices(schema: dict[str, Any]) -> list[Any]:

@@ -323,7 +323,30 @@ def order_changed(parent: Task, child: Task) -> str | None:
                 and _named_after_dependency(child, i, j) is False
             ):
                 return _order_message(child, i, j)
+        for parent_id in call.depends_on:
+            # a step word between them decides where first names cannot (a read moved to the
+            # front, "Show the brake pedal status and then ... press the brake pedal", run
+            # llm83): every own mention of the later call sits in an earlier step
+            i = position[parent_id]
+            if _in_earlier_step(child, i, j) and _in_earlier_step(parent, i, j) is False:
+                return _order_message(child, i, j)
     return None
+
+
+def _in_earlier_step(task: Task, i: int, j: int) -> bool | None:
+    """Whether every place the question names call ``j`` by what is its own comes in an
+    earlier step ("..., then ...") than every such place of call ``i`` (``None`` where either
+    is not named by what is its own)."""
+    first, last = _own_spots(task, i), _own_spots(task, j)
+    if not first or not last:
+        return None
+    return max(_step_at(task.question, at) for at in last) < min(
+        _step_at(task.question, at) for at in first
+    )
+
+
+def _step_at(question: str, at: int) -> int:
+    return len(_STEP_WORD.findall(question[:at]))
 
 
 _LONG_WORD = re.compile(r"[a-z]{4,}")
@@ -343,10 +366,25 @@ def _own_spots(task: Task, index: int) -> list[int]:
             at = task.question.find(literal, at + 1)
     stems = {word[:5] for word in name_words(call.tool)}
     stems -= {word[:5] for other in others for word in name_words(other.tool)}
+    # a word inside another call's value written out ("brake pedal" for displayCarStatus's
+    # option 'brakePedal') names that call, not the one whose tool has the word
+    taken = [span for literal in shared for span in _spaced_spans(literal, task.question)]
     spots += [
-        w.start() for w in _LONG_WORD.finditer(task.question.lower()) if w.group()[:5] in stems
+        w.start()
+        for w in _LONG_WORD.finditer(task.question.lower())
+        if w.group()[:5] in stems and not any(a <= w.start() < b for a, b in taken)
     ]
     return spots
+
+
+def _spaced_spans(literal: str, question: str) -> list[tuple[int, int]]:
+    """Where the question writes an identifier-like value as words ('brakePedal', 'full_name'
+    as "brake pedal", "full name"), case ignored."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", literal).replace("_", " ").lower()
+    if spaced == literal.lower() or not spaced.strip():
+        return []
+    lowered = question.lower()
+    return [(m.start(), m.end()) for m in re.finditer(re.escape(spaced), lowered)]
 
 
 def _named_after_dependency(task: Task, i: int, j: int) -> bool | None:

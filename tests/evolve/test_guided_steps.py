@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.envs import ENVIRONMENTS
+from pipeline.evolve.extend import produced_values
 from pipeline.evolve.options import broaden_options, deepen_options, verbaliser
 from pipeline.jsonl import read_records
 from pipeline.llm.fake_server import FakeOpenAIServer, FaultMix
@@ -586,9 +587,37 @@ def test_no_step_asks_the_model_for_a_price_of_a_stock_a_result_picks(tmp_path: 
     """Run llm79: "... then place a sell order for 10 shares of the first stock listed in the
     previous step at $2840.34 per share" (both readers: nonsensical). An order's price is a
     price of its symbol (the tool says so), so an order whose symbol a result gives leaves no
-    price for the user to state; a read of that stock still is a step."""
+    price for the user to state."""
     parent = seed(("trading", "9d2255ecd6aacdfe"))  # take NEPT off the watch list, add SYNX
     steps = [o.function for o in deepen_options(parent) + broaden_options(parent)]
-    assert "place_order" not in steps and "get_stock_info" in steps
+    assert "place_order" not in steps and steps
     spec = ENVIRONMENTS["trading"].tool_specs()["place_order"]
     assert spec.describes == {"price": "symbol"}
+
+
+def test_no_step_takes_an_entry_a_write_echoed_back_from_the_state(tmp_path: Path) -> None:
+    """Run llm83: "... add it to my watch list. Then show me the latest quote for the first
+    stock listed in the previous step" (both readers: a list the user never asked to see).
+    ``add_to_watchlist`` returns the whole watch list; its entries the state held before are
+    no result of the request. The ids a write makes are."""
+    watch = seed(("trading", "a92ee267ac4576ff"))  # look up Omega, quote it, watch it
+    held = set(watch.initial_config["trading"]["watch_list"])
+    done = replay(watch)
+    produced = {p.value for p in produced_values(watch, [o.result for o in done.outcomes])}
+    echoed = set(done.outcomes[-1].result["watchlist"])  # type: ignore[index]
+    assert echoed & held and not produced & held
+    assert all(
+        not set(option.fixed.values()) & held
+        for option in deepen_options(watch) + broaden_options(watch)
+    )
+    # through the CLI: the model, had it been asked, would have chosen the echoed TSLA
+    answer = chosen("get_stock_info", f"{watch.question} Then quote TSLA.", symbol="TSLA")
+    made, rejected, server = run(tmp_path, watch, "deepen", answer)
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_NO_STEP]
+    assert server.bodies == []
+    allocate = seed(("data_generation", "7dbf4cdc7ecc5520"))  # allocate 3 invoice ids, pick one
+    done = replay(allocate)
+    made = done.outcomes[0].result["ids"]  # type: ignore[index]
+    assert set(made) <= {
+        p.value for p in produced_values(allocate, [o.result for o in done.outcomes])
+    }

@@ -263,6 +263,10 @@ def test_paraphrase_keeps_every_literal_exactly(
         # the document"): the opening it moved to the front is the later call (run llm28)
         (("data_format", "70a341fe8b957ef0"), "Open the document 'settings', set 'font.size' to"
          " 14, and then convert its key/value text to JSON."),
+        # a read moved to the front: its first words ("brake pedal") are also the press's, so
+        # the step word between them decides (run llm83, both readers)
+        (("vehicle", "0f0bbcda74e11673"), "Show the brake pedal status and then release the"
+         " parking brake, press the brake pedal halfway (position 0.5)."),
     ],
 )  # fmt: skip
 def test_paraphrase_that_names_dependent_steps_the_other_way_round_is_rejected(
@@ -746,10 +750,14 @@ def test_paraphrase_that_keeps_the_order_in_other_words_is_accepted(tmp_path: Pa
         "On tweet 6, comment 'Congrats to the whole team!', then list all the comments on"
         " that tweet."
     )
-    made, rejected, _ = evolve(
-        tmp_path, seed(CONGRATS), "paraphrase", scripted(paraphrase={"question": question})
+    assert_kept(tmp_path, seed(CONGRATS), question)
+    # the read stays last behind step words, though its words ("brake pedal") are the press's
+    brakes = seed(("vehicle", "0f0bbcda74e11673"))
+    stepped = (
+        "To begin, release the parking brake. Next, push the brake pedal down to the halfway"
+        " point (position 0.5), and after that display the status of the brake pedal."
     )
-    assert rejected == [] and [t.question for t in made] == [question]
+    assert_kept(tmp_path, brakes, stepped)
 
 
 def test_paraphrase_that_calls_a_stated_ticket_new_is_rejected(tmp_path: Path) -> None:
