@@ -17,12 +17,15 @@ the calls (never on the model's description of them):
   (``maya_codes`` is not ``Maya_codes``); numbers may change only their spelling ("two", "2");
 - ``evolve.order_changed`` (paraphrase): the new question presents its steps as a sequence
   ("first", "then", "finally") and names two calls, the later depending on the earlier, in the
-  other order than the parent's question named them;
+  other order than the parent's question named them, or names the later only in a step
+  before the earlier's ("Show the status and then ... press the pedal");
 - ``evolve.step_unasked`` (paraphrase): a call the parent's request asked for by a word of its
-  tool ("summarise") that the new question no longer names;
+  tool ("summarise") that the new question no longer names, or names only inside a purpose it
+  opens with ("To find the distance ..., please provide the zip codes");
 - ``evolve.meaning_changed`` (paraphrase): the parent speaks as the user ("my card") and the
   new question adds a "your", speaking as the assistant ("register your card"); or it adds a
-  reason the parent never gave ("Since the marathon has already been run, ...").
+  reason the parent never gave ("Since the marathon has already been run, ..."); or it gives a
+  stated value as another field of its call ("with the title 'X'" for the description 'X').
 """
 
 from __future__ import annotations
@@ -661,6 +664,106 @@ def novelty_added(parent: Task, child: Task) -> str | None:
     return None
 
 
+_NAME_PART = re.compile(r"[A-Z]?[a-z]+")
+#: words before a stated value read for the field it fills ("with the title 'X'")
+_CUE_WORDS = 3
+
+
+def _text_fields(call: Any) -> dict[str, str]:
+    """The texts a call passes, by the field they fill: an argument, or a key of a dict
+    argument (``updates.description``)."""
+    found: dict[str, str] = {}
+    for name, value in call.arguments.items():
+        if isinstance(value, str):
+            found[name] = value
+        elif isinstance(value, dict):
+            found.update({str(k): v for k, v in value.items() if isinstance(v, str)})
+    return found
+
+
+def _field_words(field: str) -> set[str]:
+    return {part.lower() for part in _NAME_PART.findall(field) if len(part) >= 4}
+
+
+def _cues_before(question: str, value: str) -> list[list[str]]:
+    """For each place the question writes ``value``, the last few words before it in its
+    clause ("with the title")."""
+    found = []
+    at = question.find(value)
+    while at >= 0:
+        clause = re.split(r"[,.;:!?]\s|[()]", question[:at])[-1]
+        found.append(_TOKEN.findall(clause.lower())[-_CUE_WORDS:])
+        at = question.find(value, at + 1)
+    return found
+
+
+def role_swapped(parent: Task, child: Task) -> str | None:
+    """A stated text the paraphrase introduces as another field of its call than the one it
+    fills, or ``None``: "with the description 'Follow-up: ...'" rewritten as "with the title
+    'Follow-up: ...'" (run llm89, both readers) where the title is the one the call copies
+    from another ticket."""
+    for call in child.calls:
+        fields = _text_fields(call)
+        for name, value in fields.items():
+            if name in call.bindings or len(value) < 3:
+                continue
+            now, was = _cues_before(child.question, value), _cues_before(parent.question, value)
+            if not now or not was:
+                continue
+            own = _field_words(name)
+            if any(_same_root(w, p) for cue in now for w in cue for p in own):
+                continue  # one place at least says it is the field it fills
+            for other in fields:
+                words = _field_words(other)
+                if other == name or not words:
+                    continue
+                if all(
+                    any(_same_root(w, p) for w in cue for p in words) for cue in now
+                ) and not any(_same_root(w, p) for cue in was for w in cue for p in words):
+                    return (
+                        f"the paraphrase gives {value!r} as the {other} of {call.function};"
+                        f" the call passes it as the {name}"
+                    )
+    return None
+
+
+#: a sentence that opens on a purpose ("To find the distance between A and B, ...")
+_PURPOSE = re.compile(r"(?:^|[.!?]\s+)(to\s+[a-z]+\b[^,.;!?]*),", re.IGNORECASE)
+
+
+def purpose_only(parent: Task, child: Task) -> str | None:
+    """A call the paraphrase names only inside a purpose it opens with, or ``None``: "How far
+    is it from A to B? Look up the zip code of each city and estimate the distance" rewritten
+    as "To find the distance between A and B, please provide the zip codes" (run llm89, both
+    readers) asks for the zip codes; the distance is only why."""
+    had = len(_PURPOSE.findall(parent.question))
+    spans = [m.span(1) for m in _PURPOSE.finditer(child.question)][had:]
+    if not spans:
+        return None
+    outside = child.question
+    for a, b in spans:
+        outside = outside[:a] + " " * (b - a) + outside[b:]
+    tokens = _TOKEN.findall(outside.lower())
+    # "zip codes" asks for get_zipcode_based_on_city: a name word may be written in two
+    pairs = [first + second for first, second in zip(tokens, tokens[1:])]
+    for index, call in enumerate(child.calls):
+        spots = _own_spots(child, index)
+        if not spots or not all(any(a <= at < b for a, b in spans) for at in spots):
+            continue
+        named = any(
+            any(token[:5] == word[:5] for token in tokens)
+            or any(pair.startswith(word) for pair in pairs)
+            for word in name_words(call.tool)
+        )
+        if not named:
+            a, b = next(span for span in spans if span[0] <= spots[0] < span[1])
+            return (
+                f"the paraphrase names {call.tool} only as a purpose"
+                f" ({child.question[a:b]!r}), no longer as a step it asks for"
+            )
+    return None
+
+
 def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] | None:
     for code, rule in (
         (RejectionCode.EVOLVE_STEP_UNASKED, step_dropped),
@@ -673,6 +776,8 @@ def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] |
         (RejectionCode.EVOLVE_MEANING_CHANGED, choice_dropped),
         (RejectionCode.EVOLVE_MEANING_CHANGED, vagueness_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, novelty_added),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, role_swapped),
+        (RejectionCode.EVOLVE_STEP_UNASKED, purpose_only),
     ):
         problem = rule(parent, child)
         if problem is not None:

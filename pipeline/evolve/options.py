@@ -136,7 +136,8 @@ class Option:
                 if ref.where:
                     place = ref.where.split(" ", 1)[1]
                     handle = () if ref.handle is None else (ref.handle[1].lower(),)
-                    found.add((place, *handle))
+                    made = ("the new",) if ref.made else ()  # "the new ticket"
+                    found.add((place, *handle, *made))
         # a reference code's words do not render (a source format the text's noun already
         # names) cannot be asked of the model's
         said = (self.words(parent, arguments, verbaliser) or "").lower()

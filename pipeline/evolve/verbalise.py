@@ -40,7 +40,7 @@ from jinja2.runtime import Macro
 
 from pipeline.conditions import control_edges
 from pipeline.dependencies import ancestor_sets, infer_dependencies
-from pipeline.envs import ToolError, resolve_tool
+from pipeline.envs import ToolError, ToolKind, resolve_tool
 from pipeline.models import Call, Task
 from pipeline.replay import replay
 from pipeline.semantics import RENAMEABLE_TYPES, Sem, describe
@@ -206,6 +206,10 @@ class Ref:
         #: one, as (field, value): "the ticket with title 'Replace mouse'" needs no step number,
         #: which readers took for a sentence number where one sentence made two calls
         self.handle: tuple[str, str] | None = None
+        #: an id of the one thing of its kind the request makes before this step, so "the new
+        #: ticket" names it (readers failed "the ticket with description '...'" for a ticket
+        #: the same request had just opened with that description, run llm89)
+        self.made = False
 
     @property
     def _tokens(self) -> list[str]:
@@ -294,8 +298,11 @@ class Ref:
                 if field == "name" or field.endswith("_name"):
                     # even the only one: "the user" alone read as vague (run llm28)
                     return f"the {entity} {quoted(value)}"  # "the user 'Priya Nair'"
-                if not self.unique:
-                    return f"the {entity} with {humanise(field)} {quoted(value)}"
+            if self.made and not self.unique:
+                return f"the new {entity}"
+            if self.handle is not None and not self.unique:
+                field, value = self.handle
+                return f"the {entity} with {humanise(field)} {quoted(value)}"
             return f"the {entity} {self.where}".rstrip()
         if rest[-1].isdigit() and len(rest) == 1:
             return f"the {ordinal(int(rest[0]) + 1)} {entity} {self.where}".rstrip()
@@ -570,6 +577,7 @@ class Verbaliser:
                 for slot, ref in found.items():
                     ref.unique = _unique(calls, position, outputs, slot.partition(".")[0], ref)
                     ref.handle = _handle(calls, position, outputs, ref)
+                    ref.made = _only_made(calls, position, outputs, ref)
         return found
 
     def question(
@@ -719,9 +727,12 @@ def _handle(
         types = resolve_tool(call.tool)[1].param_types
     except ToolError:
         return None
+    # a field the step itself rewrites names the thing by what it is about to stop being
+    changed = set(_fields_set(calls[position].arguments)) if position < len(calls) else set()
     for field, value in call.arguments.items():
         if (
             field in call.bindings
+            or field in changed
             or _is_id_key(field)
             or not isinstance(value, str)
             or not 0 < len(value.strip()) <= _HANDLE_MAX_CHARS
@@ -737,6 +748,43 @@ def _handle(
         ):
             return field, value
     return None
+
+
+def _fields_set(arguments: Mapping[str, Any]) -> Iterator[str]:
+    """The argument names of a call and the keys of its dict arguments (``updates``)."""
+    for name, value in arguments.items():
+        yield name
+        if isinstance(value, dict):
+            yield from (str(key) for key in value)
+
+
+def _makes(call: Call, output: Any) -> bool:
+    """Whether ``call`` made a new thing: a write that returned an ``id`` and was given none."""
+    try:
+        spec = resolve_tool(call.tool)[1]
+    except ToolError:
+        return False
+    return (
+        spec.kind is ToolKind.WRITE
+        and isinstance(output, dict)
+        and "id" in output
+        and not any(_is_id_key(name) for name in call.arguments)
+    )
+
+
+def _only_made(calls: Sequence[Call], position: int, outputs: Sequence[Any], ref: Ref) -> bool:
+    """Whether ``ref`` is the id of the only thing the calls before the consumer made."""
+    producer = ref.step_index - 1
+    if ref._tokens != ["id"] or producer >= len(outputs):
+        return False
+    if not _makes(calls[producer], outputs[producer]):
+        return False
+    others = [
+        index
+        for index in range(min(position, len(outputs)))
+        if index != producer and _makes(calls[index], outputs[index])
+    ]
+    return not others
 
 
 def _result_sem(producer: Call, path: str) -> Sem | None:

@@ -621,3 +621,26 @@ def test_no_step_takes_an_entry_a_write_echoed_back_from_the_state(tmp_path: Pat
     assert set(made) <= {
         p.value for p in produced_values(allocate, [o.result for o in done.outcomes])
     }
+
+
+def test_code_words_call_the_one_ticket_the_request_opened_the_new_ticket(
+    tmp_path: Path,
+) -> None:
+    """Run llm89 (both readers): "Then change the ticket with description 'Follow-up: ...':
+    set its description to ..." names the ticket the request just opened by the very field
+    the step replaces. It is the new ticket."""
+    parent = seed(("tickets", "6567d37e89ea7da8"))  # Look up ticket 2210 and open a new ...
+    made_id = replay(parent).outcomes[-1].result["id"]  # type: ignore[index]
+    for updates in ({"description": "The first fix still didn't hold."}, {"priority": 2}):
+        # the model's words leave out the new step: code's stand
+        answer = chosen("edit_ticket", parent.question, ticket_id=made_id, updates=updates)
+        folder = tmp_path / next(iter(updates))
+        made, rejected, _ = run(folder, parent, "deepen", answer)
+        assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+        assert " Then change the new ticket: set its " in made[0].question
+        assert "with description" not in made[0].question
+    # the model's words may name it so too
+    said = f"{parent.question} Then change the new ticket's priority to 2."
+    answer = chosen("edit_ticket", said, ticket_id=made_id, updates={"priority": 2})
+    made, rejected, _ = run(tmp_path / "model", parent, "deepen", answer)
+    assert [t.lineage.words for t in made] == ["model"], rejected

@@ -776,3 +776,43 @@ def test_paraphrase_that_calls_a_stated_ticket_new_is_rejected(tmp_path: Path) -
         " ticket with its new title."
     )
     assert_kept(tmp_path, parent, kept)
+
+
+def test_paraphrase_that_gives_a_value_as_another_field_is_rejected(tmp_path: Path) -> None:
+    """Run llm89 (both readers): "... with the description 'Follow-up: ...'" as "Open a new
+    ticket with the title 'Follow-up: ...'", where the title is the one copied from ticket
+    2210. Moving the value within the request keeps its field."""
+    parent = seed(("tickets", "6567d37e89ea7da8"))  # Look up ticket 2210 and open a new ...
+    swapped = (
+        "Open a new ticket with the title 'Follow-up: the first fix did not hold.' at priority"
+        " 5, and link it to ticket number 2210."
+    )
+    rejection = only_rejection(tmp_path, parent, swapped)
+    assert rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED
+    assert "as the title of create_ticket" in rejection.message
+    kept = (
+        "Fetch ticket 2210, then create a priority 5 ticket that reuses its exact title and has"
+        " the description 'Follow-up: the first fix did not hold.'"
+    )
+    assert_kept(tmp_path, parent, kept)
+
+
+def test_paraphrase_that_keeps_a_step_only_as_its_purpose_is_rejected(tmp_path: Path) -> None:
+    """Run llm89 (both readers): "How far is it from Silverpine to Oakendale? Look up the zip
+    code of each city and estimate the driving distance" as "To find the distance between
+    Silverpine and Oakendale, please provide the zip codes of both cities": the distance is
+    only why, and the request reads as the assistant asking the user."""
+    parent = seed(("vehicle", "263b22865c0b5148"))
+    purpose = (
+        "To find the distance between Silverpine and Oakendale, please provide the zip codes of"
+        " both cities."
+    )
+    rejection = only_rejection(tmp_path, parent, purpose)
+    assert rejection.code is RejectionCode.EVOLVE_STEP_UNASKED
+    assert "estimate_distance only as a purpose" in rejection.message
+    # a purpose whose steps are still asked for outside it ("zip codes" for get_zipcode...)
+    kept = (
+        "To plan my drive from Silverpine to Oakendale, get the zip codes of both cities and"
+        " estimate how far apart they are by road."
+    )
+    assert_kept(tmp_path, parent, kept)
