@@ -44,7 +44,7 @@ from pipeline.evolve.extend import (
     produced_values,
     session_values,
 )
-from pipeline.evolve.verbalise import Verbaliser
+from pipeline.evolve.verbalise import Verbaliser, ordinal
 from pipeline.models import Call, Task
 from pipeline.replay import build_envs, replay, run_call, same_outcome_state
 from pipeline.semantics import Sem
@@ -138,6 +138,11 @@ class Option:
                     handle = () if ref.handle is None else (ref.handle[1].lower(),)
                     made = ("the new",) if ref.made else ()  # "the new ticket"
                     found.add((place, *handle, *made))
+                    if ref.element is not None and ref.handle is None:
+                        # two entries of one list each need their own word: "the second date
+                        # from the first step" said nothing of the third, the range's end
+                        # (run llm97, both readers)
+                        found.add((ordinal(ref.element[0] + 1),))
         # a reference code's words do not render (a source format the text's noun already
         # names) cannot be asked of the model's
         said = (self.words(parent, arguments, verbaliser) or "").lower()

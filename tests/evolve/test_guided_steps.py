@@ -644,3 +644,25 @@ def test_code_words_call_the_one_ticket_the_request_opened_the_new_ticket(
     answer = chosen("edit_ticket", said, ticket_id=made_id, updates={"priority": 2})
     made, rejected, _ = run(tmp_path / "model", parent, "deepen", answer)
     assert [t.lineage.words for t in made] == ["model"], rejected
+
+
+def test_words_must_name_each_entry_a_step_takes_from_one_list(tmp_path: Path) -> None:
+    """Run llm97 (both readers): "... The dates should start from the second date from the
+    first step" over a range from the second date to the third. Naming the step once does not
+    say which entries: code's words name both."""
+    parent = seed(("data_generation", "b75187c5d6055c38"))  # 5 random dates, then a range
+    option = next(o for o in deepen_options(parent) if o.function == "date_range")
+    start, end = option.fixed["start"], option.fixed["end"]
+    vague = f"{parent.question} The dates should start from the second date from the first step."
+    made, rejected, _ = run(
+        tmp_path / "vague", parent, "deepen", chosen("date_range", vague, start=start, end=end)
+    )
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert "the third date from the first step" in made[0].question
+    both = (
+        f"{parent.question} Then list the days from the second to the third date of the first step."
+    )
+    made, rejected, _ = run(
+        tmp_path / "both", parent, "deepen", chosen("date_range", both, start=start, end=end)
+    )
+    assert [t.lineage.words for t in made] == ["model"], rejected
