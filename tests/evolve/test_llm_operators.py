@@ -296,6 +296,13 @@ def only_rejection(tmp: Path, parent: Task, question: str) -> Rejection:
     return rejected[0]
 
 
+def assert_rejected(tmp: Path, parent: Task, question: str, code: RejectionCode, said: str) -> None:
+    """The parent paraphrased as ``question`` is rejected with ``code``, the message saying
+    ``said``."""
+    rejection = only_rejection(tmp, parent, question)
+    assert rejection.code is code and said in rejection.message, rejection.message
+
+
 def assert_kept(tmp: Path, parent: Task, question: str) -> None:
     """The parent paraphrased as ``question`` makes exactly that task, rejecting nothing."""
     made, rejected = paraphrased(tmp, parent, question)
@@ -768,9 +775,9 @@ def test_paraphrase_that_calls_a_stated_ticket_new_is_rejected(tmp_path: Path) -
         "Change the title of ticket 1207 to 'Payroll export fails on CSV' and then display"
         " that new ticket's details."
     )
-    rejection = only_rejection(tmp_path, parent, made_new)
-    assert rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED
-    assert "'new ticket'" in rejection.message
+    assert_rejected(
+        tmp_path, parent, made_new, RejectionCode.EVOLVE_MEANING_CHANGED, "'new ticket'"
+    )
     kept = (
         "Change the title of ticket 1207 to 'Payroll export fails on CSV', then show me the"
         " ticket with its new title."
@@ -787,9 +794,13 @@ def test_paraphrase_that_gives_a_value_as_another_field_is_rejected(tmp_path: Pa
         "Open a new ticket with the title 'Follow-up: the first fix did not hold.' at priority"
         " 5, and link it to ticket number 2210."
     )
-    rejection = only_rejection(tmp_path, parent, swapped)
-    assert rejection.code is RejectionCode.EVOLVE_MEANING_CHANGED
-    assert "as the title of create_ticket" in rejection.message
+    assert_rejected(
+        tmp_path,
+        parent,
+        swapped,
+        RejectionCode.EVOLVE_MEANING_CHANGED,
+        "as the title of create_ticket",
+    )
     kept = (
         "Fetch ticket 2210, then create a priority 5 ticket that reuses its exact title and has"
         " the description 'Follow-up: the first fix did not hold.'"
@@ -807,9 +818,13 @@ def test_paraphrase_that_keeps_a_step_only_as_its_purpose_is_rejected(tmp_path: 
         "To find the distance between Silverpine and Oakendale, please provide the zip codes of"
         " both cities."
     )
-    rejection = only_rejection(tmp_path, parent, purpose)
-    assert rejection.code is RejectionCode.EVOLVE_STEP_UNASKED
-    assert "estimate_distance only as a purpose" in rejection.message
+    assert_rejected(
+        tmp_path,
+        parent,
+        purpose,
+        RejectionCode.EVOLVE_STEP_UNASKED,
+        "estimate_distance only as a purpose",
+    )
     # a purpose whose steps are still asked for outside it ("zip codes" for get_zipcode...)
     kept = (
         "To plan my drive from Silverpine to Oakendale, get the zip codes of both cities and"
