@@ -370,6 +370,26 @@ def _elements_phrase(run: Sequence[Ref]) -> str:
     return text
 
 
+def _step_said_once(text: str, refs: Sequence[Ref]) -> str:
+    """Entries of one earlier list that a phrase names apart say their step once, after the
+    last: "from the second date to the third date from the first step" (readers called "the
+    second date from the first step to the third date from the first step" robotic, run
+    ``llm97``)."""
+    listed = [ref for ref in refs if ref.element is not None and ref.where and ref.handle is None]
+    done: set[int] = set()
+    for ref in listed:
+        mates = [other for other in listed if other is ref or _same_list(ref, other)]
+        if len(mates) < 2 or id(ref) in done:
+            continue
+        done.update(id(mate) for mate in mates)
+        marked = [(text.find(f"{_REF_START}{Ref.__str__(m)}{_REF_END}"), m) for m in mates]
+        found = sorted((at, mate) for at, mate in marked if at >= 0)
+        for at, mate in reversed(found[:-1]):
+            whole = f"{_REF_START}{Ref.__str__(mate)}{_REF_END}"
+            text = f"{text[:at]}{_REF_START}{mate.noun}{_REF_END}{text[at + len(whole) :]}"
+    return text
+
+
 def _grouped(items: Sequence[Any]) -> list[Any]:
     """A list's items with each run of consecutive references to elements of one earlier list
     joined into one phrase (a string), so it reads "the first and second parts from the
@@ -534,6 +554,7 @@ class Verbaliser:
             text = str(macro(**arguments))
         except jinja2.UndefinedError as error:
             raise ValueError(f"step {call.id} ({call.tool}): {error}") from None
+        text = _step_said_once(text, list((refs or {}).values()))
         return _smooth_references(text.strip())
 
     def refs(

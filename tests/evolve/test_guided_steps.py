@@ -658,7 +658,10 @@ def test_words_must_name_each_entry_a_step_takes_from_one_list(tmp_path: Path) -
         tmp_path / "vague", parent, "deepen", chosen("date_range", vague, start=start, end=end)
     )
     assert rejected == [] and [t.lineage.words for t in made] == ["code"]
-    assert "the third date from the first step" in made[0].question
+    # the step is said once, after the last entry (both readers of the words before: robotic)
+    assert made[0].question.endswith(
+        " Then list the dates from the second date to the third date from the first step."
+    )
     both = (
         f"{parent.question} Then list the days from the second to the third date of the first step."
     )
