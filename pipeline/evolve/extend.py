@@ -39,6 +39,7 @@ from pipeline.envs import ENVIRONMENTS, ToolError, ToolKind, ToolSpec, resolve_t
 from pipeline.evolve.verbalise import Verbaliser
 from pipeline.jsontree import leaves, scalars
 from pipeline.models import Call, Task
+from pipeline.quantities import Arithmetic
 from pipeline.replay import build_envs, replay, run_call, same_outcome_state
 from pipeline.semantics import RENAMEABLE_TYPES, Sem
 from pipeline.toolgraph import NOT_GENERATED, QUALIFIERS, conversion_tools, generative_edge
@@ -103,12 +104,15 @@ def produced_values(
     found: list[Produced] = []
     seen: set[tuple[str, Any]] = set()
     held = {repr(value) for value in scalars(task.initial_config)}
+    restated = _restated(task)
     for call, output in zip(task.calls, outputs):
         spec = resolve_tool(call.tool)[1]
         for path, leaf in _leaves(output):
             if not bindable(leaf):
                 continue
             if spec.kind is ToolKind.WRITE and _in_list(path) and repr(leaf) in held:
+                continue
+            if repr(leaf) in restated and spec.arithmetic is not Arithmetic.KEEP:
                 continue
             sem = spec.result_type(path)
             if sem in IDENTITY_TYPES and leaf in session:
@@ -117,6 +121,24 @@ def produced_values(
             if key not in seen:
                 seen.add(key)
                 found.append(Produced(leaf, sem))
+    return found
+
+
+def _restated(task: Task) -> set[str]:
+    """Values a call of the task rounded or otherwise restated (a tool whose result keeps its
+    one operand's dimension): the request wanted the restatement, so a step that takes the
+    value as it was ("round the mean to 1 decimal place; then divide the mean by 4", one
+    llm101 reader) makes the rounding pointless."""
+    found: set[str] = set()
+    for call in task.calls:
+        spec = resolve_tool(call.tool)[1]
+        if spec.arithmetic is not Arithmetic.KEEP:
+            continue
+        found.update(
+            repr(value)
+            for name, value in call.arguments.items()
+            if spec.param_types.get(name) is Sem.NUMBER
+        )
     return found
 
 

@@ -137,7 +137,9 @@ class Option:
                     place = ref.where.split(" ", 1)[1]
                     handle = () if ref.handle is None else (ref.handle[1].lower(),)
                     made = ("the new",) if ref.made else ()  # "the new ticket"
-                    found.add((place, *handle, *made))
+                    # "order 4410" names where "the symbol of order 4410" comes from
+                    owner = () if ref.owner is None else (" ".join(ref.owner),)
+                    found.add((place, *handle, *made, *owner))
                     if ref.element is not None and ref.handle is None:
                         # two entries of one list each need their own word: "the second date
                         # from the first step" said nothing of the third, the range's end

@@ -210,6 +210,10 @@ class Ref:
         #: ticket" names it (readers failed "the ticket with description '...'" for a ticket
         #: the same request had just opened with that description, run llm89)
         self.made = False
+        #: the thing the producing call was asked about by a stated id, as (noun, id): a field
+        #: of its result reads "the symbol of order 4410", not "the symbol from the previous
+        #: step" (one llm101 reader: robotic)
+        self.owner: tuple[str, str] | None = None
 
     @property
     def _tokens(self) -> list[str]:
@@ -310,6 +314,9 @@ class Ref:
 
     def __str__(self) -> str:
         noun = self.noun
+        if self.owner is not None and not self.unique:
+            entity, stated = self.owner
+            return f"{noun} of {entity} {stated}"
         if noun == "the result":  # "the result of the previous step"
             text = f"{noun} {self.where.replace('from ', 'of ', 1)}"
         else:
@@ -599,6 +606,7 @@ class Verbaliser:
                     ref.unique = _unique(calls, position, outputs, slot.partition(".")[0], ref)
                     ref.handle = _handle(calls, position, outputs, ref)
                     ref.made = _only_made(calls, position, outputs, ref)
+                    ref.owner = _owner(calls[ref.step_index - 1], ref)
         return found
 
     def question(
@@ -769,6 +777,29 @@ def _handle(
         ):
             return field, value
     return None
+
+
+def _owner(producer: Call, ref: Ref) -> tuple[str, str] | None:
+    """What a field of ``producer``'s result belongs to, where the call was asked about one
+    thing by a stated id (``get_order_details(order_id=4410)``: "order 4410"); ``None`` for a
+    value that is not one plain field, or a call given no such id or more than one."""
+    tokens = ref._tokens
+    if ref.label is not None or len(tokens) != 1 or _is_id_key(tokens[0]) or tokens[0].isdigit():
+        return None
+    if tokens[0] in _VAGUE_KEYS:
+        return None  # "the result of order 4410" says nothing
+    ids = [
+        (name, value)
+        for name, value in producer.arguments.items()
+        if _is_id_key(name) and name not in producer.bindings
+    ]
+    if len(ids) != 1 or not isinstance(ids[0][1], int | str) or isinstance(ids[0][1], bool):
+        return None
+    name, value = ids[0]
+    entity = humanise(name[:-3] if name.endswith("_id") else name[:-2])
+    if not entity:
+        return None
+    return entity, str(value)
 
 
 def _fields_set(arguments: Mapping[str, Any]) -> Iterator[str]:

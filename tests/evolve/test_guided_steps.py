@@ -19,7 +19,7 @@ from pipeline.llm.fake_server import FakeOpenAIServer, FaultMix
 from pipeline.models import Rejection, RejectionCode, Task
 from pipeline.replay import replay
 from pipeline.seeds import load_seeds
-from tests.evolve.test_llm_operators import ADD_THEN_MULTIPLY, TICKET, operator_of, seed
+from tests.evolve.test_llm_operators import ADD_THEN_MULTIPLY, MILES, TICKET, operator_of, seed
 
 
 def chosen(tool: str, question: str, **arguments: Any) -> dict[str, Any]:
@@ -287,7 +287,7 @@ def test_broaden_may_turn_to_a_read_that_shows_what_a_kept_write_changed(
 def test_code_words_name_a_value_by_its_meaning_or_keep_its_step() -> None:
     """By content: the loaded text is "the document's text" where the only other text is JSON
     (run llm28: "the document's text from the second step" read as the second sentence); a
-    bare field keeps its step ("the symbol" alone read as a blank, run llm28)."""
+    bare field keeps its owner or its step ("the symbol" alone read as a blank, run llm28)."""
     settings = seed(("data_format", "70a341fe8b957ef0"))  # set font.size; open and convert
     words = {
         o.function: o.words(settings, dict(o.fixed), verbaliser()) for o in deepen_options(settings)
@@ -296,8 +296,9 @@ def test_code_words_name_a_value_by_its_meaning_or_keep_its_step() -> None:
     assert words["flatten_record"] is not None and "the JSON text into" in words["flatten_record"]
     order = seed(("trading", "2d463e24bd4e3a47"))  # Cancel my pending order 4410 ...
     quote = next(o for o in deepen_options(order) if o.function == "get_stock_info")
+    # its owner, asked for by a stated id, says whose symbol (one llm101 reader: robotic step)
     assert quote.words(order, dict(quote.fixed), verbaliser()) == (
-        "show me the latest quote for the symbol from the previous step"
+        "show me the latest quote for the symbol of order 4410"
     )
     # an element of a list keeps its step: "the first ticket" alone, first of which? (llm30)
     tickets = seed(("tickets", "77607f8fb4b992ba"))  # Find my one Open ticket and close it
@@ -321,9 +322,7 @@ def test_code_words_stand_for_a_step_whose_name_they_do_not_use(tmp_path: Path) 
     answer = chosen("get_stock_info", f"{order.question} Then do it.", symbol="NVDA")
     made, rejected, _ = run(tmp_path / "quote", order, "deepen", answer)
     assert rejected == [] and [t.lineage.words for t in made] == ["code"]
-    assert made[0].question.endswith(
-        "Then show me the latest quote for the symbol from the previous step."
-    )
+    assert made[0].question.endswith("Then show me the latest quote for the symbol of order 4410.")
     settings = seed(("data_format", "70a341fe8b957ef0"))  # set font.size; open and convert
     option = next(o for o in broaden_options(settings) if o.function == "parse_data")
     answer = chosen("parse_data", "Handle the settings.", **option.fixed)
@@ -667,5 +666,30 @@ def test_words_must_name_each_entry_a_step_takes_from_one_list(tmp_path: Path) -
     )
     made, rejected, _ = run(
         tmp_path / "both", parent, "deepen", chosen("date_range", both, start=start, end=end)
+    )
+    assert [t.lineage.words for t in made] == ["model"], rejected
+
+
+def test_no_step_takes_a_value_the_request_had_rounded() -> None:
+    """One llm101 reader: "Round it to 1 decimal place. Then divide the result of the first
+    step by 4" makes the rounding pointless. A value a call of the request rounded is taken as
+    rounded, never as it was."""
+    parent = seed(MILES)  # Convert 26.2 miles to kilometers and then round ... 2 decimal places
+    raw, rounded = (outcome.result["result"] for outcome in replay(parent).outcomes)  # type: ignore[index]
+    assert raw != rounded
+    taken = [value for option in deepen_options(parent) for value in option.fixed.values()]
+    assert rounded in taken and raw not in taken
+
+
+def test_a_field_of_a_thing_asked_about_by_its_id_is_named_by_that_id(tmp_path: Path) -> None:
+    """One llm101 reader: "Then take the symbol from the previous step off my watch list"
+    is robotic after "show me that order's details". The order was asked about by its id: the
+    symbol is "the symbol of order 4410" in code's words (checked where code's words stand for
+    a step), and model words
+    that say "order 4410" name it too."""
+    parent = seed(("trading", "2d463e24bd4e3a47"))  # Cancel my pending order 4410, show it
+    said = f"{parent.question} Then get the latest quote for order 4410's stock."
+    made, rejected, _ = run(
+        tmp_path / "model", parent, "deepen", chosen("get_stock_info", said, symbol="NVDA")
     )
     assert [t.lineage.words for t in made] == ["model"], rejected
