@@ -685,8 +685,7 @@ def test_a_field_of_a_thing_asked_about_by_its_id_is_named_by_that_id(tmp_path: 
     """One llm101 reader: "Then take the symbol from the previous step off my watch list"
     is robotic after "show me that order's details". The order was asked about by its id: the
     symbol is "the symbol of order 4410" in code's words (checked where code's words stand for
-    a step), and model words
-    that say "order 4410" name it too."""
+    a step), and model words that say "order 4410" name it too."""
     parent = seed(("trading", "2d463e24bd4e3a47"))  # Cancel my pending order 4410, show it
     said = f"{parent.question} Then get the latest quote for order 4410's stock."
     made, rejected, _ = run(
