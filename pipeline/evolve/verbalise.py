@@ -299,8 +299,10 @@ class Ref:
         if not rest:
             if self.handle is not None:
                 field, value = self.handle
-                if field == "name" or field.endswith("_name"):
-                    # even the only one: "the user" alone read as vague (run llm28)
+                if field in ("name", f"{entity}_name"):
+                    # even the only one: "the user" alone read as vague (run llm28); a name
+                    # of someone else is no name of it ("the card 'Priya Raman'" for the
+                    # cardholder's name read as robotic to both llm103 readers)
                     return f"the {entity} {quoted(value)}"  # "the user 'Priya Nair'"
             if self.made and not self.unique:
                 return f"the new {entity}"
@@ -788,6 +790,13 @@ def _owner(producer: Call, ref: Ref) -> tuple[str, str] | None:
         return None
     if tokens[0] in _VAGUE_KEYS:
         return None  # "the result of order 4410" says nothing
+    try:
+        if resolve_tool(producer.tool)[1].kind is not ToolKind.READ:
+            # a log-in given a client id: "the access token of client cli_88213" read as
+            # robotic to both llm103 readers; only a read is about the thing its id names
+            return None
+    except ToolError:
+        return None
     ids = [
         (name, value)
         for name, value in producer.arguments.items()

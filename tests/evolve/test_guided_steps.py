@@ -692,3 +692,17 @@ def test_a_field_of_a_thing_asked_about_by_its_id_is_named_by_that_id(tmp_path: 
         tmp_path / "model", parent, "deepen", chosen("get_stock_info", said, symbol="NVDA")
     )
     assert [t.lineage.words for t in made] == ["model"], rejected
+
+
+def test_code_words_name_a_card_by_no_ones_name_and_a_token_by_its_step(tmp_path: Path) -> None:
+    """Both llm103 readers: "tell me the balance of the card 'Priya Raman', using the access
+    token of client cli_88213". The cardholder's name is no name of the card, and a log-in is
+    no read about client cli_88213."""
+    parent = seed(("travel", "619d1fd47e44564b"))  # log in, register a card, book a flight
+    card = replay(parent).outcomes[1].result["card_id"]  # type: ignore[index]
+    answer = chosen("get_credit_card_balance", parent.question, access_token="700195", card_id=card)
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer)
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert made[0].question.endswith(
+        " Then tell me the balance of the card, using the access token from the first step."
+    )
