@@ -11,6 +11,7 @@ become a task is a rejection with the raw text kept, never a crash.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -27,6 +28,7 @@ from pipeline.evolve.options import (
     extreme_unserved,
     kept_value_dropped,
     other_step_asked,
+    other_words_copied,
     placeholder_value,
     purpose_unserved,
     repeat_unserved,
@@ -399,6 +401,7 @@ def _unasked(
     raw: str | None,
     arguments: dict[str, Any] | None = None,
     by_model: bool = True,
+    offered: Sequence[Option] = (),
 ) -> Rejection | None:
     """The request must ask for the step chosen, say where its earlier values come from (with
     the step's ``arguments``), ask (``by_model``) for no tool no call makes, give a step
@@ -415,6 +418,8 @@ def _unasked(
         problem = other_step_asked(parent, question, option, arguments)
     if problem is None and by_model:  # code's words state each kept call's values, in words
         problem = kept_value_dropped(parent, question, option)
+    if problem is None and by_model:
+        problem = other_words_copied(parent, question, option, offered)
     if problem is None and by_model:
         problem = purpose_unserved(parent, question, option)
     if problem is None and by_model:
@@ -539,7 +544,10 @@ async def evolve_with_llm(
         ]
         question = result.value.question
         words = "model"
-        unasked = _unasked(parent, operator, option, question, result.raw, chosen.arguments)
+        unasked = _unasked(
+            parent, operator, option, question, result.raw, chosen.arguments,
+            offered=prompt.options,
+        )  # fmt: skip
         if unasked is not None:
             # the step is right by construction; the words for it are code's where the
             # model's miss it (asked again for words, the 1.5B model still missed 5 of 12: llm19)

@@ -28,6 +28,7 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -100,14 +101,28 @@ class Option:
         """How a request asks for this option's chain, written by code: for deepen the new
         step's phrase, for broaden the whole request (which of the parent's words asked for a
         dropped call is not known). ``None`` when the verbaliser cannot say it."""
+        if self.kept == len(parent.calls):
+            return self.step_words(parent, arguments, verbaliser)
         bound = self._bound_chain(parent, arguments)
         if bound is None:
             return None
         chain, outputs = bound
         try:
-            if self.kept < len(parent.calls):
-                return verbaliser.question(chain, outputs, by_content=True)
-            last = len(chain) - 1
+            return verbaliser.question(chain, outputs, by_content=True)
+        except (KeyError, ValueError):
+            return None
+
+    def step_words(
+        self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser
+    ) -> str | None:
+        """The new step's phrase alone, as code writes it ("list every credit card registered
+        with my travel account"); ``None`` when the verbaliser cannot say it."""
+        bound = self._bound_chain(parent, arguments)
+        if bound is None:
+            return None
+        chain, outputs = bound
+        last = len(chain) - 1
+        try:
             return verbaliser.phrase(chain[last], verbaliser.refs(chain, last, outputs, True))
         except (KeyError, ValueError):
             return None
@@ -616,6 +631,24 @@ _STEP_LABEL = re.compile(
     r"(?:\s*:|\s+(?:was|is|will\s+be)\b)"
     r"|step\s*\d+\s*[:.)])"
 )
+
+
+def other_words_copied(
+    parent: Task, question: str, option: Option, offered: Sequence[Option]
+) -> str | None:
+    """Why the request is the words the prompt showed for another offered step, or ``None``:
+    run llm103 chose a card's balance and wrote "then list every credit card registered with
+    my travel account", the words shown for ``get_all_credit_cards`` (both readers)."""
+    lowered = question.lower()
+    before = parent.question.lower()
+    own = (option.step_words(parent, option.fixed, verbaliser()) or "").lower()
+    for other in offered:
+        if other == option or not other.checked:
+            continue
+        words = (other.step_words(parent, other.fixed, verbaliser()) or "").lower()
+        if words and words not in own and lowered.count(words) > before.count(words):
+            return f"the request asks for another offered step ({words!r}), not {option.function}"
+    return None
 
 
 def step_label_added(parent: Task, question: str, option: Option) -> str | None:

@@ -706,3 +706,25 @@ def test_code_words_name_a_card_by_no_ones_name_and_a_token_by_its_step(tmp_path
     assert made[0].question.endswith(
         " Then tell me the balance of the card, using the access token from the first step."
     )
+
+
+def test_words_shown_for_another_offered_step_give_way_to_code(tmp_path: Path) -> None:
+    """Run llm103 (both readers): broaden chose a card's balance and wrote "... then list every
+    credit card registered with my travel account", the words the prompt showed for another
+    offered step. Code's words for the chosen step stand."""
+    parent = seed(("travel", "619d1fd47e44564b"))  # log in, register a card, book a flight
+    card = replay(parent).outcomes[1].result["card_id"]  # type: ignore[index]
+    shown = next(o for o in broaden_options(parent) if o.function == "get_all_credit_cards")
+    other = shown.step_words(parent, {}, verbaliser())
+    assert other == "list every credit card registered with my travel account"
+    question = (
+        "First, log me in to the travel service as Priya Raman with client id 'cli_88213',"
+        " client secret 'Sx9!trav', refresh token 'rf_55120' and read and write access; then"
+        " register my card 4539 1488 0343 6467, expiring 09/2029, in the name of Priya Raman"
+        f" with CVV 412, using the access token from the previous step; then {other}, using the"
+        " access token from the first step."
+    )
+    answer = chosen("get_credit_card_balance", question, access_token="700195", card_id=card)
+    made, rejected, _ = run(tmp_path, parent, "broaden", answer)
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert other not in made[0].question and "balance of the card" in made[0].question
