@@ -5,20 +5,29 @@ Usage: python bench/blind_sample.py output/runs/<run>/dataset OUT_DIR [--per-ope
 it samples the tasks an LLM made there (lineage with a model), for the issue-17 read.
 Writes ``OUT_DIR/reader_<k>.md`` (question, calls and what each call returns; no ids, operators
 or lineage) and ``OUT_DIR/key.json`` (sample number -> operator), so readers judge tasks
-against ../shared/validity/RUBRIC.md without knowing how they were made.
+against ../shared/validity/RUBRIC.md without knowing how they were made. ``--folders K`` also
+lays out ``OUT_DIR/r1`` .. ``rK`` for K readers who each read every task: ``tasks.md``, the
+rubric, ``tools.md`` (``asynctool tools --full``) and ``bench/blind_read_prompt.md``; a reader
+is told to open nothing else and writes ``verdicts.md`` there.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline.cli import _print_full_tools
 from pipeline.models import Call, Task
 from pipeline.replay import replay
+
+PROMPT = Path(__file__).with_name("blind_read_prompt.md")
 
 
 def _load(source: Path) -> pd.DataFrame:
@@ -70,6 +79,21 @@ def _render(number: int, row: pd.Series) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _lay_out_folders(out: Path, tasks: str, count: int, folders: int, rubric: Path) -> None:
+    """One folder per reader with everything a blind read needs and nothing else."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        _print_full_tools()
+    prompt = PROMPT.read_text(encoding="utf-8").replace("of N", f"of {count}")
+    for reader in range(1, folders + 1):
+        folder = out / f"r{reader}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "tasks.md").write_text("# Tasks\n\n" + tasks, encoding="utf-8")
+        (folder / "tools.md").write_text(buffer.getvalue(), encoding="utf-8")
+        (folder / "prompt.md").write_text(prompt, encoding="utf-8")
+        shutil.copyfile(rubric, folder / "RUBRIC.md")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("dataset", type=Path)
@@ -77,6 +101,10 @@ def main() -> None:
     parser.add_argument("--per-operator", type=int, default=24)
     parser.add_argument("--readers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folders", type=int, default=0, help="readers who read every task")
+    parser.add_argument(
+        "--rubric", type=Path, default=Path("../shared/validity/RUBRIC.md"), help="for --folders"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     frame = _load(args.dataset)
@@ -98,6 +126,9 @@ def main() -> None:
         (args.out / f"reader_{reader + 1}.md").write_text(text, encoding="utf-8")
         key.update({number: str(row["operator"]) for number, row in chunk})
     (args.out / "key.json").write_text(json.dumps(key, indent=1), encoding="utf-8")
+    if args.folders:
+        every = "".join(_render(number, row) + "\n" for number, row in enumerate(picked, start=1))
+        _lay_out_folders(args.out, every, len(picked), args.folders, args.rubric)
     print(f"{len(picked)} tasks for {args.readers} readers in {args.out}")
 
 

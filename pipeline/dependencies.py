@@ -51,6 +51,7 @@ from pipeline.drawn_ids import rename, renaming
 from pipeline.envs import ToolError, ToolSpec, get_env_class, resolve_tool
 from pipeline.jsontree import leaves, scalars
 from pipeline.models import Call
+from pipeline.quantities import Arithmetic
 from pipeline.replay import (
     StepTrace,
     build_envs,
@@ -154,8 +155,9 @@ def data_bindings(
 
     A value binds only to an output field whose semantic type may fill the parameter
     (:func:`pipeline.semantics.feeds`): a tyre pressure of 30 that equals a count of 30 is a
-    coincidence, not a data flow. Among fitting fields the first in call order wins. A list
-    argument equal to a whole returned list (two or more bindable items, not all stated by the
+    coincidence, not a data flow. Among fitting fields the first in call order wins, except
+    that a rounding's result comes before the value it restates. A list argument equal to a
+    whole returned list (two or more bindable items, not all stated by the
     question) binds as one (``values -> s1.items``), not item by item."""
     produced: dict[tuple[str, Any], list[tuple[str, Sem | None]]] = {}
     whole_lists: dict[str, list[tuple[str, Sem | None]]] = {}
@@ -200,12 +202,19 @@ def data_bindings(
                         bindings[slot] = source
                         break
         result.append(bindings)
+        # a rounding (or other restatement) that returns its operand unchanged is still what
+        # the request asked for: "round the mean; then divide it by 4" takes the rounded value,
+        # not the mean (one llm101 reader: "divide the result of the first step by 4")
+        restates = spec is not None and spec.arithmetic is Arithmetic.KEEP
         for path, leaf in leaves(output):
             if leaf in passed and bindable(leaf):
                 sem = spec.result_type(path) if spec is not None else None
-                produced.setdefault(_value_key(leaf), []).append(
-                    (f"{call.id}.{path}" if path else call.id, sem)
-                )
+                sources = produced.setdefault(_value_key(leaf), [])
+                source = (f"{call.id}.{path}" if path else call.id, sem)
+                if restates:
+                    sources.insert(0, source)
+                else:
+                    sources.append(source)
         for path, items in _list_nodes(output) if list_lengths else ():
             if len(items) in list_lengths:
                 sem = spec.result_type(f"{path}.0" if path else "0") if spec is not None else None

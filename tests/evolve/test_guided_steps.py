@@ -728,3 +728,36 @@ def test_words_shown_for_another_offered_step_give_way_to_code(tmp_path: Path) -
     made, rejected, _ = run(tmp_path, parent, "broaden", answer)
     assert rejected == [] and [t.lineage.words for t in made] == ["code"]
     assert other not in made[0].question and "balance of the card" in made[0].question
+
+
+def test_a_step_after_a_rounding_takes_the_rounded_value_even_when_it_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    """The mean of 10 and 30 rounds to itself; the request asked to round it, so a step after
+    takes the rounded value (one llm101 reader failed "divide the result of the first step by
+    4": it made the rounding pointless)."""
+    parent = Task.model_validate(
+        {
+            "id": "5e1f0aa2c3d4b5e6",
+            "category": "maths",
+            "envs": ["maths"],
+            "question": "Find the mean of 10 and 30, then round it to 1 decimal place.",
+            "initial_config": {"maths": {}},
+            "calls": [
+                {"id": "s1", "tool": "maths.mean", "arguments": {"numbers": [10, 30]}},
+                {
+                    "id": "s2",
+                    "tool": "maths.round_number",
+                    "arguments": {"number": 20.0, "decimal_places": 1},
+                    "depends_on": ["s1"],
+                    "bindings": {"number": "s1.result"},
+                },
+            ],
+        }
+    )
+    answer = chosen("subtract", "Then subtract 4 from the result of the first step.", a=20.0, b=4)
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer)
+    assert rejected == [] and len(made) == 1
+    added = made[0].calls[-1]
+    assert added.tool == "maths.subtract" and added.bindings == {"a": "s2.result"}
+    assert "first step" not in made[0].question and "previous step" in made[0].question
