@@ -214,6 +214,10 @@ class Ref:
         #: of its result reads "the symbol of order 4410", not "the symbol from the previous
         #: step" (one llm101 reader: robotic)
         self.owner: tuple[str, str] | None = None
+        #: a plain field of what the step just before made or changed: "the resulting fuel
+        #: level" after starting the engine, not "the fuel level from the previous step"
+        #: (robotic to one llm101 reader)
+        self.resulting = False
 
     @property
     def _tokens(self) -> list[str]:
@@ -319,6 +323,8 @@ class Ref:
         if self.owner is not None and not self.unique:
             entity, stated = self.owner
             return f"{noun} of {entity} {stated}"
+        if self.resulting and not self.unique and noun.startswith("the "):
+            return f"the resulting {noun.removeprefix('the ')}"
         if noun == "the result":  # "the result of the previous step"
             text = f"{noun} {self.where.replace('from ', 'of ', 1)}"
         else:
@@ -609,6 +615,7 @@ class Verbaliser:
                     ref.handle = _handle(calls, position, outputs, ref)
                     ref.made = _only_made(calls, position, outputs, ref)
                     ref.owner = _owner(calls[ref.step_index - 1], ref)
+                    ref.resulting = _resulting(calls[ref.step_index - 1], ref)
         return found
 
     def question(
@@ -703,13 +710,16 @@ def _unique(
     if ref.label is None and any(token.isdigit() for token in tokens):
         return False  # "the first ticket" alone: first of which list? (run llm30)
     named = any(t not in _VAGUE_KEYS and not t.isdigit() for t in tokens)
-    bare_field = len(tokens) == 1 and not _is_id_key(tokens[0])
+    producer = ref.step_index - 1
+    bare_field = (
+        len(tokens) == 1 and not _is_id_key(tokens[0]) and not _reads_the_session(calls[producer])
+    )
     # a bare field of a result ("the symbol") reads as a blank without its owner; an id names
-    # its entity ("the order"), a typed value its meaning ("the JSON text")
+    # its entity ("the order"), a typed value its meaning ("the JSON text"); the session has
+    # one car, one account ("the fuel level")
     if ref.label is None and not ref._names_by_meaning and (not named or bare_field):
         return False
     shape = tuple("*" if token.isdigit() else token for token in tokens)
-    producer = ref.step_index - 1
     for index in range(position):
         # another value of its kind; "the JSON text" is not one of "the document's text"
         if (
@@ -733,6 +743,24 @@ def _unique(
             if wanted is not None and types.get(name) is wanted and given != value:
                 return False
     return True
+
+
+def _reads_the_session(call: Call) -> bool:
+    """Whether ``call`` reads what the session has one of (the car, the account), choosing at
+    most which part by a fixed option: a field of its result needs no owner and no step
+    ("convert the fuel level from gallons to liters"; "the fuel level from the previous step"
+    read as robotic to one llm101 reader)."""
+    try:
+        spec = resolve_tool(call.tool)[1]
+    except ToolError:
+        return False
+    if spec.kind is not ToolKind.READ:
+        return False
+    properties = spec.parameters.get("properties", {})
+    return all(
+        "enum" in properties.get(name, {}) or isinstance(value, bool)
+        for name, value in call.arguments.items()
+    )
 
 
 #: the longest stated value that may name an entity ("the ticket with title '...'")
@@ -809,6 +837,22 @@ def _owner(producer: Call, ref: Ref) -> tuple[str, str] | None:
     if not entity:
         return None
     return entity, str(value)
+
+
+def _resulting(producer: Call, ref: Ref) -> bool:
+    """Whether ``ref`` is one plain field of the result of a write made just before its
+    consumer (see :attr:`Ref.resulting`)."""
+    tokens = ref._tokens
+    if ref.label is not None or ref._names_by_meaning or len(tokens) != 1:
+        return False
+    if _is_id_key(tokens[0]) or tokens[0] in _VAGUE_KEYS or tokens[0].isdigit():
+        return False
+    if ref.consumer_index != ref.step_index + 1:
+        return False
+    try:
+        return resolve_tool(producer.tool)[1].kind is ToolKind.WRITE
+    except ToolError:
+        return False
 
 
 def _fields_set(arguments: Mapping[str, Any]) -> Iterator[str]:

@@ -761,3 +761,21 @@ def test_a_step_after_a_rounding_takes_the_rounded_value_even_when_it_is_unchang
     added = made[0].calls[-1]
     assert added.tool == "maths.subtract" and added.bindings == {"a": "s2.result"}
     assert "first step" not in made[0].question and "previous step" in made[0].question
+
+
+def test_a_field_of_what_the_car_reports_reads_without_a_step_number(tmp_path: Path) -> None:
+    """ "convert the fuel level from the previous step" read as robotic (one llm101 reader):
+    the fuel level the car shows needs no step, and the one a write just reported is "the
+    resulting fuel level"."""
+    for reference, fuel, words in [
+        (("vehicle", "c0ec22f62cd943c0"), 18.0, "Then convert the fuel level from gallons to"),
+        (("vehicle", "4d826e28668f6ebe"), 22.0, "Then convert the resulting fuel level from"),
+    ]:
+        parent = seed(reference)
+        answer = chosen(
+            "gallon_to_liter", f"{parent.question} Then do one more thing.", gallon=fuel
+        )
+        made, rejected, _ = run(tmp_path / reference[1], parent, "deepen", answer)
+        assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+        assert made[0].calls[-1].bindings == {"gallon": f"s{len(parent.calls)}.fuelLevel"}
+        assert words in made[0].question and "step" not in made[0].question
