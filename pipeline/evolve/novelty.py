@@ -664,6 +664,23 @@ def novelty_added(parent: Task, child: Task) -> str | None:
     return None
 
 
+#: names of data formats a request may ask for or about
+_FORMAT = re.compile(r"\b(?:json|csv|tsv|markdown|xml|yaml|html|key[/-]value)\b")
+
+
+def format_added(parent: Task, child: Task) -> str | None:
+    """A data format the paraphrase names and its parent never did, or ``None``: "return the
+    resulting Markdown table" for a conversion to CSV (both llm101 readers) asks for another
+    output than the calls make. Quoted values are not read."""
+    before = {
+        match.replace("-", "/") for match in _FORMAT.findall(QuestionText(parent.question).lower)
+    }
+    for match in _FORMAT.finditer(QuestionText(child.question).lower):
+        if match.group().replace("-", "/") not in before:
+            return f"the paraphrase names a data format its parent never named ({match.group()!r})"
+    return None
+
+
 _NAME_PART = re.compile(r"[A-Z]?[a-z]+")
 #: words before a stated value read for the field it fills ("with the title 'X'")
 _CUE_WORDS = 3
@@ -777,6 +794,7 @@ def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] |
         (RejectionCode.EVOLVE_MEANING_CHANGED, vagueness_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, novelty_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, role_swapped),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, format_added),
         (RejectionCode.EVOLVE_STEP_UNASKED, purpose_only),
     ):
         problem = rule(parent, child)

@@ -831,3 +831,24 @@ def test_paraphrase_that_keeps_a_step_only_as_its_purpose_is_rejected(tmp_path: 
         " estimate how far apart they are by road."
     )
     assert_kept(tmp_path, parent, kept)
+
+
+def test_paraphrase_that_names_another_data_format_is_rejected(tmp_path: Path) -> None:
+    """Run llm101 (both readers): a conversion to CSV reworded to "return the resulting
+    Markdown table" asks for an output no call makes. A format the parent named may be
+    written in another case."""
+    parent = seed(("data_format", "e07f8fddfcab7ee4"))  # Convert the CSV text ... to JSON ...
+    other_format = (
+        "Please convert the CSV text 'name,age\nAda,36\nGrace,45' to JSON shown as a Markdown"
+        " table, and after that check those records against a schema in which 'name' must be"
+        " a string while 'age' must be an integer."
+    )
+    assert_rejected(
+        tmp_path, parent, other_format, RejectionCode.EVOLVE_MEANING_CHANGED, "'markdown'"
+    )
+    kept = (
+        "Please convert the csv text 'name,age\nAda,36\nGrace,45' to JSON, and after that"
+        " check those records against a schema in which 'name' must be a string while 'age'"
+        " must be an integer."
+    )
+    assert_kept(tmp_path, parent, kept)
