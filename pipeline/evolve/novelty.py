@@ -243,6 +243,43 @@ def literal_changed(parent: Task, child: Task) -> str | None:
     )
 
 
+def _token_count(needle: str, haystack: str) -> int:
+    """How often ``needle`` occurs in ``haystack`` not glued to further word characters."""
+    return sum(
+        1
+        for match in re.finditer(re.escape(needle), haystack)
+        if not re.match(r"\w", haystack[match.end() : match.end() + 1])
+        and not re.match(r"\w", haystack[max(match.start() - 1, 0) : match.start()] or " ")
+    )
+
+
+def role_merged(parent: Task, child: Task) -> str | None:
+    """A stated text that fills arguments of several names, written at fewer places than the
+    parent wrote it and than it has roles, or ``None``: "I'm Priya Raman ... cardholder Priya
+    Raman" reworded with the name once, as the cardholder's (both llm103 readers), no longer
+    says who logs in. One text in several calls of one argument ("send 'hi' to Bob and to
+    Ann") may be merged."""
+    roles: dict[str, set[str]] = {}
+    for text, number in stated_literals(parent):
+        if number is not None or len(text.strip()) < 3:
+            continue
+        for call in parent.calls:
+            bound = {slot.split(".", 1)[0] for slot in call.bindings}
+            for name, value in call.arguments.items():
+                if name not in bound and any(
+                    isinstance(leaf, str) and token_in(text, leaf) for leaf in scalars(value)
+                ):
+                    roles.setdefault(text, set()).add(name)
+    for text, names in roles.items():
+        wanted = min(len(names), _token_count(text, parent.question))
+        if wanted > 1 and _token_count(text, child.question) < wanted:
+            return (
+                f"the paraphrase writes {text!r} fewer times than the roles it fills"
+                f" ({', '.join(sorted(names))}) and its parent wrote it"
+            )
+    return None
+
+
 #: words that present the steps as a sequence a reader follows
 _SEQUENCE = re.compile(r"\b(?:then|first|next|afterwards|after that|finally)\b", re.IGNORECASE)
 
@@ -795,6 +832,7 @@ def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] |
         (RejectionCode.EVOLVE_MEANING_CHANGED, novelty_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, role_swapped),
         (RejectionCode.EVOLVE_MEANING_CHANGED, format_added),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, role_merged),
         (RejectionCode.EVOLVE_STEP_UNASKED, purpose_only),
     ):
         problem = rule(parent, child)

@@ -852,3 +852,20 @@ def test_paraphrase_that_names_another_data_format_is_rejected(tmp_path: Path) -
         " must be an integer."
     )
     assert_kept(tmp_path, parent, kept)
+
+
+def test_paraphrase_that_states_a_name_once_for_two_roles_is_rejected(tmp_path: Path) -> None:
+    """Run llm103 (both readers): "I'm Priya Raman" dropped, the name written only as the
+    cardholder's, so nothing says whose name logs in."""
+    parent = seed(("travel", "619d1fd47e44564b"))  # Log me into the travel service ... my card
+    once = (
+        "Sign me in to the travel service using client id 'cli_88213', client secret"
+        " 'Sx9!trav', refresh token 'rf_55120' and read and write access. Next, register my"
+        " card 4539 1488 0343 6467 (expiry 09/2029, cardholder Priya Raman, CVV 412) and pay"
+        " with it for an economy flight from SFO to ORD on 2026-04-14."
+    )
+    assert_rejected(
+        tmp_path, parent, once, RejectionCode.EVOLVE_MEANING_CHANGED, "fewer times than the roles"
+    )
+    twice = once.replace("read and write access.", "read and write access; I'm Priya Raman.")
+    assert_kept(tmp_path, parent, twice)
