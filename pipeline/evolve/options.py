@@ -153,7 +153,16 @@ class Option:
                     handle = () if ref.handle is None else (ref.handle[1].lower(),)
                     made = ("the new",) if ref.made else ()  # "the new ticket"
                     # "order 4410" names where "the symbol of order 4410" comes from
-                    owner = () if ref.owner is None else (" ".join(ref.owner),)
+                    owner = (
+                        ()
+                        if ref.owner is None
+                        else (
+                            " ".join(filter(None, ref.owner))
+                            .lower()
+                            .removeprefix("for ")
+                            .removeprefix("of "),
+                        )
+                    )
                     found.add((place, *handle, *made, *owner))
                     if ref.element is not None and ref.handle is None:
                         # two entries of one list each need their own word: "the second date

@@ -212,7 +212,8 @@ class Ref:
         self.made = False
         #: the thing the producing call was asked about by a stated id, as (noun, id): a field
         #: of its result reads "the symbol of order 4410", not "the symbol from the previous
-        #: step" (one llm101 reader: robotic)
+        #: step" (one llm101 reader: robotic); ("", "for Rivermist") for a place asked about
+        #: by its name: "the zip code for Rivermist"
         self.owner: tuple[str, str] | None = None
         #: a plain field of what the step just before made or changed: "the resulting fuel
         #: level" after starting the engine, not "the fuel level from the previous step"
@@ -322,7 +323,8 @@ class Ref:
         noun = self.noun
         if self.owner is not None and not self.unique:
             entity, stated = self.owner
-            return f"{noun} of {entity} {stated}"
+            # an id names its thing ("of order 4410"); a place is what a read was for
+            return f"{noun} of {entity} {stated}" if entity else f"{noun} {stated}"
         if self.resulting and not self.unique and noun.startswith("the "):
             return f"the resulting {noun.removeprefix('the ')}"
         if noun == "the result":  # "the result of the previous step"
@@ -811,8 +813,9 @@ def _handle(
 
 def _owner(producer: Call, ref: Ref) -> tuple[str, str] | None:
     """What a field of ``producer``'s result belongs to, where the call was asked about one
-    thing by a stated id (``get_order_details(order_id=4410)``: "order 4410"); ``None`` for a
-    value that is not one plain field, or a call given no such id or more than one."""
+    thing by a stated id (``get_order_details(order_id=4410)``: "order 4410") or, given no id,
+    by one stated name (see :func:`_subject`); ``None`` for a value that is not one plain
+    field, or a call given no such id or more than one."""
     tokens = ref._tokens
     if ref.label is not None or len(tokens) != 1 or _is_id_key(tokens[0]) or tokens[0].isdigit():
         return None
@@ -830,6 +833,8 @@ def _owner(producer: Call, ref: Ref) -> tuple[str, str] | None:
         for name, value in producer.arguments.items()
         if _is_id_key(name) and name not in producer.bindings
     ]
+    if not ids:
+        return _subject(producer)
     if len(ids) != 1 or not isinstance(ids[0][1], int | str) or isinstance(ids[0][1], bool):
         return None
     name, value = ids[0]
@@ -837,6 +842,34 @@ def _owner(producer: Call, ref: Ref) -> tuple[str, str] | None:
     if not entity:
         return None
     return entity, str(value)
+
+
+#: types of a stated name a read may be about: "the zip code for Rivermist"
+_SUBJECT_TYPES = frozenset({Sem.CITY, Sem.AIRPORT, Sem.STOCK_SYMBOL, Sem.COMPANY_NAME})
+
+
+def _subject(producer: Call) -> tuple[str, str] | None:
+    """``("", "for Rivermist")`` where a read was asked about one place, or ``("", "of NVDA")``
+    about one company or stock, by its stated name
+    and nothing else: "from the nearest airport for Rivermist to the nearest airport for
+    Stonebrook", not "from the nearest airport from the first step to the nearest airport
+    from the previous step" (one llm97 reader)."""
+    try:
+        types = resolve_tool(producer.tool)[1].param_types
+    except ToolError:
+        return None
+    stated = [
+        (name, value) for name, value in producer.arguments.items() if name not in producer.bindings
+    ]
+    if len(stated) != 1 or len(producer.arguments) != 1:
+        return None
+    name, value = stated[0]
+    if types.get(name) not in _SUBJECT_TYPES or not isinstance(value, str):
+        return None
+    if not 0 < len(value.strip()) <= _HANDLE_MAX_CHARS:
+        return None
+    preposition = "for" if types.get(name) in (Sem.CITY, Sem.AIRPORT) else "of"
+    return "", f"{preposition} {value}"
 
 
 def _resulting(producer: Call, ref: Ref) -> bool:

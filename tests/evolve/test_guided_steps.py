@@ -779,3 +779,22 @@ def test_a_field_of_what_the_car_reports_reads_without_a_step_number(tmp_path: P
         assert rejected == [] and [t.lineage.words for t in made] == ["code"]
         assert made[0].calls[-1].bindings == {"gallon": f"s{len(parent.calls)}.fuelLevel"}
         assert words in made[0].question and "step" not in made[0].question
+
+
+def test_a_field_of_a_read_about_a_named_company_names_the_company(tmp_path: Path) -> None:
+    """One llm97 reader failed "from the nearest airport from the first step to the nearest
+    airport from the previous step": a read asked about one stated place or company names
+    its result by it ("the symbol of Synex Solutions"), and model words naming it stand."""
+    parent = seed(("trading", "d0c1131775e6e37c"))  # Look up the symbol for Synex Solutions ...
+    for words, whose in [
+        ("Then add it to my watch list.", "code"),
+        ("Then add the Synex Solutions symbol to my watch list.", "model"),
+    ]:
+        answer = chosen("add_to_watchlist", f"{parent.question} {words}", stock="SYNX")
+        made, rejected, _ = run(tmp_path / whose, parent, "deepen", answer)
+        assert rejected == [] and [t.lineage.words for t in made] == [whose], words
+        assert made[0].calls[-1].bindings == {"stock": "s1.symbol"}
+        if whose == "code":
+            assert made[0].question.endswith(
+                "Then add the symbol of Synex Solutions to my watch list."
+            )
