@@ -160,8 +160,16 @@ def _describe(tokens: Sequence[str]) -> str:
         else:
             phrase = f"the {position} entry"
         return f"{phrase} of {_describe(head)}" if head else phrase
+    if last in _AUTHOR_KEYS and len(head) >= 2 and head[-1].isdigit() and _POSTS.search(head[-2]):
+        # "the author of the first matching tweet", not "the username of ..."
+        return f"the author of {_describe(head)}"
     phrase = f"the {humanise(last)}"
     return f"{phrase} of {_describe(head)}" if head else phrase
+
+
+#: a user field of a post or comment names who wrote it
+_AUTHOR_KEYS = frozenset({"username", "user_name", "user", "author"})
+_POSTS = re.compile(r"(?:tweet|post|comment|repl(?:y|ies))s?$")
 
 
 class Ref:

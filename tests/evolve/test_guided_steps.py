@@ -798,3 +798,16 @@ def test_a_field_of_a_read_about_a_named_company_names_the_company(tmp_path: Pat
             assert made[0].question.endswith(
                 "Then add the symbol of Synex Solutions to my watch list."
             )
+
+
+def test_the_user_field_of_a_post_reads_as_its_author(tmp_path: Path) -> None:
+    """ "the stats of the username of the first matching tweet" is code's words at their most
+    robotic: a post's user field names the post's author."""
+    parent = seed(("posting", "294e5eba3dd95e56"))  # Search for posts about 'marathon' and ...
+    answer = chosen(
+        "get_user_stats", "Search for 'marathon' and do something.", username="city_runs"
+    )
+    made, rejected, _ = run(tmp_path, parent, "broaden", answer)
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert made[0].calls[-1].bindings == {"username": "s1.matching_tweets.0.username"}
+    assert "the stats of the author of the first matching tweet" in made[0].question
