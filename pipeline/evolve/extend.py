@@ -100,15 +100,18 @@ def produced_values(
     So is an entry of a list a write returns that the state held before the task (the watch
     list ``add_to_watchlist`` echoes back, run llm83): the request asked for the write, not to
     see that list, and "the first stock listed in the previous step" points at something the
-    user never saw asked for. The entries a write makes (``generate_ids``) stay."""
+    user never saw asked for. The entries a write makes (``generate_ids``) stay.
+
+    So is a value a later call of the task changed in the state (see :func:`_outdated`)."""
     found: list[Produced] = []
     seen: set[tuple[str, Any]] = set()
     held = {repr(value) for value in scalars(task.initial_config)}
     restated = _restated(task)
-    for call, output in zip(task.calls, outputs):
+    outdated = _outdated(task)
+    for index, (call, output) in enumerate(zip(task.calls, outputs)):
         spec = resolve_tool(call.tool)[1]
         for path, leaf in _leaves(output):
-            if not bindable(leaf):
+            if not bindable(leaf) or (index, repr(leaf)) in outdated:
                 continue
             if spec.kind is ToolKind.WRITE and _in_list(path) and repr(leaf) in held:
                 continue
@@ -122,6 +125,23 @@ def produced_values(
                 seen.add(key)
                 found.append(Produced(leaf, sem))
     return found
+
+
+def _outdated(task: Task) -> set[tuple[int, str]]:
+    """``(call index, repr(value))`` for each value the state held right after that call and
+    no longer holds after the last: a later write changed it. A step that takes it works on
+    what was there before the change ("convert the JSON text to CSV" with the text from
+    before the request set '2.stock' to 0; both llm107 readers)."""
+    envs = build_envs(task.envs, task.initial_config)
+    held_after: list[set[str]] = []
+    for call in task.calls:
+        run_call(envs, call)
+        state = {name: env.snapshot() for name, env in envs.items()}
+        held_after.append({repr(value) for value in scalars(state)})
+    if not held_after:
+        return set()
+    final = held_after[-1]
+    return {(index, value) for index, held in enumerate(held_after) for value in held - final}
 
 
 def _restated(task: Task) -> set[str]:

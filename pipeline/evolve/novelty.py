@@ -684,7 +684,11 @@ _NEW_THING = re.compile(r"\bnew(?:ly)?\s+(?:(?:created|made|opened)\s+)?(?:\w+\s
 def novelty_added(parent: Task, child: Task) -> str | None:
     """A thing the paraphrase calls new that the request names by a stated id, or ``None``:
     "display that new ticket's details" for ticket 1207, which the task only edits (run
-    llm73); what the request identifies by its id was there before."""
+    llm73); what the request identifies by its id was there before. So is a new thing where
+    no call adds anything (see :func:`_unmade_novelty`)."""
+    unmade = _unmade_novelty(parent, child)
+    if unmade is not None:
+        return unmade
     if _NEW_THING.search(QuestionText(parent.question).lower):
         return None
     stated = {
@@ -716,6 +720,29 @@ def format_added(parent: Task, child: Task) -> str | None:
         if match.group().replace("-", "/") not in before:
             return f"the paraphrase names a data format its parent never named ({match.group()!r})"
     return None
+
+
+def _unmade_novelty(parent: Task, child: Task) -> str | None:
+    """A thing the paraphrase calls new that its parent called the user's own ("my ..."):
+    "Log me in to my brokerage account ..." as "Open a new brokerage account ..." (both
+    llm107 readers) asks to make what the request only uses. "the new balance" stays."""
+    before = Counter(m.group(1) for m in _NEW_THING.finditer(QuestionText(parent.question).lower))
+    after = Counter(m.group(1) for m in _NEW_THING.finditer(QuestionText(child.question).lower))
+    owned = {
+        word
+        for match in _OWN_THING.finditer(QuestionText(parent.question).lower)
+        for word in match.group(1).split()
+    }
+    for thing in after:
+        if after[thing] > before[thing] and thing in owned:
+            match = re.search(rf"\bnew(?:ly)?\s+(?:\w+\s+){{0,2}}?{thing}\b", child.question, re.I)
+            clause = match.group() if match else f"new {thing}"
+            return f"the paraphrase calls new what its parent called the user's own ({clause!r})"
+    return None
+
+
+#: the words after "my", one of them the thing the request calls the user's own
+_OWN_THING = re.compile(r"\bmy((?:\s+\w+){1,3})")
 
 
 _NAME_PART = re.compile(r"[A-Z]?[a-z]+")

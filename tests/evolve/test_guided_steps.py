@@ -811,3 +811,27 @@ def test_the_user_field_of_a_post_reads_as_its_author(tmp_path: Path) -> None:
     assert rejected == [] and [t.lineage.words for t in made] == ["code"]
     assert made[0].calls[-1].bindings == {"username": "s1.matching_tweets.0.username"}
     assert "the stats of the author of the first matching tweet" in made[0].question
+
+
+def test_a_value_a_later_call_changed_is_not_offered(tmp_path: Path) -> None:
+    """Both llm107 readers: "... set '2.stock' to 0; finally convert the JSON text to CSV"
+    converted the text from before the edit. A step after the edit may not take the value it
+    changed; right after the conversion it may."""
+    parent = seed(("data_format", "5057d93c73989b1c"))  # Convert my document 'inventory' ...
+    before_edit = replay(parent).outcomes[0].result["content"]
+    assert '"stock": 3' in before_edit
+    offered = [(o.kept, o.tool) for o in broaden_options(parent) if before_edit in o.fixed.values()]
+    assert offered and {kept for kept, _ in offered} == {1}
+    answer = chosen(
+        "convert_format",
+        "Convert my document 'inventory' to JSON as 'inventory_json', set '2.stock' to 0 there,"
+        " then convert the JSON text to CSV.",
+        content=before_edit,
+        source_format="json",
+        target_format="csv",
+    )
+    made, rejected, _ = run(tmp_path, parent, "broaden", answer)
+    # the step the model chose is offered only before the edit, so the edit goes
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert [c.function for c in made[0].calls] == ["convert_document", "convert_format"]
+    assert "2.stock" not in made[0].question

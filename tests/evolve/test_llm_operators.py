@@ -869,3 +869,21 @@ def test_paraphrase_that_states_a_name_once_for_two_roles_is_rejected(tmp_path: 
     )
     twice = once.replace("read and write access.", "read and write access; I'm Priya Raman.")
     assert_kept(tmp_path, parent, twice)
+
+
+def test_paraphrase_that_calls_a_thing_new_that_no_call_makes_is_rejected(tmp_path: Path) -> None:
+    """Both llm107 readers: "Log me in to my brokerage account ..." as "Open a new brokerage
+    account ...": a log-in makes nothing. "the new balance" the deposit returns stays."""
+    parent = seed(("trading", "8f92a6f79b95ad82"))  # Log me in to my brokerage account ...
+    opened = (
+        "Open a new brokerage account with username 'jdoe' and password 'Tr4de!2024', then"
+        " deposit $2500 into it, and tell me the new balance."
+    )
+    assert_rejected(
+        tmp_path, parent, opened, RejectionCode.EVOLVE_MEANING_CHANGED, "'new brokerage account'"
+    )
+    kept = (
+        "Sign in to my brokerage account as 'jdoe' using the password 'Tr4de!2024', put $2500"
+        " into it, and let me know what the new balance is."
+    )
+    assert_kept(tmp_path, parent, kept)
