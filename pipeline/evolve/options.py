@@ -46,6 +46,7 @@ from pipeline.evolve.extend import (
     session_values,
 )
 from pipeline.evolve.verbalise import Verbaliser, ordinal
+from pipeline.jsontree import scalars
 from pipeline.models import Call, Task
 from pipeline.replay import build_envs, replay, run_call, same_outcome_state
 from pipeline.semantics import Sem
@@ -321,11 +322,48 @@ def _partial(task: Task, kept: int, exclude: set[str], rng: random.Random) -> li
                 continue
             # without a free argument the step was a whole one, and running it failed or
             # showed it pointless (closing a closed ticket): not an option
+            if bound and _draws(spec) and _other_draws(prefix, outputs, bound[0]):
+                # "draw 4 random numbers between the sum and 500" after an unrelated random
+                # pick waits for it only through the shared random stream: readers take that
+                # for a wrong dependency (both llm107 readers)
+                continue
             if bound and free:
                 found.append(Option(kept, qualified, {name: bound[0]}, free))
                 exclude.add(qualified)
                 break
     return found
+
+
+def _draws(spec: ToolSpec) -> bool:
+    """Whether the tool draws from its environment's random stream (it reports the seed)."""
+    return any(sem is Sem.SEED for _, sem in spec.result_types)
+
+
+def _other_draws(prefix: Task, outputs: list[Any], value: Any) -> bool:
+    """Whether a call of ``prefix`` drew at random and neither returned ``value`` nor led to
+    the call that did."""
+    key = json.dumps(value, sort_keys=True)
+    source = next(
+        (
+            i
+            for i, out in enumerate(outputs)
+            if key in {json.dumps(v, sort_keys=True) for v in scalars(out)}
+        ),
+        None,
+    )
+    if source is None:
+        return False
+    position = {call.id: index for index, call in enumerate(prefix.calls)}
+    ancestors = {source}
+    for index in range(source, -1, -1):
+        if index in ancestors:
+            ancestors |= {
+                position[dep] for dep in prefix.calls[index].depends_on if dep in position
+            }
+    return any(
+        index not in ancestors and isinstance(out, dict) and "seed" in out
+        for index, out in enumerate(outputs)
+    )
 
 
 #: what a read that filters a table's rows takes: (argument, its type)

@@ -835,3 +835,25 @@ def test_a_value_a_later_call_changed_is_not_offered(tmp_path: Path) -> None:
     assert rejected == [] and [t.lineage.words for t in made] == ["code"]
     assert [c.function for c in made[0].calls] == ["convert_document", "convert_format"]
     assert "2.stock" not in made[0].question
+
+
+def test_a_random_draw_that_would_wait_for_an_unrelated_draw_is_not_offered(
+    tmp_path: Path,
+) -> None:
+    """Both llm107 readers: "draw 4 random whole numbers between the sum from the second step
+    and 500" was made to wait for the random pick of a date it takes nothing from, only
+    because both draw from one random stream."""
+    parent = seed(("data_generation", "f430dc47c6a1cf16"))  # ... pick one of the signup dates
+    offered = {(o.kept, o.tool) for o in deepen_options(parent) + broaden_options(parent)}
+    assert (3, "data_generation.random_integers") not in offered
+    assert (2, "data_generation.random_integers") in offered, "with the pick dropped it may"
+    answer = chosen(
+        "random_integers",
+        f"{parent.question} Then draw 4 random whole numbers between the sum of the ages and 500.",
+        low=316,
+        count=4,
+        high=500,
+    )
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer)
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.PARSE_MALFORMED]
+    assert "none of the steps offered" in rejected[0].message
