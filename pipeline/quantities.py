@@ -25,12 +25,15 @@ class Arithmetic(StrEnum):
     PRODUCT = "product"  # the product of two operands
     POWER = "power"  # base ** exponent: the exponent must be a pure number
     RATIO = "ratio"  # part / whole as a share: both of one dimension, the result a pure number
+    ROOT = "root"  # a square root or logarithm: its one operand must be a pure number
 
 
-#: dimension of each semantic kind that is measured in a unit; every other kind (counts,
-#: percentages, indices, plain numbers, rates) is a pure number here
+#: dimension of each semantic kind that is measured in a unit, and of percentages (a share
+#: of something: its square root or its sum with an amount means nothing); every other kind
+#: (counts, indices, plain numbers, rates) is a pure number here
 _DIMENSION_OF_KIND: Mapping[str, str] = {
     "money": "money",
+    "percent": "percentage",
     "distance": "length",
     "pressure": "pressure",
     "volume": "volume",

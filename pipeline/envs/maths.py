@@ -263,7 +263,7 @@ class Maths(Environment[MathState]):
             raise ToolError("result is not a real number")
         return _checked(float(value))
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.ROOT)
     def logarithm(
         self,
         value: Annotated[float, Sem.NUMBER],
@@ -285,7 +285,7 @@ class Maths(Environment[MathState]):
             raise ToolError("precision must be between 0 and 15")
         return {"result": round(math.log(value) / math.log(base), precision)}
 
-    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER})
+    @tool(ToolKind.READ, _COMPUTE, returns={"result": Sem.NUMBER}, arithmetic=Arithmetic.ROOT)
     def square_root(
         self, number: Annotated[float, Sem.NUMBER], precision: Annotated[int, Sem.COUNT]
     ) -> dict[str, JsonValue]:

@@ -73,6 +73,14 @@ def _judged(
                 f"a product of two {_plural(a.dimension)} means nothing",
                 first,
             )
+    if spec.arithmetic is Arithmetic.ROOT:
+        for source, quantity in operands:
+            _reject(
+                call,
+                f"takes the {call.function.replace('_', ' ')} of {quantity.described()}"
+                f" ({source}), which means nothing",
+                source,
+            )
     if spec.arithmetic is Arithmetic.POWER and len(per_name) >= 2:
         for source, quantity in per_name[1]:
             _reject(call, f"raises a number to {quantity.described()} ({source})", source)
@@ -128,7 +136,8 @@ def _operands(
 
 
 def _source_quantity(producer: ToolSpec, derived: Quantity | None, path: str) -> Quantity | None:
-    if producer.converts is not None or producer.arithmetic is not None:
+    # a ratio's result is what its tool declares (a percentage), whatever it divided
+    if producer.converts is not None or producer.arithmetic not in (None, Arithmetic.RATIO):
         return derived
     declared = producer.result_type(path) or producer.result_type(f"{path}.0" if path else "0")
     return sem_quantity(declared)

@@ -857,3 +857,21 @@ def test_a_random_draw_that_would_wait_for_an_unrelated_draw_is_not_offered(
     made, rejected, _ = run(tmp_path, parent, "deepen", answer)
     assert made == [] and [r.code for r in rejected] == [RejectionCode.PARSE_MALFORMED]
     assert "none of the steps offered" in rejected[0].message
+
+
+def test_the_square_root_of_a_percentage_is_rejected_as_meaningless(tmp_path: Path) -> None:
+    """Both llm107 readers: "round it to the nearest whole number. Then compute the square
+    root of the result ..." over a budget share: a percentage, rounded or not, has no
+    meaningful square root or logarithm. Rounding it stays."""
+    parent = seed(("maths", "627ba5aa3fcb4a5d"))  # I spent 340 out of a 1250 budget ...
+    answer = chosen(
+        "square_root",
+        f"{parent.question} Then compute the square root of the rounded percentage.",
+        number=27.0,
+        precision=5,
+    )
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer)
+    assert made == [] and [r.code for r in rejected] == [
+        RejectionCode.DEPENDENCY_DIMENSION_MISMATCH
+    ]
+    assert "square root of a percentage" in rejected[0].message
