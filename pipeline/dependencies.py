@@ -210,11 +210,11 @@ def data_bindings(
             if leaf in passed and bindable(leaf):
                 sem = spec.result_type(path) if spec is not None else None
                 sources = produced.setdefault(_value_key(leaf), [])
-                source = (f"{call.id}.{path}" if path else call.id, sem)
+                entry = (f"{call.id}.{path}" if path else call.id, sem)
                 if restates:
-                    sources.insert(0, source)
+                    sources.insert(0, entry)
                 else:
-                    sources.append(source)
+                    sources.append(entry)
         for path, items in _list_nodes(output) if list_lengths else ():
             if len(items) in list_lengths:
                 sem = spec.result_type(f"{path}.0" if path else "0") if spec is not None else None
