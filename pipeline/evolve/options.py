@@ -45,7 +45,7 @@ from pipeline.evolve.extend import (
     produced_values,
     session_values,
 )
-from pipeline.evolve.verbalise import Verbaliser, ordinal
+from pipeline.evolve.verbalise import COMPUTED_NOUNS, Verbaliser, ordinal
 from pipeline.jsontree import scalars
 from pipeline.models import Call, Task
 from pipeline.replay import build_envs, replay, run_call, same_outcome_state
@@ -148,6 +148,14 @@ class Option:
             except ValueError:
                 continue
             for ref in refs.values():
+                if ref.unique and ref.meaning in COMPUTED_NOUNS.values():
+                    # the one product is "the product" or its step; "that quotient" over the
+                    # product, or "the result of the first step" over the second's, is not
+                    step = ref.step_index
+                    previous = ref.consumer_index == step + 1
+                    found.add(
+                        (ref.meaning, "previous step" if previous else f"{ordinal(step)} step")
+                    )
                 # a value only one step could have given needs no step named
                 if ref.where:
                     place = ref.where.split(" ", 1)[1]

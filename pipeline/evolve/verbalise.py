@@ -674,6 +674,16 @@ _AGGREGATE_NOUNS = {
 }  # fmt: skip
 
 
+#: what a calculation returns, by its tool: "multiply the sum by 2", not "multiply the result
+#: of the previous step by 2" (robotic to both llm107 readers)
+COMPUTED_NOUNS = {
+    "add": "sum", "subtract": "difference", "multiply": "product", "divide": "quotient",
+    "square_root": "square root", "logarithm": "logarithm", "round_number": "rounded number",
+    "absolute_value": "absolute value", "mean": "mean", "standard_deviation":
+    "standard deviation", "max_value": "maximum", "min_value": "minimum", "sum_values": "total",
+}  # fmt: skip
+
+
 #: types that name a thing a listing lists: an entry of a list of them is "the second file
 #: listed in the previous step", not "the second file name from the previous step"
 _ENTITY_NOUNS: dict[Sem, str] = {
@@ -739,6 +749,8 @@ def _unique(
             and (ref.meaning is None or _meaning(calls[index], ref.path) in (None, ref.meaning))
         ):
             return False
+    if ref.meaning in COMPUTED_NOUNS.values():
+        return True  # "the sum" is the one sum, whatever numbers the request states
     try:
         wanted = resolve_tool(calls[position].tool)[1].param_types.get(argument)
     except ToolError:
@@ -987,6 +999,8 @@ def _meaning(producer: Call, path: str) -> str | None:
     """What the value at ``path`` of ``producer``'s output is, in words; ``None`` when its
     type says nothing a sentence could use (a plain number, free text)."""
     sem = _result_sem(producer, path)
+    if sem is Sem.NUMBER and path == "result" and producer.function in COMPUTED_NOUNS:
+        return COMPUTED_NOUNS[producer.function]
     if sem is None or sem in (Sem.NUMBER, Sem.TEXT):
         return None
     function = producer.arguments.get("function")

@@ -139,14 +139,15 @@ def test_a_request_that_does_not_ask_for_the_step_gets_the_steps_words(tmp_path:
     assert task.calls[-1].tool == "maths.round_number"
     assert task.calls[-1].bindings == {"number": "s2.result"}
     prompt = server.bodies[0]["messages"][-1]["content"]
-    assert 'in words: "round the result of the previous step' in prompt
+    assert 'in words: "round the product to' in prompt
 
-    # the model's words stay where they ask for the step and say where its input comes from
-    # as code's do; "that product" may be right, but a reader cannot tell it from the sum
+    # the model's words stay where they ask for the step and do not name another step as its
+    # input; the product is the one product, so "that product" names it
     for words, whose in [
         ("Then round the result of the previous step to a whole number.", "model"),
-        ("Then round that product to a whole number.", "code"),
+        ("Then round that product to a whole number.", "model"),
         ("Then round the result of the first step to a whole number.", "code"),
+        ("Then round that quotient to a whole number.", "code"),
     ]:
         worded = chosen("round_number", f"{parent.question} {words}", number=15.5)
         made, rejected, _ = run(tmp_path / f"{whose}{len(words)}", parent, "deepen", worded)
@@ -760,7 +761,7 @@ def test_a_step_after_a_rounding_takes_the_rounded_value_even_when_it_is_unchang
     assert rejected == [] and len(made) == 1
     added = made[0].calls[-1]
     assert added.tool == "maths.subtract" and added.bindings == {"a": "s2.result"}
-    assert "first step" not in made[0].question and "previous step" in made[0].question
+    assert made[0].question.endswith("Then subtract 4 from the rounded number.")
 
 
 def test_a_field_of_what_the_car_reports_reads_without_a_step_number(tmp_path: Path) -> None:

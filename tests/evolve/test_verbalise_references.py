@@ -307,7 +307,15 @@ def test_a_value_only_one_step_gives_is_named_by_content() -> None:
         _bound("maths.round_number", "number", 42.0, "s1.result"),
     ]
     outputs = [o.result for o in replay(_task("maths", maths)).outcomes]
-    assert "the result of the previous step" in verbaliser.question(maths, outputs, True)
+    # a calculation's result is named by what computed it (both llm107 readers called "the
+    # result of the previous step" robotic); one no noun names keeps its step
+    assert "then round the product to the nearest" in verbaliser.question(maths, outputs, True)
+    powered = [
+        Call(id="s1", tool="maths.power", arguments={"base": 2, "exponent": 3}),
+        _bound("maths.round_number", "number", 8.0, "s1.result"),
+    ]
+    outputs = [o.result for o in replay(_task("maths", powered)).outcomes]
+    assert "the result of the previous step" in verbaliser.question(powered, outputs, True)
 
 
 def test_one_of_two_new_tickets_is_named_by_its_stated_title() -> None:
