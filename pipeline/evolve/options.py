@@ -148,7 +148,11 @@ class Option:
             except ValueError:
                 continue
             for ref in refs.values():
-                if ref.unique and ref.meaning in COMPUTED_NOUNS.values():
+                if (
+                    ref.unique
+                    and ref.meaning is not None
+                    and ref.meaning in COMPUTED_NOUNS.values()
+                ):
                     # the one product is "the product" or its step; "that quotient" over the
                     # product, or "the result of the first step" over the second's, is not
                     step = ref.step_index
