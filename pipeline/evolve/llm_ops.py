@@ -33,6 +33,7 @@ from pipeline.evolve.options import (
     purpose_unserved,
     repeat_unserved,
     source_unnamed,
+    sources_swapped,
     step_label_added,
     step_unasked,
     undoing_text,
@@ -412,6 +413,8 @@ def _unasked(
     problem = step_unasked(parent, question, option) if by_model else None
     if problem is None and arguments is not None:
         problem = source_unnamed(parent, question, option, arguments)
+    if problem is None and arguments is not None:
+        problem = sources_swapped(parent, question, option, arguments)
     if problem is None and arguments is not None and by_model:
         # the model's words only: code's name the chain's calls, in nouns another tool's
         # name may share ("the JSON text" beside pretty_print_json)

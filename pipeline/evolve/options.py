@@ -831,6 +831,40 @@ def source_unnamed(
     return f"the request does not say where the step's input comes from ({'; '.join(missing)})"
 
 
+def sources_swapped(
+    parent: Task, question: str, option: Option, arguments: dict[str, Any]
+) -> str | None:
+    """Why the request names the new step's earlier values in another order than code's words
+    do, or ``None``: "divide the result of the first step by the result of the previous step"
+    over a division of the second step's result by the first's (run llm109, the model's
+    words) passes the wrong operand first."""
+    bound = option._bound_chain(parent, arguments)
+    if bound is None:
+        return None
+    chain, outputs = bound
+    last = len(chain) - 1
+    try:
+        refs = verbaliser().refs(chain, last, outputs, by_content=True)
+    except ValueError:
+        return None
+    places = [ref.where.split(" ", 1)[1] for ref in refs.values() if ref.where]
+    if len(places) < 2 or len(set(places)) < len(places):
+        return None
+    code = (option.step_words(parent, arguments, verbaliser()) or "").lower()
+    said = question.lower()
+    if option.kept == len(parent.calls) and said.startswith(parent.question.lower()):
+        said = said[len(parent.question) :]  # deepen: the parent's words come first
+    at_code = [code.find(place) for place in places]
+    at_said = [said.find(place) for place in places]
+    if min(at_code) < 0 or min(at_said) < 0:
+        return None
+    if sorted(places, key=lambda p: at_code[places.index(p)]) != sorted(
+        places, key=lambda p: at_said[places.index(p)]
+    ):
+        return f"the request names the step's inputs in another order ({' and '.join(places)})"
+    return None
+
+
 def dropped_value_kept(
     parent: Task, question: str, option: Option, arguments: dict[str, Any] | None = None
 ) -> str | None:

@@ -876,3 +876,21 @@ def test_the_square_root_of_a_percentage_is_rejected_as_meaningless(tmp_path: Pa
         RejectionCode.DEPENDENCY_DIMENSION_MISMATCH
     ]
     assert "square root of a percentage" in rejected[0].message
+
+
+def test_model_words_that_swap_the_operands_give_way_to_codes(tmp_path: Path) -> None:
+    """Run llm109 (model words): "divide the result of the first step by the result of the
+    previous step" over a division of the second step's result by the first's."""
+    parent = seed(("maths", "fea0b450b7b9f161"))  # A room is 12.5 feet by 10 feet ...
+    opening = "First, convert 12.5 feet to meters; then convert 10 feet to meters; finally"
+    for words, whose in [
+        ("divide the result of the first step by the result of the previous step.", "code"),
+        ("divide the result of the previous step by the result of the first step.", "model"),
+    ]:
+        answer = chosen("divide", f"{opening} {words}", a=3.048, b=3.81)
+        made, rejected, _ = run(tmp_path / whose, parent, "broaden", answer)
+        assert rejected == [] and [t.lineage.words for t in made] == [whose], words
+        assert made[0].calls[-1].bindings == {"a": "s2.result", "b": "s1.result"}
+        assert made[0].question.endswith(
+            "divide the result of the previous step by the result of the first step."
+        )
