@@ -31,6 +31,7 @@ from pipeline.evolve.options import (
     other_words_copied,
     placeholder_value,
     purpose_unserved,
+    removes_what_was_made,
     repeat_unserved,
     source_unnamed,
     sources_swapped,
@@ -462,7 +463,9 @@ def _value_problem(
             RejectionCode.EVOLVE_NOT_DEEPER,
             f"with the values the model chose, {option.function} returns only values already known",
         )
-    undoing = undoing_text(parent, option, arguments)
+    undoing = undoing_text(parent, option, arguments) or removes_what_was_made(
+        parent, option, arguments
+    )
     if undoing is not None:
         return RejectionCode.EVOLVE_UNDOES_REQUEST, undoing
     return None

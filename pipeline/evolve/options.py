@@ -48,7 +48,7 @@ from pipeline.evolve.extend import (
 from pipeline.evolve.verbalise import COMPUTED_NOUNS, Verbaliser, ordinal
 from pipeline.jsontree import scalars
 from pipeline.models import Call, Task
-from pipeline.replay import build_envs, replay, run_call, same_outcome_state
+from pipeline.replay import build_envs, replay, run_call, same_outcome_state, trace_calls
 from pipeline.semantics import Sem
 from pipeline.toolgraph import conversion_tools, generative_edge
 from pipeline.validate.grounding import numbers_in
@@ -990,6 +990,26 @@ def undoing_text(parent: Task, option: Option, arguments: dict[str, Any]) -> str
                         f"the text for {field} asks to take back what the request does"
                         f" ({match.group()!r} in {text!r})"
                     )
+    return None
+
+
+def removes_what_was_made(parent: Task, option: Option, arguments: dict[str, Any]) -> str | None:
+    """The step removes an entry a kept call of the request added, or ``None``: "book a
+    flight, send support a message about it, then cancel that booking" (run llm109, both
+    readers: nonsensical) takes back the request's own write, though the support message left
+    the state changed."""
+    chain = option.calls(parent, arguments)
+    traces, _ = trace_calls(parent.envs, parent.initial_config, chain)
+    added = {
+        line[2:].split(":", 1)[0]
+        for trace in traces[:-1]
+        for line in trace.effect
+        if line.startswith("+ ")
+    }
+    for line in traces[-1].effect:
+        path = line[2:].split(":", 1)[0]
+        if line.startswith("- ") and path in added:
+            return f"{option.function} removes what the request itself made ({path})"
     return None
 
 

@@ -894,3 +894,19 @@ def test_model_words_that_swap_the_operands_give_way_to_codes(tmp_path: Path) ->
         assert made[0].question.endswith(
             "divide the result of the previous step by the result of the first step."
         )
+
+
+def test_a_step_that_removes_what_the_request_made_is_rejected(tmp_path: Path) -> None:
+    """Run llm109 (both readers: nonsensical): "book a flight ..., send support a message
+    about the new booking, then cancel that booking". The support message leaves the state
+    changed, so the whole state never returns to before the booking; the booking itself does."""
+    parent = seed(("travel", "d99393dcefa3c9b9"))  # Book an economy flight ... customer support
+    answer = chosen(
+        "cancel_booking",
+        f"{parent.question} Then cancel that booking.",
+        booking_id="3426812",
+        access_token="cs-88-tok",
+    )
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer)
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_UNDOES_REQUEST]
+    assert "booking_record.3426812" in rejected[0].message
