@@ -536,8 +536,36 @@ def broaden_options(task: Task, limit: int = MAX_OPTIONS) -> list[Option]:
         found += _observers(task, kept, exclude, rng)
         found += _partial(task, kept, exclude, rng)
     found = [option for option in found if not _after_log_out(task, option)]
+    found = [option for option in found if not _feeds_only_dropped(task, option)]
     checked = [option for option in found if option.checked]
     return (checked + [option for option in found if not option.checked])[:limit]
+
+
+def _feeds_only_dropped(task: Task, option: Option) -> bool:
+    """Whether a kept read was there only to feed calls the chain drops, and the new step
+    takes nothing from it either: "Open the config folder and list what is in it" kept the
+    'pwd' that had fed the dropped write of the path to a file, and no word asked for it
+    (run llm109, both readers)."""
+    kept = option.kept
+    fed_dropped = []
+    for index, call in enumerate(task.calls[:kept]):
+        if _spec(call.tool).kind is not ToolKind.READ:
+            continue
+        takers = [
+            later
+            for later, other in enumerate(task.calls)
+            if any(source.split(".", 1)[0] == call.id for source in other.bindings.values())
+        ]
+        if takers and all(later >= kept for later in takers):
+            fed_dropped.append(index)
+    if not fed_dropped:
+        return False
+    outputs = [outcome.result for outcome in replay(task).outcomes]
+    taken = {json.dumps(value, sort_keys=True) for value in scalars(option.fixed)}
+    return any(
+        not taken & {json.dumps(value, sort_keys=True) for value in scalars(outputs[index])}
+        for index in fed_dropped
+    )
 
 
 def options_for(operation: str, task: Task) -> list[Option]:
