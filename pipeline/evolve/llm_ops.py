@@ -26,6 +26,7 @@ from pipeline.evolve.options import (
     action_unserved,
     dropped_value_kept,
     extreme_unserved,
+    kept_read_unasked,
     kept_value_dropped,
     other_step_asked,
     other_words_copied,
@@ -424,6 +425,8 @@ def _unasked(
         problem = kept_value_dropped(parent, question, option)
     if problem is None and by_model:
         problem = other_words_copied(parent, question, option, offered)
+    if problem is None and by_model:
+        problem = kept_read_unasked(parent, question, option)
     if problem is None and by_model:
         problem = purpose_unserved(parent, question, option)
     if problem is None and by_model:

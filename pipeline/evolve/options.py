@@ -536,36 +536,41 @@ def broaden_options(task: Task, limit: int = MAX_OPTIONS) -> list[Option]:
         found += _observers(task, kept, exclude, rng)
         found += _partial(task, kept, exclude, rng)
     found = [option for option in found if not _after_log_out(task, option)]
-    found = [option for option in found if not _feeds_only_dropped(task, option)]
     checked = [option for option in found if option.checked]
     return (checked + [option for option in found if not option.checked])[:limit]
 
 
-def _feeds_only_dropped(task: Task, option: Option) -> bool:
-    """Whether a kept read was there only to feed calls the chain drops, and the new step
-    takes nothing from it either: "Open the config folder and list what is in it" kept the
-    'pwd' that had fed the dropped write of the path to a file, and no word asked for it
-    (run llm109, both readers)."""
+def kept_read_unasked(parent: Task, question: str, option: Option) -> str | None:
+    """Why broaden's words cannot be the model's: a kept read fed only calls the chain drops,
+    and the new step takes nothing from it, so nothing but its own words asks for it, and the
+    model's words drop those ("Open the config folder and list what is in it" kept the 'pwd'
+    that had fed the dropped write of the path to a file; run llm109, both readers). Code's
+    words name every kept call."""
     kept = option.kept
+    if kept == len(parent.calls):
+        return None
     fed_dropped = []
-    for index, call in enumerate(task.calls[:kept]):
+    for index, call in enumerate(parent.calls[:kept]):
         if _spec(call.tool).kind is not ToolKind.READ:
             continue
         takers = [
             later
-            for later, other in enumerate(task.calls)
+            for later, other in enumerate(parent.calls)
             if any(source.split(".", 1)[0] == call.id for source in other.bindings.values())
         ]
         if takers and all(later >= kept for later in takers):
             fed_dropped.append(index)
     if not fed_dropped:
-        return False
-    outputs = [outcome.result for outcome in replay(task).outcomes]
+        return None
+    outputs = [outcome.result for outcome in replay(parent).outcomes]
     taken = {json.dumps(value, sort_keys=True) for value in scalars(option.fixed)}
-    return any(
-        not taken & {json.dumps(value, sort_keys=True) for value in scalars(outputs[index])}
-        for index in fed_dropped
-    )
+    for index in fed_dropped:
+        if not taken & {json.dumps(value, sort_keys=True) for value in scalars(outputs[index])}:
+            return (
+                f"the request keeps {parent.calls[index].function}, which fed only dropped"
+                " steps; code's words ask for it"
+            )
+    return None
 
 
 def options_for(operation: str, task: Task) -> list[Option]:

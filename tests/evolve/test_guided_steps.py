@@ -912,13 +912,13 @@ def test_a_step_that_removes_what_the_request_made_is_rejected(tmp_path: Path) -
     assert "booking_record.3426812" in rejected[0].message
 
 
-def test_broaden_drops_a_read_that_only_fed_a_dropped_step(tmp_path: Path) -> None:
+def test_broaden_words_that_drop_a_kept_read_give_way_to_codes(tmp_path: Path) -> None:
     """Run llm109 (both readers: mismatch): "Open the config folder and list what is in it"
     kept the 'pwd' that had fed the dropped write of the path to a file, and no word asked for
-    it. A kept read must feed a kept call or the new step."""
+    it. Code's words name every kept call."""
     parent = seed(("filesystem", "9b1f913f121e76ad"))  # ... write its full path into a file
     answer = chosen("ls", "Open the config folder and list what is in it.")
     made, rejected, _ = run(tmp_path, parent, "broaden", answer)
-    assert rejected == [] and len(made) == 1
-    assert [c.function for c in made[0].calls] == ["cd", "ls"]
-    assert made[0].question == answer["question"] and made[0].lineage.words == "model"
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert [c.function for c in made[0].calls] == ["cd", "pwd", "ls"]
+    assert "full path" in made[0].question
