@@ -165,6 +165,8 @@ class Option:
                     place = ref.where.split(" ", 1)[1]
                     handle = () if ref.handle is None else (ref.handle[1].lower(),)
                     made = ("the new",) if ref.made else ()  # "the new ticket"
+                    # what an earlier call took already: "the same ticket" (run llm109)
+                    same = ("the same", "that same") if ref.again else ()
                     # "order 4410" names where "the symbol of order 4410" comes from
                     owner = (
                         ()
@@ -176,7 +178,7 @@ class Option:
                             .removeprefix("of "),
                         )
                     )
-                    found.add((place, *handle, *made, *owner))
+                    found.add((place, *handle, *made, *owner, *same))
                     if ref.element is not None and ref.handle is None:
                         # two entries of one list each need their own word: "the second date
                         # from the first step" said nothing of the third, the range's end

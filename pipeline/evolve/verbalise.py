@@ -227,6 +227,10 @@ class Ref:
         #: level" after starting the engine, not "the fuel level from the previous step"
         #: (robotic to one llm101 reader)
         self.resulting = False
+        #: the same value an earlier call of the request took from the same place: "comment
+        #: on the same tweet", not "on the first matching tweet from the first step" after
+        #: "retweet the first one you find" (both llm109 readers: two names for one tweet)
+        self.again = False
 
     @property
     def _tokens(self) -> list[str]:
@@ -309,7 +313,9 @@ class Ref:
             # results.0.receiver_id -> "the receiver of the first result"
             owner = humanise(last[:-3] if last.endswith("_id") else last[:-2])
             return f"the {owner} of {_describe(rest)} {self.where}".rstrip()
-        if not rest:
+        if not rest or (self.again and not self.unique):
+            if self.again and not self.unique:
+                return f"the same {entity}"
             if self.handle is not None:
                 field, value = self.handle
                 if field in ("name", f"{entity}_name"):
@@ -626,6 +632,7 @@ class Verbaliser:
                     ref.made = _only_made(calls, position, outputs, ref)
                     ref.owner = _owner(calls[ref.step_index - 1], ref)
                     ref.resulting = _resulting(calls[ref.step_index - 1], ref)
+                    ref.again = _taken_before(calls, position, call.bindings.get(slot))
         return found
 
     def question(
@@ -890,6 +897,11 @@ def _subject(producer: Call) -> tuple[str, str] | None:
         return None
     preposition = "for" if types.get(name) in (Sem.CITY, Sem.AIRPORT) else "of"
     return "", f"{preposition} {value}"
+
+
+def _taken_before(calls: Sequence[Call], position: int, source: str | None) -> bool:
+    """Whether a call before ``calls[position]`` took a value from ``source`` too."""
+    return source is not None and any(source in c.bindings.values() for c in calls[:position])
 
 
 def _resulting(producer: Call, ref: Ref) -> bool:

@@ -301,12 +301,11 @@ def test_code_words_name_a_value_by_its_meaning_or_keep_its_step() -> None:
     assert quote.words(order, dict(quote.fixed), verbaliser()) == (
         "show me the latest quote for the symbol of order 4410"
     )
-    # an element of a list keeps its step: "the first ticket" alone, first of which? (llm30)
+    # an element of a list keeps its step: "the first ticket" alone, first of which? (llm30);
+    # the one an earlier call took already is the same one (llm109)
     tickets = seed(("tickets", "77607f8fb4b992ba"))  # Find my one Open ticket and close it
     show = next(o for o in deepen_options(tickets) if o.function == "get_ticket")
-    assert show.words(tickets, dict(show.fixed), verbaliser()) == (
-        "show me the first ticket from the first step"
-    )
+    assert show.words(tickets, dict(show.fixed), verbaliser()) == ("show me the same ticket")
     # a new contact is named by the name the request gave it, not "the user" (run llm28)
     contact = seed(("messaging", "54db8c3f34ed3641"))  # Add Priya Nair ... send her a note
     outputs = [outcome.result for outcome in replay(contact).outcomes]
@@ -922,3 +921,23 @@ def test_broaden_words_that_drop_a_kept_read_give_way_to_codes(tmp_path: Path) -
     assert rejected == [] and [t.lineage.words for t in made] == ["code"]
     assert [c.function for c in made[0].calls] == ["cd", "pwd", "ls"]
     assert "full path" in made[0].question
+
+
+def test_a_value_an_earlier_call_took_reads_as_the_same_thing(tmp_path: Path) -> None:
+    """Run llm109 (both readers: unnatural): "... retweet the first one you find. Then comment
+    '...' on the first matching tweet from the first step", code's words then, gave one tweet
+    two names. They now say "the same tweet", and model words may too."""
+    parent = seed(("posting", "a6c40c53720562ba"))  # ... retweet the first one you find
+    comment = "I love the solar panels! They are so clean and efficient."
+    for words, whose in [
+        (f"Then comment '{comment}' on a tweet.", "code"),
+        (f"Then comment '{comment}' on that same tweet.", "model"),
+    ]:
+        answer = chosen(
+            "comment", f"{parent.question} {words}", tweet_id=4, comment_content=comment
+        )
+        made, rejected, _ = run(tmp_path / whose, parent, "deepen", answer)
+        assert rejected == [] and [t.lineage.words for t in made] == [whose], words
+        assert made[0].calls[-1].bindings == {"tweet_id": "s1.matching_tweets.0.id"}
+        if whose == "code":
+            assert made[0].question.endswith(f"comment '{comment}' on the same tweet.")
