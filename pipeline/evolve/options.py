@@ -45,7 +45,7 @@ from pipeline.evolve.extend import (
     produced_values,
     session_values,
 )
-from pipeline.evolve.verbalise import COMPUTED_NOUNS, Verbaliser, ordinal
+from pipeline.evolve.verbalise import Verbaliser, ordinal
 from pipeline.jsontree import scalars
 from pipeline.models import Call, Task
 from pipeline.replay import build_envs, replay, run_call, same_outcome_state, trace_calls
@@ -148,18 +148,10 @@ class Option:
             except ValueError:
                 continue
             for ref in refs.values():
-                if (
-                    ref.unique
-                    and ref.meaning is not None
-                    and ref.meaning in COMPUTED_NOUNS.values()
-                ):
+                if ref.unique and ref.self_named and ref.meaning is not None:
                     # the one product is "the product" or its step; "that quotient" over the
                     # product, or "the result of the first step" over the second's, is not
-                    step = ref.step_index
-                    previous = ref.consumer_index == step + 1
-                    found.add(
-                        (ref.meaning, "previous step" if previous else f"{ordinal(step)} step")
-                    )
+                    found.add((ref.meaning, ref.place.removeprefix("the ")))
                 # a value only one step could have given needs no step named
                 if ref.where:
                     place = ref.where.split(" ", 1)[1]
@@ -882,20 +874,29 @@ def sources_swapped(
         refs = verbaliser().refs(chain, last, outputs, by_content=True)
     except ValueError:
         return None
-    places = [ref.where.split(" ", 1)[1] for ref in refs.values() if ref.where]
+    named = [
+        (ref.place, ref.meaning if ref.self_named else None)
+        for ref in refs.values()
+        if ref.where or ref.self_named
+    ]
+    places = [place for place, _ in named]
     if len(places) < 2 or len(set(places)) < len(places):
         return None
     code = (option.step_words(parent, arguments, verbaliser()) or "").lower()
     said = question.lower()
     if option.kept == len(parent.calls) and said.startswith(parent.question.lower()):
         said = said[len(parent.question) :]  # deepen: the parent's words come first
-    at_code = [code.find(place) for place in places]
-    at_said = [said.find(place) for place in places]
+
+    def at(text: str, place: str, meaning: str | None) -> int:
+        found = [text.find(way) for way in (place, meaning) if way is not None]
+        return min((spot for spot in found if spot >= 0), default=-1)
+
+    at_code = [at(code, place, meaning) for place, meaning in named]
+    at_said = [at(said, place, meaning) for place, meaning in named]
     if min(at_code) < 0 or min(at_said) < 0:
         return None
-    if sorted(places, key=lambda p: at_code[places.index(p)]) != sorted(
-        places, key=lambda p: at_said[places.index(p)]
-    ):
+    by_code = sorted(range(len(named)), key=lambda index: at_code[index])
+    if by_code != sorted(range(len(named)), key=lambda index: at_said[index]):
         return f"the request names the step's inputs in another order ({' and '.join(places)})"
     return None
 

@@ -252,6 +252,17 @@ class Ref:
         return f"{preposition} the {ordinal(self.step_index)} step"
 
     @property
+    def place(self) -> str:
+        """The producing step as a request names it, unique or not: "the previous step"."""
+        if self.consumer_index is not None and self.consumer_index == self.step_index + 1:
+            return "the previous step"
+        return f"the {ordinal(self.step_index)} step"
+
+    #: set by :meth:`Verbaliser.refs`: the value's meaning names it apart from every other
+    #: value ("the sum", "the 12.5 feet in meters")
+    self_named = False
+
+    @property
     def _names_by_meaning(self) -> bool:
         """Whether :attr:`noun` names the value by its meaning, its place in the output saying
         nothing ("result", a bare list index)."""
@@ -627,6 +638,10 @@ class Verbaliser:
                     found[name] = whole
             if by_content:
                 for slot, ref in found.items():
+                    ref.self_named = ref.meaning is not None and (
+                        ref.meaning in COMPUTED_NOUNS.values()
+                        or ref.meaning == _converted(calls[ref.step_index - 1], ref.path)
+                    )
                     ref.unique = _unique(calls, position, outputs, slot.partition(".")[0], ref)
                     ref.handle = _handle(calls, position, outputs, ref)
                     ref.made = _only_made(calls, position, outputs, ref)
@@ -689,6 +704,30 @@ COMPUTED_NOUNS = {
     "absolute_value": "absolute value", "mean": "mean", "standard_deviation":
     "standard deviation", "max_value": "maximum", "min_value": "minimum", "sum_values": "total",
 }  # fmt: skip
+
+
+def _converted(producer: Call, path: str) -> str | None:
+    """A conversion of a stated amount, as what it is: "12.5 feet in meters" (both llm109
+    readers could not tell "the result of the second step" apart in a request that converts
+    two lengths in one sentence)."""
+    try:
+        conversion = resolve_tool(producer.tool)[1].converts
+    except ToolError:
+        return None
+    if conversion is None or path != "result" or conversion.value in producer.bindings:
+        return None
+    value = producer.arguments.get(conversion.value)
+    unit_in = producer.arguments.get(conversion.unit_in)
+    unit_out = producer.arguments.get(conversion.unit_out)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if not isinstance(unit_in, str) or not isinstance(unit_out, str):
+        return None
+    return f"{_number_words(value)} {unit_in} in {unit_out}"
+
+
+def _number_words(value: int | float) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 #: types that name a thing a listing lists: an entry of a list of them is "the second file
@@ -756,7 +795,7 @@ def _unique(
             and (ref.meaning is None or _meaning(calls[index], ref.path) in (None, ref.meaning))
         ):
             return False
-    if ref.meaning in COMPUTED_NOUNS.values():
+    if ref.self_named:
         return True  # "the sum" is the one sum, whatever numbers the request states
     try:
         wanted = resolve_tool(calls[position].tool)[1].param_types.get(argument)
@@ -1013,6 +1052,9 @@ def _meaning(producer: Call, path: str) -> str | None:
     sem = _result_sem(producer, path)
     if sem is Sem.NUMBER and path == "result" and producer.function in COMPUTED_NOUNS:
         return COMPUTED_NOUNS[producer.function]
+    converted = _converted(producer, path)
+    if converted is not None:
+        return converted
     if sem is None or sem in (Sem.NUMBER, Sem.TEXT):
         return None
     function = producer.arguments.get("function")
