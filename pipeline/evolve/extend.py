@@ -278,12 +278,25 @@ def nothing_new(
     known = [v for _, v in _leaves(arguments, named=False)]
     known += [v for call in stated for _, v in _leaves(call.arguments, named=False)]
     known += [v for out in earlier for _, v in _leaves(out, named=False)]
+    # the entries of a JSON text already seen are no news either: parsing the document just
+    # shown into structured data (run llm107b, one reader: "tacked on")
+    known += [leaf for v in list(known) for _, leaf in _leaves(_parsed(v), named=False)]
     keys = {_content_key(v) for v in known} | _EMPTY_KEYS
     return all(_content_key(v) in keys for _, v in _leaves(result, named=False))
 
 
 #: content keys of an empty text, list or object (as a value or as JSON text)
 _EMPTY_KEYS = frozenset({repr(""), "[]", "{}", repr([]), repr({})})
+
+
+def _parsed(value: Any) -> Any:
+    """A JSON object or array written as text, parsed; ``None`` for anything else."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _content_key(value: Any) -> str:

@@ -74,7 +74,9 @@ def test_operators_keep_their_promises() -> None:
     for task, seed in zip(renamed, seeds):
         assert task.lineage.operator == "rename" and task.id != seed.id
     extended = [(s, e) for s in seeds if (e := extend(s, rng, verbaliser)) is not None]
-    assert len(extended) > 50  # fewer since bindings follow meaning, not JSON type
+    # fewer since bindings follow meaning, not JSON type, and since a step may not take a value a
+    # later call changed or parse a JSON text already shown (session 12)
+    assert len(extended) > 45
     for seed, task in extended:
         added = task.calls[-1]
         assert len(task.calls) == len(seed.calls) + 1

@@ -290,10 +290,16 @@ def test_code_words_name_a_value_by_its_meaning_or_keep_its_step() -> None:
     (run llm28: "the document's text from the second step" read as the second sentence); a
     bare field keeps its owner or its step ("the symbol" alone read as a blank, run llm28)."""
     settings = seed(("data_format", "70a341fe8b957ef0"))  # set font.size; open and convert
+    # (parsing a JSON text already shown tells nothing: the model must choose a format)
     words = {
-        o.function: o.words(settings, dict(o.fixed), verbaliser()) for o in deepen_options(settings)
+        o.function: o.words(
+            settings,
+            {**{f: "json" for f in o.free if f == "source_format"}, **o.fixed},
+            verbaliser(),
+        )
+        for o in deepen_options(settings)
     }
-    assert words["parse_data"] == "parse the document's text into structured data"
+    assert words["parse_data"] == "parse the document's text as JSON into structured data"
     assert words["flatten_record"] is not None and "the JSON text into" in words["flatten_record"]
     order = seed(("trading", "2d463e24bd4e3a47"))  # Cancel my pending order 4410 ...
     quote = next(o for o in deepen_options(order) if o.function == "get_stock_info")
@@ -942,3 +948,19 @@ def test_a_value_an_earlier_call_took_reads_as_the_same_thing(tmp_path: Path) ->
         assert made[0].calls[-1].bindings == {"tweet_id": "s1.matching_tweets.0.id"}
         if whose == "code":
             assert made[0].question.endswith(f"comment '{comment}' on the same tweet.")
+
+
+def test_parsing_a_json_text_already_shown_is_not_offered(tmp_path: Path) -> None:
+    """Run llm107b (one reader: tacked on): "... and show me that document. Then parse the
+    document's text (JSON) into structured data" returns only what the request had shown."""
+    parent = seed(("data_format", "5057d93c73989b1c"))  # ... and show me that document.
+    shown = replay(parent).outcomes[-1].result["content"]
+    assert not [o for o in deepen_options(parent) if o.function == "parse_data" and o.checked]
+    answer = chosen(
+        "parse_data",
+        f"{parent.question} Then parse the document's text as JSON into structured data.",
+        content=shown,
+        source_format="json",
+    )
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer)
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_NOT_DEEPER]

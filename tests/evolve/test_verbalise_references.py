@@ -275,7 +275,7 @@ def test_only_a_loaded_document_has_a_documents_text(verbaliser: Verbaliser) -> 
     ]
     question = verbaliser.question(calls)
     # a loaded document's format is not in its noun, so it is still named
-    assert "then convert the document's text from the previous step (CSV) to JSON;" in question
+    assert "then convert the document's text from the previous step from CSV to JSON;" in question
     # a document converted to CSV gives CSV text, named once
     assert "finally get the value at '0.a' in the CSV text from the previous step." in question
     assert "(format: csv)" not in question and question.count("document's text") == 1
