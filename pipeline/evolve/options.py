@@ -45,7 +45,7 @@ from pipeline.evolve.extend import (
     produced_values,
     session_values,
 )
-from pipeline.evolve.verbalise import Verbaliser, ordinal
+from pipeline.evolve.verbalise import Ref, Verbaliser, ordinal
 from pipeline.jsontree import scalars
 from pipeline.models import Call, Task
 from pipeline.replay import build_envs, replay, run_call, same_outcome_state, trace_calls
@@ -113,18 +113,30 @@ class Option:
         except (KeyError, ValueError):
             return None
 
+    def step_refs(
+        self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser
+    ) -> tuple[Call, dict[str, Ref]] | None:
+        """The new step with its bindings, and the earlier values it takes as references;
+        ``None`` where the chain does not run."""
+        bound = self._bound_chain(parent, arguments)
+        if bound is None:
+            return None
+        chain, outputs = bound
+        try:
+            return chain[-1], verbaliser.refs(chain, len(chain) - 1, outputs, True)
+        except ValueError:
+            return None
+
     def step_words(
         self, parent: Task, arguments: dict[str, Any], verbaliser: Verbaliser
     ) -> str | None:
         """The new step's phrase alone, as code writes it ("list every credit card registered
         with my travel account"); ``None`` when the verbaliser cannot say it."""
-        bound = self._bound_chain(parent, arguments)
-        if bound is None:
+        step = self.step_refs(parent, arguments, verbaliser)
+        if step is None:
             return None
-        chain, outputs = bound
-        last = len(chain) - 1
         try:
-            return verbaliser.phrase(chain[last], verbaliser.refs(chain, last, outputs, True))
+            return verbaliser.phrase(*step)
         except (KeyError, ValueError):
             return None
 
@@ -865,15 +877,10 @@ def sources_swapped(
     do, or ``None``: "divide the result of the first step by the result of the previous step"
     over a division of the second step's result by the first's (run llm109, the model's
     words) passes the wrong operand first."""
-    bound = option._bound_chain(parent, arguments)
-    if bound is None:
+    step = option.step_refs(parent, arguments, verbaliser())
+    if step is None:
         return None
-    chain, outputs = bound
-    last = len(chain) - 1
-    try:
-        refs = verbaliser().refs(chain, last, outputs, by_content=True)
-    except ValueError:
-        return None
+    refs = step[1]
     named = [
         (ref.place, ref.meaning if ref.self_named else None)
         for ref in refs.values()
