@@ -91,7 +91,11 @@ def session_values(state: dict[str, dict[str, Any]]) -> frozenset[str]:
 
 
 def produced_values(
-    task: Task, outputs: list[Any], session: frozenset[str] = frozenset()
+    task: Task,
+    outputs: list[Any],
+    session: frozenset[str] = frozenset(),
+    *,
+    after_all: bool = False,
 ) -> list[Produced]:
     """Every bindable value the task's calls return, typed by its result field; a value that
     names the session's own user (see :func:`session_values`) is left out: following,
@@ -102,12 +106,17 @@ def produced_values(
     see that list, and "the first stock listed in the previous step" points at something the
     user never saw asked for. The entries a write makes (``generate_ids``) stay.
 
-    So is a value a later call of the task changed in the state (see :func:`_outdated`)."""
+    So is a value a later call of the task changed in the state (see :func:`_outdated`), and,
+    for a step ``after_all`` the task's calls (deepen, whose request keeps the user's words), a
+    plain number a call of the task already took: "Add 3.5 and 4.25, then multiply that sum
+    by 2. Then subtract 16 from the sum" goes back to a step the request had moved on from
+    (run llm113, one reader: which number?)."""
     found: list[Produced] = []
     seen: set[tuple[str, Any]] = set()
     held = {repr(value) for value in scalars(task.initial_config)}
     restated = _restated(task)
     outdated = _outdated(task)
+    taken = _numbers_taken(task) if after_all else set()
     for index, (call, output) in enumerate(zip(task.calls, outputs)):
         spec = resolve_tool(call.tool)[1]
         for path, leaf in _leaves(output):
@@ -120,10 +129,25 @@ def produced_values(
             sem = spec.result_type(path)
             if sem in IDENTITY_TYPES and leaf in session:
                 continue
+            if sem is Sem.NUMBER and (f"{call.id}.{path}" if path else call.id) in taken:
+                continue
             key = (repr(leaf), sem.value if sem else "")
             if key not in seen:
                 seen.add(key)
                 found.append(Produced(leaf, sem))
+    return found
+
+
+def _numbers_taken(task: Task) -> set[str]:
+    """The sources (``s1.result``) of each plain number a call of the task took."""
+    found: set[str] = set()
+    for call in task.calls:
+        types = resolve_tool(call.tool)[1].param_types
+        found.update(
+            source
+            for slot, source in call.bindings.items()
+            if types.get(slot.partition(".")[0]) is Sem.NUMBER
+        )
     return found
 
 
@@ -237,14 +261,18 @@ def extend(task: Task, rng: random.Random, verbaliser: Verbaliser) -> Task | Non
     return None
 
 
-def extensions(task: Task, rng: random.Random, max_tries: int = MAX_TRIES) -> Iterator[Task]:
+def extensions(
+    task: Task, rng: random.Random, max_tries: int = MAX_TRIES, *, after_all: bool = True
+) -> Iterator[Task]:
     """``task`` with one more step that uses an earlier output, one candidate step after
     another (in an order ``rng`` draws), each run and checked; the question is the parent's."""
     parent = replay(task)
     if not parent.ok:
         return
     outputs = [outcome.result for outcome in parent.outcomes]
-    produced = produced_values(task, outputs, session_values(parent.final_state))
+    produced = produced_values(
+        task, outputs, session_values(parent.final_state), after_all=after_all
+    )
     tools = [
         (env_name, spec)
         for env_name in task.envs

@@ -288,7 +288,7 @@ def _checked(task: Task, kept: int, exclude: set[str], rng: random.Random) -> li
     that takes back an earlier write."""
     prefix = task.model_copy(update={"calls": task.calls[:kept]})
     found: list[Option] = []
-    for extended in extensions(prefix, rng, TRIES_PER_PREFIX):
+    for extended in extensions(prefix, rng, TRIES_PER_PREFIX, after_all=kept == len(task.calls)):
         added = extended.calls[-1]
         if added.tool in exclude or _takes_back(extended):
             continue
@@ -307,7 +307,9 @@ def _partial(task: Task, kept: int, exclude: set[str], rng: random.Random) -> li
     if not run.ok:
         return []
     outputs = [outcome.result for outcome in run.outcomes]
-    produced = produced_values(prefix, outputs, session_values(run.final_state))
+    produced = produced_values(
+        prefix, outputs, session_values(run.final_state), after_all=kept == len(task.calls)
+    )
     tools = [(env, spec) for env in task.envs for spec in ENVIRONMENTS[env].tool_specs().values()]
     rng.shuffle(tools)
     conversions = conversion_tools()

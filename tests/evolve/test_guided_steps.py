@@ -964,3 +964,16 @@ def test_parsing_a_json_text_already_shown_is_not_offered(tmp_path: Path) -> Non
     )
     made, rejected, _ = run(tmp_path, parent, "deepen", answer)
     assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_NOT_DEEPER]
+
+
+def test_deepen_does_not_go_back_to_a_number_the_request_moved_on_from(tmp_path: Path) -> None:
+    """Run llm113 (one reader: under-specified): "Add 3.5 and 4.25, then multiply that sum by
+    2. Then subtract 16 from the sum" took the sum the multiplication had already taken, where
+    a chain reads on from the product."""
+    parent = seed(ADD_THEN_MULTIPLY)
+    offered = [o.fixed for o in deepen_options(parent)]
+    assert offered and all(7.75 not in fixed.values() for fixed in offered)
+    assert any(15.5 in fixed.values() for fixed in offered)
+    answer = chosen("subtract", f"{parent.question} Then subtract 16 from the sum.", a=7.75, b=16)
+    made, rejected, _ = run(tmp_path, parent, "deepen", answer)
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.PARSE_MALFORMED]
