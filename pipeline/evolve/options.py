@@ -938,9 +938,16 @@ def kept_value_dropped(parent: Task, question: str, option: Option) -> str | Non
     from pipeline.evolve.novelty import stated_literals  # novelty imports prompts, then this
 
     kept = parent.model_copy(update={"calls": parent.calls[: option.kept]})
+    said = question.lower()
+    # the new step's own words name kept results by their values ("add the 12.5 feet in meters
+    # and the 10 feet in meters"), which is no request for the calls that made them (run
+    # llm109b: "convert 10 feet to meters" dropped)
+    step = option.step_words(parent, dict(option.fixed), verbaliser()) if option.checked else None
+    if step:
+        said = said.replace(step.lower(), " ")
     for text, number in stated_literals(kept):
         # case aside: "place a buy order" still asks for the order type 'Buy'
-        if not _states(question.lower(), text.lower(), number):
+        if not _states(said, text.lower(), number):
             callers = [
                 call.function
                 for call in kept.calls

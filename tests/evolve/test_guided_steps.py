@@ -977,3 +977,18 @@ def test_deepen_does_not_go_back_to_a_number_the_request_moved_on_from(tmp_path:
     answer = chosen("subtract", f"{parent.question} Then subtract 16 from the sum.", a=7.75, b=16)
     made, rejected, _ = run(tmp_path, parent, "deepen", answer)
     assert made == [] and [r.code for r in rejected] == [RejectionCode.PARSE_MALFORMED]
+
+
+def test_a_kept_call_named_only_through_the_new_steps_words_gives_way(tmp_path: Path) -> None:
+    """Run llm109b (model words): "First, convert 12.5 feet to meters; then add the 12.5 feet
+    in meters and the 10 feet in meters" dropped the kept "convert 10 feet to meters"; the 10
+    was there only inside the new step's own words."""
+    parent = seed(("maths", "fea0b450b7b9f161"))  # A room is 12.5 feet by 10 feet ...
+    dropped = (
+        "First, convert 12.5 feet to meters; then add the 12.5 feet in meters and the 10 feet"
+        " in meters."
+    )
+    answer = chosen("add", dropped, a=3.81, b=3.048)
+    made, rejected, _ = run(tmp_path, parent, "broaden", answer)
+    assert rejected == [] and [t.lineage.words for t in made] == ["code"]
+    assert "convert 10 feet to meters" in made[0].question
