@@ -945,6 +945,11 @@ def kept_value_dropped(parent: Task, question: str, option: Option) -> str | Non
     step = option.step_words(parent, dict(option.fixed), verbaliser()) if option.checked else None
     if step:
         said = said.replace(step.lower(), " ")
+    bound = option.step_refs(parent, dict(option.fixed), verbaliser()) if option.checked else None
+    for ref in bound[1].values() if bound is not None else ():
+        # code's words may name them together ("add the two results"), the model's apart
+        if ref.self_named and ref.meaning:
+            said = said.replace(ref.meaning.lower(), " ")
     for text, number in stated_literals(kept):
         # case aside: "place a buy order" still asks for the order type 'Buy'
         if not _states(said, text.lower(), number):

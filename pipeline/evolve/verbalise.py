@@ -378,6 +378,28 @@ def _marked(ref: Ref) -> Ref:
     return marked
 
 
+def both_results(first: Any, second: Any) -> str:
+    """Two whole results of the two steps just before their consumer, taken together by an
+    operation whose order does not matter, as "the two results"; "" otherwise. "add the 12.5
+    feet in meters and the 10 feet in meters" right after both conversions read as template
+    text to both llm127 readers. Two calculations named apart ("the sum and the product")
+    keep their names."""
+    if not (isinstance(first, Ref) and isinstance(second, Ref)):
+        return ""
+    consumer = first.consumer_index
+    if consumer is None or second.consumer_index != consumer:
+        return ""
+    if {first.step_index, second.step_index} != {consumer - 1, consumer - 2}:
+        return ""
+    if first.path != "result" or second.path != "result" or first.label or second.label:
+        return ""
+    computed = set(COMPUTED_NOUNS.values())
+    if first.meaning in computed and second.meaning in computed and first.meaning != second.meaning:
+        return ""
+    text = "the two results"
+    return f"{_REF_START}{text}{_REF_END}" if isinstance(first, _MarkedRef) else text
+
+
 class _Phrase(str):
     """Text rendered as it is, never quoted (a phrase naming earlier values)."""
 
@@ -542,6 +564,7 @@ class Verbaliser:
         )
         self.env.filters.update(q=quoted, v=plain, words=words)
         self.env.tests["ref"] = lambda value: isinstance(value, Ref)
+        self.env.globals["both_results"] = both_results
         self._modules: dict[str, Any] = {}
 
     def _module(self, env_name: str) -> Any:

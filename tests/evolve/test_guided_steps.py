@@ -992,3 +992,5 @@ def test_a_kept_call_named_only_through_the_new_steps_words_gives_way(tmp_path: 
     made, rejected, _ = run(tmp_path, parent, "broaden", answer)
     assert rejected == [] and [t.lineage.words for t in made] == ["code"]
     assert "convert 10 feet to meters" in made[0].question
+    # both llm127 readers: "add the 12.5 feet in meters and the 10 feet in meters" is template
+    assert made[0].question.endswith("finally add the two results.")

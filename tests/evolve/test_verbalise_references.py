@@ -373,3 +373,49 @@ def _task(env: str, calls: list[Call]) -> Task:
         id="t", category=env, envs=[env], question="Do the steps.", initial_config=config,
         calls=calls,
     )  # fmt: skip
+
+
+def _feet(step: str, value: float) -> Call:
+    return Call(
+        id=step, tool="maths.imperial_si_conversion",
+        arguments={"value": value, "unit_in": "feet", "unit_out": "meters"},
+    )  # fmt: skip
+
+
+def _both(tool: str, a: str, b: str, values: dict[str, float], step: str = "s3") -> Call:
+    return Call(
+        id=step, tool=tool, arguments=values, depends_on=sorted({a, b}),
+        bindings={"a": f"{a}.result", "b": f"{b}.result"},
+    )  # fmt: skip
+
+
+def test_the_two_results_just_before_an_addition_read_as_such() -> None:
+    """Both llm127 readers: "finally add the 12.5 feet in meters and the 10 feet in meters",
+    right after both conversions, read as template text. The two results of the two steps
+    just before an addition or a product are "the two results"; an order that matters, or a
+    value from further back, keeps each name."""
+    verbaliser = Verbaliser()
+    converted = {"a": 3.81, "b": 3.048}
+
+    def said(calls: list[Call]) -> str:
+        outputs = [o.result for o in replay(_task("maths", calls)).outcomes]
+        return verbaliser.question(calls, outputs, by_content=True)
+
+    pair = [_feet("s1", 12.5), _feet("s2", 10)]
+    assert said([*pair, _both("maths.add", "s1", "s2", converted)]).endswith(
+        "then convert 10 feet to meters; finally add the two results."
+    )
+    assert said([*pair, _both("maths.multiply", "s2", "s1", converted)]).endswith(
+        "finally multiply the two results."
+    )
+    assert said([*pair, _both("maths.subtract", "s1", "s2", converted)]).endswith(
+        "finally subtract the 10 feet in meters from the 12.5 feet in meters."
+    )
+    further = [*pair, _feet("s3", 4), _both("maths.add", "s1", "s2", converted, step="s4")]
+    assert "add the 12.5 feet in meters and the 10 feet in meters" in said(further)
+    computed = [
+        Call(id="s1", tool="maths.add", arguments={"a": 2, "b": 3}),
+        Call(id="s2", tool="maths.multiply", arguments={"a": 2, "b": 3}),
+        _both("maths.add", "s1", "s2", {"a": 5, "b": 6}),
+    ]
+    assert said(computed).endswith("finally add the sum and the product.")
