@@ -142,7 +142,8 @@ test: $(STAMP) $(LLM_STAMP) $(BROWSER_STAMP)
 	$(VENV)/bin/ruff format --check pipeline tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/asynctool schemas --check
-	$(PY) -m pytest -q
+	# the slowest tests are listed so a CI log shows where the minutes go
+	$(PY) -m pytest -q --durations=25
 
 # The quick loop: the same checks, without the tests marked slow (servers, clusters, killed
 # subprocesses, a real model, large property runs); make test runs everything, as CI does.

@@ -39,7 +39,7 @@ from pipeline.evolve.extend import extend
 from pipeline.evolve.judge import load_trust, merge_stats
 from pipeline.evolve.novelty import NoveltyCheck
 from pipeline.evolve.rename import rename
-from pipeline.evolve.verbalise import Verbaliser, verbalise
+from pipeline.evolve.verbalise import Verbaliser, shared_verbaliser, verbalise
 from pipeline.jsonl import read_records, write_atomic, write_parts
 from pipeline.llm import LLMClient, LLMConfig, UsageLedger, endpoint_capabilities
 from pipeline.manifest import (
@@ -176,7 +176,7 @@ def _grow(
     started = time.perf_counter()
     parents = list(read_records(Path(job.parents_file), Task))[job.start : job.stop]
     rng = random.Random(f"{settings.seed}:{job.round_no}:{job.index}")
-    verbaliser = Verbaliser()
+    verbaliser = shared_verbaliser()
     stats = ShardStats(job.index)
     candidates: list[Candidate] = []
     for parent in parents:

@@ -30,7 +30,6 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from pipeline.dependencies import infer_dependencies
@@ -45,7 +44,7 @@ from pipeline.evolve.extend import (
     produced_values,
     session_values,
 )
-from pipeline.evolve.verbalise import Ref, Verbaliser, ordinal
+from pipeline.evolve.verbalise import Ref, Verbaliser, ordinal, shared_verbaliser
 from pipeline.jsontree import scalars
 from pipeline.models import Call, Task
 from pipeline.replay import build_envs, replay, run_call, same_outcome_state, trace_calls
@@ -589,10 +588,9 @@ def options_for(operation: str, task: Task) -> list[Option]:
     return []
 
 
-@cache
 def verbaliser() -> Verbaliser:
     """One verbaliser for the drafts (it caches its compiled templates)."""
-    return Verbaliser()
+    return shared_verbaliser()
 
 
 def option_view(option: Option, parent: Task) -> dict[str, Any]:
