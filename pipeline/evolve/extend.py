@@ -131,11 +131,35 @@ def produced_values(
                 continue
             if sem is Sem.NUMBER and (f"{call.id}.{path}" if path else call.id) in taken:
                 continue
+            if sem in (Sem.NUMBER, Sem.DATE) and _arbitrary_pick(call, spec, output, path):
+                continue
             key = (repr(leaf), sem.value if sem else "")
             if key not in seen:
                 seen.add(key)
                 found.append(Produced(leaf, sem))
     return found
+
+
+def _arbitrary_pick(call: Call, spec: ToolSpec, output: Any, path: str) -> bool:
+    """Whether ``path`` picks a number or date a random draw returned by its position alone:
+    "the first value" of 12 random scores is one more random number, and a later step that
+    takes it ("draw 12 decimals between the first value from the previous step and 100", "a
+    geometric sequence starting at the first value") has no purpose (run llm131, both
+    readers). The ends of a list the call was asked to sort are its least and greatest; an id
+    drawn to be handed out, or the first of a shuffled list, is picked for a purpose."""
+    if not any(sem is Sem.SEED for _, sem in spec.result_types):
+        return False
+    tokens = path.split(".")
+    position = next((i for i, token in enumerate(tokens) if token.isdigit()), None)
+    if position is None:
+        return False
+    if call.arguments.get("sort") is not True or position != len(tokens) - 1:
+        return True
+    listed: Any = output
+    for token in tokens[:position]:
+        listed = listed.get(token) if isinstance(listed, dict) else None
+    index = int(tokens[position])
+    return not (isinstance(listed, list) and index in (0, len(listed) - 1))
 
 
 def _numbers_taken(task: Task) -> set[str]:

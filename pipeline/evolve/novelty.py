@@ -486,16 +486,26 @@ def step_dropped(parent: Task, child: Task) -> str | None:
     shared = _shared_word_dropped(parent, child, kept)
     if shared is not None:
         return shared
-    kept_tokens = set(_TOKEN.findall(child.question.lower()))
     # a parenthesis belongs to the clause before it: "summarise the sequence (count, sum, ...)"
     text = _PARENTHESIS.sub(lambda m: " " + re.sub(r"[,;]", " ", m.group(1)), parent.question)
     clauses = [c for c in _CLAUSE_BREAK.split(text.lower()) if c.strip()]
+    child_clauses = [c for c in _CLAUSE_BREAK.split(child.question.lower()) if c.strip()]
     # a word of another call's tool ("text" of count_text) says nothing of this step
     every_tool = {stem for call in child.calls for stem in tool_words(call.tool)}
     for call in child.calls:
         wanted = tool_words(call.tool)
         if any(stem in kept for stem in wanted):
             continue
+        # a number keeps its clause where the paraphrase says it for no other call: "Raise 2
+        # to the power of 10, then take the base-2 logarithm of the result" as "Take the
+        # base-2 logarithm of 10" (run llm131) made the 10 the logarithm's
+        others_tools = every_tool - wanted
+        kept_tokens = {
+            token
+            for clause in child_clauses
+            if not stems(clause).keys() & others_tools
+            for token in _TOKEN.findall(clause)
+        }
         for clause in clauses:
             if not any(stem in wanted for stem in stems(clause)):
                 continue
@@ -659,6 +669,37 @@ def choice_dropped(parent: Task, child: Task) -> str | None:
             choice = value.lower()
             if choice in parent_words and not any(_same_root(word, choice) for word in child_words):
                 return f"the paraphrase no longer says {value!r}, the {name} of {call.function}"
+    return None
+
+
+#: an ordinal that picks one of several ("write the first of them", "its last line"); a
+#: travel class or a step of the request is no pick
+_PICK = re.compile(
+    r"\b(?:the|its|their|his|her|my|your)\s+(?:very\s+)?"
+    r"(first|second|third|fourth|fifth|last|1st|2nd|3rd|earliest|initial|final|latest)\b"
+    r"(?![\s-]+(?:class|step)\b)"
+)
+#: the forms of one pick a paraphrase may write
+_PICK_FORMS = {
+    "1st": "first", "earliest": "first", "initial": "first", "2nd": "second", "3rd": "third",
+    "final": "last", "latest": "last",
+}  # fmt: skip
+
+
+def pick_dropped(parent: Task, child: Task) -> str | None:
+    """An entry the parent's request picks by its place ("the first of them") that the
+    paraphrase no longer picks, or ``None``: "find the lines ... that mention 'Action' and
+    write the first of them into ..." as "copy those lines into a new file" (run llm131, a
+    reader) asks for every line where the calls write one."""
+
+    def picks(question: str) -> Counter[str]:
+        found = _PICK.findall(QuestionText(question).lower)
+        return Counter(_PICK_FORMS.get(word, word) for word in found)
+
+    before, after = picks(parent.question), picks(child.question)
+    for word, count in before.items():
+        if after[word] < count:
+            return f"the paraphrase no longer picks the {word} entry its parent asked for"
     return None
 
 
@@ -855,6 +896,7 @@ def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] |
         (RejectionCode.EVOLVE_MEANING_CHANGED, action_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, role_dropped),
         (RejectionCode.EVOLVE_MEANING_CHANGED, choice_dropped),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, pick_dropped),
         (RejectionCode.EVOLVE_MEANING_CHANGED, vagueness_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, novelty_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, role_swapped),

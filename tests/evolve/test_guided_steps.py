@@ -339,14 +339,15 @@ def test_code_words_stand_for_a_step_whose_name_they_do_not_use(tmp_path: Path) 
 
 def test_a_step_the_model_makes_pointless_is_not_deeper(tmp_path: Path) -> None:
     """Run llm29: an arithmetic sequence of 1 value "going up by 5 each time" returns its start,
-    a price the first step drew; both readers failed it. Four values are new."""
+    a value an earlier step gave; both readers failed it. Four values are new."""
     parent = seed(("data_generation", "0dbbc5a15a54089f"))  # Draw 6 random prices ...
-    asked = f"{parent.question} Then generate an arithmetic sequence of {{n}} starting at the first"
+    total = replay(parent).outcomes[-1].result["sum"]
+    asked = f"{parent.question} Then generate an arithmetic sequence of {{n}} starting at the sum"
     for length, accepted in [(1, False), (4, True)]:
         question = asked.format(n=f"{length} value{'s' * (length > 1)}") + (
-            " value from the first step and going up by 5 each time."
+            " and going up by 5 each time."
         )
-        answer = chosen("arithmetic_sequence", question, start=36.12, step=5, length=length)
+        answer = chosen("arithmetic_sequence", question, start=total, step=5, length=length)
         made, rejected, _ = run(tmp_path / str(length), parent, "deepen", answer)
         assert [t.calls[-1].arguments["length"] for t in made] == ([length] if accepted else [])
         if not accepted:
@@ -533,19 +534,19 @@ def test_a_step_that_returns_nothing_is_not_deeper(tmp_path: Path) -> None:
 def test_words_that_ask_for_another_draw_or_the_highest_value_get_code_words(
     tmp_path: Path,
 ) -> None:
-    """Run llm32, broaden: "..., then draw another 6 random prices ... and use the first set to
+    """Run llm32: "..., then draw another 6 random prices ... and use the first set to
     generate an arithmetic sequence starting from the highest price" over one draw and a
-    sequence from the first price; both readers failed it."""
+    sequence from another value; both readers failed it."""
     parent = seed(("data_generation", "0dbbc5a15a54089f"))  # Draw 6 random prices ...
-    draw = "Draw 6 random prices between 5 and 50 with 2 decimal places"
-    for words, start in [
-        (f"{draw}, then draw another 6 and generate an arithmetic sequence of 6 values starting"
-         " at the first price from the previous step, going up by 10.", 36.12),
-        (f"{draw}, then generate an arithmetic sequence of 6 values starting at the highest"
-         " price from the previous step, going up by 10.", 36.12),
-    ]:  # fmt: skip
-        answer = chosen("arithmetic_sequence", words, start=start, step=10, length=6)
-        made, rejected, _ = run(tmp_path / str(len(words)), parent, "broaden", answer)
+    total = replay(parent).outcomes[-1].result["sum"]
+    for words in [
+        f"{parent.question} Then draw another 6 and generate an arithmetic sequence of 6 values"
+        " starting at the sum, going up by 10.",
+        f"{parent.question} Then generate an arithmetic sequence of 6 values starting at the"
+        " highest price, going up by 10.",
+    ]:
+        answer = chosen("arithmetic_sequence", words, start=total, step=10, length=6)
+        made, rejected, _ = run(tmp_path / str(len(words)), parent, "deepen", answer)
         assert rejected == [] and [t.lineage.words for t in made] == ["code"], words
         assert "another" not in made[0].question and "highest" not in made[0].question
 
@@ -653,25 +654,28 @@ def test_code_words_call_the_one_ticket_the_request_opened_the_new_ticket(
 
 def test_words_must_name_each_entry_a_step_takes_from_one_list(tmp_path: Path) -> None:
     """Run llm97 (both readers): "... The dates should start from the second date from the
-    first step" over a range from the second date to the third. Naming the step once does not
-    say which entries: code's words name both."""
-    parent = seed(("data_generation", "b75187c5d6055c38"))  # 5 random dates, then a range
-    option = next(o for o in deepen_options(parent) if o.function == "date_range")
-    start, end = option.fixed["start"], option.fixed["end"]
-    vague = f"{parent.question} The dates should start from the second date from the first step."
+    first step" over a range between two of its dates. Naming the step once does not say
+    which entries: code's words name both."""
+    parent = seed(("data_generation", "b75187c5d6055c38"))  # 5 dates in order, then a range
+    dates = replay(parent).outcomes[0].result["dates"]
+    start, end = dates[0], dates[-1]
+    asked = dict(start=start, end=end, step_days=7)
+    vague = f"{parent.question} The dates should start from the first date from the first step."
     made, rejected, _ = run(
-        tmp_path / "vague", parent, "deepen", chosen("date_range", vague, start=start, end=end)
+        tmp_path / "vague", parent, "deepen", chosen("date_range", vague, **asked)
     )
     assert rejected == [] and [t.lineage.words for t in made] == ["code"]
     # the step is said once, after the last entry (both readers of the words before: robotic)
     assert made[0].question.endswith(
-        " Then list the dates from the second date to the third date from the first step."
+        " Then list the dates from the first date to the fifth date from the first step, one"
+        " every 7 days."
     )
     both = (
-        f"{parent.question} Then list the days from the second to the third date of the first step."
+        f"{parent.question} Then list the days 7 days apart from the first to the fifth date of"
+        " the first step."
     )
     made, rejected, _ = run(
-        tmp_path / "both", parent, "deepen", chosen("date_range", both, start=start, end=end)
+        tmp_path / "both", parent, "deepen", chosen("date_range", both, **asked)
     )
     assert [t.lineage.words for t in made] == ["model"], rejected
 
@@ -994,3 +998,28 @@ def test_a_kept_call_named_only_through_the_new_steps_words_gives_way(tmp_path: 
     assert "convert 10 feet to meters" in made[0].question
     # both llm127 readers: "add the 12.5 feet in meters and the 10 feet in meters" is template
     assert made[0].question.endswith("finally add the two results.")
+
+
+def test_an_entry_a_draw_returned_by_its_place_alone_is_not_offered(tmp_path: Path) -> None:
+    """Run llm131 (a reader: nonsensical): "draw 12 random whole numbers between 40 and 100;
+    then draw 12 random decimal numbers between the first value from the previous step and
+    100", and "a geometric sequence starting at the first value": the first of 12 random
+    scores is one more random number. The ends of a draw asked in order stay offered."""
+    scores = seed(("data_generation", "728a8a435168e544"))  # Draw 12 random whole numbers ...
+    first = replay(scores).outcomes[0].result["values"][0]
+    offered = deepen_options(scores) + broaden_options(scores)
+    assert offered and all(first not in option.fixed.values() for option in offered)
+    question = (
+        "First, draw 12 random whole numbers between 40 and 100; then draw 12 random decimal"
+        " numbers between the first value from the previous step and 100."
+    )
+    answer = chosen("random_numbers", question, count=12, low=first, high=100)
+    made, rejected, _ = run(tmp_path, scores, "broaden", answer)
+    # nothing else in reach: broaden has no step to offer, and asks no model
+    assert made == [] and [r.code for r in rejected] == [RejectionCode.EVOLVE_NO_STEP]
+
+    dates = seed(("data_generation", "b75187c5d6055c38"))  # ... dates in calendar order, ...
+    drawn = replay(dates).outcomes[0].result["dates"]
+    ends = {drawn[0], drawn[-1]}
+    taken = [o for o in broaden_options(dates) if set(o.fixed.values()) & ends]
+    assert taken and not [o for o in broaden_options(dates) if drawn[1] in o.fixed.values()]

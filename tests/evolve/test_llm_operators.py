@@ -887,3 +887,44 @@ def test_paraphrase_that_calls_a_thing_new_that_no_call_makes_is_rejected(tmp_pa
         " into it, and let me know what the new balance is."
     )
     assert_kept(tmp_path, parent, kept)
+
+
+def test_paraphrase_that_moves_a_steps_numbers_to_another_step_is_rejected(
+    tmp_path: Path,
+) -> None:
+    """Run llm131 (a reader: mismatch): "Raise 2 to the power of 10, then take the base-2
+    logarithm of the result ..." as "Take the base-2 logarithm of 10, ...": both numbers are
+    still said, but for the logarithm; nothing asks to raise 2 to a power."""
+    parent = seed(("maths", "e258c82b5e6b326a"))
+    assert_rejected(
+        tmp_path,
+        parent,
+        "Take the base-2 logarithm of 10, rounded to four decimal places.",
+        RejectionCode.EVOLVE_STEP_UNASKED,
+        "no longer asks for power",
+    )
+    made, rejected = paraphrased(
+        tmp_path,
+        parent,
+        "Compute 2 to the power of 10 and then find the base-2 logarithm of that number, with"
+        " 4 digits of precision.",
+    )
+    assert rejected == [] and len(made) == 1
+
+
+def test_paraphrase_that_no_longer_picks_an_entry_is_rejected(tmp_path: Path) -> None:
+    """Run llm131 (a reader: mismatch): "... find the lines of meeting_notes.txt that mention
+    'Action' and write the first of them into ..." as "... copy those lines into a new file"
+    asks for every line where the calls write one. Said as "the first matching line" it
+    still picks it."""
+    parent = seed(("filesystem", "f6bb4340e769ce52"))
+    every = (
+        "In my documents folder, locate the lines of 'meeting_notes.txt' that contain 'Action',"
+        " and then copy those lines into a new file named 'next_step.txt' in the same folder."
+    )
+    assert_rejected(
+        tmp_path, parent, every, RejectionCode.EVOLVE_MEANING_CHANGED, "no longer picks the first"
+    )
+    kept = every.replace("copy those lines", "copy the first of those lines")
+    made, rejected = paraphrased(tmp_path, parent, kept)
+    assert rejected == [] and len(made) == 1

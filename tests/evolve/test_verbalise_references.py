@@ -419,3 +419,31 @@ def test_the_two_results_just_before_an_addition_read_as_such() -> None:
         _both("maths.add", "s1", "s2", {"a": 5, "b": 6}),
     ]
     assert said(computed).endswith("finally add the sum and the product.")
+
+
+def test_an_order_at_a_quoted_price_reads_as_its_current_price() -> None:
+    """Both llm131 readers: "place a buy order for 10 shares of NVDA at the price of NVDA per
+    share" reads as a template slot. The price a quote of the same stock gave is "its current
+    price"; a price of another stock keeps its name, a stated one its dollars."""
+    verbaliser = Verbaliser()
+
+    def said(quoted: str, symbol: str) -> str:
+        price = _TRADING["stocks"][quoted]["price"]
+        calls = [
+            Call(id="s1", tool="trading.get_stock_info", arguments={"symbol": quoted}),
+            Call(
+                id="s2", tool="trading.place_order", depends_on=["s1"],
+                arguments={"order_type": "Buy", "symbol": symbol, "price": price, "amount": 10},
+                bindings={"price": "s1.price"},
+            ),
+        ]  # fmt: skip
+        outputs = [o.result for o in replay(_task("trading", calls)).outcomes]
+        return verbaliser.question(calls, outputs, by_content=True)
+
+    assert said("NVDA", "NVDA").endswith("10 shares of NVDA at its current price.")
+    assert said("MSFT", "NVDA").endswith("10 shares of NVDA at the price of MSFT.")
+    stated = Call(
+        id="s1", tool="trading.place_order",
+        arguments={"order_type": "Buy", "symbol": "NVDA", "price": 220.34, "amount": 10},
+    )  # fmt: skip
+    assert verbaliser.question([stated]).endswith("at $220.34 per share.")
