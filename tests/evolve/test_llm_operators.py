@@ -309,6 +309,15 @@ def assert_kept(tmp: Path, parent: Task, question: str) -> None:
     assert rejected == [] and [t.question for t in made] == [question]
 
 
+def assert_tells_apart(
+    tmp: Path, parent: Task, wrong: str, code: RejectionCode, said: str, right: str
+) -> None:
+    """The parent paraphrased as ``wrong`` is rejected with ``code`` (the message saying
+    ``said``), and as ``right`` kept."""
+    assert_rejected(tmp, parent, wrong, code, said)
+    assert_kept(tmp, parent, right)
+
+
 def test_paraphrase_that_speaks_as_the_assistant_is_rejected(tmp_path: Path) -> None:
     """Run llm25: "register my card" became "Register your card" and "I'm Priya Raman" "set
     your name to Priya Raman"; both readers failed it. A "your" inside a quoted value, or one
@@ -895,36 +904,30 @@ def test_paraphrase_that_moves_a_steps_numbers_to_another_step_is_rejected(
     """Run llm131 (a reader: mismatch): "Raise 2 to the power of 10, then take the base-2
     logarithm of the result ..." as "Take the base-2 logarithm of 10, ...": both numbers are
     still said, but for the logarithm; nothing asks to raise 2 to a power."""
-    parent = seed(("maths", "e258c82b5e6b326a"))
-    assert_rejected(
+    assert_tells_apart(
         tmp_path,
-        parent,
+        seed(("maths", "e258c82b5e6b326a")),
         "Take the base-2 logarithm of 10, rounded to four decimal places.",
         RejectionCode.EVOLVE_STEP_UNASKED,
         "no longer asks for power",
-    )
-    made, rejected = paraphrased(
-        tmp_path,
-        parent,
         "Compute 2 to the power of 10 and then find the base-2 logarithm of that number, with"
         " 4 digits of precision.",
     )
-    assert rejected == [] and len(made) == 1
 
 
 def test_paraphrase_that_no_longer_picks_an_entry_is_rejected(tmp_path: Path) -> None:
     """Run llm131 (a reader: mismatch): "... find the lines of meeting_notes.txt that mention
     'Action' and write the first of them into ..." as "... copy those lines into a new file"
-    asks for every line where the calls write one. Said as "the first matching line" it
-    still picks it."""
-    parent = seed(("filesystem", "f6bb4340e769ce52"))
+    asks for every line where the calls write one. "the first of those lines" still picks it."""
     every = (
         "In my documents folder, locate the lines of 'meeting_notes.txt' that contain 'Action',"
         " and then copy those lines into a new file named 'next_step.txt' in the same folder."
     )
-    assert_rejected(
-        tmp_path, parent, every, RejectionCode.EVOLVE_MEANING_CHANGED, "no longer picks the first"
+    assert_tells_apart(
+        tmp_path,
+        seed(("filesystem", "f6bb4340e769ce52")),
+        every,
+        RejectionCode.EVOLVE_MEANING_CHANGED,
+        "no longer picks the first",
+        every.replace("copy those lines", "copy the first of those lines"),
     )
-    kept = every.replace("copy those lines", "copy the first of those lines")
-    made, rejected = paraphrased(tmp_path, parent, kept)
-    assert rejected == [] and len(made) == 1
