@@ -841,12 +841,12 @@ def _reads_the_session(call: Call) -> bool:
     """Whether ``call`` reads what the session has one of (the car, the account), choosing at
     most which part by a fixed option: a field of its result needs no owner and no step
     ("convert the fuel level from gallons to liters"; "the fuel level from the previous step"
-    read as robotic to one llm101 reader)."""
+    read as robotic to one llm101 reader). So does a write set only by such options: the fuel
+    level stopping the engine reports is the car's ("convert the fuel level from the second
+    step", where no one asked to see it, read as a build leftover to an llm137 reader)."""
     try:
         spec = resolve_tool(call.tool)[1]
     except ToolError:
-        return False
-    if spec.kind is not ToolKind.READ:
         return False
     properties = spec.parameters.get("properties", {})
     return all(

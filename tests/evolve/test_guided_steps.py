@@ -775,11 +775,11 @@ def test_a_step_after_a_rounding_takes_the_rounded_value_even_when_it_is_unchang
 
 def test_a_field_of_what_the_car_reports_reads_without_a_step_number(tmp_path: Path) -> None:
     """ "convert the fuel level from the previous step" read as robotic (one llm101 reader):
-    the fuel level the car shows needs no step, and the one a write just reported is "the
-    resulting fuel level"."""
+    the fuel level the car shows needs no step, nor the one starting the engine reports (an
+    llm137 reader: "the fuel level from the second step" is a build leftover)."""
     for reference, fuel, words in [
         (("vehicle", "c0ec22f62cd943c0"), 18.0, "Then convert the fuel level from gallons to"),
-        (("vehicle", "4d826e28668f6ebe"), 22.0, "Then convert the resulting fuel level from"),
+        (("vehicle", "4d826e28668f6ebe"), 22.0, "Then convert the fuel level from gallons to"),
     ]:
         parent = seed(reference)
         answer = chosen(

@@ -447,3 +447,39 @@ def test_an_order_at_a_quoted_price_reads_as_its_current_price() -> None:
         arguments={"order_type": "Buy", "symbol": "NVDA", "price": 220.34, "amount": 10},
     )  # fmt: skip
     assert verbaliser.question([stated]).endswith("at $220.34 per share.")
+
+
+def test_a_field_the_car_reports_after_an_option_write_needs_no_step() -> None:
+    """An llm137 reader: "convert the fuel level from the second step from gallons to liters",
+    where the second step switched the engine off and no one asked to see the fuel level,
+    reads as a leftover of how the task was built. The car has one fuel level."""
+    calls = [
+        Call(id="s1", tool="vehicle.pressBrakePedal", arguments={"pedalPosition": 1.0}),
+        Call(id="s2", tool="vehicle.startEngine", arguments={"ignitionMode": "STOP"}),
+        Call(id="s3", tool="vehicle.activateParkingBrake", arguments={"mode": "engage"}),
+        Call(
+            id="s4", tool="vehicle.gallon_to_liter", arguments={"gallon": 12.0},
+            depends_on=["s2"], bindings={"gallon": "s2.fuelLevel"},
+        ),
+    ]  # fmt: skip
+    running = {"vehicle": {"engine_state": "running", "fuelLevel": 12.0}}
+    task = _task("vehicle", calls).model_copy(update={"initial_config": running})
+    outputs = [o.result for o in replay(task).outcomes]
+    assert outputs[1]["fuelLevel"] == 12.0
+    said = Verbaliser().question(calls, outputs, by_content=True)
+    assert said.endswith("finally convert the fuel level from gallons to liters."), said
+    # a write given an amount changed the level it reports: "the resulting fuel level"
+    filled = [
+        Call(id="s1", tool="vehicle.fillFuelTank", arguments={"fuelAmount": 5.0}),
+        Call(
+            id="s2", tool="vehicle.gallon_to_liter", arguments={"gallon": 17.0},
+            depends_on=["s1"], bindings={"gallon": "s1.fuelLevel"},
+        ),
+    ]  # fmt: skip
+    task = task.model_copy(update={"calls": filled})
+    outputs = [o.result for o in replay(task).outcomes]
+    assert (
+        Verbaliser()
+        .question(filled, outputs, by_content=True)
+        .endswith("then convert the resulting fuel level from gallons to liters.")
+    )
