@@ -703,6 +703,26 @@ def pick_dropped(parent: Task, child: Task) -> str | None:
     return None
 
 
+#: a request that opens by calling someone by name: "Daniel, please send ..."
+_VOCATIVE = re.compile(r"^\s*(?:hi|hey|hello|dear)?[\s,]*([A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)?)\s*,")
+
+
+def recipient_addressed(parent: Task, child: Task) -> str | None:
+    """A paraphrase that opens by calling on a name its parent did not open with, or ``None``:
+    "Find Daniel's user id and send him the message '...'" as "Daniel, please send the
+    message '...'" (run llm139, both readers) speaks to Daniel as if he were the assistant,
+    and no longer says who gets the message."""
+    match = _VOCATIVE.match(child.question)
+    if match is None or _VOCATIVE.match(parent.question):
+        return None
+    name = match.group(1)
+    # only a name a call is given is someone the request is about ("As USR001, log in" is not)
+    stated = {str(value).lower() for call in child.calls for value in call.arguments.values()}
+    if name.lower() not in stated:
+        return None
+    return f"the paraphrase speaks to {name!r} instead of asking on the user's behalf"
+
+
 #: a condition or thing left unnamed ("the first one that meets a certain criteria")
 _VAGUE = re.compile(r"\bcertain\b|\bsome kind of\b|\bsomething like\b")
 
@@ -897,6 +917,7 @@ def paraphrase_problem(parent: Task, child: Task) -> tuple[RejectionCode, str] |
         (RejectionCode.EVOLVE_MEANING_CHANGED, role_dropped),
         (RejectionCode.EVOLVE_MEANING_CHANGED, choice_dropped),
         (RejectionCode.EVOLVE_MEANING_CHANGED, pick_dropped),
+        (RejectionCode.EVOLVE_MEANING_CHANGED, recipient_addressed),
         (RejectionCode.EVOLVE_MEANING_CHANGED, vagueness_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, novelty_added),
         (RejectionCode.EVOLVE_MEANING_CHANGED, role_swapped),

@@ -931,3 +931,16 @@ def test_paraphrase_that_no_longer_picks_an_entry_is_rejected(tmp_path: Path) ->
         "no longer picks the first",
         every.replace("copy those lines", "copy the first of those lines"),
     )
+
+
+def test_paraphrase_that_speaks_to_the_recipient_is_rejected(tmp_path: Path) -> None:
+    """Run llm139 (both readers): "Find Daniel's user id and send him the message '...'" as
+    "Daniel, please send the message '...'" speaks to Daniel and names no recipient."""
+    assert_tells_apart(
+        tmp_path,
+        seed(("messaging", "b9279f0ec4320861")),
+        "Daniel, please send the message 'The build is green again.'",
+        RejectionCode.EVOLVE_MEANING_CHANGED,
+        "speaks to 'Daniel'",
+        "Get the user id for Daniel, then message him: 'The build is green again.'",
+    )
